@@ -1,0 +1,288 @@
+//! The TOML configuration file: connections, routers and policies, with
+//! `${ENV_VAR}` expansion for secrets. It produces the same
+//! [`EngineBuilder`] as code does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::connection::pool::PoolSettings;
+use crate::engine::{Engine, EngineBuilder, ReadFailure, RouterSource};
+use crate::error::{Error, Result};
+use crate::router::wasm::WasmRouter;
+use crate::router::wasm::runtime::RouterLimits;
+
+/// A parsed configuration file.
+///
+/// ```toml
+/// read_failure = "fall_back_to_default"   # or "fail" (the default)
+///
+/// [connections.default]
+/// url = "postgres://app:${DB_PASSWORD}@127.0.0.1/app"
+/// max_connections = 20
+///
+/// [connections.cache]
+/// url = "sqlite:cache.db"
+/// lazy = true
+///
+/// [[routers]]
+/// name = "cache"
+/// path = "routers/cache.wasm"          # relative to the file
+/// config = { ttl = 60 }
+///
+/// [router_limits]
+/// time_budget_ms = 5
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use dbroute::Config;
+/// let config = Config::from_toml_str(r#"
+///     [connections.default]
+///     url = "sqlite::memory:"
+/// "#, std::path::Path::new("."))?;
+/// assert_eq!(config.connection_names(), ["default"]);
+/// # Ok::<(), dbroute::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    file: ConfigFile,
+    base: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    connections: BTreeMap<String, ConnectionConfig>,
+    #[serde(default)]
+    routers: Vec<RouterConfig>,
+    #[serde(default)]
+    read_failure: ReadFailure,
+    #[serde(default)]
+    strict_transactions: bool,
+    #[serde(default)]
+    router_limits: LimitsConfig,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionConfig {
+    url: String,
+    #[serde(default)]
+    default: bool,
+    max_connections: Option<u32>,
+    min_connections: Option<u32>,
+    acquire_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_lifetime_ms: Option<u64>,
+    lazy: Option<bool>,
+}
+
+impl std::fmt::Debug for ConnectionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionConfig")
+            .field("url", &crate::connection::url::redact(&self.url))
+            .field("default", &self.default)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouterConfig {
+    name: String,
+    path: PathBuf,
+    #[serde(default)]
+    config: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsConfig {
+    time_budget_ms: Option<u64>,
+    memory_ceiling_bytes: Option<usize>,
+    stack_ceiling_bytes: Option<usize>,
+    idle_instances: Option<usize>,
+}
+
+impl Config {
+    /// Reads and parses a configuration file. Relative router paths are
+    /// relative to the file's folder.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when it cannot be read; [`Error::Config`] when it is
+    /// not valid; [`Error::MissingEnvVar`] for an unset `${VAR}`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, base, &path.display().to_string())
+    }
+
+    /// Parses configuration text; relative router paths are relative to
+    /// `base`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::from_file`].
+    pub fn from_toml_str(text: &str, base: &Path) -> Result<Self> {
+        Self::parse(text, base.to_path_buf(), "(string)")
+    }
+
+    fn parse(text: &str, base: PathBuf, origin: &str) -> Result<Self> {
+        let expanded = expand_env(text, origin)?;
+        let file: ConfigFile = toml::from_str(&expanded).map_err(|e| Error::Config {
+            origin: origin.to_owned(),
+            // toml's message quotes the offending line, which may hold an
+            // expanded secret: keep only the description.
+            message: crate::connection::url::redact(e.message()),
+        })?;
+        if file.connections.is_empty() {
+            return Err(Error::Config {
+                origin: origin.to_owned(),
+                message: "no [connections.NAME] section; add at least one".into(),
+            });
+        }
+        Ok(Config { file, base })
+    }
+
+    /// The connection names, sorted.
+    pub fn connection_names(&self) -> Vec<&str> {
+        self.file.connections.keys().map(String::as_str).collect()
+    }
+
+    /// The router limits the file sets (defaults for the rest).
+    pub fn router_limits(&self) -> RouterLimits {
+        let l = &self.file.router_limits;
+        let mut limits = RouterLimits::new();
+        if let Some(ms) = l.time_budget_ms {
+            limits = limits.time_budget(Duration::from_millis(ms));
+        }
+        if let Some(bytes) = l.memory_ceiling_bytes {
+            limits = limits.memory_ceiling(bytes);
+        }
+        if let Some(bytes) = l.stack_ceiling_bytes {
+            limits = limits.stack_ceiling(bytes);
+        }
+        if let Some(n) = l.idle_instances {
+            limits = limits.idle_instances(n);
+        }
+        limits
+    }
+
+    /// The builder this configuration describes.
+    pub fn builder(&self) -> EngineBuilder {
+        let mut builder = Engine::builder()
+            .read_failure(self.file.read_failure)
+            .strict_transactions(self.file.strict_transactions)
+            .router_limits(self.router_limits());
+        for (name, c) in &self.file.connections {
+            let mut settings = PoolSettings::new();
+            if let Some(n) = c.max_connections {
+                settings = settings.max_connections(n);
+            }
+            if let Some(n) = c.min_connections {
+                settings = settings.min_connections(n);
+            }
+            if let Some(ms) = c.acquire_timeout_ms {
+                settings = settings.acquire_timeout(Duration::from_millis(ms));
+            }
+            if let Some(ms) = c.idle_timeout_ms {
+                settings = settings.idle_timeout(Some(Duration::from_millis(ms)));
+            }
+            if let Some(ms) = c.max_lifetime_ms {
+                settings = settings.max_lifetime(Some(Duration::from_millis(ms)));
+            }
+            if let Some(lazy) = c.lazy {
+                settings = settings.lazy(lazy);
+            }
+            builder = builder.connection_with(name.clone(), c.url.clone(), settings);
+            if c.default {
+                builder = builder.default_connection(name.clone());
+            }
+        }
+        for r in &self.file.routers {
+            let path = if r.path.is_absolute() {
+                r.path.clone()
+            } else {
+                self.base.join(&r.path)
+            };
+            builder = builder.wasm_router(
+                WasmRouter::builder(&r.name).config(r.config.clone()),
+                RouterSource::File(path),
+            );
+        }
+        builder
+    }
+}
+
+/// Replaces `${VAR}` with the variable's value; `$${` is a literal `${`.
+fn expand_env(text: &str, origin: &str) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        if rest[..start].ends_with('$') {
+            out.push_str(&rest[..start - 1]);
+            out.push_str("${");
+            rest = &rest[start + 2..];
+            continue;
+        }
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(Error::Config {
+                origin: origin.to_owned(),
+                message: "a `${` is not closed by `}`".into(),
+            });
+        };
+        let var = &after[..end];
+        match std::env::var(var) {
+            Ok(value) => out.push_str(&value),
+            Err(_) => {
+                return Err(Error::MissingEnvVar {
+                    origin: origin.to_owned(),
+                    var: crate::name::printable(var),
+                });
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_variables_and_escapes() {
+        // SAFETY-free: a variable unique to this test.
+        let var = "DBROUTE_TEST_EXPAND_PATH";
+        let set = std::env::var("PATH").unwrap();
+        let text = format!("a=${{PATH}} b=$${{{var}}}");
+        assert_eq!(expand_env(&text, "t").unwrap(), format!("a={set} b=${{{var}}}"));
+        assert!(matches!(
+            expand_env("x=${DBROUTE_SURELY_UNSET_VARIABLE}", "t"),
+            Err(Error::MissingEnvVar { .. })
+        ));
+        assert!(matches!(expand_env("x=${OPEN", "t"), Err(Error::Config { .. })));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_empty_files() {
+        let base = Path::new(".");
+        assert!(Config::from_toml_str("", base).is_err());
+        let typo = "[connections.default]\nurl = \"sqlite::memory:\"\nmax_conections = 3\n";
+        let err = Config::from_toml_str(typo, base).unwrap_err().to_string();
+        assert!(err.contains("max_conections"), "{err}");
+    }
+}

@@ -1,0 +1,278 @@
+//! `Connection`: a handle for running SQL on one named connection, or on the
+//! open transaction that pins it.
+
+use std::sync::Arc;
+
+use sqlx::{Arguments, Database, Encode, Executor, IntoArguments, SqlSafeStr, SqlStr, Type};
+
+use super::pool::DbPool;
+use super::registry::ConnectionEntry;
+use super::url::Backend;
+use super::value::{DecodeRow, Row, Value, convert_rows};
+use crate::error::{Error, Result};
+use crate::name::ConnectionName;
+use crate::transaction::{TxConn, TxCore};
+
+/// What a statement changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryResult {
+    /// Rows inserted, updated or deleted.
+    pub rows_affected: u64,
+    /// The id of the last inserted row, where the backend reports one
+    /// (MySQL/MariaDB and SQLite; `None` on PostgreSQL: use `RETURNING`).
+    pub last_insert_id: Option<i64>,
+}
+
+/// A handle for running SQL on one connection.
+///
+/// Parameters are always bound, never interpolated. Write placeholders in
+/// the backend's own syntax (`$1` on PostgreSQL and SQLite, `?` on MySQL and
+/// SQLite); [`Backend::placeholder`] helps portable code. SQL must be a
+/// `&'static str` or wrapped in [`sqlx::AssertSqlSafe`], as in sqlx.
+///
+/// Inside a transaction the handle runs on the transaction's connection.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// use dbroute::{params, Engine};
+///
+/// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+/// let db = engine.connection(None)?;
+/// db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)", &[]).await?;
+/// db.execute("INSERT INTO users (name) VALUES ($1)", &params!["ada"]).await?;
+/// let row = db.fetch_one("SELECT id, name FROM users", &[]).await?;
+/// assert_eq!(row.get::<String, _>("name"), "ada");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Connection {
+    entry: Arc<ConnectionEntry>,
+    tx: Option<Arc<TxCore>>,
+}
+
+fn bind<DB>(params: &[Value]) -> std::result::Result<DB::Arguments, sqlx::Error>
+where
+    DB: Database,
+    for<'q> Value: Encode<'q, DB> + Type<DB>,
+{
+    let mut args = DB::Arguments::default();
+    for p in params {
+        args.add(p).map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
+}
+
+async fn fetch_all_on<'c, DB, E>(
+    exec: E,
+    sql: SqlStr,
+    params: &[Value],
+) -> std::result::Result<Vec<DB::Row>, sqlx::Error>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    for<'q> Value: Encode<'q, DB> + Type<DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    sqlx::query_with(sql, bind::<DB>(params)?).fetch_all(exec).await
+}
+
+async fn fetch_optional_on<'c, DB, E>(
+    exec: E,
+    sql: SqlStr,
+    params: &[Value],
+) -> std::result::Result<Option<DB::Row>, sqlx::Error>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    for<'q> Value: Encode<'q, DB> + Type<DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    sqlx::query_with(sql, bind::<DB>(params)?).fetch_optional(exec).await
+}
+
+async fn execute_on<'c, DB, E>(
+    exec: E,
+    sql: SqlStr,
+    params: &[Value],
+) -> std::result::Result<DB::QueryResult, sqlx::Error>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    for<'q> Value: Encode<'q, DB> + Type<DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    sqlx::query_with(sql, bind::<DB>(params)?).execute(exec).await
+}
+
+trait IntoQueryResult {
+    fn into_query_result(self) -> QueryResult;
+}
+impl IntoQueryResult for sqlx::postgres::PgQueryResult {
+    fn into_query_result(self) -> QueryResult {
+        QueryResult {
+            rows_affected: self.rows_affected(),
+            last_insert_id: None,
+        }
+    }
+}
+impl IntoQueryResult for sqlx::mysql::MySqlQueryResult {
+    fn into_query_result(self) -> QueryResult {
+        QueryResult {
+            rows_affected: self.rows_affected(),
+            last_insert_id: i64::try_from(self.last_insert_id()).ok().filter(|id| *id != 0),
+        }
+    }
+}
+impl IntoQueryResult for sqlx::sqlite::SqliteQueryResult {
+    fn into_query_result(self) -> QueryResult {
+        QueryResult {
+            rows_affected: self.rows_affected(),
+            last_insert_id: Some(self.last_insert_rowid()).filter(|id| *id != 0),
+        }
+    }
+}
+
+fn convert_optional<R: DecodeRow>(row: Option<R>) -> Result<Option<Row>> {
+    row.map(|r| r.to_row_alone()).transpose()
+}
+
+/// Runs `$body` with `$exec` bound to the right executor: the pool, or the
+/// transaction's connection.
+macro_rules! on_executor {
+    ($self:ident, |$exec:ident| $body:expr) => {{
+        match &$self.tx {
+            None => match &$self.entry.pool {
+                DbPool::Postgres(pool) => {
+                    let $exec = pool;
+                    $body
+                }
+                DbPool::MySql(pool) => {
+                    let $exec = pool;
+                    $body
+                }
+                DbPool::Sqlite(pool) => {
+                    let $exec = pool;
+                    $body
+                }
+            },
+            Some(tx) => {
+                let mut guard = tx.lock().await?;
+                match &mut *guard {
+                    TxConn::Postgres(conn) => {
+                        let $exec = &mut **conn;
+                        $body
+                    }
+                    TxConn::MySql(conn) => {
+                        let $exec = &mut **conn;
+                        $body
+                    }
+                    TxConn::Sqlite(conn) => {
+                        let $exec = &mut **conn;
+                        $body
+                    }
+                    TxConn::Finished => unreachable!("TxCore::lock refuses finished transactions"),
+                }
+            }
+        }
+    }};
+}
+
+impl Connection {
+    pub(crate) fn new(entry: Arc<ConnectionEntry>, tx: Option<Arc<TxCore>>) -> Self {
+        Connection { entry, tx }
+    }
+
+    /// The connection's registered name (the real name of the default, not
+    /// the alias `default`).
+    pub fn name(&self) -> ConnectionName {
+        self.entry.name
+    }
+
+    /// The backend behind this connection.
+    pub fn backend(&self) -> Backend {
+        self.entry.url.backend()
+    }
+
+    /// The typed sqlx pool behind this connection. Statements run directly on
+    /// it bypass any open transaction.
+    pub fn pool(&self) -> &DbPool {
+        &self.entry.pool
+    }
+
+    /// Whether this handle runs inside a transaction.
+    pub fn in_transaction(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    fn error(&self, source: sqlx::Error) -> Error {
+        match source {
+            sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
+                connection: self.entry.name,
+                timeout: self.entry.settings.get_acquire_timeout(),
+            },
+            sqlx::Error::RowNotFound => Error::RowNotFound {
+                connection: self.entry.name,
+            },
+            source => Error::Query {
+                connection: self.entry.name,
+                source,
+            },
+        }
+    }
+
+    /// Runs a statement and reports what it changed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`] when the database refuses the statement,
+    /// [`Error::PoolTimedOut`] when no connection became free in time.
+    pub async fn execute(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<QueryResult> {
+        let sql = sql.into_sql_str();
+        on_executor!(self, |exec| execute_on(exec, sql, params)
+            .await
+            .map(IntoQueryResult::into_query_result)
+            .map_err(|e| self.error(e)))
+    }
+
+    /// Runs a query and returns every row.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::execute`], and [`Error::Decode`] for a column type
+    /// that [`Row`] cannot read.
+    pub async fn fetch_all(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Vec<Row>> {
+        let sql = sql.into_sql_str();
+        on_executor!(self, |exec| {
+            let rows = fetch_all_on(exec, sql, params).await.map_err(|e| self.error(e))?;
+            convert_rows(&rows)
+        })
+    }
+
+    /// Runs a query and returns its first row, if any.
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::fetch_all`].
+    pub async fn fetch_optional(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Option<Row>> {
+        let sql = sql.into_sql_str();
+        on_executor!(self, |exec| {
+            let row = fetch_optional_on(exec, sql, params).await.map_err(|e| self.error(e))?;
+            convert_optional(row)
+        })
+    }
+
+    /// Runs a query that must return a row, and returns the first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RowNotFound`] when there is none; otherwise as
+    /// [`Connection::fetch_all`].
+    pub async fn fetch_one(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Row> {
+        self.fetch_optional(sql, params).await?.ok_or(Error::RowNotFound {
+            connection: self.entry.name,
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! Named connections: URLs, pools, the registry, and the handle that runs
+//! SQL.
+
+pub(crate) mod handle;
+pub(crate) mod pool;
+pub(crate) mod registry;
+pub(crate) mod url;
+pub(crate) mod value;

@@ -1,0 +1,186 @@
+//! The registry of named connections: lock-free lookups, copy-on-write
+//! changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::pool::{DbPool, PoolSettings};
+use super::url::ConnectionUrl;
+use crate::error::{Error, Result};
+use crate::metrics::StripedCounter;
+use crate::name::ConnectionName;
+
+/// One registered connection: its name, redacted URL, settings and pool.
+pub(crate) struct ConnectionEntry {
+    pub(crate) name: ConnectionName,
+    pub(crate) url: ConnectionUrl,
+    pub(crate) settings: PoolSettings,
+    pub(crate) pool: DbPool,
+    pub(crate) routed_reads: StripedCounter,
+    pub(crate) routed_writes: StripedCounter,
+}
+
+impl std::fmt::Debug for ConnectionEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionEntry")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("backend", &self.url.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionEntry {
+    pub(crate) async fn open(name: ConnectionName, url: ConnectionUrl, settings: PoolSettings) -> Result<Self> {
+        let pool = DbPool::open(name, &url, &settings).await?;
+        tracing::debug!(connection = %name, url = %url, "connection registered");
+        Ok(ConnectionEntry {
+            name,
+            url,
+            settings,
+            pool,
+            routed_reads: StripedCounter::default(),
+            routed_writes: StripedCounter::default(),
+        })
+    }
+}
+
+type Hasher = std::hash::BuildHasherDefault<std::hash::DefaultHasher>;
+
+/// An immutable snapshot of the registered connections.
+#[derive(Debug)]
+pub(crate) struct ConnectionMap {
+    by_name: HashMap<ConnectionName, Arc<ConnectionEntry>, Hasher>,
+    default: Arc<ConnectionEntry>,
+}
+
+impl ConnectionMap {
+    /// The connection registered under `name`; `default` always resolves to
+    /// the default connection.
+    #[inline]
+    pub(crate) fn get(&self, name: &ConnectionName) -> Option<&Arc<ConnectionEntry>> {
+        if name.is_default() {
+            return Some(&self.default);
+        }
+        self.by_name.get(name)
+    }
+
+    pub(crate) fn default_entry(&self) -> &Arc<ConnectionEntry> {
+        &self.default
+    }
+
+    /// Registered names, sorted, the default first.
+    pub(crate) fn names(&self) -> Vec<ConnectionName> {
+        let mut names: Vec<_> = self.by_name.keys().copied().collect();
+        names.sort_by_key(|n| (*n != self.default.name, *n));
+        names
+    }
+
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Arc<ConnectionEntry>> {
+        self.by_name.values()
+    }
+
+    pub(crate) fn unknown(&self, name: ConnectionName, requested_by: impl Into<String>) -> Error {
+        Error::UnknownConnection {
+            name,
+            requested_by: requested_by.into(),
+            registered: self.names(),
+        }
+    }
+}
+
+/// The live registry. Reads take a snapshot without locking; writers
+/// serialise on a mutex and publish a new snapshot.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    current: ArcSwap<ConnectionMap>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl Registry {
+    /// A registry from opened entries; `default` names the default.
+    pub(crate) fn new(entries: Vec<ConnectionEntry>, default: ConnectionName) -> Result<Self> {
+        let mut by_name = HashMap::with_hasher(Hasher::default());
+        for entry in entries {
+            by_name.insert(entry.name, Arc::new(entry));
+        }
+        let default = by_name.get(&default).cloned().ok_or(Error::NoConnections)?;
+        Ok(Registry {
+            current: ArcSwap::from_pointee(ConnectionMap { by_name, default }),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The current snapshot.
+    #[inline]
+    pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<ConnectionMap>> {
+        self.current.load()
+    }
+
+    /// A snapshot that can be kept.
+    pub(crate) fn snapshot_full(&self) -> Arc<ConnectionMap> {
+        self.current.load_full()
+    }
+
+    /// Registers a connection that was opened by the caller.
+    pub(crate) async fn add(&self, entry: ConnectionEntry) -> Result<()> {
+        let _writer = self.writer.lock().await;
+        let current = self.current.load_full();
+        if entry.name.is_default() || current.by_name.contains_key(&entry.name) {
+            entry.pool.close().await;
+            return Err(Error::DuplicateConnection { name: entry.name });
+        }
+        let mut by_name = current.by_name.clone();
+        by_name.insert(entry.name, Arc::new(entry));
+        self.current.store(Arc::new(ConnectionMap {
+            by_name,
+            default: current.default.clone(),
+        }));
+        Ok(())
+    }
+
+    /// Unregisters a connection; its pool drains (operations in flight
+    /// finish) and closes.
+    pub(crate) async fn remove(&self, name: ConnectionName) -> Result<()> {
+        let _writer = self.writer.lock().await;
+        let current = self.current.load_full();
+        let Some(entry) = current.get(&name).cloned() else {
+            return Err(current.unknown(name, "remove_connection"));
+        };
+        if Arc::ptr_eq(&entry, &current.default) {
+            let others: Vec<_> = current.names().into_iter().filter(|n| *n != entry.name).collect();
+            if !others.is_empty() {
+                return Err(Error::RemoveDefault {
+                    name: entry.name,
+                    others,
+                });
+            }
+        }
+        let mut by_name = current.by_name.clone();
+        by_name.remove(&entry.name);
+        if by_name.is_empty() {
+            // Removing the last connection is closing.
+            drop(by_name);
+        } else {
+            self.current.store(Arc::new(ConnectionMap {
+                by_name,
+                default: current.default.clone(),
+            }));
+        }
+        drop(current);
+        entry.pool.close().await;
+        tracing::debug!(connection = %entry.name, "connection removed");
+        Ok(())
+    }
+
+    /// Closes every pool, waiting for them to drain.
+    pub(crate) async fn close_all(&self) {
+        let _writer = self.writer.lock().await;
+        let current = self.current.load_full();
+        for entry in current.by_name.values() {
+            entry.pool.close().await;
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! Values that cross the SQL boundary: bound parameters and the cells of
+//! result rows, the same on every backend.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::mysql::{MySql, MySqlTypeInfo};
+use sqlx::postgres::{PgTypeInfo, Postgres, types::Oid};
+use sqlx::sqlite::{Sqlite, SqliteTypeInfo};
+use sqlx::{Column as _, Decode, Encode, Row as _, Type, TypeInfo as _, ValueRef as _};
+
+use crate::error::{Error, Result};
+
+/// One SQL value: a bound parameter, or a cell of a result row.
+///
+/// # Examples
+///
+/// ```
+/// use dbroute::Value;
+/// assert_eq!(Value::from(7), Value::Int(7));
+/// assert_eq!(Value::from("ada"), Value::Text("ada".into()));
+/// assert_eq!(Value::from(None::<i64>), Value::Null);
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum Value {
+    /// SQL `NULL`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer (any width that fits in 64 bits).
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+}
+
+macro_rules! value_from {
+    ($($t:ty => $variant:ident via $conv:expr),* $(,)?) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value::$variant($conv(v))
+            }
+        }
+    )*};
+}
+value_from! {
+    bool => Bool via |v| v,
+    i8 => Int via i64::from,
+    i16 => Int via i64::from,
+    i32 => Int via i64::from,
+    i64 => Int via |v| v,
+    u8 => Int via i64::from,
+    u16 => Int via i64::from,
+    u32 => Int via i64::from,
+    f32 => Float via f64::from,
+    f64 => Float via |v| v,
+    String => Text via |v| v,
+    &str => Text via str::to_owned,
+    &String => Text via String::clone,
+    Vec<u8> => Bytes via |v| v,
+    &[u8] => Bytes via <[u8]>::to_vec,
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// Builds a parameter list for [`Connection::execute`](crate::Connection::execute)
+/// and the fetch methods.
+///
+/// # Examples
+///
+/// ```
+/// use dbroute::{params, Value};
+/// let p = params![1, "ada", None::<i64>];
+/// assert_eq!(p, [Value::Int(1), Value::Text("ada".into()), Value::Null]);
+/// ```
+#[macro_export]
+macro_rules! params {
+    ($($value:expr),* $(,)?) => {
+        [$($crate::Value::from($value)),*]
+    };
+}
+
+/// Converts a [`Value`] into a Rust type, widening where no information is
+/// lost (an `INT4` column reads as `i64`, `0`/`1` as `bool`).
+pub trait FromValue: Sized {
+    /// The conversion; `Err` says what did not fit.
+    fn from_value(value: &Value) -> std::result::Result<Self, String>;
+}
+
+fn mismatch(value: &Value, wanted: &str) -> String {
+    let found = match value {
+        Value::Null => "NULL",
+        Value::Bool(_) => "a boolean",
+        Value::Int(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Text(_) => "text",
+        Value::Bytes(_) => "bytes",
+    };
+    format!("holds {found}, which cannot be read as {wanted}")
+}
+
+impl FromValue for Value {
+    fn from_value(value: &Value) -> std::result::Result<Self, String> {
+        Ok(value.clone())
+    }
+}
+
+impl FromValue for i64 {
+    fn from_value(value: &Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Int(i) => Ok(*i),
+            Value::Bool(b) => Ok(i64::from(*b)),
+            other => Err(mismatch(other, "i64")),
+        }
+    }
+}
+
+macro_rules! narrow_int {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            fn from_value(value: &Value) -> std::result::Result<Self, String> {
+                let wide = i64::from_value(value).map_err(|_| mismatch(value, stringify!($t)))?;
+                <$t>::try_from(wide).map_err(|_| format!("holds {wide}, which does not fit in {}", stringify!($t)))
+            }
+        }
+    )*};
+}
+narrow_int!(i8, i16, i32, u8, u16, u32, u64, usize);
+
+impl FromValue for f64 {
+    fn from_value(value: &Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Float(f) => Ok(*f),
+            Value::Int(i) => Ok(*i as f64),
+            other => Err(mismatch(other, "f64")),
+        }
+    }
+}
+
+impl FromValue for f32 {
+    fn from_value(value: &Value) -> std::result::Result<Self, String> {
+        f64::from_value(value).map(|f| f as f32)
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(value: &Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Bool(b) => Ok(*b),
+            Value::Int(0) => Ok(false),
+            Value::Int(1) => Ok(true),
+            other => Err(mismatch(other, "bool")),
+        }
+    }
+}
+
+impl FromValue for String {
+    fn from_value(value: &Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Text(s) => Ok(s.clone()),
+            other => Err(mismatch(other, "String")),
+        }
+    }
+}
+
+impl FromValue for Vec<u8> {
+    fn from_value(value: &Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Bytes(b) => Ok(b.clone()),
+            Value::Text(s) => Ok(s.clone().into_bytes()),
+            other => Err(mismatch(other, "Vec<u8>")),
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: &Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Null => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// Selects a column by position or by name.
+pub trait ColumnIndex: fmt::Display {
+    /// The column's position in `columns`, if it exists.
+    fn position(&self, columns: &[Box<str>]) -> Option<usize>;
+}
+
+impl ColumnIndex for usize {
+    fn position(&self, columns: &[Box<str>]) -> Option<usize> {
+        (*self < columns.len()).then_some(*self)
+    }
+}
+
+impl ColumnIndex for &str {
+    fn position(&self, columns: &[Box<str>]) -> Option<usize> {
+        columns.iter().position(|c| &**c == *self)
+    }
+}
+
+/// One result row, readable by column name or index on every backend.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// # let engine = dbroute::Engine::builder().connection("default", "sqlite::memory:").build().await?;
+/// # let db = engine.connection(None)?;
+/// let row = db.fetch_one("SELECT 42 AS answer, 'ada' AS name", &[]).await?;
+/// let answer: i64 = row.try_get("answer")?;
+/// let name: String = row.try_get(1)?;
+/// assert_eq!((answer, name.as_str()), (42, "ada"));
+/// assert!(row.try_get::<i64, _>("missing").is_err());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Row {
+    columns: Arc<[Box<str>]>,
+    values: Vec<Value>,
+}
+
+impl Row {
+    /// Reads a column as `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the column does not exist or its value does not
+    /// fit `T`.
+    pub fn try_get<T: FromValue, I: ColumnIndex>(&self, index: I) -> Result<T> {
+        let Some(position) = index.position(&self.columns) else {
+            return Err(Error::Decode {
+                column: index.to_string(),
+                problem: format!("no such column; the row has: {}", self.columns.join(", ")),
+            });
+        };
+        T::from_value(&self.values[position]).map_err(|problem| Error::Decode {
+            column: index.to_string(),
+            problem,
+        })
+    }
+
+    /// Reads a column as `T`.
+    ///
+    /// # Panics
+    ///
+    /// When [`Row::try_get`] would fail.
+    pub fn get<T: FromValue, I: ColumnIndex>(&self, index: I) -> T {
+        self.try_get(index).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The column names, in order.
+    pub fn columns(&self) -> &[Box<str>] {
+        &self.columns
+    }
+
+    /// The values, in column order.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.columns.iter().zip(&self.values)).finish()
+    }
+}
+
+/// Turns driver rows into [`Row`]s, reading the column names once.
+pub(crate) fn convert_rows<R: DecodeRow>(rows: &[R]) -> Result<Vec<Row>> {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let columns = first.column_names();
+    rows.iter().map(|r| r.to_row(columns.clone())).collect()
+}
+
+/// A driver row that can be read into a [`Row`].
+pub(crate) trait DecodeRow {
+    fn column_names(&self) -> Arc<[Box<str>]>;
+    fn to_row(&self, columns: Arc<[Box<str>]>) -> Result<Row>;
+    fn to_row_alone(&self) -> Result<Row> {
+        self.to_row(self.column_names())
+    }
+}
+
+fn unsupported(column: &str, type_name: &str, cast: &str) -> Error {
+    Error::Decode {
+        column: column.to_owned(),
+        problem: format!(
+            "has SQL type {type_name}, which dbroute's Row cannot read; cast it in the query ({cast}) or use the typed pool"
+        ),
+    }
+}
+
+fn decode_error(column: &str, e: BoxDynError) -> Error {
+    Error::Decode {
+        column: column.to_owned(),
+        problem: e.to_string(),
+    }
+}
+
+macro_rules! decode_row_impl {
+    ($row:ty, $db:ty, $decode:ident) => {
+        impl DecodeRow for $row {
+            fn column_names(&self) -> Arc<[Box<str>]> {
+                self.columns()
+                    .iter()
+                    .map(|c| Box::<str>::from(c.name()))
+                    .collect()
+            }
+            fn to_row(&self, columns: Arc<[Box<str>]>) -> Result<Row> {
+                let mut values = Vec::with_capacity(columns.len());
+                for (i, column) in columns.iter().enumerate() {
+                    let raw = self.try_get_raw(i).map_err(|e| decode_error(column, e.into()))?;
+                    values.push($decode(column, raw)?);
+                }
+                Ok(Row { columns, values })
+            }
+        }
+    };
+}
+
+fn pg_value(column: &str, raw: sqlx::postgres::PgValueRef<'_>) -> Result<Value> {
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let type_name = raw.type_info().name().to_owned();
+    let decoded: std::result::Result<Value, BoxDynError> = match type_name.as_str() {
+        "BOOL" => <bool as Decode<Postgres>>::decode(raw).map(Value::Bool),
+        "INT2" => <i16 as Decode<Postgres>>::decode(raw).map(Value::from),
+        "INT4" => <i32 as Decode<Postgres>>::decode(raw).map(Value::from),
+        "INT8" => <i64 as Decode<Postgres>>::decode(raw).map(Value::from),
+        "OID" => <Oid as Decode<Postgres>>::decode(raw).map(|o| Value::from(o.0)),
+        "FLOAT4" => <f32 as Decode<Postgres>>::decode(raw).map(Value::from),
+        "FLOAT8" => <f64 as Decode<Postgres>>::decode(raw).map(Value::from),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CITEXT" | "UNKNOWN" | "JSON" => {
+            <String as Decode<Postgres>>::decode(raw).map(Value::Text)
+        }
+        "JSONB" => {
+            // Binary JSONB is a version byte, then the JSON text.
+            <&[u8] as Decode<Postgres>>::decode(raw).and_then(|bytes| {
+                std::str::from_utf8(bytes.get(1..).unwrap_or_default())
+                    .map(|s| Value::Text(s.to_owned()))
+                    .map_err(Into::into)
+            })
+        }
+        "BYTEA" => <Vec<u8> as Decode<Postgres>>::decode(raw).map(Value::Bytes),
+        other => return Err(unsupported(column, other, "x::text")),
+    };
+    decoded.map_err(|e| decode_error(column, e))
+}
+
+fn mysql_value(column: &str, raw: sqlx::mysql::MySqlValueRef<'_>) -> Result<Value> {
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let type_name = raw.type_info().name().to_owned();
+    let decoded: std::result::Result<Value, BoxDynError> = match type_name.as_str() {
+        "BOOLEAN" => <bool as Decode<MySql>>::decode(raw).map(Value::Bool),
+        "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "YEAR" => {
+            <i64 as Decode<MySql>>::decode(raw).map(Value::from)
+        }
+        "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED" | "BIGINT UNSIGNED" => {
+            <u64 as Decode<MySql>>::decode(raw)
+                .map(|wide| i64::try_from(wide).map_or_else(|_| Value::Text(wide.to_string()), Value::Int))
+        }
+        "FLOAT" => <f32 as Decode<MySql>>::decode(raw).map(Value::from),
+        "DOUBLE" => <f64 as Decode<MySql>>::decode(raw).map(Value::from),
+        // The binary protocol sends DECIMAL as text.
+        "DECIMAL" | "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" | "JSON" => {
+            <&[u8] as Decode<MySql>>::decode(raw)
+                .and_then(|b| std::str::from_utf8(b).map(str::to_owned).map_err(Into::into))
+                .map(Value::Text)
+        }
+        "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BINARY" | "VARBINARY" | "BIT" => {
+            <Vec<u8> as Decode<MySql>>::decode(raw).map(Value::Bytes)
+        }
+        "NULL" => Ok(Value::Null),
+        other => return Err(unsupported(column, other, "CAST(x AS CHAR)")),
+    };
+    decoded.map_err(|e| decode_error(column, e))
+}
+
+fn sqlite_value(column: &str, raw: sqlx::sqlite::SqliteValueRef<'_>) -> Result<Value> {
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    // SQLite types values, not columns: read by the value's storage class.
+    let type_name = raw.type_info().name().to_owned();
+    let decoded: std::result::Result<Value, BoxDynError> = match type_name.as_str() {
+        "INTEGER" | "BOOLEAN" | "INT8" => <i64 as Decode<Sqlite>>::decode(raw).map(Value::Int),
+        "REAL" => <f64 as Decode<Sqlite>>::decode(raw).map(Value::Float),
+        "BLOB" => <Vec<u8> as Decode<Sqlite>>::decode(raw).map(Value::Bytes),
+        _ => <String as Decode<Sqlite>>::decode(raw).map(Value::Text),
+    };
+    decoded.map_err(|e| decode_error(column, e))
+}
+
+decode_row_impl!(sqlx::postgres::PgRow, Postgres, pg_value);
+decode_row_impl!(sqlx::mysql::MySqlRow, MySql, mysql_value);
+decode_row_impl!(sqlx::sqlite::SqliteRow, Sqlite, sqlite_value);
+
+// ---- binding parameters ----
+
+/// PostgreSQL's `unknown` pseudo-type: lets the server infer a NULL's type
+/// from the statement.
+const PG_UNKNOWN: Oid = Oid(705);
+
+impl Type<Postgres> for Value {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(PG_UNKNOWN)
+    }
+    fn compatible(_: &PgTypeInfo) -> bool {
+        true
+    }
+}
+
+impl Encode<'_, Postgres> for Value {
+    fn encode_by_ref(&self, buf: &mut sqlx::postgres::PgArgumentBuffer) -> std::result::Result<IsNull, BoxDynError> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Bool(v) => <bool as Encode<Postgres>>::encode_by_ref(v, buf),
+            Value::Int(v) => <i64 as Encode<Postgres>>::encode_by_ref(v, buf),
+            Value::Float(v) => <f64 as Encode<Postgres>>::encode_by_ref(v, buf),
+            Value::Text(v) => <&str as Encode<Postgres>>::encode_by_ref(&v.as_str(), buf),
+            Value::Bytes(v) => <&[u8] as Encode<Postgres>>::encode_by_ref(&v.as_slice(), buf),
+        }
+    }
+    fn produces(&self) -> Option<PgTypeInfo> {
+        Some(match self {
+            Value::Null => PgTypeInfo::with_oid(PG_UNKNOWN),
+            Value::Bool(_) => <bool as Type<Postgres>>::type_info(),
+            Value::Int(_) => <i64 as Type<Postgres>>::type_info(),
+            Value::Float(_) => <f64 as Type<Postgres>>::type_info(),
+            Value::Text(_) => <&str as Type<Postgres>>::type_info(),
+            Value::Bytes(_) => <&[u8] as Type<Postgres>>::type_info(),
+        })
+    }
+}
+
+impl Type<MySql> for Value {
+    fn type_info() -> MySqlTypeInfo {
+        <&str as Type<MySql>>::type_info()
+    }
+    fn compatible(_: &MySqlTypeInfo) -> bool {
+        true
+    }
+}
+
+impl Encode<'_, MySql> for Value {
+    fn encode_by_ref(&self, buf: &mut Vec<u8>) -> std::result::Result<IsNull, BoxDynError> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Bool(v) => <bool as Encode<MySql>>::encode_by_ref(v, buf),
+            Value::Int(v) => <i64 as Encode<MySql>>::encode_by_ref(v, buf),
+            Value::Float(v) => <f64 as Encode<MySql>>::encode_by_ref(v, buf),
+            Value::Text(v) => <&str as Encode<MySql>>::encode_by_ref(&v.as_str(), buf),
+            Value::Bytes(v) => <&[u8] as Encode<MySql>>::encode_by_ref(&v.as_slice(), buf),
+        }
+    }
+    fn produces(&self) -> Option<MySqlTypeInfo> {
+        Some(match self {
+            Value::Null | Value::Text(_) => <&str as Type<MySql>>::type_info(),
+            Value::Bool(_) => <bool as Type<MySql>>::type_info(),
+            Value::Int(_) => <i64 as Type<MySql>>::type_info(),
+            Value::Float(_) => <f64 as Type<MySql>>::type_info(),
+            Value::Bytes(_) => <&[u8] as Type<MySql>>::type_info(),
+        })
+    }
+}
+
+impl Type<Sqlite> for Value {
+    fn type_info() -> SqliteTypeInfo {
+        <&str as Type<Sqlite>>::type_info()
+    }
+    fn compatible(_: &SqliteTypeInfo) -> bool {
+        true
+    }
+}
+
+impl<'q> Encode<'q, Sqlite> for Value {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as sqlx::Database>::ArgumentBuffer,
+    ) -> std::result::Result<IsNull, BoxDynError> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Bool(v) => <bool as Encode<Sqlite>>::encode_by_ref(v, buf),
+            Value::Int(v) => <i64 as Encode<Sqlite>>::encode_by_ref(v, buf),
+            Value::Float(v) => <f64 as Encode<Sqlite>>::encode_by_ref(v, buf),
+            Value::Text(v) => <String as Encode<Sqlite>>::encode_by_ref(v, buf),
+            Value::Bytes(v) => <Vec<u8> as Encode<Sqlite>>::encode_by_ref(v, buf),
+        }
+    }
+}

@@ -1,0 +1,827 @@
+//! The engine: the registry of connections, the active router chain, and
+//! the resolution of every operation to one connection.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
+
+use crate::connection::handle::Connection;
+use crate::connection::pool::PoolSettings;
+use crate::connection::registry::{ConnectionEntry, Registry};
+use crate::connection::url::ConnectionUrl;
+use crate::error::{Error, Result};
+use crate::model::{Hints, Model, ModelInfo};
+use crate::name::ConnectionName;
+use crate::routed::Routed;
+use crate::router::chain::{ActiveRouters, ChainAnswer};
+use crate::router::wasm::runtime::{RouterLimits, RouterRuntime};
+use crate::router::wasm::{WasmRouter, WasmRouterBuilder};
+use crate::router::{Migration, OpKind, Operation, Relation, RelationSide, Router, RouterChain, RouterStatus};
+use crate::transaction::{self, Access, Transaction};
+
+/// What a read does when its router faults (traps, runs past a limit,
+/// answers badly). A write always fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFailure {
+    /// Fail the read (the default).
+    #[default]
+    Fail,
+    /// Log the fault and read from `default`.
+    FallBackToDefault,
+}
+
+/// How many decisions chose one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionCount {
+    /// The connection.
+    pub connection: ConnectionName,
+    /// Reads routed to it.
+    pub reads: u64,
+    /// Writes routed to it.
+    pub writes: u64,
+}
+
+enum PendingRouter {
+    Native(Arc<dyn Router>),
+    Wasm(WasmRouterBuilder, RouterSource),
+}
+
+/// Where a WebAssembly router's module comes from.
+#[derive(Debug, Clone)]
+pub enum RouterSource {
+    /// A `.wasm` or `.wat` file.
+    File(PathBuf),
+    /// Module bytes (binary or WAT text).
+    Bytes(Arc<[u8]>),
+}
+
+/// Builds an [`Engine`]: connections, routers, limits and policies.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// use dbroute::{Engine, PoolSettings};
+///
+/// let engine = Engine::builder()
+///     .connection("primary", "sqlite::memory:")
+///     .connection_with("cache", "sqlite::memory:", PoolSettings::new().max_connections(2))
+///     .default_connection("primary")
+///     .build()
+///     .await?;
+/// assert_eq!(engine.connection(Some("default"))?.name(), "primary");
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct EngineBuilder {
+    connections: Vec<(String, String, PoolSettings)>,
+    default: Option<String>,
+    second_default: Option<(String, String)>,
+    routers: Vec<PendingRouter>,
+    limits: RouterLimits,
+    read_failure: ReadFailure,
+    strict_transactions: bool,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.connections.iter().map(|(n, _, _)| n.as_str()).collect();
+        f.debug_struct("EngineBuilder")
+            .field("connections", &names)
+            .field("default", &self.default)
+            .field("routers", &self.routers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    /// Registers a connection with default pool settings. The first
+    /// connection is the default unless another is marked with
+    /// [`EngineBuilder::default_connection`].
+    pub fn connection(self, name: impl Into<String>, url: impl Into<String>) -> Self {
+        self.connection_with(name, url, PoolSettings::default())
+    }
+
+    /// Registers a connection with its own pool settings.
+    pub fn connection_with(mut self, name: impl Into<String>, url: impl Into<String>, settings: PoolSettings) -> Self {
+        self.connections.push((name.into(), url.into(), settings));
+        self
+    }
+
+    /// Marks a registered connection as the default.
+    pub fn default_connection(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        match &self.default {
+            Some(existing) if *existing != name => self.second_default = Some((existing.clone(), name)),
+            _ => self.default = Some(name),
+        }
+        self
+    }
+
+    /// Appends a native router to the chain.
+    pub fn router(mut self, router: impl Router) -> Self {
+        self.routers.push(PendingRouter::Native(Arc::new(router)));
+        self
+    }
+
+    /// Appends a WebAssembly router to the chain, loaded when the engine is
+    /// built (its `dbroute_init` learns the registered connections).
+    pub fn wasm_router(mut self, router: WasmRouterBuilder, source: RouterSource) -> Self {
+        self.routers.push(PendingRouter::Wasm(router, source));
+        self
+    }
+
+    /// The limits WebAssembly routers run under.
+    pub fn router_limits(mut self, limits: RouterLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// What a read does when its router faults.
+    pub fn read_failure(mut self, policy: ReadFailure) -> Self {
+        self.read_failure = policy;
+        self
+    }
+
+    /// Strict transactions: inside a transaction, a routed operation whose
+    /// model the router would send elsewhere is an error (off by default).
+    pub fn strict_transactions(mut self, strict: bool) -> Self {
+        self.strict_transactions = strict;
+        self
+    }
+
+    /// Opens every connection, loads the routers, and returns the engine.
+    ///
+    /// # Errors
+    ///
+    /// The first problem found: an invalid or duplicate name, two defaults,
+    /// no connection, a bad URL, a server that cannot be reached (for eager
+    /// pools), a router refused at load. Pools already opened are closed.
+    pub async fn build(self) -> Result<Engine> {
+        if let Some((existing, new)) = &self.second_default {
+            return Err(Error::SecondDefault {
+                existing: ConnectionName::new(existing)?,
+                new: ConnectionName::new(new)?,
+            });
+        }
+        let mut names = Vec::new();
+        let mut urls = Vec::new();
+        for (name, url, settings) in &self.connections {
+            let name = ConnectionName::new(name)?;
+            if names.contains(&name) {
+                return Err(Error::DuplicateConnection { name });
+            }
+            names.push(name);
+            urls.push((name, ConnectionUrl::parse(name, url)?, settings.clone()));
+        }
+        let default = match &self.default {
+            Some(d) => {
+                let d = ConnectionName::new(d)?;
+                if !names.contains(&d) {
+                    return Err(Error::UnknownConnection {
+                        name: d,
+                        requested_by: "default_connection".into(),
+                        registered: names,
+                    });
+                }
+                d
+            }
+            None => *names.first().ok_or(Error::NoConnections)?,
+        };
+        if default != ConnectionName::DEFAULT && names.contains(&ConnectionName::DEFAULT) {
+            return Err(Error::InvalidName {
+                name: "default".into(),
+                reason: "`default` is reserved for the default connection, which is another one here",
+            });
+        }
+        let mut entries: Vec<ConnectionEntry> = Vec::new();
+        for (name, url, settings) in urls {
+            match ConnectionEntry::open(name, url, settings).await {
+                Ok(entry) => entries.push(entry),
+                Err(e) => {
+                    for entry in &entries {
+                        entry.pool.close().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let registry = Registry::new(entries, default)?;
+        let engine = Engine {
+            inner: Arc::new(EngineInner {
+                registry,
+                routers: ArcSwap::from_pointee(ActiveRouters {
+                    chain: RouterChain::new(),
+                    generation: 0,
+                }),
+                swap: Mutex::new(()),
+                runtime: OnceLock::new(),
+                limits: self.limits,
+                read_failure: self.read_failure,
+                strict_transactions: self.strict_transactions,
+                closed: AtomicBool::new(false),
+            }),
+        };
+        let mut chain = RouterChain::new();
+        for pending in self.routers {
+            chain = match pending {
+                PendingRouter::Native(router) => chain.then_shared(router),
+                PendingRouter::Wasm(builder, source) => match engine.load_router(builder, source) {
+                    Ok(router) => chain.then(router),
+                    Err(e) => {
+                        engine.close().await;
+                        return Err(e);
+                    }
+                },
+            };
+        }
+        engine
+            .inner
+            .routers
+            .store(Arc::new(ActiveRouters { chain, generation: 0 }));
+        Ok(engine)
+    }
+}
+
+struct EngineInner {
+    registry: Registry,
+    routers: ArcSwap<ActiveRouters>,
+    swap: Mutex<()>,
+    runtime: OnceLock<Result<RouterRuntime>>,
+    limits: RouterLimits,
+    read_failure: ReadFailure,
+    strict_transactions: bool,
+    closed: AtomicBool,
+}
+
+/// The routing engine: named connection pools, the router chain that picks
+/// one per operation, and transactions pinned to one connection. Cheap to
+/// clone; clones share everything.
+///
+/// Resolution, as in Django: an open transaction pins everything to its
+/// connection; then an explicit [`using`](Routed::using) wins; then the
+/// router chain, in order, first opinion wins; then `default`. A name that
+/// is not registered is an error, never a silent fallback.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// use dbroute::{Engine, ModelInfo};
+///
+/// let engine = Engine::builder()
+///     .connection("default", "sqlite::memory:")
+///     .connection("replica", "sqlite::memory:")
+///     .build()
+///     .await?;
+/// let user = ModelInfo::named("User");
+/// // No router: everything goes to default.
+/// assert_eq!(engine.db_for_read(&user, &Default::default())?, "default");
+/// // An explicit override wins.
+/// let replica = engine.read_model(&user).using("replica").connection()?;
+/// assert_eq!(replica.name(), "replica");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let registry = self.inner.registry.snapshot();
+        let connections: Vec<_> = registry
+            .entries()
+            .map(|e| (e.name, e.url.redacted().to_owned()))
+            .collect();
+        f.debug_struct("Engine")
+            .field("connections", &connections)
+            .field("default", &registry.default_entry().name)
+            .field("routers", &self.router_status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Starts building an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            connections: Vec::new(),
+            default: None,
+            second_default: None,
+            routers: Vec::new(),
+            limits: RouterLimits::default(),
+            read_failure: ReadFailure::default(),
+            strict_transactions: false,
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    // ---- connections ----
+
+    /// A handle on a named connection (`None`: the default). Inside a
+    /// transaction it runs in the transaction, and naming another
+    /// connection is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownConnection`] listing the registered names;
+    /// [`Error::CrossConnection`] inside a transaction on another connection.
+    pub fn connection(&self, name: Option<&str>) -> Result<Connection> {
+        self.check_open()?;
+        let registry = self.inner.registry.snapshot();
+        let requested = match name {
+            Some(name) => Some(ConnectionName::new(name)?),
+            None => None,
+        };
+        if let Some(tx) = transaction::current() {
+            if let Some(requested) = requested {
+                let same = registry.get(&requested).is_some_and(|e| Arc::ptr_eq(e, &tx.entry));
+                if !same {
+                    return Err(Error::CrossConnection {
+                        transaction: tx.entry.name,
+                        requested,
+                    });
+                }
+            }
+            return Ok(Connection::new(tx.entry.clone(), Some(tx)));
+        }
+        let entry = match requested {
+            None => registry.default_entry(),
+            Some(name) => registry
+                .get(&name)
+                .ok_or_else(|| registry.unknown(name, "connection()"))?,
+        };
+        Ok(Connection::new(entry.clone(), None))
+    }
+
+    /// The registered connection names, the default first.
+    pub fn connection_names(&self) -> Vec<ConnectionName> {
+        self.inner.registry.snapshot().names()
+    }
+
+    /// The default connection's registered name.
+    pub fn default_name(&self) -> ConnectionName {
+        self.inner.registry.snapshot().default_entry().name
+    }
+
+    /// Registers a connection while the engine runs. Active routers make new
+    /// instances that know the new name.
+    ///
+    /// # Errors
+    ///
+    /// As for [`EngineBuilder::build`]: an invalid or duplicate name, a bad
+    /// URL, an unreachable server (unless the pool is lazy).
+    pub async fn add_connection(&self, name: &str, url: &str, settings: PoolSettings) -> Result<()> {
+        self.check_open()?;
+        let name = ConnectionName::new(name)?;
+        if self.inner.registry.snapshot().get(&name).is_some() {
+            return Err(Error::DuplicateConnection { name });
+        }
+        let url = ConnectionUrl::parse(name, url)?;
+        let entry = ConnectionEntry::open(name, url, settings).await?;
+        self.inner.registry.add(entry).await?;
+        self.connections_changed();
+        Ok(())
+    }
+
+    /// Unregisters a connection: new operations can no longer pick it, those
+    /// in flight finish, then its pool closes. The default cannot be removed
+    /// while other connections are registered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownConnection`], [`Error::RemoveDefault`].
+    pub async fn remove_connection(&self, name: &str) -> Result<()> {
+        let name = ConnectionName::new(name)?;
+        self.inner.registry.remove(name).await?;
+        self.connections_changed();
+        Ok(())
+    }
+
+    fn connections_changed(&self) {
+        let names = self.connection_names();
+        for router in self.inner.routers.load().chain.routers() {
+            router.connections_changed(&names);
+        }
+    }
+
+    /// Closes every pool, waiting for connections in use to come back.
+    /// Later operations fail with [`Error::Closed`].
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Relaxed);
+        self.inner.registry.close_all().await;
+    }
+
+    // ---- routers ----
+
+    /// The runtime WebAssembly routers of this engine run in, made on first
+    /// use with the engine's [`RouterLimits`].
+    ///
+    /// # Errors
+    ///
+    /// When wasmtime cannot be configured with the limits.
+    pub fn router_runtime(&self) -> Result<&RouterRuntime> {
+        self.inner
+            .runtime
+            .get_or_init(|| RouterRuntime::new(self.inner.limits.clone()))
+            .as_ref()
+            .map_err(|e| Error::Config {
+                origin: "router limits".into(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Loads a WebAssembly router with this engine's runtime, telling its
+    /// `dbroute_init` the registered connection names. It is not activated:
+    /// pass it to [`Engine::set_router`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RouterLoad`] with the reason it was refused.
+    pub fn load_router(&self, builder: WasmRouterBuilder, source: RouterSource) -> Result<WasmRouter> {
+        let runtime = self.router_runtime()?;
+        let builder = builder.connection_names(self.connection_names());
+        match source {
+            RouterSource::File(path) => builder.load_file(runtime, path),
+            RouterSource::Bytes(bytes) => builder.load(runtime, &bytes),
+        }
+    }
+
+    /// Replaces the active router chain, atomically: decisions in flight
+    /// finish with the old chain, new ones use the new chain. Open
+    /// transactions are not affected. Returns the new generation.
+    pub fn set_router(&self, chain: impl Into<RouterChain>) -> u64 {
+        let chain = chain.into();
+        let _swap = self.inner.swap.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.inner.routers.load().generation + 1;
+        self.inner.routers.store(Arc::new(ActiveRouters { chain, generation }));
+        tracing::info!(generation, "router chain swapped");
+        generation
+    }
+
+    /// Removes every router: everything goes to `default`.
+    pub fn clear_router(&self) -> u64 {
+        self.set_router(RouterChain::new())
+    }
+
+    /// The active routers and the swap generation.
+    pub fn router_status(&self) -> RouterStatus {
+        let active = self.inner.routers.load();
+        RouterStatus {
+            generation: active.generation,
+            routers: active.chain.routers().iter().map(|r| r.identity()).collect(),
+        }
+    }
+
+    /// Decisions counted per connection since the engine started.
+    pub fn decision_counts(&self) -> Vec<DecisionCount> {
+        let registry = self.inner.registry.snapshot();
+        registry
+            .names()
+            .into_iter()
+            .filter_map(|name| registry.get(&name).map(|e| (name, e)))
+            .map(|(connection, e)| DecisionCount {
+                connection,
+                reads: e.routed_reads.get(),
+                writes: e.routed_writes.get(),
+            })
+            .collect()
+    }
+
+    /// Watches a router file and reloads it (debounced) whenever it
+    /// changes; each good version becomes the whole active chain. A broken
+    /// or half-written file is refused and reported; the old router keeps
+    /// serving. Dropping the returned watcher stops watching.
+    ///
+    /// # Errors
+    ///
+    /// When the first load fails, or the file cannot be watched.
+    pub fn watch_router(&self, builder: WasmRouterBuilder, path: impl AsRef<Path>) -> Result<crate::RouterWatcher> {
+        crate::router::watch::RouterWatcher::start(self.clone(), builder, path.as_ref().to_path_buf())
+    }
+
+    // ---- decisions ----
+
+    /// The connection for reading `model`, by the resolution order.
+    ///
+    /// # Errors
+    ///
+    /// A router's refusal or fault; a router naming an unregistered
+    /// connection.
+    pub fn db_for_read(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
+        self.decide(OpKind::Read, model, hints, None).map(|e| e.name)
+    }
+
+    /// The connection for writing `model`, by the resolution order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::db_for_read`].
+    pub fn db_for_write(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
+        self.decide(OpKind::Write, model, hints, None).map(|e| e.name)
+    }
+
+    /// May an object of `a` on connection `a_db` be related to one of `b` on
+    /// `b_db`? The first router with an opinion decides; without one, only
+    /// objects on the same connection may be related.
+    ///
+    /// # Errors
+    ///
+    /// A router fault; an unknown connection name.
+    pub fn allow_relation(&self, a: (&ModelInfo, &str), b: (&ModelInfo, &str), hints: &Hints) -> Result<bool> {
+        let registry = self.inner.registry.snapshot();
+        let resolve = |name: &str| -> Result<ConnectionName> {
+            let name = ConnectionName::new(name)?;
+            registry
+                .get(&name)
+                .map(|e| e.name)
+                .ok_or_else(|| registry.unknown(name, "allow_relation"))
+        };
+        let (a_db, b_db) = (resolve(a.1)?, resolve(b.1)?);
+        let relation = Relation {
+            a: RelationSide { model: a.0, db: a_db },
+            b: RelationSide { model: b.0, db: b_db },
+            hints,
+        };
+        Ok(self
+            .inner
+            .routers
+            .load()
+            .allow_relation(&relation)?
+            .unwrap_or(a_db == b_db))
+    }
+
+    /// May `model`'s schema be created on connection `db`? The first router
+    /// with an opinion decides; without one, yes.
+    ///
+    /// # Errors
+    ///
+    /// A router fault; an unknown connection name.
+    pub fn allow_migrate(&self, db: &str, model: &ModelInfo, hints: &Hints) -> Result<bool> {
+        let registry = self.inner.registry.snapshot();
+        let name = ConnectionName::new(db)?;
+        let db = registry
+            .get(&name)
+            .map(|e| e.name)
+            .ok_or_else(|| registry.unknown(name, "allow_migrate"))?;
+        let migration = Migration { db, model, hints };
+        Ok(self.inner.routers.load().allow_migrate(&migration)?.unwrap_or(true))
+    }
+
+    /// Resolves one operation to a registered connection (no transaction).
+    #[inline]
+    pub(crate) fn decide(
+        &self,
+        kind: OpKind,
+        model: &ModelInfo,
+        hints: &Hints,
+        using: Option<&str>,
+    ) -> Result<Arc<ConnectionEntry>> {
+        self.check_open()?;
+        let registry = self.inner.registry.snapshot();
+        let entry = if let Some(using) = using {
+            let name = ConnectionName::new(using)?;
+            registry.get(&name).ok_or_else(|| registry.unknown(name, "using()"))?
+        } else {
+            let routers = self.inner.routers.load();
+            let op = Operation { kind, model, hints };
+            match routers.decide(&op) {
+                Ok(ChainAnswer::Use(name, router)) => match registry.get(&name) {
+                    Some(entry) => entry,
+                    None => return Err(registry.unknown(name, router.identity().to_string())),
+                },
+                Ok(ChainAnswer::Default) => registry.default_entry(),
+                Err((error, true))
+                    if kind == OpKind::Read && self.inner.read_failure == ReadFailure::FallBackToDefault =>
+                {
+                    tracing::warn!(
+                        model = model.name(),
+                        "router fault on a read, falling back to default: {error}"
+                    );
+                    registry.default_entry()
+                }
+                Err((error, _)) => return Err(error),
+            }
+        };
+        match kind {
+            OpKind::Read => entry.routed_reads.increment(),
+            OpKind::Write => entry.routed_writes.increment(),
+        }
+        Ok(entry.clone())
+    }
+
+    /// Resolves one operation to a connection handle, honouring an open
+    /// transaction.
+    pub(crate) fn resolve(
+        &self,
+        kind: OpKind,
+        model: &ModelInfo,
+        hints: &Hints,
+        using: Option<&str>,
+        tx: Option<Arc<transaction::TxCore>>,
+    ) -> Result<Connection> {
+        let Some(tx) = tx.or_else(transaction::current) else {
+            return self
+                .decide(kind, model, hints, using)
+                .map(|entry| Connection::new(entry, None));
+        };
+        // Pinned: the router is not asked, unless strict mode checks it.
+        let registry = self.inner.registry.snapshot();
+        let requested = match using {
+            Some(using) => Some(ConnectionName::new(using)?),
+            None if self.inner.strict_transactions => {
+                let routers = self.inner.routers.load();
+                match routers.decide(&Operation { kind, model, hints }) {
+                    Ok(ChainAnswer::Use(name, _)) => Some(name),
+                    Ok(ChainAnswer::Default) => Some(registry.default_entry().name),
+                    Err((error, _)) => return Err(error),
+                }
+            }
+            None => None,
+        };
+        if let Some(requested) = requested {
+            if !registry.get(&requested).is_some_and(|e| Arc::ptr_eq(e, &tx.entry)) {
+                return Err(Error::CrossConnection {
+                    transaction: tx.entry.name,
+                    requested,
+                });
+            }
+        }
+        Ok(Connection::new(tx.entry.clone(), Some(tx)))
+    }
+
+    // ---- routed operations ----
+
+    /// A read of model `M`, routed by `db_for_read`.
+    pub fn read<M: Model>(&self) -> Routed<'_> {
+        Routed::new(self, OpKind::Read, M::model_info())
+    }
+
+    /// A write of model `M`, routed by `db_for_write`.
+    pub fn write<M: Model>(&self) -> Routed<'_> {
+        Routed::new(self, OpKind::Write, M::model_info())
+    }
+
+    /// A read of a model given by its metadata.
+    pub fn read_model<'a>(&'a self, model: &'a ModelInfo) -> Routed<'a> {
+        Routed::new(self, OpKind::Read, model)
+    }
+
+    /// A write of a model given by its metadata.
+    pub fn write_model<'a>(&'a self, model: &'a ModelInfo) -> Routed<'a> {
+        Routed::new(self, OpKind::Write, model)
+    }
+
+    // ---- transactions ----
+
+    async fn begin_entry(&self, entry: Arc<ConnectionEntry>, access: Access) -> Result<Transaction> {
+        if let Some(tx) = transaction::current() {
+            if !Arc::ptr_eq(&tx.entry, &entry) {
+                return Err(Error::CrossConnection {
+                    transaction: tx.entry.name,
+                    requested: entry.name,
+                });
+            }
+            return Transaction::nested(tx).await;
+        }
+        Transaction::begin(entry, access).await
+    }
+
+    /// Begins a transaction on the default connection (a savepoint when the
+    /// task is already inside a transaction on it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolTimedOut`], [`Error::Query`], [`Error::CrossConnection`].
+    pub async fn begin(&self) -> Result<Transaction> {
+        self.check_open()?;
+        let entry = self.inner.registry.snapshot().default_entry().clone();
+        self.begin_entry(entry, Access::ReadWrite).await
+    }
+
+    /// Begins a transaction on a named connection.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::begin`], and [`Error::UnknownConnection`].
+    pub async fn begin_on(&self, name: &str) -> Result<Transaction> {
+        self.check_open()?;
+        let name = ConnectionName::new(name)?;
+        let registry = self.inner.registry.snapshot_full();
+        let entry = registry
+            .get(&name)
+            .ok_or_else(|| registry.unknown(name, "begin_on()"))?
+            .clone();
+        self.begin_entry(entry, Access::ReadWrite).await
+    }
+
+    /// Begins a transaction for writing `model`: the router's `db_for_write`
+    /// is asked once, now.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::begin`], and the router's refusal or fault.
+    pub async fn begin_for(&self, model: &ModelInfo, hints: &Hints) -> Result<Transaction> {
+        let entry = self.decide(OpKind::Write, model, hints, None)?;
+        self.begin_entry(entry, Access::ReadWrite).await
+    }
+
+    /// Begins a read-only transaction for reading `model` (`db_for_read`,
+    /// asked once). PostgreSQL and MySQL enforce read-only; SQLite runs a
+    /// deferred transaction.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::begin_for`].
+    pub async fn begin_read_only_for(&self, model: &ModelInfo, hints: &Hints) -> Result<Transaction> {
+        let entry = self.decide(OpKind::Read, model, hints, None)?;
+        self.begin_entry(entry, Access::ReadOnly).await
+    }
+
+    /// Runs `work` inside a transaction on the default connection: the
+    /// engine's routed API and [`Engine::connection`] join it without being
+    /// handed it, in this task only (spawned tasks do not inherit it). `Ok`
+    /// commits; `Err` rolls back and returns the error; a panic rolls back
+    /// and resumes. Nested calls make savepoints.
+    ///
+    /// # Errors
+    ///
+    /// `work`'s error, or the engine's (begin or commit failed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Engine, ModelInfo};
+    ///
+    /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// engine.connection(None)?.execute("CREATE TABLE t (x INTEGER)", &[]).await?;
+    /// let model = ModelInfo::named("T");
+    /// engine
+    ///     .transaction(|_tx| async {
+    ///         // Joins the transaction without being handed it:
+    ///         engine.write_model(&model).execute("INSERT INTO t VALUES (1)", &[]).await?;
+    ///         Ok::<_, dbroute::Error>(())
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<T, E, F, Fut>(&self, work: F) -> std::result::Result<T, E>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: From<Error>,
+    {
+        let tx = self.begin().await?;
+        self.run_in(tx, work).await
+    }
+
+    /// As [`Engine::transaction`], on a named connection.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::transaction`].
+    pub async fn transaction_on<T, E, F, Fut>(&self, name: &str, work: F) -> std::result::Result<T, E>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: From<Error>,
+    {
+        let tx = self.begin_on(name).await?;
+        self.run_in(tx, work).await
+    }
+
+    async fn run_in<T, E, F, Fut>(&self, tx: Transaction, work: F) -> std::result::Result<T, E>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: From<Error>,
+    {
+        let result = transaction::scope(tx.core().clone(), work(tx.connection())).await;
+        match result {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Err(error) => {
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::error!("rollback after an error failed: {rollback}");
+                }
+                Err(error)
+            }
+        }
+    }
+}

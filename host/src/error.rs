@@ -1,0 +1,416 @@
+//! The library's error type: one enum, each variant a situation a caller may
+//! want to tell apart, each message saying what was wrong and what to do.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::name::ConnectionName;
+use crate::router::RouterIdentity;
+
+/// Everything that can go wrong in dbroute.
+///
+/// Messages never contain a connection's password: URLs are always shown
+/// redacted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A connection name breaks the naming rules.
+    #[error("invalid connection name \"{name}\": {reason}; use 1-64 bytes of A-Z a-z 0-9 _ - .")]
+    InvalidName {
+        /// The offending name (escaped and shortened for display).
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// Two connections were registered under one name.
+    #[error("a connection named `{name}` is already registered; pick another name or remove it first")]
+    DuplicateConnection {
+        /// The duplicated name.
+        name: ConnectionName,
+    },
+
+    /// A second connection was marked as the default.
+    #[error(
+        "`{new}` is marked as the default connection, but `{existing}` already is; exactly one connection is the default"
+    )]
+    SecondDefault {
+        /// The connection that is the default already.
+        existing: ConnectionName,
+        /// The connection that was also marked default.
+        new: ConnectionName,
+    },
+
+    /// An engine was built with no connection at all.
+    #[error("no connection is registered; register at least one (the first becomes `default`)")]
+    NoConnections,
+
+    /// A name that is not a registered connection was asked for.
+    #[error(
+        "unknown connection `{name}` (asked for by {requested_by}); registered connections: {}",
+        list(registered)
+    )]
+    UnknownConnection {
+        /// The name that was asked for.
+        name: ConnectionName,
+        /// Who asked: an explicit `using`, a router, a transaction.
+        requested_by: String,
+        /// The names that are registered.
+        registered: Vec<ConnectionName>,
+    },
+
+    /// A connection name was picked that the allow-list does not permit.
+    #[error("connection `{name}` may not be chosen here; allowed: {}", list(allowed))]
+    NotAllowed {
+        /// The name that was asked for.
+        name: ConnectionName,
+        /// The names the allow-list permits.
+        allowed: Vec<ConnectionName>,
+    },
+
+    /// A connection URL could not be understood.
+    #[error("connection `{connection}`: invalid URL {url}: {reason}")]
+    InvalidUrl {
+        /// The connection being registered.
+        connection: ConnectionName,
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A connection URL names a backend dbroute does not support.
+    #[error(
+        "connection `{connection}`: unsupported URL scheme `{scheme}`; use postgres://, postgresql://, mysql://, mariadb:// or sqlite:"
+    )]
+    UnsupportedScheme {
+        /// The connection being registered.
+        connection: ConnectionName,
+        /// The scheme that was given.
+        scheme: String,
+    },
+
+    /// Connecting to a database failed.
+    #[error("connection `{connection}` ({url}): could not connect: {source}")]
+    Connect {
+        /// The connection's name.
+        connection: ConnectionName,
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// No pooled connection became free within the acquire timeout.
+    #[error(
+        "connection `{connection}`: no database connection became free within {timeout:?} (pool exhausted or database unreachable); raise max_connections or acquire_timeout, or check the server"
+    )]
+    PoolTimedOut {
+        /// The connection's name.
+        connection: ConnectionName,
+        /// The acquire timeout that ran out.
+        timeout: Duration,
+    },
+
+    /// A statement failed on the database.
+    #[error("connection `{connection}`: {source}")]
+    Query {
+        /// The connection the statement ran on.
+        connection: ConnectionName,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A query that must return a row returned none.
+    #[error("connection `{connection}`: the query returned no row")]
+    RowNotFound {
+        /// The connection the statement ran on.
+        connection: ConnectionName,
+    },
+
+    /// A column could not be read as the requested Rust type.
+    #[error("column {column}: {problem}")]
+    Decode {
+        /// The column's name or index.
+        column: String,
+        /// What did not fit.
+        problem: String,
+    },
+
+    /// The default connection cannot be removed while others are registered.
+    #[error(
+        "the default connection `{name}` cannot be removed while other connections are registered ({}); remove them first or close the engine",
+        list(others)
+    )]
+    RemoveDefault {
+        /// The default's name.
+        name: ConnectionName,
+        /// The connections still registered.
+        others: Vec<ConnectionName>,
+    },
+
+    /// The engine was closed.
+    #[error("the engine is closed; build a new one")]
+    Closed,
+
+    /// A configuration file or value is wrong.
+    #[error("configuration {origin}: {message}")]
+    Config {
+        /// Where the configuration came from (a path, or "string").
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A configuration refers to an environment variable that is not set.
+    #[error(
+        "configuration {origin}: environment variable `{var}` is not set; export it or remove the ${{{var}}} reference"
+    )]
+    MissingEnvVar {
+        /// Where the configuration came from.
+        origin: String,
+        /// The variable's name.
+        var: String,
+    },
+
+    /// A router module was refused at load; the previously active router, if
+    /// any, keeps serving.
+    #[error("router `{router}` refused at load: {reason}")]
+    RouterLoad {
+        /// The router's name.
+        router: String,
+        /// Why it was refused.
+        reason: LoadError,
+    },
+
+    /// A router refused the operation, with its own message.
+    #[error("{router} refused the {op} of model `{model}`: {message}")]
+    RouterRefused {
+        /// The router that refused.
+        router: RouterIdentity,
+        /// `read`, `write`, `relation` or `migrate`.
+        op: &'static str,
+        /// The model's name.
+        model: String,
+        /// The router's message.
+        message: String,
+    },
+
+    /// A router misbehaved: it trapped, ran past a limit or answered badly.
+    #[error("{router} failed: {fault}")]
+    RouterFault {
+        /// The faulty router.
+        router: RouterIdentity,
+        /// What went wrong.
+        fault: Fault,
+    },
+
+    /// A statement inside a transaction asked for another connection.
+    #[error(
+        "a transaction is open on `{transaction}`, but `{requested}` was asked for; transactions never span databases: finish the transaction first, or use the compensating-transaction pattern"
+    )]
+    CrossConnection {
+        /// The transaction's connection.
+        transaction: ConnectionName,
+        /// The connection that was asked for.
+        requested: ConnectionName,
+    },
+
+    /// The transaction was already finished.
+    #[error("the transaction on `{connection}` is already finished")]
+    TransactionFinished {
+        /// The transaction's connection.
+        connection: ConnectionName,
+    },
+
+    /// A file could not be read or watched.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a router module was refused when loading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The bytes are not a valid WebAssembly module (or WAT text).
+    Compile(String),
+    /// The module has no `dbroute_abi_version` export.
+    NotARouter,
+    /// The module speaks another ABI version.
+    AbiVersion {
+        /// The version the module returned.
+        found: i32,
+        /// The version this host speaks.
+        supported: i32,
+    },
+    /// The module imports something other than `dbroute.log`.
+    ForbiddenImport {
+        /// The import's module.
+        module: String,
+        /// The import's name.
+        name: String,
+    },
+    /// An export the ABI requires is missing.
+    MissingExport(&'static str),
+    /// An export has the wrong type.
+    ExportType {
+        /// The export.
+        name: &'static str,
+        /// The type the ABI requires.
+        expected: &'static str,
+    },
+    /// Neither `db_for_read` nor `db_for_write` is exported.
+    NoDecisionExport,
+    /// The module could not be instantiated (for example, its memory is
+    /// larger than the memory ceiling).
+    Instantiate(String),
+    /// `dbroute_init` refused, with the router's message.
+    InitRefused(String),
+    /// `dbroute_init` faulted.
+    InitFault(Fault),
+    /// An expected decision of the self-test did not hold.
+    SelfTest(String),
+    /// The file is not a regular file, or is too large.
+    File(String),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Compile(e) => write!(f, "not a valid WebAssembly module: {e}"),
+            LoadError::NotARouter => {
+                f.write_str("not a dbroute router: it does not export `dbroute_abi_version` (see ABI.md)")
+            }
+            LoadError::AbiVersion { found, supported } => write!(
+                f,
+                "it speaks router ABI version {found}, but this host speaks version {supported}; rebuild it against a matching SDK"
+            ),
+            LoadError::ForbiddenImport { module, name } => write!(
+                f,
+                "it imports `{module}.{name}`; routers may import only `dbroute.log` (no WASI, clock, files or network): build for wasm32-unknown-unknown"
+            ),
+            LoadError::MissingExport(name) => {
+                write!(f, "it does not export `{name}`, which the router ABI requires")
+            }
+            LoadError::ExportType { name, expected } => {
+                write!(f, "its export `{name}` must have type {expected}")
+            }
+            LoadError::NoDecisionExport => {
+                f.write_str("it exports neither `db_for_read` nor `db_for_write`; a router needs at least one")
+            }
+            LoadError::Instantiate(e) => write!(f, "it could not be instantiated: {e}"),
+            LoadError::InitRefused(msg) => write!(f, "its dbroute_init refused: {msg}"),
+            LoadError::InitFault(fault) => write!(f, "its dbroute_init failed: {fault}"),
+            LoadError::SelfTest(msg) => write!(f, "self-test failed: {msg}"),
+            LoadError::File(msg) => f.write_str(msg),
+        }
+    }
+}
+
+/// How a router call went wrong. Every fault discards the instance that
+/// made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// The call ran past its time budget and was interrupted.
+    Timeout {
+        /// The budget.
+        budget: Duration,
+    },
+    /// The router tried to grow its memory past the ceiling.
+    MemoryLimit {
+        /// The ceiling, in bytes.
+        limit: usize,
+    },
+    /// The router exhausted its stack (for example, unbounded recursion).
+    StackOverflow,
+    /// The router trapped.
+    Trap(String),
+    /// A returned pointer and length lie outside the router's memory.
+    OutOfBounds {
+        /// The pointer.
+        ptr: u32,
+        /// The length.
+        len: u32,
+        /// The memory's size in bytes.
+        memory: usize,
+    },
+    /// Returned text is not UTF-8.
+    InvalidUtf8,
+    /// A returned connection name breaks the naming rules.
+    MalformedName {
+        /// The name (escaped and shortened).
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A result outside the values the ABI allows.
+    BadResult {
+        /// The export that returned it.
+        export: &'static str,
+        /// The value.
+        value: i64,
+    },
+    /// `dbroute_input` returned 0: the router could not allocate its input.
+    InputAllocation {
+        /// The input's length.
+        len: usize,
+    },
+    /// A native router panicked.
+    Panic(String),
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Timeout { budget } => write!(
+                f,
+                "the call ran past its time budget of {budget:?} and was stopped; make the router faster or raise the budget"
+            ),
+            Fault::MemoryLimit { limit } => write!(f, "it tried to grow its memory past the ceiling of {limit} bytes"),
+            Fault::StackOverflow => f.write_str("it exhausted its stack (unbounded recursion?)"),
+            Fault::Trap(msg) => write!(f, "it trapped: {msg}"),
+            Fault::OutOfBounds { ptr, len, memory } => write!(
+                f,
+                "it returned {len} bytes at {ptr:#x}, outside its {memory}-byte memory"
+            ),
+            Fault::InvalidUtf8 => f.write_str("it returned text that is not UTF-8"),
+            Fault::MalformedName { name, reason } => {
+                write!(f, "it answered the malformed connection name \"{name}\": {reason}")
+            }
+            Fault::BadResult { export, value } => {
+                write!(f, "`{export}` returned {value}, which the ABI does not allow")
+            }
+            Fault::InputAllocation { len } => write!(
+                f,
+                "`dbroute_input` returned 0: it could not provide {len} bytes for the input"
+            ),
+            Fault::Panic(msg) => write!(f, "it panicked: {msg}"),
+        }
+    }
+}
+
+fn list(names: &[ConnectionName]) -> String {
+    if names.is_empty() {
+        return "(none)".to_owned();
+    }
+    let mut out = String::new();
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(name.as_str());
+    }
+    out
+}
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

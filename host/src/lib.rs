@@ -1,0 +1,89 @@
+//! # dbroute
+//!
+//! dbroute routes each database operation of a service to one of several
+//! named connections (PostgreSQL, MySQL/MariaDB, SQLite, chosen by URL). A
+//! **router** decides, per model and per operation, which connection is
+//! used; routers are native Rust or **WebAssembly modules** in any language,
+//! sandboxed, and hot-swapped while the service runs.
+//!
+//! The pieces, by how long they live:
+//!
+//! - [`Engine`]: one per service. Holds the named connection pools, the
+//!   active [`RouterChain`], and resolves every operation to a
+//!   [`Connection`]. Built by [`Engine::builder`] or from a [`Config`] file.
+//! - [`RouterRuntime`] and [`WasmRouter`]: a router module is compiled once
+//!   and run in a bounded pool of sandboxed instances under
+//!   [`RouterLimits`] (time budget, memory and stack ceilings). The ABI
+//!   routers implement is fixed: see `ABI.md` in the repository.
+//! - [`Routed`]: one operation being put together — model, hints, override —
+//!   then run.
+//! - [`Transaction`]: a unit of work pinned to one connection; inside it the
+//!   router is not asked.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> dbroute::Result<()> {
+//! use dbroute::{params, Engine, Expectation, ModelInfo, RouterSource, WasmRouter};
+//!
+//! let engine = Engine::builder()
+//!     .connection("default", "sqlite::memory:")
+//!     .connection("replica", "sqlite::memory:")
+//!     .build()
+//!     .await?;
+//!
+//! // A router in WebAssembly text: every read goes to "replica".
+//! let wat = r#"(module
+//!   (memory (export "memory") 1)
+//!   (data (i32.const 16) "replica")
+//!   (func (export "dbroute_abi_version") (result i32) i32.const 1)
+//!   (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
+//!   (func (export "db_for_read") (param i32 i32) (result i64)
+//!     i64.const 0x0000001000000007))"#;
+//! let router = engine.load_router(
+//!     WasmRouter::builder("replica").expect(Expectation::read("User").answers("replica")),
+//!     RouterSource::Bytes(wat.as_bytes().into()),
+//! )?;
+//! engine.set_router(router);
+//!
+//! let user = ModelInfo::named("User");
+//! assert_eq!(engine.db_for_read(&user, &Default::default())?, "replica");
+//! assert_eq!(engine.db_for_write(&user, &Default::default())?, "default");
+//!
+//! engine.write_model(&user).execute("CREATE TABLE users (name TEXT)", &[]).await?;
+//! engine.write_model(&user).execute("INSERT INTO users VALUES ($1)", &params!["ada"]).await?;
+//! # Ok(()) }
+//! ```
+#![doc(test(attr(deny(warnings))))]
+
+mod config;
+mod connection;
+mod engine;
+mod error;
+mod metrics;
+mod model;
+mod name;
+mod routed;
+mod router;
+mod transaction;
+
+pub use config::Config;
+pub use connection::handle::{Connection, QueryResult};
+pub use connection::pool::{DbPool, PoolSettings};
+pub use connection::url::Backend;
+pub use connection::value::{ColumnIndex, FromValue, Row, Value};
+pub use engine::{DecisionCount, Engine, EngineBuilder, ReadFailure, RouterSource};
+pub use error::{Error, Fault, LoadError, Result};
+pub use model::{Hints, Model, ModelInfo};
+pub use name::{ConnectionName, MAX_NAME_LEN};
+pub use routed::Routed;
+pub use router::wasm::runtime::{RouterLimits, RouterRuntime};
+pub use router::wasm::{Expectation, ExpectationBuilder, MAX_ROUTER_SIZE, RouterInfo, WasmRouter, WasmRouterBuilder};
+pub use router::watch::{RouterWatcher, WatchStatus};
+pub use router::{
+    Decision, Migration, OpKind, Operation, Relation, RelationSide, Router, RouterChain, RouterIdentity, RouterStatus,
+};
+pub use transaction::Transaction;
+
+/// sqlx, re-exported so users name the same version (`AssertSqlSafe`, the
+/// typed pools).
+pub use sqlx;

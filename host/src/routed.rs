@@ -1,0 +1,128 @@
+//! `Routed`: one routed operation being put together (model, hints,
+//! override), then run.
+
+use serde_json::Value as Json;
+use sqlx::SqlSafeStr;
+
+use crate::connection::handle::{Connection, QueryResult};
+use crate::connection::value::{Row, Value};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::model::{Hints, ModelInfo, NO_HINTS};
+use crate::router::OpKind;
+
+/// A routed read or write: add hints or an override, then resolve it to a
+/// connection or run SQL on the connection it resolves to.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// use dbroute::{Engine, Model, ModelInfo};
+///
+/// struct Event;
+/// impl Model for Event {
+///     fn model_info() -> &'static ModelInfo {
+///         static INFO: ModelInfo = ModelInfo::new("Event").table("events");
+///         &INFO
+///     }
+/// }
+///
+/// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+/// engine.write::<Event>().execute("CREATE TABLE events (id INTEGER)", &[]).await?;
+/// let rows = engine.read::<Event>().hint("tenant", "acme").fetch_all("SELECT id FROM events", &[]).await?;
+/// assert!(rows.is_empty());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct Routed<'a> {
+    engine: &'a Engine,
+    kind: OpKind,
+    model: &'a ModelInfo,
+    hints: Option<Hints>,
+    using: Option<String>,
+}
+
+impl<'a> Routed<'a> {
+    pub(crate) fn new(engine: &'a Engine, kind: OpKind, model: &'a ModelInfo) -> Self {
+        Routed {
+            engine,
+            kind,
+            model,
+            hints: None,
+            using: None,
+        }
+    }
+
+    /// Adds one hint for the router.
+    pub fn hint(mut self, key: impl Into<String>, value: impl Into<Json>) -> Self {
+        self.hints.get_or_insert_with(Hints::new).insert(key, value);
+        self
+    }
+
+    /// Adds these hints for the router.
+    pub fn hints(mut self, hints: &Hints) -> Self {
+        match &mut self.hints {
+            Some(mine) => mine.extend(hints),
+            None => self.hints = Some(hints.clone()),
+        }
+        self
+    }
+
+    /// Uses this connection, whatever the router would say (it is not
+    /// asked). The name must be registered.
+    pub fn using(mut self, connection: impl Into<String>) -> Self {
+        self.using = Some(connection.into());
+        self
+    }
+
+    /// Resolves the operation to a connection handle.
+    ///
+    /// # Errors
+    ///
+    /// An unknown connection, a router's refusal or fault, a connection
+    /// other than an open transaction's.
+    pub fn connection(&self) -> Result<Connection> {
+        let hints = self.hints.as_ref().unwrap_or(&NO_HINTS);
+        self.engine
+            .resolve(self.kind, self.model, hints, self.using.as_deref(), None)
+    }
+
+    /// Resolves, then runs a statement. See [`Connection::execute`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Routed::connection`] and [`Connection::execute`].
+    pub async fn execute(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<QueryResult> {
+        self.connection()?.execute(sql, params).await
+    }
+
+    /// Resolves, then fetches every row. See [`Connection::fetch_all`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Routed::connection`] and [`Connection::fetch_all`].
+    pub async fn fetch_all(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Vec<Row>> {
+        self.connection()?.fetch_all(sql, params).await
+    }
+
+    /// Resolves, then fetches the first row, if any.
+    ///
+    /// # Errors
+    ///
+    /// As [`Routed::connection`] and [`Connection::fetch_optional`].
+    pub async fn fetch_optional(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Option<Row>> {
+        self.connection()?.fetch_optional(sql, params).await
+    }
+
+    /// Resolves, then fetches exactly one row.
+    ///
+    /// # Errors
+    ///
+    /// As [`Routed::connection`] and [`Connection::fetch_one`].
+    pub async fn fetch_one(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Row> {
+        self.connection()?.fetch_one(sql, params).await
+    }
+}

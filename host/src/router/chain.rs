@@ -1,0 +1,153 @@
+//! The router chain: routers asked in order, the first opinion wins.
+
+use std::sync::Arc;
+
+use super::{Decision, Migration, OpKind, Operation, Relation, Router, RouterIdentity};
+use crate::error::{Error, Fault};
+use crate::name::ConnectionName;
+
+/// Routers asked in order; the first with an opinion decides.
+///
+/// # Examples
+///
+/// ```
+/// use dbroute::{Decision, Fault, Operation, Router, RouterChain, RouterIdentity};
+///
+/// #[derive(Debug)]
+/// struct Nothing;
+/// impl Router for Nothing {
+///     fn identity(&self) -> RouterIdentity { RouterIdentity::native("nothing") }
+///     fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> { Ok(Decision::NoOpinion) }
+/// }
+///
+/// let chain = RouterChain::new().then(Nothing).then(Nothing);
+/// assert_eq!(chain.len(), 2);
+/// ```
+#[derive(Clone, Default, Debug)]
+pub struct RouterChain {
+    routers: Vec<Arc<dyn Router>>,
+}
+
+impl RouterChain {
+    /// An empty chain: everything goes to `default`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a router.
+    pub fn then(mut self, router: impl Router) -> Self {
+        self.routers.push(Arc::new(router));
+        self
+    }
+
+    /// Appends a shared router.
+    pub fn then_shared(mut self, router: Arc<dyn Router>) -> Self {
+        self.routers.push(router);
+        self
+    }
+
+    /// The number of routers.
+    pub fn len(&self) -> usize {
+        self.routers.len()
+    }
+
+    /// Whether the chain is empty.
+    pub fn is_empty(&self) -> bool {
+        self.routers.is_empty()
+    }
+
+    pub(crate) fn routers(&self) -> &[Arc<dyn Router>] {
+        &self.routers
+    }
+}
+
+impl<R: Router> From<R> for RouterChain {
+    fn from(router: R) -> Self {
+        RouterChain::new().then(router)
+    }
+}
+
+/// What the chain decided for one operation.
+pub(crate) enum ChainAnswer<'c> {
+    /// A router named a connection.
+    Use(ConnectionName, &'c Arc<dyn Router>),
+    /// No router had an opinion.
+    Default,
+}
+
+/// The chain that is active, and its generation (bumped at every swap).
+#[derive(Debug)]
+pub(crate) struct ActiveRouters {
+    pub(crate) chain: RouterChain,
+    pub(crate) generation: u64,
+}
+
+impl ActiveRouters {
+    /// Asks each router in order. Refusals and faults become errors naming
+    /// the router; nothing is allocated unless something fails.
+    #[inline]
+    pub(crate) fn decide(&self, op: &Operation<'_>) -> Result<ChainAnswer<'_>, (Error, bool)> {
+        for router in self.chain.routers() {
+            let answer = match op.kind {
+                OpKind::Read => router.db_for_read(op),
+                OpKind::Write => router.db_for_write(op),
+            };
+            match answer {
+                Ok(Decision::NoOpinion) => continue,
+                Ok(Decision::Use(name)) => return Ok(ChainAnswer::Use(name, router)),
+                Ok(Decision::Refuse(message)) => {
+                    return Err((
+                        Error::RouterRefused {
+                            router: router.identity(),
+                            op: op.kind.as_str(),
+                            model: op.model.name().to_owned(),
+                            message,
+                        },
+                        false,
+                    ));
+                }
+                Err(fault) => return Err((fault_error(router, fault), true)),
+            }
+        }
+        Ok(ChainAnswer::Default)
+    }
+
+    pub(crate) fn allow_relation(&self, relation: &Relation<'_>) -> Result<Option<bool>, Error> {
+        for router in self.chain.routers() {
+            match router.allow_relation(relation) {
+                Ok(None) => continue,
+                Ok(answer) => return Ok(answer),
+                Err(fault) => return Err(fault_error(router, fault)),
+            }
+        }
+        Ok(None)
+    }
+
+    pub(crate) fn allow_migrate(&self, migration: &Migration<'_>) -> Result<Option<bool>, Error> {
+        for router in self.chain.routers() {
+            match router.allow_migrate(migration) {
+                Ok(None) => continue,
+                Ok(answer) => return Ok(answer),
+                Err(fault) => return Err(fault_error(router, fault)),
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn fault_error(router: &Arc<dyn Router>, fault: Fault) -> Error {
+    Error::RouterFault {
+        router: router.identity(),
+        fault,
+    }
+}
+
+/// What is routing now: the chain's routers and the swap generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterStatus {
+    /// Bumped at every swap, starting at 0 for the chain the engine was
+    /// built with.
+    pub generation: u64,
+    /// The active routers, in order (empty: everything goes to `default`).
+    pub routers: Vec<RouterIdentity>,
+}

@@ -1,0 +1,265 @@
+//! Routers: the trait every router implements (native Rust and WebAssembly
+//! alike), the answers they give, and the chain that asks them in order.
+
+pub(crate) mod chain;
+pub(crate) mod wasm;
+pub(crate) mod watch;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::Fault;
+use crate::model::{Hints, ModelInfo};
+use crate::name::{ConnectionName, check_name};
+
+/// Whether an operation reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    /// A read: `db_for_read`.
+    Read,
+    /// A write: `db_for_write`.
+    Write,
+}
+
+impl OpKind {
+    /// `read` or `write`, as in the router ABI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Read => "read",
+            OpKind::Write => "write",
+        }
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One routed operation, as a router sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation<'a> {
+    /// Read or write.
+    pub kind: OpKind,
+    /// The model.
+    pub model: &'a ModelInfo,
+    /// The caller's hints.
+    pub hints: &'a Hints,
+}
+
+/// One side of an `allow_relation` question.
+#[derive(Debug, Clone, Copy)]
+pub struct RelationSide<'a> {
+    /// The object's model.
+    pub model: &'a ModelInfo,
+    /// The connection the object lives on.
+    pub db: ConnectionName,
+}
+
+/// May two objects on these connections be related?
+#[derive(Debug, Clone, Copy)]
+pub struct Relation<'a> {
+    /// The first object.
+    pub a: RelationSide<'a>,
+    /// The second object.
+    pub b: RelationSide<'a>,
+    /// The caller's hints.
+    pub hints: &'a Hints,
+}
+
+/// May this model's schema be created on this connection?
+#[derive(Debug, Clone, Copy)]
+pub struct Migration<'a> {
+    /// The connection.
+    pub db: ConnectionName,
+    /// The model.
+    pub model: &'a ModelInfo,
+    /// The caller's hints.
+    pub hints: &'a Hints,
+}
+
+/// A router's answer for one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// No opinion: ask the next router; when none has one, use `default`.
+    NoOpinion,
+    /// Use this connection.
+    Use(ConnectionName),
+    /// Refuse the operation, with a message for the caller. There is no
+    /// fallback.
+    Refuse(String),
+}
+
+impl Decision {
+    /// "Use this connection", checking the name.
+    ///
+    /// # Errors
+    ///
+    /// [`Fault::MalformedName`] when `name` breaks the naming rules.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dbroute::Decision;
+    /// assert!(Decision::use_connection("replica").is_ok());
+    /// assert!(Decision::use_connection("not valid").is_err());
+    /// ```
+    pub fn use_connection(name: &str) -> Result<Decision, Fault> {
+        match ConnectionName::from_bytes(name.as_bytes()) {
+            Ok(name) => Ok(Decision::Use(name)),
+            Err(problem) => Err(Fault::MalformedName {
+                name: crate::name::printable(name),
+                reason: problem.describe(),
+            }),
+        }
+    }
+}
+
+/// Checks a name a router returned, as bytes.
+pub(crate) fn decision_from_name(bytes: &[u8]) -> Result<Decision, Fault> {
+    match ConnectionName::from_bytes(bytes) {
+        Ok(name) => Ok(Decision::Use(name)),
+        Err(problem) => {
+            debug_assert!(check_name(bytes).is_err());
+            Err(Fault::MalformedName {
+                name: crate::name::printable(&String::from_utf8_lossy(bytes)),
+                reason: problem.describe(),
+            })
+        }
+    }
+}
+
+/// Who a router is: its name and, for a WebAssembly router, the SHA-256 of
+/// its module. Errors and reports name routers this way.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RouterIdentity {
+    name: Arc<str>,
+    hash: Option<[u8; 32]>,
+}
+
+impl RouterIdentity {
+    /// A native router's identity: a name, no hash.
+    pub fn native(name: impl Into<Arc<str>>) -> Self {
+        RouterIdentity {
+            name: name.into(),
+            hash: None,
+        }
+    }
+
+    pub(crate) fn wasm(name: impl Into<Arc<str>>, hash: [u8; 32]) -> Self {
+        RouterIdentity {
+            name: name.into(),
+            hash: Some(hash),
+        }
+    }
+
+    /// The router's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The module's SHA-256 as 64 hex digits (`None` for a native router).
+    pub fn content_hash(&self) -> Option<String> {
+        self.hash.map(|h| h.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+impl fmt::Display for RouterIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.content_hash() {
+            Some(hash) => write!(f, "router `{}` (sha256:{})", self.name, &hash[..16]),
+            None => write!(f, "router `{}` (native)", self.name),
+        }
+    }
+}
+
+impl fmt::Debug for RouterIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A router: decides which connection each operation uses.
+///
+/// Native Rust routers and WebAssembly routers ([`WasmRouter`]) implement
+/// the same trait, so one chain can mix them. Every method must be cheap: it
+/// runs on every routed operation.
+///
+/// # Examples
+///
+/// ```
+/// use dbroute::{ConnectionName, Decision, Fault, Operation, Router, RouterIdentity};
+///
+/// /// Reads go to the replica, writes to the primary.
+/// #[derive(Debug)]
+/// struct ReplicaRouter;
+///
+/// impl Router for ReplicaRouter {
+///     fn identity(&self) -> RouterIdentity {
+///         RouterIdentity::native("replica")
+///     }
+///     fn db_for_read(&self, _op: &Operation<'_>) -> Result<Decision, Fault> {
+///         const REPLICA: ConnectionName = ConnectionName::from_static("replica");
+///         Ok(Decision::Use(REPLICA))
+///     }
+///     fn db_for_write(&self, _op: &Operation<'_>) -> Result<Decision, Fault> {
+///         Ok(Decision::Use(ConnectionName::DEFAULT))
+///     }
+/// }
+///
+/// let chain = dbroute::RouterChain::from(ReplicaRouter);
+/// assert_eq!(chain.len(), 1);
+/// ```
+///
+/// [`WasmRouter`]: crate::WasmRouter
+pub trait Router: Send + Sync + fmt::Debug + 'static {
+    /// The router's name and content hash, for errors and reports.
+    fn identity(&self) -> RouterIdentity;
+
+    /// The connection to read this model from.
+    ///
+    /// # Errors
+    ///
+    /// A [`Fault`] when the router misbehaved.
+    fn db_for_read(&self, op: &Operation<'_>) -> Result<Decision, Fault>;
+
+    /// The connection to write this model to.
+    ///
+    /// # Errors
+    ///
+    /// A [`Fault`] when the router misbehaved.
+    fn db_for_write(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
+        let _ = op;
+        Ok(Decision::NoOpinion)
+    }
+
+    /// May two objects on these connections be related? `None`: no opinion.
+    ///
+    /// # Errors
+    ///
+    /// A [`Fault`] when the router misbehaved.
+    fn allow_relation(&self, relation: &Relation<'_>) -> Result<Option<bool>, Fault> {
+        let _ = relation;
+        Ok(None)
+    }
+
+    /// May this model's schema be created on this connection? `None`: no
+    /// opinion.
+    ///
+    /// # Errors
+    ///
+    /// A [`Fault`] when the router misbehaved.
+    fn allow_migrate(&self, migration: &Migration<'_>) -> Result<Option<bool>, Fault> {
+        let _ = migration;
+        Ok(None)
+    }
+
+    /// Told when connections are added or removed, with the new names. A
+    /// WebAssembly router makes new instances, initialised with them.
+    fn connections_changed(&self, names: &[ConnectionName]) {
+        let _ = names;
+    }
+}
+
+pub use chain::{RouterChain, RouterStatus};

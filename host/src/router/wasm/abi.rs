@@ -1,0 +1,375 @@
+//! The router ABI, version 1 (see ABI.md): the only code that knows its
+//! names, types and byte layout.
+
+use wasmtime::{ExternType, FuncType, Module, ValType};
+
+use crate::error::{Fault, LoadError};
+use crate::model::{Hints, ModelInfo};
+use crate::name::{ConnectionName, MAX_NAME_LEN};
+use crate::router::{Decision, OpKind, decision_from_name};
+
+/// The ABI version this host speaks.
+pub(crate) const ABI_VERSION: i32 = 1;
+
+pub(crate) const VERSION: &str = "dbroute_abi_version";
+pub(crate) const INPUT: &str = "dbroute_input";
+pub(crate) const MEMORY: &str = "memory";
+pub(crate) const DB_FOR_READ: &str = "db_for_read";
+pub(crate) const DB_FOR_WRITE: &str = "db_for_write";
+pub(crate) const ALLOW_RELATION: &str = "allow_relation";
+pub(crate) const ALLOW_MIGRATE: &str = "allow_migrate";
+pub(crate) const DETERMINISTIC: &str = "dbroute_deterministic";
+pub(crate) const INIT: &str = "dbroute_init";
+pub(crate) const IMPORT_MODULE: &str = "dbroute";
+pub(crate) const IMPORT_LOG: &str = "log";
+
+/// The longest refusal or log message read from a router; longer text is
+/// cut (a refusal is still a refusal).
+pub(crate) const MAX_MESSAGE_LEN: usize = 4096;
+
+/// Which optional exports a module has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Exports {
+    pub(crate) db_for_read: bool,
+    pub(crate) db_for_write: bool,
+    pub(crate) allow_relation: bool,
+    pub(crate) allow_migrate: bool,
+    pub(crate) deterministic: bool,
+    pub(crate) init: bool,
+}
+
+impl Exports {
+    /// The exports' names, for reports.
+    pub(crate) fn names(&self) -> Vec<&'static str> {
+        let mut names = vec![MEMORY, VERSION, INPUT];
+        for (present, name) in [
+            (self.db_for_read, DB_FOR_READ),
+            (self.db_for_write, DB_FOR_WRITE),
+            (self.allow_relation, ALLOW_RELATION),
+            (self.allow_migrate, ALLOW_MIGRATE),
+            (self.deterministic, DETERMINISTIC),
+            (self.init, INIT),
+        ] {
+            if present {
+                names.push(name);
+            }
+        }
+        names
+    }
+}
+
+fn func_type_is(ty: &FuncType, params: &[ValType], results: &[ValType]) -> bool {
+    ty.params().len() == params.len()
+        && ty.results().len() == results.len()
+        && ty.params().zip(params).all(|(a, b)| a.matches(b))
+        && ty.results().zip(results).all(|(a, b)| a.matches(b))
+}
+
+const I32: ValType = ValType::I32;
+const I64: ValType = ValType::I64;
+
+/// Step 1 of loading: a router must export `dbroute_abi_version: () -> i32`.
+pub(crate) fn check_has_version(module: &Module) -> Result<(), LoadError> {
+    match module.get_export(VERSION) {
+        None => Err(LoadError::NotARouter),
+        Some(ExternType::Func(ty)) if func_type_is(&ty, &[], &[I32]) => Ok(()),
+        Some(_) => Err(LoadError::ExportType {
+            name: VERSION,
+            expected: "() -> i32",
+        }),
+    }
+}
+
+/// Step 2: the version the module returned.
+pub(crate) fn check_version(found: i32) -> Result<(), LoadError> {
+    if found == ABI_VERSION {
+        Ok(())
+    } else {
+        Err(LoadError::AbiVersion {
+            found,
+            supported: ABI_VERSION,
+        })
+    }
+}
+
+/// Step 3: the only import allowed is `dbroute.log: (i32, i32, i32) -> ()`.
+pub(crate) fn check_imports(module: &Module) -> Result<(), LoadError> {
+    for import in module.imports() {
+        let allowed = import.module() == IMPORT_MODULE
+            && import.name() == IMPORT_LOG
+            && matches!(import.ty(), ExternType::Func(ty) if func_type_is(&ty, &[I32, I32, I32], &[]));
+        if !allowed {
+            return Err(LoadError::ForbiddenImport {
+                module: crate::name::printable(import.module()),
+                name: crate::name::printable(import.name()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Step 4: the required and optional exports, with their types.
+pub(crate) fn check_exports(module: &Module) -> Result<Exports, LoadError> {
+    match module.get_export(MEMORY) {
+        Some(ExternType::Memory(_)) => {}
+        Some(_) => {
+            return Err(LoadError::ExportType {
+                name: MEMORY,
+                expected: "a memory",
+            });
+        }
+        None => return Err(LoadError::MissingExport(MEMORY)),
+    }
+    let func = |name: &'static str, params: &[ValType], results: &[ValType], expected: &'static str| match module
+        .get_export(name)
+    {
+        None => Ok(false),
+        Some(ExternType::Func(ty)) if func_type_is(&ty, params, results) => Ok(true),
+        Some(_) => Err(LoadError::ExportType { name, expected }),
+    };
+    if !func(INPUT, &[I32], &[I32], "(i32) -> i32")? {
+        return Err(LoadError::MissingExport(INPUT));
+    }
+    let exports = Exports {
+        db_for_read: func(DB_FOR_READ, &[I32, I32], &[I64], "(i32, i32) -> i64")?,
+        db_for_write: func(DB_FOR_WRITE, &[I32, I32], &[I64], "(i32, i32) -> i64")?,
+        allow_relation: func(ALLOW_RELATION, &[I32, I32], &[I32], "(i32, i32) -> i32")?,
+        allow_migrate: func(ALLOW_MIGRATE, &[I32, I32], &[I32], "(i32, i32) -> i32")?,
+        deterministic: func(DETERMINISTIC, &[], &[I32], "() -> i32")?,
+        init: func(INIT, &[I32, I32], &[I64], "(i32, i32) -> i64")?,
+    };
+    if !exports.db_for_read && !exports.db_for_write {
+        return Err(LoadError::NoDecisionExport);
+    }
+    Ok(exports)
+}
+
+/// The input of `db_for_read` / `db_for_write`, as pieces to write one
+/// after another (the model's JSON and the hints' JSON are built once and
+/// reused; nothing is allocated here).
+#[inline]
+pub(crate) fn decision_input<'a>(kind: OpKind, model: &'a ModelInfo, hints: &'a Hints) -> [&'a [u8]; 4] {
+    let head: &[u8] = match kind {
+        OpKind::Read => br#"{"op":"read","model":"#,
+        OpKind::Write => br#"{"op":"write","model":"#,
+    };
+    if hints.is_empty() {
+        [head, model.abi_json().as_bytes(), b"}", b""]
+    } else {
+        [head, model.abi_json().as_bytes(), br#","hints":"#, hints_tail(hints)]
+    }
+}
+
+fn hints_tail(hints: &Hints) -> &[u8] {
+    // `{...}` followed by the closing brace of the whole input: stored
+    // together so the input is four pieces at most.
+    hints.abi_json_closed().as_bytes()
+}
+
+/// The input of `allow_relation`.
+pub(crate) fn relation_input(
+    a: (&ModelInfo, ConnectionName),
+    b: (&ModelInfo, ConnectionName),
+    hints: &Hints,
+) -> String {
+    format!(
+        r#"{{"op":"relation","a":{{"model":{},"db":"{}"}},"b":{{"model":{},"db":"{}"}},"hints":{}}}"#,
+        a.0.abi_json(),
+        a.1,
+        b.0.abi_json(),
+        b.1,
+        hints.abi_json()
+    )
+}
+
+/// The input of `allow_migrate`.
+pub(crate) fn migrate_input(db: ConnectionName, model: &ModelInfo, hints: &Hints) -> String {
+    format!(
+        r#"{{"op":"migrate","db":"{db}","model":{},"hints":{}}}"#,
+        model.abi_json(),
+        hints.abi_json()
+    )
+}
+
+/// The input of `dbroute_init`.
+pub(crate) fn init_input(config: &serde_json::Value, connections: &[ConnectionName]) -> String {
+    let names: Vec<&str> = connections.iter().map(ConnectionName::as_str).collect();
+    serde_json::json!({ "config": config, "connections": names }).to_string()
+}
+
+/// Where a result's bytes are: `ptr = r >> 32`, `len = r & 0xFFFF_FFFF`,
+/// after the sign bit is cleared.
+fn locate(r: i64) -> (u32, u32) {
+    let bits = (r & i64::MAX) as u64;
+    ((bits >> 32) as u32, (bits & 0xFFFF_FFFF) as u32)
+}
+
+fn slice(memory: &[u8], ptr: u32, len: u32) -> Result<&[u8], Fault> {
+    let start = ptr as usize;
+    start
+        .checked_add(len as usize)
+        .and_then(|end| memory.get(start..end))
+        .ok_or(Fault::OutOfBounds {
+            ptr,
+            len,
+            memory: memory.len(),
+        })
+}
+
+fn message(memory: &[u8], r: i64) -> Result<String, Fault> {
+    let (ptr, len) = locate(r);
+    let bytes = slice(memory, ptr, len)?;
+    let text = std::str::from_utf8(bytes).map_err(|_| Fault::InvalidUtf8)?;
+    Ok(cut(text, MAX_MESSAGE_LEN))
+}
+
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Decodes the result of `db_for_read` / `db_for_write`.
+#[inline]
+pub(crate) fn decode_decision(r: i64, memory: &[u8]) -> Result<Decision, Fault> {
+    if r == 0 {
+        return Ok(Decision::NoOpinion);
+    }
+    if r < 0 {
+        return message(memory, r).map(Decision::Refuse);
+    }
+    let (ptr, len) = locate(r);
+    if len as usize > MAX_NAME_LEN {
+        // Do not read (or copy) an oversized "name".
+        let shown = slice(memory, ptr, len.min(80))?;
+        return Err(Fault::MalformedName {
+            name: crate::name::printable(&String::from_utf8_lossy(shown)),
+            reason: "it is longer than 64 bytes",
+        });
+    }
+    let bytes = slice(memory, ptr, len)?;
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(Fault::InvalidUtf8);
+    }
+    decision_from_name(bytes)
+}
+
+/// Decodes the result of `allow_relation` / `allow_migrate`.
+pub(crate) fn decode_allow(export: &'static str, value: i32) -> Result<Option<bool>, Fault> {
+    match value {
+        1 => Ok(Some(true)),
+        0 => Ok(Some(false)),
+        -1 => Ok(None),
+        other => Err(Fault::BadResult {
+            export,
+            value: i64::from(other),
+        }),
+    }
+}
+
+/// Decodes the result of `dbroute_init`: `Ok(Err(message))` is a refusal.
+pub(crate) fn decode_init(r: i64, memory: &[u8]) -> Result<Result<(), String>, Fault> {
+    match r {
+        0 => Ok(Ok(())),
+        r if r < 0 => message(memory, r).map(Err),
+        r => Err(Fault::BadResult { export: INIT, value: r }),
+    }
+}
+
+/// Decodes `dbroute_deterministic`.
+pub(crate) fn decode_deterministic(value: i32) -> bool {
+    value == 1
+}
+
+/// Reads a `dbroute.log` message: the level, and the text (lossy, cut).
+pub(crate) fn log_message(memory: &[u8], level: i32, ptr: i32, len: i32) -> (tracing::Level, String) {
+    let level = match level {
+        0 => tracing::Level::ERROR,
+        1 => tracing::Level::WARN,
+        2 => tracing::Level::INFO,
+        3 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let text = match slice(memory, ptr as u32, (len as u32).min(MAX_MESSAGE_LEN as u32)) {
+        Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Err(_) => "(log message outside memory)".to_owned(),
+    };
+    (level, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ptr: u32, len: u32) -> i64 {
+        (i64::from(ptr) << 32) | i64::from(len)
+    }
+
+    #[test]
+    fn decodes_names_refusals_and_no_opinion() {
+        let mut memory = vec![0u8; 64];
+        memory[8..15].copy_from_slice(b"replica");
+        memory[16..20].copy_from_slice(b"nope");
+        assert_eq!(decode_decision(0, &memory), Ok(Decision::NoOpinion));
+        assert_eq!(
+            decode_decision(at(8, 7), &memory),
+            Ok(Decision::Use(ConnectionName::from_static("replica")))
+        );
+        assert_eq!(
+            decode_decision(at(16, 4) | i64::MIN, &memory),
+            Ok(Decision::Refuse("nope".into()))
+        );
+    }
+
+    #[test]
+    fn every_bad_result_is_a_fault() {
+        let mut memory = vec![b'a'; 128];
+        memory[0] = 0xff;
+        memory[10] = b' ';
+        assert!(matches!(
+            decode_decision(at(120, 20), &memory),
+            Err(Fault::OutOfBounds { .. })
+        ));
+        assert!(matches!(
+            decode_decision(at(u32::MAX, 1), &memory),
+            Err(Fault::OutOfBounds { .. })
+        ));
+        assert_eq!(decode_decision(at(0, 2), &memory), Err(Fault::InvalidUtf8));
+        assert!(matches!(
+            decode_decision(at(9, 3), &memory),
+            Err(Fault::MalformedName { .. })
+        ));
+        assert!(matches!(
+            decode_decision(at(1, 65), &memory),
+            Err(Fault::MalformedName { .. })
+        ));
+        assert!(matches!(
+            decode_decision(at(0, 2) | i64::MIN, &memory),
+            Err(Fault::InvalidUtf8)
+        ));
+        assert!(matches!(decode_allow(ALLOW_MIGRATE, 2), Err(Fault::BadResult { .. })));
+        assert!(matches!(decode_init(5, &memory), Err(Fault::BadResult { .. })));
+    }
+
+    #[test]
+    fn decision_input_is_the_abi_json() {
+        let model = ModelInfo::new("User").table("users").tags(&["pii"]);
+        let join = |pieces: [&[u8]; 4]| String::from_utf8(pieces.concat()).unwrap();
+        let plain = join(decision_input(OpKind::Read, &model, &Hints::new()));
+        assert_eq!(
+            plain,
+            r#"{"op":"read","model":{"name":"User","table":"users","tags":["pii"]}}"#
+        );
+        let hints = Hints::new().with("tenant", "acme");
+        let hinted = join(decision_input(OpKind::Write, &model, &hints));
+        let parsed: serde_json::Value = serde_json::from_str(&hinted).unwrap();
+        assert_eq!(parsed["op"], "write");
+        assert_eq!(parsed["hints"]["tenant"], "acme");
+        assert_eq!(parsed["model"]["name"], "User");
+    }
+}

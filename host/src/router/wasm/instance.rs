@@ -1,0 +1,324 @@
+//! Router instances (one wasmtime store each) and the bounded pool that
+//! reuses them. An instance is never called from two threads at once and is
+//! discarded after any fault.
+
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+use wasmtime::{Caller, InstancePre, Linker, Memory, Module, ResourceLimiter, Store, Trap, TypedFunc};
+
+use super::abi;
+use super::runtime::RouterRuntime;
+use crate::error::{Fault, LoadError};
+use crate::router::{Decision, OpKind, RouterIdentity};
+
+/// What a store carries: the memory ceiling and whether it was hit, and the
+/// router's name for its log lines.
+pub(crate) struct HostState {
+    memory_ceiling: usize,
+    ceiling_hit: bool,
+    router: Arc<str>,
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_ceiling {
+            self.ceiling_hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+    fn tables(&self) -> usize {
+        8
+    }
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+/// The linker every router is instantiated with: `dbroute.log` only.
+pub(crate) fn linker(runtime: &RouterRuntime) -> Linker<HostState> {
+    let mut linker = Linker::new(runtime.engine());
+    let defined = linker.func_wrap(
+        abi::IMPORT_MODULE,
+        abi::IMPORT_LOG,
+        |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+            let Some(memory) = caller.get_export(abi::MEMORY).and_then(|e| e.into_memory()) else {
+                return;
+            };
+            let (level, text) = abi::log_message(memory.data(&caller), level, ptr, len);
+            let router = caller.data().router.clone();
+            match level {
+                tracing::Level::ERROR => tracing::error!(router = %router, "{text}"),
+                tracing::Level::WARN => tracing::warn!(router = %router, "{text}"),
+                tracing::Level::INFO => tracing::info!(router = %router, "{text}"),
+                tracing::Level::DEBUG => tracing::debug!(router = %router, "{text}"),
+                _ => tracing::trace!(router = %router, "{text}"),
+            }
+        },
+    );
+    // Defining one function in an empty linker cannot clash.
+    debug_assert!(defined.is_ok());
+    linker
+}
+
+/// Turns a wasmtime error from a router call into a fault.
+pub(crate) fn classify(error: &wasmtime::Error, state: &HostState, runtime: &RouterRuntime) -> Fault {
+    if state.ceiling_hit {
+        return Fault::MemoryLimit {
+            limit: state.memory_ceiling,
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Fault::Timeout {
+            budget: runtime.limits().get_time_budget(),
+        },
+        Some(Trap::StackOverflow) => Fault::StackOverflow,
+        Some(trap) => Fault::Trap(trap.to_string()),
+        None => Fault::Trap(error.to_string()),
+    }
+}
+
+pub(crate) fn new_store(runtime: &RouterRuntime, router: Arc<str>) -> Store<HostState> {
+    let mut store = Store::new(
+        runtime.engine(),
+        HostState {
+            memory_ceiling: runtime.limits().get_memory_ceiling(),
+            ceiling_hit: false,
+            router,
+        },
+    );
+    store.limiter(|state| state);
+    store.set_epoch_deadline(runtime.limits().budget_ticks());
+    store
+}
+
+/// One live instance of a router.
+pub(crate) struct RouterInstance {
+    store: Store<HostState>,
+    memory: Memory,
+    input: TypedFunc<i32, i32>,
+    read: Option<TypedFunc<(i32, i32), i64>>,
+    write: Option<TypedFunc<(i32, i32), i64>>,
+    relation: Option<TypedFunc<(i32, i32), i32>>,
+    migrate: Option<TypedFunc<(i32, i32), i32>>,
+}
+
+impl RouterInstance {
+    /// Writes `pieces` as the next call's input; returns its pointer and
+    /// length.
+    #[inline]
+    fn write_input(&mut self, pieces: &[&[u8]], runtime: &RouterRuntime) -> Result<(i32, i32), Fault> {
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let Ok(len32) = i32::try_from(len) else {
+            return Err(Fault::InputAllocation { len });
+        };
+        let ptr = self
+            .input
+            .call(&mut self.store, len32)
+            .map_err(|e| classify(&e, self.store.data(), runtime))?;
+        if ptr == 0 {
+            return Err(Fault::InputAllocation { len });
+        }
+        let data = self.memory.data_mut(&mut self.store);
+        let start = ptr as u32 as usize;
+        let Some(target) = start.checked_add(len).and_then(|end| data.get_mut(start..end)) else {
+            return Err(Fault::OutOfBounds {
+                ptr: ptr as u32,
+                len: len as u32,
+                memory: data.len(),
+            });
+        };
+        let mut at = 0;
+        for piece in pieces {
+            target[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
+        }
+        Ok((ptr, len32))
+    }
+
+    /// Calls `db_for_read` / `db_for_write`. `None` when the module lacks the
+    /// export (no opinion).
+    #[inline]
+    pub(crate) fn decide(
+        &mut self,
+        kind: OpKind,
+        pieces: &[&[u8]],
+        runtime: &RouterRuntime,
+    ) -> Result<Decision, Fault> {
+        let func = match kind {
+            OpKind::Read => self.read.clone(),
+            OpKind::Write => self.write.clone(),
+        };
+        let Some(func) = func else {
+            return Ok(Decision::NoOpinion);
+        };
+        self.store.set_epoch_deadline(runtime.limits().budget_ticks());
+        let (ptr, len) = self.write_input(pieces, runtime)?;
+        let r = func
+            .call(&mut self.store, (ptr, len))
+            .map_err(|e| classify(&e, self.store.data(), runtime))?;
+        abi::decode_decision(r, self.memory.data(&self.store))
+    }
+
+    /// Calls `allow_relation` (`relation == true`) or `allow_migrate`.
+    pub(crate) fn allow(
+        &mut self,
+        relation: bool,
+        input: &str,
+        runtime: &RouterRuntime,
+    ) -> Result<Option<bool>, Fault> {
+        let (func, export) = if relation {
+            (self.relation.clone(), abi::ALLOW_RELATION)
+        } else {
+            (self.migrate.clone(), abi::ALLOW_MIGRATE)
+        };
+        let Some(func) = func else {
+            return Ok(None);
+        };
+        self.store.set_epoch_deadline(runtime.limits().budget_ticks());
+        let (ptr, len) = self.write_input(&[input.as_bytes()], runtime)?;
+        let value = func
+            .call(&mut self.store, (ptr, len))
+            .map_err(|e| classify(&e, self.store.data(), runtime))?;
+        abi::decode_allow(export, value)
+    }
+}
+
+/// Everything needed to make instances of one compiled router with one set
+/// of connections: the type-checked module, and the init input.
+pub(crate) struct InstanceFactory {
+    pub(crate) runtime: RouterRuntime,
+    pub(crate) pre: InstancePre<HostState>,
+    pub(crate) identity: RouterIdentity,
+    pub(crate) exports: abi::Exports,
+    pub(crate) init_input: String,
+}
+
+impl InstanceFactory {
+    pub(crate) fn new(
+        runtime: &RouterRuntime,
+        module: &Module,
+        identity: RouterIdentity,
+        exports: abi::Exports,
+        init_input: String,
+    ) -> Result<Self, LoadError> {
+        let pre = linker(runtime)
+            .instantiate_pre(module)
+            .map_err(|e| LoadError::Instantiate(e.to_string()))?;
+        Ok(InstanceFactory {
+            runtime: runtime.clone(),
+            pre,
+            identity,
+            exports,
+            init_input,
+        })
+    }
+
+    /// Makes and initialises an instance.
+    pub(crate) fn instantiate(&self) -> Result<RouterInstance, LoadError> {
+        let runtime = &self.runtime;
+        let mut store = new_store(runtime, Arc::from(self.identity.name()));
+        let instance = self.pre.instantiate(&mut store).map_err(|e| {
+            let fault = classify(&e, store.data(), runtime);
+            match fault {
+                Fault::MemoryLimit { .. } | Fault::Timeout { .. } => LoadError::Instantiate(fault.to_string()),
+                _ => LoadError::Instantiate(e.to_string()),
+            }
+        })?;
+        let typed =
+            |store: &mut Store<HostState>, name: &str| instance.get_typed_func::<(i32, i32), i64>(store, name).ok();
+        let allow =
+            |store: &mut Store<HostState>, name: &str| instance.get_typed_func::<(i32, i32), i32>(store, name).ok();
+        let memory = instance
+            .get_memory(&mut store, abi::MEMORY)
+            .ok_or(LoadError::MissingExport(abi::MEMORY))?;
+        let input = instance
+            .get_typed_func::<i32, i32>(&mut store, abi::INPUT)
+            .map_err(|_| LoadError::MissingExport(abi::INPUT))?;
+        let read = typed(&mut store, abi::DB_FOR_READ);
+        let write = typed(&mut store, abi::DB_FOR_WRITE);
+        let relation = allow(&mut store, abi::ALLOW_RELATION);
+        let migrate = allow(&mut store, abi::ALLOW_MIGRATE);
+        let init = typed(&mut store, abi::INIT);
+        let mut instance = RouterInstance {
+            store,
+            memory,
+            input,
+            read,
+            write,
+            relation,
+            migrate,
+        };
+        if let Some(init) = init {
+            instance.store.set_epoch_deadline(runtime.limits().budget_ticks());
+            let (ptr, len) = instance
+                .write_input(&[self.init_input.as_bytes()], runtime)
+                .map_err(LoadError::InitFault)?;
+            let r = init
+                .call(&mut instance.store, (ptr, len))
+                .map_err(|e| LoadError::InitFault(classify(&e, instance.store.data(), runtime)))?;
+            abi::decode_init(r, instance.memory.data(&instance.store))
+                .map_err(LoadError::InitFault)?
+                .map_err(LoadError::InitRefused)?;
+        }
+        Ok(instance)
+    }
+}
+
+/// A bounded pool of idle instances. Taking and returning are lock-free;
+/// when none is idle a new one is made, and when the pool is full a
+/// returned instance is dropped.
+pub(crate) struct InstancePool {
+    pub(crate) factory: InstanceFactory,
+    idle: ArrayQueue<RouterInstance>,
+}
+
+impl InstancePool {
+    pub(crate) fn new(factory: InstanceFactory) -> Self {
+        let capacity = factory.runtime.limits().get_idle_instances();
+        InstancePool {
+            factory,
+            idle: ArrayQueue::new(capacity),
+        }
+    }
+
+    /// Puts a ready instance in the pool.
+    pub(crate) fn offer(&self, instance: RouterInstance) {
+        let _ = self.idle.push(instance);
+    }
+
+    /// Runs `call` on an instance; the instance goes back to the pool only
+    /// when the call did not fault.
+    #[inline]
+    pub(crate) fn with_instance<T>(
+        &self,
+        call: impl FnOnce(&mut RouterInstance) -> Result<T, Fault>,
+    ) -> Result<T, Fault> {
+        let mut instance = match self.idle.pop() {
+            Some(instance) => instance,
+            None => self
+                .factory
+                .instantiate()
+                .map_err(|e| Fault::Trap(format!("a new instance could not start: {e}")))?,
+        };
+        let result = call(&mut instance);
+        if result.is_ok() {
+            let _ = self.idle.push(instance);
+        }
+        result
+    }
+
+    /// Idle instances now.
+    pub(crate) fn idle(&self) -> usize {
+        self.idle.len()
+    }
+}

@@ -1,0 +1,481 @@
+//! WebAssembly routers: load, validate, run under limits, swap instance
+//! pools when connections change.
+
+pub(crate) mod abi;
+pub(crate) mod instance;
+pub(crate) mod runtime;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+use wasmtime::Module;
+
+use self::instance::{InstanceFactory, InstancePool, classify, linker, new_store};
+use self::runtime::RouterRuntime;
+use crate::error::{Error, Fault, LoadError, Result};
+use crate::model::{Hints, ModelInfo};
+use crate::name::ConnectionName;
+use crate::router::{Decision, Migration, OpKind, Operation, Relation, Router, RouterIdentity};
+
+/// The largest router file or module accepted: 16 MiB.
+pub const MAX_ROUTER_SIZE: usize = 16 << 20;
+
+/// One expected decision, checked before a router is activated.
+///
+/// # Examples
+///
+/// ```
+/// use dbroute::{Expectation, Hints};
+/// let cases = [
+///     Expectation::read("User").answers("replica"),
+///     Expectation::write("User").answers("default"),
+///     Expectation::read("Event").hints(Hints::new().with("tenant", "acme")).has_no_opinion(),
+///     Expectation::write("Archive").is_refused(),
+/// ];
+/// # let _ = cases;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    kind: OpKind,
+    model: ModelInfo,
+    hints: Hints,
+    expected: Expected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expected {
+    Connection(String),
+    NoOpinion,
+    Refused,
+}
+
+impl Expectation {
+    /// An expectation for reading `model`.
+    pub fn read(model: impl Into<String>) -> ExpectationBuilder {
+        ExpectationBuilder {
+            kind: OpKind::Read,
+            model: ModelInfo::named(model),
+            hints: Hints::new(),
+        }
+    }
+    /// An expectation for writing `model`.
+    pub fn write(model: impl Into<String>) -> ExpectationBuilder {
+        ExpectationBuilder {
+            kind: OpKind::Write,
+            model: ModelInfo::named(model),
+            hints: Hints::new(),
+        }
+    }
+}
+
+/// Builds an [`Expectation`]: the operation, then the answer.
+#[derive(Debug, Clone)]
+pub struct ExpectationBuilder {
+    kind: OpKind,
+    model: ModelInfo,
+    hints: Hints,
+}
+
+impl ExpectationBuilder {
+    /// Uses this model metadata (table, app, tags) instead of a bare name.
+    pub fn model(mut self, model: ModelInfo) -> Self {
+        self.model = model;
+        self
+    }
+    /// Passes these hints.
+    pub fn hints(mut self, hints: Hints) -> Self {
+        self.hints = hints;
+        self
+    }
+    /// Expects the router to answer `connection`.
+    pub fn answers(self, connection: impl Into<String>) -> Expectation {
+        self.expect(Expected::Connection(connection.into()))
+    }
+    /// Expects no opinion.
+    pub fn has_no_opinion(self) -> Expectation {
+        self.expect(Expected::NoOpinion)
+    }
+    /// Expects a refusal.
+    pub fn is_refused(self) -> Expectation {
+        self.expect(Expected::Refused)
+    }
+    fn expect(self, expected: Expected) -> Expectation {
+        Expectation {
+            kind: self.kind,
+            model: self.model,
+            hints: self.hints,
+            expected,
+        }
+    }
+}
+
+/// Loads a WebAssembly router: its name, its JSON config, the connection
+/// names its `dbroute_init` is told about, and a self-test.
+///
+/// # Examples
+///
+/// ```
+/// use dbroute::{Expectation, Router, RouterLimits, RouterRuntime, WasmRouter};
+///
+/// // The simplest router, in WebAssembly text: reads go to "replica".
+/// let wat = r#"(module
+///   (memory (export "memory") 1)
+///   (data (i32.const 16) "replica")
+///   (func (export "dbroute_abi_version") (result i32) i32.const 1)
+///   (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
+///   (func (export "db_for_read") (param i32 i32) (result i64)
+///     i64.const 0x0000001000000007))"#;
+/// let runtime = RouterRuntime::new(RouterLimits::default())?;
+/// let router = WasmRouter::builder("replica")
+///     .connections(["default", "replica"])
+///     .expect(Expectation::read("User").answers("replica"))
+///     .load(&runtime, wat.as_bytes())?;
+/// assert_eq!(router.identity().name(), "replica");
+/// # Ok::<(), dbroute::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct WasmRouterBuilder {
+    name: String,
+    config: serde_json::Value,
+    connections: Vec<ConnectionName>,
+    expectations: Vec<Expectation>,
+}
+
+impl WasmRouterBuilder {
+    /// The router's configuration, handed to `dbroute_init`.
+    pub fn config(mut self, config: serde_json::Value) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The connection names `dbroute_init` is told about. (The engine fills
+    /// these in when it loads a router.)
+    pub fn connections<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.connections = names
+            .into_iter()
+            .filter_map(|n| ConnectionName::new(n.as_ref()).ok())
+            .collect();
+        self
+    }
+
+    pub(crate) fn connection_names(mut self, names: Vec<ConnectionName>) -> Self {
+        self.connections = names;
+        self
+    }
+
+    /// Adds an expected decision; the router is refused unless it holds.
+    pub fn expect(mut self, expectation: Expectation) -> Self {
+        self.expectations.push(expectation);
+        self
+    }
+
+    /// The router's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn refuse(&self, reason: LoadError) -> Error {
+        Error::RouterLoad {
+            router: self.name.clone(),
+            reason,
+        }
+    }
+
+    /// Reads a `.wasm` or `.wat` file and loads it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read; [`Error::RouterLoad`]
+    /// when it is not a regular file, is larger than [`MAX_ROUTER_SIZE`], or
+    /// is refused as [`WasmRouterBuilder::load`] says.
+    pub fn load_file(self, runtime: &RouterRuntime, path: impl AsRef<Path>) -> Result<WasmRouter> {
+        let bytes = read_router_file(path.as_ref()).map_err(|e| match e {
+            Error::RouterLoad { reason, .. } => self.refuse(reason),
+            other => other,
+        })?;
+        self.load(runtime, &bytes)
+    }
+
+    /// Compiles and validates `bytes` (binary WebAssembly or WAT text), then
+    /// makes a first instance and runs its `dbroute_init` and the
+    /// self-test.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RouterLoad`] with the reason: not WebAssembly, not a router,
+    /// another ABI version, a forbidden import, a missing or mistyped
+    /// export, an init that refused or failed, a self-test that did not
+    /// hold.
+    pub fn load(self, runtime: &RouterRuntime, bytes: &[u8]) -> Result<WasmRouter> {
+        let started = Instant::now();
+        if bytes.len() > MAX_ROUTER_SIZE {
+            return Err(self.refuse(LoadError::File(format!(
+                "it is {} bytes, more than the {MAX_ROUTER_SIZE}-byte maximum",
+                bytes.len()
+            ))));
+        }
+        let hash: [u8; 32] = Sha256::digest(bytes).into();
+        let module =
+            Module::new(runtime.engine(), bytes).map_err(|e| self.refuse(LoadError::Compile(root_cause(&e))))?;
+        let compile_time = started.elapsed();
+        self.load_compiled(runtime, module, hash, bytes.len(), compile_time)
+    }
+
+    fn load_compiled(
+        self,
+        runtime: &RouterRuntime,
+        module: Module,
+        hash: [u8; 32],
+        size: usize,
+        compile_time: Duration,
+    ) -> Result<WasmRouter> {
+        abi::check_has_version(&module).map_err(|e| self.refuse(e))?;
+        let deterministic = probe(runtime, &module, &self.name).map_err(|e| self.refuse(e))?;
+        abi::check_imports(&module).map_err(|e| self.refuse(e))?;
+        let exports = abi::check_exports(&module).map_err(|e| self.refuse(e))?;
+        let identity = RouterIdentity::wasm(self.name.as_str(), hash);
+        let init_input = abi::init_input(&self.config, &self.connections);
+        let factory = InstanceFactory::new(runtime, &module, identity.clone(), exports, init_input)
+            .map_err(|e| self.refuse(e))?;
+        let first = factory.instantiate().map_err(|e| self.refuse(e))?;
+        let pool = InstancePool::new(factory);
+        pool.offer(first);
+        let router = WasmRouter {
+            inner: Arc::new(Inner {
+                identity,
+                module,
+                config: self.config.clone(),
+                pool: ArcSwap::from_pointee(pool),
+                info: RouterInfo {
+                    size,
+                    compile_time,
+                    deterministic,
+                    exports: exports.names(),
+                },
+            }),
+        };
+        for case in &self.expectations {
+            router
+                .self_test(case)
+                .map_err(|e| self.refuse(LoadError::SelfTest(e)))?;
+        }
+        tracing::info!(router = %router.identity(), "router loaded");
+        Ok(router)
+    }
+}
+
+fn root_cause(error: &wasmtime::Error) -> String {
+    let text = format!("{error:#}");
+    crate::router::wasm::abi::cut(&text, 1000)
+}
+
+/// Reads a router file, refusing anything that is not a regular file of at
+/// most [`MAX_ROUTER_SIZE`] bytes.
+pub(crate) fn read_router_file(path: &Path) -> Result<Vec<u8>> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let refuse = |msg: String| Error::RouterLoad {
+        router: shown.clone(),
+        reason: LoadError::File(msg),
+    };
+    if !meta.is_file() {
+        return Err(refuse(format!("{shown} is not a regular file")));
+    }
+    if meta.len() > MAX_ROUTER_SIZE as u64 {
+        return Err(refuse(format!(
+            "{shown} is {} bytes, more than the {MAX_ROUTER_SIZE}-byte maximum",
+            meta.len()
+        )));
+    }
+    std::fs::read(path).map_err(|source| Error::Io { path: shown, source })
+}
+
+/// Instantiates the module once with every unknown import trapping, to read
+/// `dbroute_abi_version` before anything else, and `dbroute_deterministic`.
+fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::Result<bool, LoadError> {
+    let mut linker = linker(runtime);
+    linker
+        .define_unknown_imports_as_traps(module)
+        .map_err(|e| LoadError::Instantiate(e.to_string()))?;
+    let mut store = new_store(runtime, Arc::from(name));
+    let instance = match linker.instantiate(&mut store, module) {
+        Ok(instance) => instance,
+        Err(e) => {
+            // A start function that calls a forbidden import traps here:
+            // report the import, it is the actionable problem.
+            abi::check_imports(module)?;
+            return Err(LoadError::Instantiate(classify(&e, store.data(), runtime).to_string()));
+        }
+    };
+    let call_i32 = |store: &mut wasmtime::Store<_>, export: &str| -> std::result::Result<Option<i32>, LoadError> {
+        let Ok(func) = instance.get_typed_func::<(), i32>(&mut *store, export) else {
+            return Ok(None);
+        };
+        func.call(&mut *store, ())
+            .map(Some)
+            .map_err(|e| LoadError::Instantiate(format!("`{export}` failed: {}", classify(&e, store.data(), runtime))))
+    };
+    let version = call_i32(&mut store, abi::VERSION)?.ok_or(LoadError::NotARouter)?;
+    abi::check_version(version)?;
+    Ok(call_i32(&mut store, abi::DETERMINISTIC)?.is_some_and(abi::decode_deterministic))
+}
+
+/// Facts about a loaded router, for reports (`dbroute check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterInfo {
+    /// The module's size in bytes.
+    pub size: usize,
+    /// How long compiling took.
+    pub compile_time: Duration,
+    /// Whether it declared `dbroute_deterministic() == 1`.
+    pub deterministic: bool,
+    /// The ABI exports it has.
+    pub exports: Vec<&'static str>,
+}
+
+/// A loaded WebAssembly router: compiled once, run in a pool of sandboxed
+/// instances. Cheap to clone.
+#[derive(Clone)]
+pub struct WasmRouter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    identity: RouterIdentity,
+    module: Module,
+    config: serde_json::Value,
+    pool: ArcSwap<InstancePool>,
+    info: RouterInfo,
+}
+
+impl fmt::Debug for WasmRouter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WasmRouter")
+            .field("identity", &self.inner.identity)
+            .field("info", &self.inner.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmRouter {
+    /// Starts loading a router called `name`.
+    pub fn builder(name: impl Into<String>) -> WasmRouterBuilder {
+        WasmRouterBuilder {
+            name: name.into(),
+            config: serde_json::Value::Null,
+            connections: Vec::new(),
+            expectations: Vec::new(),
+        }
+    }
+
+    /// Facts about the module.
+    pub fn info(&self) -> &RouterInfo {
+        &self.inner.info
+    }
+
+    /// Idle instances in the pool now.
+    pub fn idle_instances(&self) -> usize {
+        self.inner.pool.load().idle()
+    }
+
+    fn self_test(&self, case: &Expectation) -> std::result::Result<(), String> {
+        let op = Operation {
+            kind: case.kind,
+            model: &case.model,
+            hints: &case.hints,
+        };
+        let got = match case.kind {
+            OpKind::Read => self.db_for_read(&op),
+            OpKind::Write => self.db_for_write(&op),
+        };
+        let described = format!("{} of `{}`", case.kind, case.model.name());
+        let got = match got {
+            Ok(Decision::Use(name)) => Expected::Connection(name.to_string()),
+            Ok(Decision::NoOpinion) => Expected::NoOpinion,
+            Ok(Decision::Refuse(_)) => Expected::Refused,
+            Err(fault) => return Err(format!("{described}: {fault}")),
+        };
+        if got == case.expected {
+            Ok(())
+        } else {
+            Err(format!("{described}: expected {:?}, got {got:?}", case.expected))
+        }
+    }
+}
+
+impl Router for WasmRouter {
+    fn identity(&self) -> RouterIdentity {
+        self.inner.identity.clone()
+    }
+
+    #[inline]
+    fn db_for_read(&self, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
+        let pool = self.inner.pool.load();
+        if !pool.factory.exports.db_for_read {
+            return Ok(Decision::NoOpinion);
+        }
+        let pieces = abi::decision_input(OpKind::Read, op.model, op.hints);
+        pool.with_instance(|instance| instance.decide(OpKind::Read, &pieces, &pool.factory.runtime))
+    }
+
+    #[inline]
+    fn db_for_write(&self, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
+        let pool = self.inner.pool.load();
+        if !pool.factory.exports.db_for_write {
+            return Ok(Decision::NoOpinion);
+        }
+        let pieces = abi::decision_input(OpKind::Write, op.model, op.hints);
+        pool.with_instance(|instance| instance.decide(OpKind::Write, &pieces, &pool.factory.runtime))
+    }
+
+    fn allow_relation(&self, relation: &Relation<'_>) -> std::result::Result<Option<bool>, Fault> {
+        let pool = self.inner.pool.load();
+        if !pool.factory.exports.allow_relation {
+            return Ok(None);
+        }
+        let input = abi::relation_input(
+            (relation.a.model, relation.a.db),
+            (relation.b.model, relation.b.db),
+            relation.hints,
+        );
+        pool.with_instance(|instance| instance.allow(true, &input, &pool.factory.runtime))
+    }
+
+    fn allow_migrate(&self, migration: &Migration<'_>) -> std::result::Result<Option<bool>, Fault> {
+        let pool = self.inner.pool.load();
+        if !pool.factory.exports.allow_migrate {
+            return Ok(None);
+        }
+        let input = abi::migrate_input(migration.db, migration.model, migration.hints);
+        pool.with_instance(|instance| instance.allow(false, &input, &pool.factory.runtime))
+    }
+
+    fn connections_changed(&self, names: &[ConnectionName]) {
+        let current = self.inner.pool.load();
+        let factory = &current.factory;
+        let init_input = abi::init_input(&self.inner.config, names);
+        match InstanceFactory::new(
+            &factory.runtime,
+            &self.inner.module,
+            factory.identity.clone(),
+            factory.exports,
+            init_input,
+        ) {
+            Ok(factory) => self.inner.pool.store(Arc::new(InstancePool::new(factory))),
+            Err(e) => {
+                tracing::error!(router = %self.inner.identity, "could not re-initialise for new connections: {e}")
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The WebAssembly runtime routers run in: one wasmtime engine configured
+//! with the limits, and the clock that enforces the time budget.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::error::{Error, LoadError, Result};
+
+/// Limits every router call runs under.
+///
+/// | limit | default |
+/// |---|---|
+/// | time budget per call | 10 ms |
+/// | memory ceiling per instance | 16 MiB |
+/// | stack ceiling | 512 KiB |
+/// | idle instances kept per router | 32 |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use dbroute::RouterLimits;
+///
+/// let limits = RouterLimits::new()
+///     .time_budget(Duration::from_millis(2))
+///     .memory_ceiling(8 << 20);
+/// assert_eq!(limits.get_time_budget(), Duration::from_millis(2));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterLimits {
+    time_budget: Duration,
+    memory_ceiling: usize,
+    stack_ceiling: usize,
+    idle_instances: usize,
+}
+
+impl Default for RouterLimits {
+    fn default() -> Self {
+        RouterLimits {
+            time_budget: Duration::from_millis(10),
+            memory_ceiling: 16 << 20,
+            stack_ceiling: 512 << 10,
+            idle_instances: 32,
+        }
+    }
+}
+
+/// How often the budget clock ticks: the budget's granularity.
+const TICK: Duration = Duration::from_millis(1);
+
+impl RouterLimits {
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The wall-clock time one call may take before it is interrupted
+    /// (enforced at a 1 ms granularity).
+    pub fn time_budget(mut self, budget: Duration) -> Self {
+        self.time_budget = budget;
+        self
+    }
+    /// The most linear memory one instance may have, in bytes.
+    pub fn memory_ceiling(mut self, bytes: usize) -> Self {
+        self.memory_ceiling = bytes;
+        self
+    }
+    /// The most native stack one call may use, in bytes.
+    pub fn stack_ceiling(mut self, bytes: usize) -> Self {
+        self.stack_ceiling = bytes;
+        self
+    }
+    /// How many idle instances each router keeps for reuse.
+    pub fn idle_instances(mut self, n: usize) -> Self {
+        self.idle_instances = n.max(1);
+        self
+    }
+    /// The time budget.
+    pub fn get_time_budget(&self) -> Duration {
+        self.time_budget
+    }
+    /// The memory ceiling.
+    pub fn get_memory_ceiling(&self) -> usize {
+        self.memory_ceiling
+    }
+    /// The stack ceiling.
+    pub fn get_stack_ceiling(&self) -> usize {
+        self.stack_ceiling
+    }
+    /// The idle instances kept per router.
+    pub fn get_idle_instances(&self) -> usize {
+        self.idle_instances
+    }
+    /// The budget in clock ticks (at least 1, plus one for the partial tick
+    /// the call starts in).
+    pub(crate) fn budget_ticks(&self) -> u64 {
+        (self.time_budget.as_nanos().div_ceil(TICK.as_nanos()) as u64).max(1) + 1
+    }
+}
+
+/// The runtime WebAssembly routers are compiled for and run in: a wasmtime
+/// engine with the [`RouterLimits`], and a clock thread that enforces the
+/// time budget. Cheap to clone; routers loaded in one runtime share it.
+///
+/// # Examples
+///
+/// ```
+/// use dbroute::{RouterLimits, RouterRuntime};
+/// let runtime = RouterRuntime::new(RouterLimits::default())?;
+/// assert_eq!(runtime.limits(), &RouterLimits::default());
+/// # Ok::<(), dbroute::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RouterRuntime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: wasmtime::Engine,
+    limits: RouterLimits,
+    stop: Arc<AtomicBool>,
+    clock: Option<JoinHandle<()>>,
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(clock) = self.clock.take() {
+            clock.thread().unpark();
+            let _ = clock.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for RouterRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterRuntime")
+            .field("limits", &self.inner.limits)
+            .finish()
+    }
+}
+
+impl RouterRuntime {
+    /// Makes a runtime with these limits.
+    ///
+    /// # Errors
+    ///
+    /// When wasmtime cannot be configured (for example, a stack ceiling it
+    /// does not accept).
+    pub fn new(limits: RouterLimits) -> Result<Self> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        config.max_wasm_stack(limits.stack_ceiling);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = wasmtime::Engine::new(&config).map_err(|e| Error::RouterLoad {
+            router: "(runtime)".into(),
+            reason: LoadError::Instantiate(e.to_string()),
+        })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let clock = {
+            let engine = engine.weak();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("dbroute-router-clock".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::park_timeout(TICK);
+                        match engine.upgrade() {
+                            Some(engine) => engine.increment_epoch(),
+                            None => break,
+                        }
+                    }
+                })
+                .map_err(|e| Error::Io {
+                    path: "(router clock thread)".into(),
+                    source: e,
+                })?
+        };
+        Ok(RouterRuntime {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                limits,
+                stop,
+                clock: Some(clock),
+            }),
+        })
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &RouterLimits {
+        &self.inner.limits
+    }
+
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        &self.inner.engine
+    }
+}

@@ -1,0 +1,342 @@
+//! Transactions pinned to one connection: the handle, savepoints for
+//! nesting, and the ambient (task-scoped) form.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use sqlx::{MySql, Postgres, Sqlite};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+
+use crate::connection::handle::Connection;
+use crate::connection::pool::DbPool;
+use crate::connection::registry::ConnectionEntry;
+use crate::error::{Error, Result};
+use crate::name::ConnectionName;
+
+tokio::task_local! {
+    static CURRENT: Arc<TxCore>;
+}
+
+/// The transaction the current task is inside, if any.
+#[inline]
+pub(crate) fn current() -> Option<Arc<TxCore>> {
+    CURRENT.try_with(Arc::clone).ok()
+}
+
+/// Runs `future` with `core` as the current task's transaction.
+pub(crate) async fn scope<F: Future>(core: Arc<TxCore>, future: F) -> F::Output {
+    CURRENT.scope(core, future).await
+}
+
+/// The open connection of a transaction.
+pub(crate) enum TxConn {
+    Postgres(sqlx::Transaction<'static, Postgres>),
+    MySql(sqlx::Transaction<'static, MySql>),
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Finished,
+}
+
+struct TxState {
+    conn: TxConn,
+    /// Savepoints open now (0: only the outer transaction).
+    savepoints: u32,
+}
+
+/// What every handle of one transaction shares.
+pub(crate) struct TxCore {
+    pub(crate) entry: Arc<ConnectionEntry>,
+    state: Mutex<TxState>,
+    /// The outer handle was dropped while a statement held the connection:
+    /// roll back at the next chance.
+    abandoned: AtomicBool,
+    /// The lowest savepoint level dropped without commit or rollback (0:
+    /// none): rolled back before the next statement.
+    pending_rollback: AtomicU32,
+}
+
+impl std::fmt::Debug for TxCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxCore")
+            .field("connection", &self.entry.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn savepoint_sql(verb: &str, level: u32) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!("{verb} dbroute_sp_{level}"))
+}
+
+impl TxCore {
+    fn finished(&self) -> Error {
+        Error::TransactionFinished {
+            connection: self.entry.name,
+        }
+    }
+
+    /// Locks the connection for one statement, first rolling back any
+    /// savepoint that was dropped unfinished.
+    pub(crate) async fn lock(&self) -> Result<MappedMutexGuard<'_, TxConn>> {
+        Ok(MutexGuard::map(self.lock_state().await?, |s| &mut s.conn))
+    }
+
+    async fn lock_state(&self) -> Result<MutexGuard<'_, TxState>> {
+        let mut state = self.state.lock().await;
+        if self.abandoned.load(Ordering::Acquire) {
+            state.conn = TxConn::Finished;
+        }
+        if matches!(state.conn, TxConn::Finished) {
+            return Err(self.finished());
+        }
+        let pending = self.pending_rollback.swap(0, Ordering::AcqRel);
+        if pending != 0 && pending <= state.savepoints {
+            let level = pending;
+            run(&mut state.conn, self, savepoint_sql("ROLLBACK TO SAVEPOINT", level)).await?;
+            run(&mut state.conn, self, savepoint_sql("RELEASE SAVEPOINT", level)).await?;
+            state.savepoints = level - 1;
+        }
+        Ok(state)
+    }
+}
+
+async fn run(conn: &mut TxConn, core: &TxCore, sql: sqlx::AssertSqlSafe<String>) -> Result<()> {
+    let result = match conn {
+        TxConn::Postgres(c) => sqlx::query(sql).execute(&mut **c).await.map(drop),
+        TxConn::MySql(c) => sqlx::query(sql).execute(&mut **c).await.map(drop),
+        TxConn::Sqlite(c) => sqlx::query(sql).execute(&mut **c).await.map(drop),
+        TxConn::Finished => return Err(core.finished()),
+    };
+    result.map_err(|source| Error::Query {
+        connection: core.entry.name,
+        source,
+    })
+}
+
+/// Whether a transaction may only read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+/// An open transaction on one connection, or a savepoint inside one.
+///
+/// Every statement run through it (or through [`Transaction::connection`],
+/// or through the engine's routed API inside
+/// [`Engine::transaction`](crate::Engine::transaction)) runs on its
+/// connection; the router is not asked. [`commit`](Transaction::commit) and
+/// [`rollback`](Transaction::rollback) consume it; dropping it unfinished
+/// rolls it back.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// use dbroute::Engine;
+///
+/// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+/// engine.connection(None)?.execute("CREATE TABLE t (x INTEGER)", &[]).await?;
+///
+/// let tx = engine.begin().await?;
+/// tx.connection().execute("INSERT INTO t VALUES (1)", &[]).await?;
+/// let inner = tx.savepoint().await?;
+/// inner.connection().execute("INSERT INTO t VALUES (2)", &[]).await?;
+/// inner.rollback().await?; // undoes only the 2
+/// tx.commit().await?;
+///
+/// let n: i64 = engine.connection(None)?.fetch_one("SELECT count(*) AS n FROM t", &[]).await?.get("n");
+/// assert_eq!(n, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Transaction {
+    core: Arc<TxCore>,
+    /// 0 for the outer transaction, n for the nth nested savepoint.
+    level: u32,
+    done: bool,
+}
+
+impl Transaction {
+    pub(crate) async fn begin(entry: Arc<ConnectionEntry>, access: Access) -> Result<Transaction> {
+        let name = entry.name;
+        let error = |source: sqlx::Error| match source {
+            sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
+                connection: name,
+                timeout: entry.settings.get_acquire_timeout(),
+            },
+            source => Error::Query {
+                connection: name,
+                source,
+            },
+        };
+        let read_only = access == Access::ReadOnly;
+        let conn = match &entry.pool {
+            DbPool::Postgres(pool) if read_only => {
+                TxConn::Postgres(pool.begin_with("BEGIN READ ONLY").await.map_err(error)?)
+            }
+            DbPool::Postgres(pool) => TxConn::Postgres(pool.begin().await.map_err(error)?),
+            DbPool::MySql(pool) if read_only => {
+                TxConn::MySql(pool.begin_with("START TRANSACTION READ ONLY").await.map_err(error)?)
+            }
+            DbPool::MySql(pool) => TxConn::MySql(pool.begin().await.map_err(error)?),
+            // SQLite has no read-only transactions: a deferred one takes no
+            // write lock until it writes.
+            DbPool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await.map_err(error)?),
+        };
+        Ok(Transaction {
+            core: Arc::new(TxCore {
+                entry,
+                state: Mutex::new(TxState { conn, savepoints: 0 }),
+                abandoned: AtomicBool::new(false),
+                pending_rollback: AtomicU32::new(0),
+            }),
+            level: 0,
+            done: false,
+        })
+    }
+
+    pub(crate) async fn nested(core: Arc<TxCore>) -> Result<Transaction> {
+        let level = {
+            let mut state = core.lock_state().await?;
+            let level = state.savepoints + 1;
+            run(&mut state.conn, &core, savepoint_sql("SAVEPOINT", level)).await?;
+            state.savepoints = level;
+            level
+        };
+        Ok(Transaction {
+            core,
+            level,
+            done: false,
+        })
+    }
+
+    pub(crate) fn core(&self) -> &Arc<TxCore> {
+        &self.core
+    }
+
+    /// The connection this transaction is pinned to.
+    pub fn connection_name(&self) -> ConnectionName {
+        self.core.entry.name
+    }
+
+    /// Whether this is a savepoint inside another transaction.
+    pub fn is_nested(&self) -> bool {
+        self.level > 0
+    }
+
+    /// A handle that runs SQL inside this transaction.
+    pub fn connection(&self) -> Connection {
+        Connection::new(self.core.entry.clone(), Some(self.core.clone()))
+    }
+
+    /// Opens a savepoint: a nested transaction on the same connection.
+    /// Rolling it back keeps the outer transaction's work.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TransactionFinished`] when the transaction is finished;
+    /// [`Error::Query`] when the database refuses.
+    pub async fn savepoint(&self) -> Result<Transaction> {
+        Transaction::nested(self.core.clone()).await
+    }
+
+    /// Commits (the outer transaction) or releases (a savepoint).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`] when the database refuses; nothing is committed
+    /// then. [`Error::TransactionFinished`] when an outer rollback or commit
+    /// already ended this savepoint.
+    pub async fn commit(mut self) -> Result<()> {
+        self.done = true;
+        if self.level == 0 {
+            let mut state = self.core.lock().await?;
+            let conn = std::mem::replace(&mut *state, TxConn::Finished);
+            let name = self.core.entry.name;
+            let error = |source| Error::Query {
+                connection: name,
+                source,
+            };
+            return match conn {
+                TxConn::Postgres(tx) => tx.commit().await.map_err(error),
+                TxConn::MySql(tx) => tx.commit().await.map_err(error),
+                TxConn::Sqlite(tx) => tx.commit().await.map_err(error),
+                TxConn::Finished => Err(self.core.finished()),
+            };
+        }
+        self.end_savepoint(false).await
+    }
+
+    /// Rolls back (the outer transaction) or rolls back to and releases (a
+    /// savepoint).
+    ///
+    /// # Errors
+    ///
+    /// As [`Transaction::commit`].
+    pub async fn rollback(mut self) -> Result<()> {
+        self.done = true;
+        if self.level == 0 {
+            let mut state = self.core.lock().await?;
+            let conn = std::mem::replace(&mut *state, TxConn::Finished);
+            let name = self.core.entry.name;
+            let error = |source| Error::Query {
+                connection: name,
+                source,
+            };
+            return match conn {
+                TxConn::Postgres(tx) => tx.rollback().await.map_err(error),
+                TxConn::MySql(tx) => tx.rollback().await.map_err(error),
+                TxConn::Sqlite(tx) => tx.rollback().await.map_err(error),
+                TxConn::Finished => Err(self.core.finished()),
+            };
+        }
+        self.end_savepoint(true).await
+    }
+
+    async fn end_savepoint(&self, rollback: bool) -> Result<()> {
+        let mut state = self.core.lock_state().await?;
+        if state.savepoints < self.level {
+            return Err(self.core.finished());
+        }
+        if rollback {
+            run(
+                &mut state.conn,
+                &self.core,
+                savepoint_sql("ROLLBACK TO SAVEPOINT", self.level),
+            )
+            .await?;
+        }
+        run(
+            &mut state.conn,
+            &self.core,
+            savepoint_sql("RELEASE SAVEPOINT", self.level),
+        )
+        .await?;
+        state.savepoints = self.level - 1;
+        Ok(())
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if self.level > 0 {
+            self.core.pending_rollback.fetch_min(self.level, Ordering::AcqRel);
+            // fetch_min with the initial 0 would keep 0: set it if unset.
+            let _ = self
+                .core
+                .pending_rollback
+                .compare_exchange(0, self.level, Ordering::AcqRel, Ordering::Acquire);
+            return;
+        }
+        match self.core.state.try_lock() {
+            // Dropping sqlx's transaction queues its rollback, which runs
+            // before the connection is used again (also in the pool).
+            Ok(mut state) => state.conn = TxConn::Finished,
+            Err(_) => self.core.abandoned.store(true, Ordering::Release),
+        }
+        tracing::debug!(connection = %self.core.entry.name, "transaction dropped unfinished: rolled back");
+    }
+}
