@@ -786,7 +786,7 @@ impl Engine {
         E: From<Error>,
     {
         let tx = self.begin().await?;
-        self.run_in(tx, work).await
+        self.transaction_with(tx, work).await
     }
 
     /// As [`Engine::transaction`], on a named connection.
@@ -801,10 +801,16 @@ impl Engine {
         E: From<Error>,
     {
         let tx = self.begin_on(name).await?;
-        self.run_in(tx, work).await
+        self.transaction_with(tx, work).await
     }
 
-    async fn run_in<T, E, F, Fut>(&self, tx: Transaction, work: F) -> std::result::Result<T, E>
+    /// As [`Engine::transaction`], with a transaction begun by the caller
+    /// (for example by [`Engine::begin_for`], which asks the router).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::transaction`].
+    pub async fn transaction_with<T, E, F, Fut>(&self, tx: Transaction, work: F) -> std::result::Result<T, E>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,

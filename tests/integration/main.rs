@@ -1,0 +1,9 @@
+//! dbroute's integration tests: one binary, against real PostgreSQL,
+//! MariaDB and SQLite, real compiled WebAssembly routers.
+
+mod support;
+
+mod raw_sql;
+mod registry;
+mod router_faults;
+mod transactions;

@@ -1,0 +1,137 @@
+//! Raw SQL on a named connection, the same on all three backends.
+
+use dbroute::{Backend, Error, Value, params, sqlx::AssertSqlSafe};
+
+use crate::support::{TestDb, engine_on, per_backend};
+
+fn sql(text: String) -> AssertSqlSafe<String> {
+    AssertSqlSafe(text)
+}
+
+per_backend!(
+    execute_and_fetch_bind_parameters_and_read_rows,
+    |db: TestDb| async move {
+        let engine = engine_on(&db).await;
+        let conn = engine.connection(None).unwrap();
+        let id_type = match db.backend {
+            Backend::Postgres => "SERIAL PRIMARY KEY",
+            Backend::MySql => "INTEGER AUTO_INCREMENT PRIMARY KEY",
+            _ => "INTEGER PRIMARY KEY",
+        };
+        conn.execute(
+        sql(format!(
+            "CREATE TABLE people (id {id_type}, name VARCHAR(100) NOT NULL, age INTEGER, score DOUBLE PRECISION, active BOOLEAN, photo {})",
+            if db.backend == Backend::Postgres { "BYTEA" } else { "BLOB" }
+        )),
+        &[],
+    )
+    .await
+    .unwrap();
+        let insert = format!(
+            "INSERT INTO people (name, age, score, active, photo) VALUES ({}, {}, {}, {}, {})",
+            db.p(1),
+            db.p(2),
+            db.p(3),
+            db.p(4),
+            db.p(5)
+        );
+        let done = conn
+            .execute(sql(insert.clone()), &params!["ada", 36, 9.5, true, vec![1u8, 2, 3]])
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected, 1);
+        if db.backend != Backend::Postgres {
+            assert_eq!(done.last_insert_id, Some(1));
+        }
+        // A NULL parameter, and an injection attempt that must stay a value.
+        conn.execute(
+            sql(insert),
+            &params![
+                "x'); DROP TABLE people; --",
+                None::<i64>,
+                None::<f64>,
+                false,
+                None::<Vec<u8>>
+            ],
+        )
+        .await
+        .unwrap();
+
+        let rows = conn
+            .fetch_all(
+                "SELECT id, name, age, score, active, photo FROM people ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        let ada = &rows[0];
+        assert_eq!(ada.get::<i64, _>("id"), 1);
+        assert_eq!(ada.get::<i32, _>(0), 1);
+        assert_eq!(ada.get::<String, _>("name"), "ada");
+        assert_eq!(ada.get::<i64, _>("age"), 36);
+        assert_eq!(ada.get::<f64, _>("score"), 9.5);
+        assert!(ada.get::<bool, _>("active"));
+        assert_eq!(ada.get::<Vec<u8>, _>("photo"), vec![1, 2, 3]);
+        let other = &rows[1];
+        assert_eq!(other.get::<String, _>(1), "x'); DROP TABLE people; --");
+        assert_eq!(other.get::<Option<i64>, _>("age"), None);
+        assert_eq!(other.get::<Option<f64>, _>("score"), None);
+        assert_eq!(other.values()[5], Value::Null);
+
+        let by_name = format!("SELECT name FROM people WHERE name = {}", db.p(1));
+        let one = conn.fetch_one(sql(by_name.clone()), &params!["ada"]).await.unwrap();
+        assert_eq!(one.get::<String, _>("name"), "ada");
+        assert!(
+            conn.fetch_optional(sql(by_name.clone()), &params!["nobody"])
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let missing = conn.fetch_one(sql(by_name), &params!["nobody"]).await.unwrap_err();
+        assert!(matches!(missing, Error::RowNotFound { .. }), "{missing}");
+
+        let count = conn.fetch_one("SELECT COUNT(*) AS n FROM people", &[]).await.unwrap();
+        assert_eq!(count.get::<i64, _>("n"), 2);
+        // Reading a column that is not there, or as the wrong type, says so.
+        let err = count.try_get::<i64, _>("nope").unwrap_err().to_string();
+        assert!(err.contains("no such column") && err.contains('n'), "{err}");
+        let err = ada.try_get::<i64, _>("name").unwrap_err().to_string();
+        assert!(err.contains("text") && err.contains("i64"), "{err}");
+    }
+);
+
+per_backend!(a_bad_statement_names_the_connection, |db: TestDb| async move {
+    let engine = engine_on(&db).await;
+    let err = engine
+        .connection(None)
+        .unwrap()
+        .execute("SELECT * FROM table_that_does_not_exist", &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Query { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("connection `default`"), "{err}");
+});
+
+per_backend!(the_typed_pool_is_handed_out, |db: TestDb| async move {
+    let engine = engine_on(&db).await;
+    let conn = engine.connection(Some("default")).unwrap();
+    assert_eq!(conn.backend(), db.backend);
+    match db.backend {
+        Backend::Postgres => {
+            let pool = conn.pool().as_postgres().expect("a PgPool");
+            let one: i32 = dbroute::sqlx::query_scalar("SELECT 1").fetch_one(pool).await.unwrap();
+            assert_eq!(one, 1);
+        }
+        Backend::MySql => {
+            let pool = conn.pool().as_mysql().expect("a MySqlPool");
+            let one: i64 = dbroute::sqlx::query_scalar("SELECT 1").fetch_one(pool).await.unwrap();
+            assert_eq!(one, 1);
+        }
+        _ => {
+            let pool = conn.pool().as_sqlite().expect("a SqlitePool");
+            let one: i64 = dbroute::sqlx::query_scalar("SELECT 1").fetch_one(pool).await.unwrap();
+            assert_eq!(one, 1);
+        }
+    }
+});

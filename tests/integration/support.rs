@@ -1,0 +1,167 @@
+//! Test support: a fresh database per test on each backend, dropped
+//! afterwards (even when the test panics).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use dbroute::Backend;
+
+/// PostgreSQL of the machine (trust auth).
+pub(crate) const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// MariaDB of the machine (root, no password).
+pub(crate) const MYSQL_ADMIN: &str = "mysql://root@127.0.0.1:3306/test";
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn unique_name(prefix: &str) -> String {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{n}_{nanos}", std::process::id())
+}
+
+/// A database made for one test; dropped when this value is dropped.
+pub(crate) struct TestDb {
+    pub(crate) backend: Backend,
+    pub(crate) url: String,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A new database on `backend`.
+    pub(crate) async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Postgres => Self::postgres().await,
+            Backend::MySql => Self::mysql().await,
+            Backend::Sqlite => Self::sqlite(),
+        }
+    }
+
+    /// A new PostgreSQL database.
+    pub(crate) async fn postgres() -> TestDb {
+        let name = unique_name("dbroute_t");
+        admin_execute(Backend::Postgres, &format!("CREATE DATABASE {name}")).await;
+        TestDb {
+            backend: Backend::Postgres,
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            name,
+            _dir: None,
+        }
+    }
+
+    /// A new MariaDB database.
+    pub(crate) async fn mysql() -> TestDb {
+        let name = unique_name("dbroute_t");
+        admin_execute(Backend::MySql, &format!("CREATE DATABASE {name}")).await;
+        TestDb {
+            backend: Backend::MySql,
+            url: format!("mysql://root@127.0.0.1:3306/{name}"),
+            name,
+            _dir: None,
+        }
+    }
+
+    /// A new SQLite file in a temporary folder.
+    pub(crate) fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("test.db");
+        TestDb {
+            backend: Backend::Sqlite,
+            url: format!("sqlite:{}", path.display()),
+            name: String::new(),
+            _dir: Some(dir),
+        }
+    }
+
+    /// `$n` or `?`, as this backend wants.
+    pub(crate) fn p(&self, n: usize) -> String {
+        self.backend.placeholder(n)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = match self.backend {
+            Backend::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            Backend::MySql => format!("DROP DATABASE IF EXISTS {}", self.name),
+            _ => return,
+        };
+        let backend = self.backend;
+        // Drop may run inside a runtime: do the async work on a thread of
+        // its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(admin_execute(backend, &sql));
+        })
+        .join();
+    }
+}
+
+/// Runs one statement as the administrator.
+pub(crate) async fn admin_execute(backend: Backend, sql: &str) {
+    use sqlx::Connection as _;
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match backend {
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(POSTGRES_ADMIN)
+                .await
+                .expect("PostgreSQL on 127.0.0.1:5432");
+            sqlx::query(sql).execute(&mut c).await.expect("admin statement");
+        }
+        Backend::MySql => {
+            let mut c = sqlx::MySqlConnection::connect(MYSQL_ADMIN)
+                .await
+                .expect("MariaDB on 127.0.0.1:3306");
+            sqlx::query(sql).execute(&mut c).await.expect("admin statement");
+        }
+        _ => {}
+    }
+}
+
+/// Builds an engine on `default` = a fresh database of `backend`.
+pub(crate) async fn engine_on(db: &TestDb) -> dbroute::Engine {
+    dbroute::Engine::builder()
+        .connection("default", &db.url)
+        .build()
+        .await
+        .expect("engine")
+}
+
+/// A path under `tests/fixtures`.
+pub(crate) fn fixture(relative: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(relative)
+}
+
+/// Declares one test per backend: `per_backend!(name, |db: TestDb| async move { ... });`
+/// makes `name::postgres`, `name::mysql` and `name::sqlite`.
+macro_rules! per_backend {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = $crate::support::TestDb::postgres().await;
+                ($body)(db).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                let db = $crate::support::TestDb::mysql().await;
+                ($body)(db).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::support::TestDb::sqlite();
+                ($body)(db).await;
+            }
+        }
+    };
+}
+pub(crate) use per_backend;

@@ -1,0 +1,400 @@
+//! Transactions pinned to one connection, on all three backends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dbroute::{
+    ConnectionName, Decision, Engine, Error, Fault, Hints, ModelInfo, Operation, Router, RouterIdentity, params,
+    sqlx::AssertSqlSafe,
+};
+
+use crate::support::{TestDb, per_backend};
+
+/// A native router with fixed answers that counts how often it is asked.
+#[derive(Debug, Default)]
+struct Fixed {
+    read: Option<&'static str>,
+    write: Option<&'static str>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Router for Fixed {
+    fn identity(&self) -> RouterIdentity {
+        RouterIdentity::native("fixed")
+    }
+    fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.read.map_or(Ok(Decision::NoOpinion), Decision::use_connection)
+    }
+    fn db_for_write(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.write.map_or(Ok(Decision::NoOpinion), Decision::use_connection)
+    }
+}
+
+fn item() -> ModelInfo {
+    ModelInfo::named("Item").with_table("items")
+}
+
+/// `default` and `other` on two fresh databases of the same backend, with
+/// an `items` table on each.
+async fn two_databases(db: &TestDb) -> (Engine, TestDb) {
+    let other = TestDb::new(db.backend).await;
+    let engine = Engine::builder()
+        .connection_with("default", &db.url, dbroute::PoolSettings::new().max_connections(4))
+        .connection("other", &other.url)
+        .build()
+        .await
+        .unwrap();
+    for name in ["default", "other"] {
+        engine
+            .connection(Some(name))
+            .unwrap()
+            .execute("CREATE TABLE items (tag VARCHAR(40))", &[])
+            .await
+            .unwrap();
+    }
+    (engine, other)
+}
+
+async fn count(engine: &Engine, connection: &str, tag: &str) -> i64 {
+    let conn = engine.connection(Some(connection)).unwrap();
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM items WHERE tag = {}",
+        conn.backend().placeholder(1)
+    );
+    conn.fetch_one(AssertSqlSafe(sql), &params![tag])
+        .await
+        .unwrap()
+        .get("n")
+}
+
+fn insert(engine_backend: dbroute::Backend) -> AssertSqlSafe<String> {
+    AssertSqlSafe(format!(
+        "INSERT INTO items (tag) VALUES ({})",
+        engine_backend.placeholder(1)
+    ))
+}
+
+per_backend!(uncommitted_writes_are_visible_inside_only, |db: TestDb| async move {
+    let (engine, _other) = two_databases(&db).await;
+    let tx = engine.begin().await.unwrap();
+    tx.connection()
+        .execute(insert(db.backend), &params!["a"])
+        .await
+        .unwrap();
+    let inside: i64 = tx
+        .connection()
+        .fetch_one("SELECT COUNT(*) AS n FROM items", &[])
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(inside, 1);
+    assert_eq!(count(&engine, "default", "a").await, 0, "visible outside before commit");
+    tx.commit().await.unwrap();
+    assert_eq!(count(&engine, "default", "a").await, 1);
+});
+
+per_backend!(rollback_and_drop_leave_nothing, |db: TestDb| async move {
+    let (engine, _other) = two_databases(&db).await;
+    let tx = engine.begin_on("other").await.unwrap();
+    assert_eq!(tx.connection_name(), "other");
+    tx.connection()
+        .execute(insert(db.backend), &params!["r"])
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    {
+        let tx = engine.begin_on("other").await.unwrap();
+        tx.connection()
+            .execute(insert(db.backend), &params!["d"])
+            .await
+            .unwrap();
+        // dropped unfinished
+    }
+    assert_eq!(count(&engine, "other", "r").await, 0);
+    assert_eq!(count(&engine, "other", "d").await, 0);
+    // The pool is healthy after the drop.
+    engine
+        .connection(Some("other"))
+        .unwrap()
+        .execute(insert(db.backend), &params!["ok"])
+        .await
+        .unwrap();
+    assert_eq!(count(&engine, "other", "ok").await, 1);
+});
+
+per_backend!(savepoints_nest, |db: TestDb| async move {
+    let (engine, _other) = two_databases(&db).await;
+    let tx = engine.begin().await.unwrap();
+    tx.connection()
+        .execute(insert(db.backend), &params!["outer"])
+        .await
+        .unwrap();
+    let inner = tx.savepoint().await.unwrap();
+    assert!(inner.is_nested());
+    inner
+        .connection()
+        .execute(insert(db.backend), &params!["inner-rolled-back"])
+        .await
+        .unwrap();
+    inner.rollback().await.unwrap();
+    let inner = tx.savepoint().await.unwrap();
+    inner
+        .connection()
+        .execute(insert(db.backend), &params!["inner-kept"])
+        .await
+        .unwrap();
+    inner.commit().await.unwrap();
+    {
+        let dropped = tx.savepoint().await.unwrap();
+        dropped
+            .connection()
+            .execute(insert(db.backend), &params!["inner-dropped"])
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(count(&engine, "default", "outer").await, 1);
+    assert_eq!(count(&engine, "default", "inner-kept").await, 1);
+    assert_eq!(count(&engine, "default", "inner-rolled-back").await, 0);
+    assert_eq!(count(&engine, "default", "inner-dropped").await, 0);
+});
+
+per_backend!(
+    the_router_is_bypassed_and_reads_see_own_writes,
+    |db: TestDb| async move {
+        let (engine, _other) = two_databases(&db).await;
+        // Reads to `other` (a "replica"), writes to default.
+        let calls = Arc::new(AtomicUsize::new(0));
+        engine.set_router(Fixed {
+            read: Some("other"),
+            write: Some("default"),
+            calls: calls.clone(),
+        });
+        let model = item();
+        let tx = engine.begin_for(&model, &Hints::new()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "db_for_write asked once, at BEGIN");
+        assert_eq!(tx.connection_name(), "default");
+        let backend = db.backend;
+        let engine2 = engine.clone();
+        let seen = dbroute_scope(&engine, tx, move |_| async move {
+            engine2
+                .write_model(&item())
+                .execute(insert(backend), &params!["mine"])
+                .await?;
+            // A swap while the transaction is open changes nothing for it.
+            engine2.set_router(Fixed {
+                read: Some("other"),
+                write: Some("other"),
+                calls: Arc::default(),
+            });
+            engine2
+                .write_model(&item())
+                .execute(insert(backend), &params!["mine"])
+                .await?;
+            let row = engine2
+                .read_model(&item())
+                .fetch_one("SELECT COUNT(*) AS n FROM items", &[])
+                .await?;
+            Ok::<i64, Error>(row.get("n"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, 2, "the read inside the transaction saw its own writes");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "the router was not asked inside the transaction"
+        );
+        assert_eq!(count(&engine, "default", "mine").await, 2);
+        assert_eq!(count(&engine, "other", "mine").await, 0);
+    }
+);
+
+/// Runs `work` with `tx` as the task's ambient transaction (commit on Ok).
+async fn dbroute_scope<T, F, Fut>(engine: &Engine, tx: dbroute::Transaction, work: F) -> Result<T, Error>
+where
+    F: FnOnce(dbroute::Connection) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    engine.transaction_with(tx, work).await
+}
+
+per_backend!(the_closure_form_joins_commits_and_rolls_back, |db: TestDb| async move {
+    let (engine, _other) = two_databases(&db).await;
+    let backend = db.backend;
+    let e = engine.clone();
+    engine
+        .transaction(|_tx| async move {
+            // Joins without being handed the transaction.
+            e.write_model(&item()).execute(insert(backend), &params!["ok"]).await?;
+            e.connection(None)?.execute(insert(backend), &params!["ok"]).await?;
+            // Another task does not inherit it: it sees nothing uncommitted.
+            let e2 = e.clone();
+            let outside = tokio::spawn(async move {
+                assert!(!e2.connection(None).unwrap().in_transaction());
+                count(&e2, "default", "ok").await
+            })
+            .await
+            .unwrap();
+            assert_eq!(outside, 0);
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(count(&engine, "default", "ok").await, 2);
+
+    let e = engine.clone();
+    let result: Result<(), Error> = engine
+        .transaction(|tx| async move {
+            tx.execute(insert(backend), &params!["failed"]).await?;
+            e.connection(None)?
+                .execute("INSERT INTO no_such_table VALUES (1)", &[])
+                .await?;
+            Ok(())
+        })
+        .await;
+    assert!(matches!(result, Err(Error::Query { .. })));
+    assert_eq!(count(&engine, "default", "failed").await, 0);
+
+    // A panic rolls back too.
+    let e = engine.clone();
+    let panicked = tokio::spawn(async move {
+        let e2 = e.clone();
+        e.transaction(|tx| async move {
+            tx.execute(insert(backend), &params!["panicked"]).await?;
+            let _ = &e2;
+            panic!("boom");
+            #[allow(unreachable_code)]
+            Ok::<(), Error>(())
+        })
+        .await
+    })
+    .await;
+    assert!(panicked.is_err());
+    assert_eq!(count(&engine, "default", "panicked").await, 0);
+
+    // Nested closures are savepoints.
+    let e = engine.clone();
+    engine
+        .transaction(|tx| async move {
+            tx.execute(insert(backend), &params!["outer"]).await?;
+            let inner: Result<(), Error> = e
+                .transaction(|inner| async move {
+                    inner.execute(insert(backend), &params!["inner"]).await?;
+                    Err(Error::Closed)
+                })
+                .await;
+            assert!(inner.is_err());
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(count(&engine, "default", "outer").await, 1);
+    assert_eq!(count(&engine, "default", "inner").await, 0);
+});
+
+per_backend!(transactions_never_span_databases, |db: TestDb| async move {
+    let (engine, _other) = two_databases(&db).await;
+    let e = engine.clone();
+    engine
+        .transaction(|_tx| async move {
+            let err = e.connection(Some("other")).unwrap_err();
+            assert!(matches!(err, Error::CrossConnection { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains("`default`") && text.contains("`other`"), "{text}");
+            let err = e.read_model(&item()).using("other").connection().unwrap_err();
+            assert!(matches!(err, Error::CrossConnection { .. }), "{err}");
+            let err = e.begin_on("other").await.unwrap_err();
+            assert!(matches!(err, Error::CrossConnection { .. }), "{err}");
+            // Naming its own connection is fine, also by the alias.
+            assert!(e.connection(Some("default"))?.in_transaction());
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+
+    // Strict mode: a model the router would send elsewhere is an error.
+    let strict = Engine::builder()
+        .connection("default", &db.url)
+        .connection("other", &_other.url)
+        .strict_transactions(true)
+        .router(Fixed {
+            read: Some("other"),
+            write: None,
+            calls: Arc::default(),
+        })
+        .build()
+        .await
+        .unwrap();
+    let s = strict.clone();
+    strict
+        .transaction(|_tx| async move {
+            let err = s.read_model(&item()).connection().unwrap_err();
+            assert!(
+                matches!(err, Error::CrossConnection { requested, .. } if requested == "other"),
+                "{err}"
+            );
+            assert!(s.write_model(&item()).connection().is_ok());
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+});
+
+per_backend!(many_transactions_on_a_small_pool, |db: TestDb| async move {
+    let (engine, _other) = two_databases(&db).await;
+    let backend = db.backend;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let e = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let tag = format!("task-{i}");
+            e.transaction(|tx| {
+                let tag = tag.clone();
+                async move {
+                    tx.execute(insert(backend), &params![tag.clone()]).await?;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    tx.execute(insert(backend), &params![tag.clone()]).await?;
+                    let sql = format!("SELECT COUNT(*) AS n FROM items WHERE tag = {}", backend.placeholder(1));
+                    let mine: i64 = tx.fetch_one(AssertSqlSafe(sql), &params![tag]).await?.get("n");
+                    assert_eq!(mine, 2, "another transaction's statements leaked in");
+                    Ok::<_, Error>(())
+                }
+            })
+            .await
+        }));
+    }
+    let all = tokio::time::timeout(Duration::from_secs(60), async {
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "transactions deadlocked");
+    for i in 0..24 {
+        assert_eq!(count(&engine, "default", &format!("task-{i}")).await, 2);
+    }
+});
+
+#[tokio::test]
+async fn read_only_transactions_refuse_writes_where_supported() {
+    let db = TestDb::postgres().await;
+    let engine = Engine::builder().connection("default", &db.url).build().await.unwrap();
+    engine
+        .connection(None)
+        .unwrap()
+        .execute("CREATE TABLE items (tag TEXT)", &[])
+        .await
+        .unwrap();
+    let tx = engine.begin_read_only_for(&item(), &Hints::new()).await.unwrap();
+    let err = tx
+        .connection()
+        .execute("INSERT INTO items VALUES ('x')", &[])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+    let _ = ConnectionName::DEFAULT;
+}
