@@ -3,6 +3,7 @@
 
 mod support;
 
+mod hot_swap;
 mod raw_sql;
 mod registry;
 mod router_faults;

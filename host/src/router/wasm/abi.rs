@@ -244,15 +244,15 @@ pub(crate) fn decode_decision(r: i64, memory: &[u8]) -> Result<Decision, Fault> 
         return message(memory, r).map(Decision::Refuse);
     }
     let (ptr, len) = locate(r);
-    if len as usize > MAX_NAME_LEN {
-        // Do not read (or copy) an oversized "name".
-        let shown = slice(memory, ptr, len.min(80))?;
+    let bytes = slice(memory, ptr, len)?;
+    if bytes.len() > MAX_NAME_LEN {
+        // Do not copy an oversized "name": show its start.
+        let shown = &bytes[..80.min(bytes.len())];
         return Err(Fault::MalformedName {
             name: crate::name::printable(&String::from_utf8_lossy(shown)),
             reason: "it is longer than 64 bytes",
         });
     }
-    let bytes = slice(memory, ptr, len)?;
     if std::str::from_utf8(bytes).is_err() {
         return Err(Fault::InvalidUtf8);
     }

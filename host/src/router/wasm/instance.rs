@@ -113,6 +113,15 @@ pub(crate) struct RouterInstance {
 }
 
 impl RouterInstance {
+    /// Starts a call: a fresh time budget, and no memory-ceiling hit left
+    /// over from an earlier call (a router may cope with a refused
+    /// `memory.grow`; a later trap is then not a memory-limit fault).
+    #[inline]
+    fn start_call(&mut self, runtime: &RouterRuntime) {
+        self.store.set_epoch_deadline(runtime.limits().budget_ticks());
+        self.store.data_mut().ceiling_hit = false;
+    }
+
     /// Writes `pieces` as the next call's input; returns its pointer and
     /// length.
     #[inline]
@@ -161,7 +170,7 @@ impl RouterInstance {
         let Some(func) = func else {
             return Ok(Decision::NoOpinion);
         };
-        self.store.set_epoch_deadline(runtime.limits().budget_ticks());
+        self.start_call(runtime);
         let (ptr, len) = self.write_input(pieces, runtime)?;
         let r = func
             .call(&mut self.store, (ptr, len))
@@ -184,7 +193,7 @@ impl RouterInstance {
         let Some(func) = func else {
             return Ok(None);
         };
-        self.store.set_epoch_deadline(runtime.limits().budget_ticks());
+        self.start_call(runtime);
         let (ptr, len) = self.write_input(&[input.as_bytes()], runtime)?;
         let value = func
             .call(&mut self.store, (ptr, len))
@@ -259,7 +268,7 @@ impl InstanceFactory {
             migrate,
         };
         if let Some(init) = init {
-            instance.store.set_epoch_deadline(runtime.limits().budget_ticks());
+            instance.start_call(runtime);
             let (ptr, len) = instance
                 .write_input(&[self.init_input.as_bytes()], runtime)
                 .map_err(LoadError::InitFault)?;
