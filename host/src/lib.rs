@@ -18,7 +18,8 @@
 //! - [`Routed`]: one operation being put together — model, hints, override —
 //!   then run.
 //! - [`Transaction`]: a unit of work pinned to one connection; inside it the
-//!   router is not asked.
+//!   router is not asked. `docs/transactions.md` shows the forms, and the
+//!   compensating-transaction pattern for work that touches two databases.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -83,6 +84,10 @@ pub use router::{
     Decision, Migration, OpKind, Operation, Relation, RelationSide, Router, RouterChain, RouterIdentity, RouterStatus,
 };
 pub use transaction::Transaction;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/transactions.md")]
+struct TransactionsGuide;
 
 /// sqlx, re-exported so users name the same version (`AssertSqlSafe`, the
 /// typed pools).
