@@ -164,8 +164,8 @@ impl EngineBuilder {
     pub async fn build(self) -> Result<Engine> {
         if let Some((existing, new)) = &self.second_default {
             return Err(Error::SecondDefault {
-                existing: ConnectionName::new(existing)?,
-                new: ConnectionName::new(new)?,
+                existing: ConnectionName::new(existing)?.to_string(),
+                new: ConnectionName::new(new)?.to_string(),
             });
         }
         let mut names = Vec::new();
@@ -173,7 +173,7 @@ impl EngineBuilder {
         for (name, url, settings) in &self.connections {
             let name = ConnectionName::new(name)?;
             if names.contains(&name) {
-                return Err(Error::DuplicateConnection { name });
+                return Err(Error::DuplicateConnection { name: name.to_string() });
             }
             names.push(name);
             urls.push((name, ConnectionUrl::parse(name, url)?, settings.clone()));
@@ -183,7 +183,7 @@ impl EngineBuilder {
                 let d = ConnectionName::new(d)?;
                 if !names.contains(&d) {
                     return Err(Error::UnknownConnection {
-                        name: d,
+                        name: d.to_string(),
                         requested_by: "default_connection".into(),
                         registered: names,
                     });
@@ -350,8 +350,8 @@ impl Engine {
                 let same = registry.get(&requested).is_some_and(|e| Arc::ptr_eq(e, &tx.entry));
                 if !same {
                     return Err(Error::CrossConnection {
-                        transaction: tx.entry.name,
-                        requested,
+                        transaction: tx.entry.name.to_string(),
+                        requested: requested.to_string(),
                     });
                 }
             }
@@ -387,7 +387,7 @@ impl Engine {
         self.check_open()?;
         let name = ConnectionName::new(name)?;
         if self.inner.registry.snapshot().get(&name).is_some() {
-            return Err(Error::DuplicateConnection { name });
+            return Err(Error::DuplicateConnection { name: name.to_string() });
         }
         let url = ConnectionUrl::parse(name, url)?;
         let entry = ConnectionEntry::open(name, url, settings).await?;
@@ -651,13 +651,13 @@ impl Engine {
             }
             None => None,
         };
-        if let Some(requested) = requested {
-            if !registry.get(&requested).is_some_and(|e| Arc::ptr_eq(e, &tx.entry)) {
-                return Err(Error::CrossConnection {
-                    transaction: tx.entry.name,
-                    requested,
-                });
-            }
+        if let Some(requested) = requested
+            && !registry.get(&requested).is_some_and(|e| Arc::ptr_eq(e, &tx.entry))
+        {
+            return Err(Error::CrossConnection {
+                transaction: tx.entry.name.to_string(),
+                requested: requested.to_string(),
+            });
         }
         Ok(Connection::new(tx.entry.clone(), Some(tx)))
     }
@@ -690,8 +690,8 @@ impl Engine {
         if let Some(tx) = transaction::current() {
             if !Arc::ptr_eq(&tx.entry, &entry) {
                 return Err(Error::CrossConnection {
-                    transaction: tx.entry.name,
-                    requested: entry.name,
+                    transaction: tx.entry.name.to_string(),
+                    requested: entry.name.to_string(),
                 });
             }
             return Transaction::nested(tx).await;

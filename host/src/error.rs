@@ -27,7 +27,7 @@ pub enum Error {
     #[error("a connection named `{name}` is already registered; pick another name or remove it first")]
     DuplicateConnection {
         /// The duplicated name.
-        name: ConnectionName,
+        name: String,
     },
 
     /// A second connection was marked as the default.
@@ -36,9 +36,9 @@ pub enum Error {
     )]
     SecondDefault {
         /// The connection that is the default already.
-        existing: ConnectionName,
+        existing: String,
         /// The connection that was also marked default.
-        new: ConnectionName,
+        new: String,
     },
 
     /// An engine was built with no connection at all.
@@ -52,7 +52,7 @@ pub enum Error {
     )]
     UnknownConnection {
         /// The name that was asked for.
-        name: ConnectionName,
+        name: String,
         /// Who asked: an explicit `using`, a router, a transaction.
         requested_by: String,
         /// The names that are registered.
@@ -63,7 +63,7 @@ pub enum Error {
     #[error("connection `{name}` may not be chosen here; allowed: {}", list(allowed))]
     NotAllowed {
         /// The name that was asked for.
-        name: ConnectionName,
+        name: String,
         /// The names the allow-list permits.
         allowed: Vec<ConnectionName>,
     },
@@ -72,7 +72,7 @@ pub enum Error {
     #[error("connection `{connection}`: invalid URL {url}: {reason}")]
     InvalidUrl {
         /// The connection being registered.
-        connection: ConnectionName,
+        connection: String,
         /// The URL, with any password replaced by `***`.
         url: String,
         /// What is wrong with it.
@@ -85,7 +85,7 @@ pub enum Error {
     )]
     UnsupportedScheme {
         /// The connection being registered.
-        connection: ConnectionName,
+        connection: String,
         /// The scheme that was given.
         scheme: String,
     },
@@ -94,7 +94,7 @@ pub enum Error {
     #[error("connection `{connection}` ({url}): could not connect: {source}")]
     Connect {
         /// The connection's name.
-        connection: ConnectionName,
+        connection: String,
         /// The URL, with any password replaced by `***`.
         url: String,
         /// The driver's error.
@@ -108,7 +108,7 @@ pub enum Error {
     )]
     PoolTimedOut {
         /// The connection's name.
-        connection: ConnectionName,
+        connection: String,
         /// The acquire timeout that ran out.
         timeout: Duration,
     },
@@ -117,7 +117,7 @@ pub enum Error {
     #[error("connection `{connection}`: {source}")]
     Query {
         /// The connection the statement ran on.
-        connection: ConnectionName,
+        connection: String,
         /// The driver's error.
         #[source]
         source: sqlx::Error,
@@ -127,7 +127,7 @@ pub enum Error {
     #[error("connection `{connection}`: the query returned no row")]
     RowNotFound {
         /// The connection the statement ran on.
-        connection: ConnectionName,
+        connection: String,
     },
 
     /// A column could not be read as the requested Rust type.
@@ -146,7 +146,7 @@ pub enum Error {
     )]
     RemoveDefault {
         /// The default's name.
-        name: ConnectionName,
+        name: String,
         /// The connections still registered.
         others: Vec<ConnectionName>,
     },
@@ -213,16 +213,16 @@ pub enum Error {
     )]
     CrossConnection {
         /// The transaction's connection.
-        transaction: ConnectionName,
+        transaction: String,
         /// The connection that was asked for.
-        requested: ConnectionName,
+        requested: String,
     },
 
     /// The transaction was already finished.
     #[error("the transaction on `{connection}` is already finished")]
     TransactionFinished {
         /// The transaction's connection.
-        connection: ConnectionName,
+        connection: String,
     },
 
     /// A file could not be read or watched.

@@ -69,7 +69,7 @@ fn savepoint_sql(verb: &str, level: u32) -> sqlx::AssertSqlSafe<String> {
 impl TxCore {
     fn finished(&self) -> Error {
         Error::TransactionFinished {
-            connection: self.entry.name,
+            connection: self.entry.name.to_string(),
         }
     }
 
@@ -106,7 +106,7 @@ async fn run(conn: &mut TxConn, core: &TxCore, sql: sqlx::AssertSqlSafe<String>)
         TxConn::Finished => return Err(core.finished()),
     };
     result.map_err(|source| Error::Query {
-        connection: core.entry.name,
+        connection: core.entry.name.to_string(),
         source,
     })
 }
@@ -161,11 +161,11 @@ impl Transaction {
         let name = entry.name;
         let error = |source: sqlx::Error| match source {
             sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
-                connection: name,
+                connection: name.to_string(),
                 timeout: entry.settings.get_acquire_timeout(),
             },
             source => Error::Query {
-                connection: name,
+                connection: name.to_string(),
                 source,
             },
         };
@@ -254,7 +254,7 @@ impl Transaction {
             let conn = std::mem::replace(&mut *state, TxConn::Finished);
             let name = self.core.entry.name;
             let error = |source| Error::Query {
-                connection: name,
+                connection: name.to_string(),
                 source,
             };
             return match conn {
@@ -280,7 +280,7 @@ impl Transaction {
             let conn = std::mem::replace(&mut *state, TxConn::Finished);
             let name = self.core.entry.name;
             let error = |source| Error::Query {
-                connection: name,
+                connection: name.to_string(),
                 source,
             };
             return match conn {

@@ -334,7 +334,7 @@ per_backend!(transactions_never_span_databases, |db: TestDb| async move {
         .transaction(|_tx| async move {
             let err = s.read_model(&item()).connection().unwrap_err();
             assert!(
-                matches!(err, Error::CrossConnection { requested, .. } if requested == "other"),
+                matches!(&err, Error::CrossConnection { requested, .. } if requested == "other"),
                 "{err}"
             );
             assert!(s.write_model(&item()).connection().is_ok());

@@ -210,14 +210,14 @@ impl Connection {
     fn error(&self, source: sqlx::Error) -> Error {
         match source {
             sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
-                connection: self.entry.name,
+                connection: self.entry.name.to_string(),
                 timeout: self.entry.settings.get_acquire_timeout(),
             },
             sqlx::Error::RowNotFound => Error::RowNotFound {
-                connection: self.entry.name,
+                connection: self.entry.name.to_string(),
             },
             source => Error::Query {
-                connection: self.entry.name,
+                connection: self.entry.name.to_string(),
                 source,
             },
         }
@@ -272,7 +272,7 @@ impl Connection {
     /// [`Connection::fetch_all`].
     pub async fn fetch_one(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Row> {
         self.fetch_optional(sql, params).await?.ok_or(Error::RowNotFound {
-            connection: self.entry.name,
+            connection: self.entry.name.to_string(),
         })
     }
 }

@@ -141,17 +141,17 @@ impl DbPool {
     pub(crate) async fn open(name: ConnectionName, url: &ConnectionUrl, settings: &PoolSettings) -> Result<DbPool> {
         let connect_error = |source: sqlx::Error| match source {
             sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
-                connection: name,
+                connection: name.to_string(),
                 timeout: settings.acquire_timeout,
             },
             source => Error::Connect {
-                connection: name,
+                connection: name.to_string(),
                 url: url.redacted().to_owned(),
                 source,
             },
         };
         let bad_url = |e: sqlx::Error| Error::InvalidUrl {
-            connection: name,
+            connection: name.to_string(),
             url: url.redacted().to_owned(),
             reason: crate::connection::url::redact(&e.to_string()),
         };

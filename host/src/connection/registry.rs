@@ -84,7 +84,7 @@ impl ConnectionMap {
 
     pub(crate) fn unknown(&self, name: ConnectionName, requested_by: impl Into<String>) -> Error {
         Error::UnknownConnection {
-            name,
+            name: name.to_string(),
             requested_by: requested_by.into(),
             registered: self.names(),
         }
@@ -130,7 +130,9 @@ impl Registry {
         let current = self.current.load_full();
         if entry.name.is_default() || current.by_name.contains_key(&entry.name) {
             entry.pool.close().await;
-            return Err(Error::DuplicateConnection { name: entry.name });
+            return Err(Error::DuplicateConnection {
+                name: entry.name.to_string(),
+            });
         }
         let mut by_name = current.by_name.clone();
         by_name.insert(entry.name, Arc::new(entry));
@@ -153,7 +155,7 @@ impl Registry {
             let others: Vec<_> = current.names().into_iter().filter(|n| *n != entry.name).collect();
             if !others.is_empty() {
                 return Err(Error::RemoveDefault {
-                    name: entry.name,
+                    name: entry.name.to_string(),
                     others,
                 });
             }

@@ -66,7 +66,7 @@ impl ConnectionUrl {
         let redacted = redact(url);
         let Some((scheme, rest)) = url.split_once(':') else {
             return Err(Error::InvalidUrl {
-                connection: name,
+                connection: name.to_string(),
                 url: redacted,
                 reason: "it has no scheme; write it like postgres://host/db, mysql://host/db or sqlite:file.db".into(),
             });
@@ -77,7 +77,7 @@ impl ConnectionUrl {
             "sqlite" => Backend::Sqlite,
             other => {
                 return Err(Error::UnsupportedScheme {
-                    connection: name,
+                    connection: name.to_string(),
                     scheme: crate::name::printable(other),
                 });
             }
@@ -90,14 +90,14 @@ impl ConnectionUrl {
         if backend != Backend::Sqlite {
             if let Err(e) = url::Url::parse(&secret) {
                 return Err(Error::InvalidUrl {
-                    connection: name,
+                    connection: name.to_string(),
                     url: redacted,
                     reason: e.to_string(),
                 });
             }
         } else if rest.trim_start_matches('/').is_empty() {
             return Err(Error::InvalidUrl {
-                connection: name,
+                connection: name.to_string(),
                 url: redacted,
                 reason: "it names no database file; use sqlite:path/to/file.db or sqlite::memory:".into(),
             });

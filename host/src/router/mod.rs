@@ -133,43 +133,46 @@ pub(crate) fn decision_from_name(bytes: &[u8]) -> Result<Decision, Fault> {
 /// Who a router is: its name and, for a WebAssembly router, the SHA-256 of
 /// its module. Errors and reports name routers this way.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RouterIdentity {
-    name: Arc<str>,
+pub struct RouterIdentity(Arc<IdentityInner>);
+
+#[derive(PartialEq, Eq, Hash)]
+struct IdentityInner {
+    name: Box<str>,
     hash: Option<[u8; 32]>,
 }
 
 impl RouterIdentity {
     /// A native router's identity: a name, no hash.
-    pub fn native(name: impl Into<Arc<str>>) -> Self {
-        RouterIdentity {
+    pub fn native(name: impl Into<Box<str>>) -> Self {
+        RouterIdentity(Arc::new(IdentityInner {
             name: name.into(),
             hash: None,
-        }
+        }))
     }
 
-    pub(crate) fn wasm(name: impl Into<Arc<str>>, hash: [u8; 32]) -> Self {
-        RouterIdentity {
+    pub(crate) fn wasm(name: impl Into<Box<str>>, hash: [u8; 32]) -> Self {
+        RouterIdentity(Arc::new(IdentityInner {
             name: name.into(),
             hash: Some(hash),
-        }
+        }))
     }
 
     /// The router's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// The module's SHA-256 as 64 hex digits (`None` for a native router).
     pub fn content_hash(&self) -> Option<String> {
-        self.hash.map(|h| h.iter().map(|b| format!("{b:02x}")).collect())
+        self.0.hash.map(|h| h.iter().map(|b| format!("{b:02x}")).collect())
     }
 }
 
 impl fmt::Display for RouterIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.content_hash() {
-            Some(hash) => write!(f, "router `{}` (sha256:{})", self.name, &hash[..16]),
-            None => write!(f, "router `{}` (native)", self.name),
+            Some(hash) => write!(f, "router `{}` (sha256:{})", self.name(), &hash[..16]),
+            None => write!(f, "router `{}` (native)", self.name()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! pools when connections change.
 
 pub(crate) mod abi;
+mod cache;
 pub(crate) mod instance;
 pub(crate) mod runtime;
 
@@ -14,6 +15,7 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use wasmtime::Module;
 
+use self::cache::DecisionCache;
 use self::instance::{InstanceFactory, InstancePool, classify, linker, new_store};
 use self::runtime::RouterRuntime;
 use crate::error::{Error, Fault, LoadError, Result};
@@ -143,9 +145,18 @@ pub struct WasmRouterBuilder {
     config: serde_json::Value,
     connections: Vec<ConnectionName>,
     expectations: Vec<Expectation>,
+    answer_cache: bool,
 }
 
 impl WasmRouterBuilder {
+    /// Whether to cache the answers of a router that declares itself
+    /// deterministic (default: yes). Routers that do not declare it are
+    /// never cached.
+    pub fn answer_cache(mut self, enabled: bool) -> Self {
+        self.answer_cache = enabled;
+        self
+    }
+
     /// The router's configuration, handed to `dbroute_init`.
     pub fn config(mut self, config: serde_json::Value) -> Self {
         self.config = config;
@@ -254,6 +265,7 @@ impl WasmRouterBuilder {
                 module,
                 config: self.config.clone(),
                 pool: ArcSwap::from_pointee(pool),
+                cache: (deterministic && self.answer_cache).then(DecisionCache::new),
                 info: RouterInfo {
                     size,
                     compile_time,
@@ -356,6 +368,8 @@ struct Inner {
     module: Module,
     config: serde_json::Value,
     pool: ArcSwap<InstancePool>,
+    /// Present when the router declared itself deterministic.
+    cache: Option<DecisionCache>,
     info: RouterInfo,
 }
 
@@ -376,6 +390,7 @@ impl WasmRouter {
             config: serde_json::Value::Null,
             connections: Vec::new(),
             expectations: Vec::new(),
+            answer_cache: true,
         }
     }
 
@@ -387,6 +402,31 @@ impl WasmRouter {
     /// Idle instances in the pool now.
     pub fn idle_instances(&self) -> usize {
         self.inner.pool.load().idle()
+    }
+
+    /// One decision: from the cache when the router is deterministic and
+    /// has answered these exact bytes before, else from an instance.
+    #[inline]
+    fn decide(&self, kind: OpKind, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
+        let pool = self.inner.pool.load();
+        let exported = match kind {
+            OpKind::Read => pool.factory.exports.db_for_read,
+            OpKind::Write => pool.factory.exports.db_for_write,
+        };
+        if !exported {
+            return Ok(Decision::NoOpinion);
+        }
+        let pieces = abi::decision_input(kind, op.model, op.hints);
+        let Some(cache) = &self.inner.cache else {
+            return pool.with_instance(|instance| instance.decide(kind, &pieces, &pool.factory.runtime));
+        };
+        let hash = cache.hash(&pieces);
+        if let Some(decision) = cache.get(hash, &pieces) {
+            return Ok(decision);
+        }
+        let decision = pool.with_instance(|instance| instance.decide(kind, &pieces, &pool.factory.runtime))?;
+        cache.put(hash, &pieces, &decision);
+        Ok(decision)
     }
 
     fn self_test(&self, case: &Expectation) -> std::result::Result<(), String> {
@@ -421,22 +461,12 @@ impl Router for WasmRouter {
 
     #[inline]
     fn db_for_read(&self, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
-        let pool = self.inner.pool.load();
-        if !pool.factory.exports.db_for_read {
-            return Ok(Decision::NoOpinion);
-        }
-        let pieces = abi::decision_input(OpKind::Read, op.model, op.hints);
-        pool.with_instance(|instance| instance.decide(OpKind::Read, &pieces, &pool.factory.runtime))
+        self.decide(OpKind::Read, op)
     }
 
     #[inline]
     fn db_for_write(&self, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
-        let pool = self.inner.pool.load();
-        if !pool.factory.exports.db_for_write {
-            return Ok(Decision::NoOpinion);
-        }
-        let pieces = abi::decision_input(OpKind::Write, op.model, op.hints);
-        pool.with_instance(|instance| instance.decide(OpKind::Write, &pieces, &pool.factory.runtime))
+        self.decide(OpKind::Write, op)
     }
 
     fn allow_relation(&self, relation: &Relation<'_>) -> std::result::Result<Option<bool>, Fault> {
@@ -472,7 +502,13 @@ impl Router for WasmRouter {
             factory.exports,
             init_input,
         ) {
-            Ok(factory) => self.inner.pool.store(Arc::new(InstancePool::new(factory))),
+            Ok(factory) => {
+                self.inner.pool.store(Arc::new(InstancePool::new(factory)));
+                // Answers may depend on the connections init was told about.
+                if let Some(cache) = &self.inner.cache {
+                    cache.clear();
+                }
+            }
             Err(e) => {
                 tracing::error!(router = %self.inner.identity, "could not re-initialise for new connections: {e}")
             }
