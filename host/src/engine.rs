@@ -366,6 +366,11 @@ impl Engine {
         Ok(Connection::new(entry.clone(), None))
     }
 
+    /// What a read does when its router faults.
+    pub fn read_failure(&self) -> ReadFailure {
+        self.inner.read_failure
+    }
+
     /// The registered connection names, the default first.
     pub fn connection_names(&self) -> Vec<ConnectionName> {
         self.inner.registry.snapshot().names()
@@ -521,7 +526,7 @@ impl Engine {
     /// A router's refusal or fault; a router naming an unregistered
     /// connection.
     pub fn db_for_read(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
-        self.decide(OpKind::Read, model, hints, None).map(|e| e.name)
+        self.decide_with(OpKind::Read, model, hints, None, |e| e.name)
     }
 
     /// The connection for writing `model`, by the resolution order.
@@ -530,7 +535,7 @@ impl Engine {
     ///
     /// As [`Engine::db_for_read`].
     pub fn db_for_write(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
-        self.decide(OpKind::Write, model, hints, None).map(|e| e.name)
+        self.decide_with(OpKind::Write, model, hints, None, |e| e.name)
     }
 
     /// May an object of `a` on connection `a_db` be related to one of `b` on
@@ -581,7 +586,6 @@ impl Engine {
     }
 
     /// Resolves one operation to a registered connection (no transaction).
-    #[inline]
     pub(crate) fn decide(
         &self,
         kind: OpKind,
@@ -589,6 +593,20 @@ impl Engine {
         hints: &Hints,
         using: Option<&str>,
     ) -> Result<Arc<ConnectionEntry>> {
+        self.decide_with(kind, model, hints, using, Arc::clone)
+    }
+
+    /// Resolves one operation and hands the chosen entry to `then` (so
+    /// asking for a name alone touches no reference count).
+    #[inline]
+    fn decide_with<T>(
+        &self,
+        kind: OpKind,
+        model: &ModelInfo,
+        hints: &Hints,
+        using: Option<&str>,
+        then: impl FnOnce(&Arc<ConnectionEntry>) -> T,
+    ) -> Result<T> {
         self.check_open()?;
         let registry = self.inner.registry.snapshot();
         let entry = if let Some(using) = using {
@@ -619,7 +637,7 @@ impl Engine {
             OpKind::Read => entry.routed_reads.increment(),
             OpKind::Write => entry.routed_writes.increment(),
         }
-        Ok(entry.clone())
+        Ok(then(entry))
     }
 
     /// Resolves one operation to a connection handle, honouring an open

@@ -77,6 +77,7 @@ pub use error::{Error, Fault, LoadError, Result};
 pub use model::{Hints, Model, ModelInfo};
 pub use name::{ConnectionName, MAX_NAME_LEN};
 pub use routed::Routed;
+pub use router::wasm::abi::ABI_VERSION;
 pub use router::wasm::runtime::{RouterLimits, RouterRuntime};
 pub use router::wasm::{Expectation, ExpectationBuilder, MAX_ROUTER_SIZE, RouterInfo, WasmRouter, WasmRouterBuilder};
 pub use router::watch::{RouterWatcher, WatchStatus};

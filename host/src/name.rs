@@ -58,6 +58,7 @@ const fn is_name_byte(b: u8) -> bool {
 }
 
 /// Checks `bytes` against the name rules without building anything.
+#[inline]
 pub(crate) const fn check_name(bytes: &[u8]) -> Result<(), NameProblem> {
     if bytes.is_empty() {
         return Err(NameProblem::Empty);
@@ -93,8 +94,21 @@ impl ConnectionName {
         })
     }
 
-    /// Builds a name from raw bytes (for example a router's answer).
-    pub(crate) const fn from_bytes(bytes: &[u8]) -> Result<Self, NameProblem> {
+    /// Builds a name from raw bytes (for example a router's answer): the
+    /// fast path used at run time.
+    #[inline]
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, NameProblem> {
+        check_name(bytes)?;
+        let mut out = [0u8; MAX_NAME_LEN];
+        out[..bytes.len()].copy_from_slice(bytes);
+        Ok(ConnectionName {
+            len: bytes.len() as u8,
+            bytes: out,
+        })
+    }
+
+    /// As [`ConnectionName::from_bytes`], usable in constants.
+    const fn from_bytes_const(bytes: &[u8]) -> Result<Self, NameProblem> {
         if let Err(problem) = check_name(bytes) {
             return Err(problem);
         }
@@ -116,7 +130,7 @@ impl ConnectionName {
     ///
     /// Panics (at compile time, in a `const`) when `name` is not a valid name.
     pub const fn from_static(name: &'static str) -> Self {
-        match Self::from_bytes(name.as_bytes()) {
+        match Self::from_bytes_const(name.as_bytes()) {
             Ok(n) => n,
             Err(_) => panic!("invalid connection name: use 1-64 bytes of A-Z a-z 0-9 _ - ."),
         }
@@ -167,9 +181,12 @@ impl PartialEq<&str> for ConnectionName {
 }
 
 impl Hash for ConnectionName {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must agree with `str`'s Hash, so maps keyed by names accept `&str`.
-        self.as_str().hash(state)
+        // Must agree with `str`'s Hash (its bytes, then 0xff), so maps keyed
+        // by names accept `&str`.
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
     }
 }
 

@@ -23,7 +23,9 @@ pub(crate) fn fixed_router_wat(connection: &str) -> String {
 }
 
 async fn engine_with(names: &[&str]) -> Engine {
-    let mut builder = Engine::builder();
+    // These tests are about swapping, not budgets: a generous budget keeps
+    // a descheduled thread on a busy machine from failing a call.
+    let mut builder = Engine::builder().router_limits(dbroute::RouterLimits::new().time_budget(Duration::from_secs(2)));
     for name in names {
         builder = builder.connection(*name, "sqlite::memory:");
     }

@@ -47,7 +47,8 @@ impl ConnectionEntry {
     }
 }
 
-type Hasher = std::hash::BuildHasherDefault<std::hash::DefaultHasher>;
+/// Connection names are short and chosen by the operator: a fast hash.
+type Hasher = foldhash::fast::RandomState;
 
 /// An immutable snapshot of the registered connections.
 #[derive(Debug)]

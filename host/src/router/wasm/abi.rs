@@ -8,8 +8,8 @@ use crate::model::{Hints, ModelInfo};
 use crate::name::{ConnectionName, MAX_NAME_LEN};
 use crate::router::{Decision, OpKind, decision_from_name};
 
-/// The ABI version this host speaks.
-pub(crate) const ABI_VERSION: i32 = 1;
+/// The router ABI version this host speaks (see `docs/ABI.md`).
+pub const ABI_VERSION: i32 = 1;
 
 pub(crate) const VERSION: &str = "dbroute_abi_version";
 pub(crate) const INPUT: &str = "dbroute_input";

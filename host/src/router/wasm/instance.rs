@@ -101,9 +101,15 @@ pub(crate) fn new_store(runtime: &RouterRuntime, router: Arc<str>) -> Store<Host
     store
 }
 
-/// One live instance of a router.
+/// One live instance of a router: its store, and its exports looked up once.
 pub(crate) struct RouterInstance {
     store: Store<HostState>,
+    calls: Calls,
+}
+
+/// An instance's exports. Kept apart from the store so a call can borrow
+/// both (cloning a `TypedFunc` is not free).
+struct Calls {
     memory: Memory,
     input: TypedFunc<i32, i32>,
     read: Option<TypedFunc<(i32, i32), i64>>,
@@ -112,50 +118,54 @@ pub(crate) struct RouterInstance {
     migrate: Option<TypedFunc<(i32, i32), i32>>,
 }
 
+/// Starts a call: a fresh time budget, and no memory-ceiling hit left over
+/// from an earlier call (a router may cope with a refused `memory.grow`; a
+/// later trap is then not a memory-limit fault).
+#[inline]
+fn start_call(store: &mut Store<HostState>, runtime: &RouterRuntime) {
+    store.set_epoch_deadline(runtime.limits().budget_ticks());
+    store.data_mut().ceiling_hit = false;
+}
+
+/// Writes `pieces` as the next call's input; returns its pointer and length.
+#[inline]
+fn write_input(
+    store: &mut Store<HostState>,
+    calls: &Calls,
+    pieces: &[&[u8]],
+    runtime: &RouterRuntime,
+) -> Result<(i32, i32), Fault> {
+    let len: usize = pieces.iter().map(|p| p.len()).sum();
+    let Ok(len32) = i32::try_from(len) else {
+        return Err(Fault::InputAllocation { len });
+    };
+    let ptr = calls
+        .input
+        .call(&mut *store, len32)
+        .map_err(|e| classify(&e, store.data(), runtime))?;
+    if ptr == 0 {
+        return Err(Fault::InputAllocation { len });
+    }
+    let data = calls.memory.data_mut(&mut *store);
+    let start = ptr as u32 as usize;
+    let Some(target) = start.checked_add(len).and_then(|end| data.get_mut(start..end)) else {
+        return Err(Fault::OutOfBounds {
+            ptr: ptr as u32,
+            len: len as u32,
+            memory: data.len(),
+        });
+    };
+    let mut at = 0;
+    for piece in pieces {
+        target[at..at + piece.len()].copy_from_slice(piece);
+        at += piece.len();
+    }
+    Ok((ptr, len32))
+}
+
 impl RouterInstance {
-    /// Starts a call: a fresh time budget, and no memory-ceiling hit left
-    /// over from an earlier call (a router may cope with a refused
-    /// `memory.grow`; a later trap is then not a memory-limit fault).
-    #[inline]
-    fn start_call(&mut self, runtime: &RouterRuntime) {
-        self.store.set_epoch_deadline(runtime.limits().budget_ticks());
-        self.store.data_mut().ceiling_hit = false;
-    }
-
-    /// Writes `pieces` as the next call's input; returns its pointer and
-    /// length.
-    #[inline]
-    fn write_input(&mut self, pieces: &[&[u8]], runtime: &RouterRuntime) -> Result<(i32, i32), Fault> {
-        let len: usize = pieces.iter().map(|p| p.len()).sum();
-        let Ok(len32) = i32::try_from(len) else {
-            return Err(Fault::InputAllocation { len });
-        };
-        let ptr = self
-            .input
-            .call(&mut self.store, len32)
-            .map_err(|e| classify(&e, self.store.data(), runtime))?;
-        if ptr == 0 {
-            return Err(Fault::InputAllocation { len });
-        }
-        let data = self.memory.data_mut(&mut self.store);
-        let start = ptr as u32 as usize;
-        let Some(target) = start.checked_add(len).and_then(|end| data.get_mut(start..end)) else {
-            return Err(Fault::OutOfBounds {
-                ptr: ptr as u32,
-                len: len as u32,
-                memory: data.len(),
-            });
-        };
-        let mut at = 0;
-        for piece in pieces {
-            target[at..at + piece.len()].copy_from_slice(piece);
-            at += piece.len();
-        }
-        Ok((ptr, len32))
-    }
-
-    /// Calls `db_for_read` / `db_for_write`. `None` when the module lacks the
-    /// export (no opinion).
+    /// Calls `db_for_read` / `db_for_write`; no opinion when the module
+    /// lacks the export.
     #[inline]
     pub(crate) fn decide(
         &mut self,
@@ -163,19 +173,20 @@ impl RouterInstance {
         pieces: &[&[u8]],
         runtime: &RouterRuntime,
     ) -> Result<Decision, Fault> {
+        let RouterInstance { store, calls } = self;
         let func = match kind {
-            OpKind::Read => self.read.clone(),
-            OpKind::Write => self.write.clone(),
+            OpKind::Read => calls.read.as_ref(),
+            OpKind::Write => calls.write.as_ref(),
         };
         let Some(func) = func else {
             return Ok(Decision::NoOpinion);
         };
-        self.start_call(runtime);
-        let (ptr, len) = self.write_input(pieces, runtime)?;
+        start_call(store, runtime);
+        let (ptr, len) = write_input(store, calls, pieces, runtime)?;
         let r = func
-            .call(&mut self.store, (ptr, len))
-            .map_err(|e| classify(&e, self.store.data(), runtime))?;
-        abi::decode_decision(r, self.memory.data(&self.store))
+            .call(&mut *store, (ptr, len))
+            .map_err(|e| classify(&e, store.data(), runtime))?;
+        abi::decode_decision(r, calls.memory.data(&*store))
     }
 
     /// Calls `allow_relation` (`relation == true`) or `allow_migrate`.
@@ -185,19 +196,20 @@ impl RouterInstance {
         input: &str,
         runtime: &RouterRuntime,
     ) -> Result<Option<bool>, Fault> {
+        let RouterInstance { store, calls } = self;
         let (func, export) = if relation {
-            (self.relation.clone(), abi::ALLOW_RELATION)
+            (calls.relation.as_ref(), abi::ALLOW_RELATION)
         } else {
-            (self.migrate.clone(), abi::ALLOW_MIGRATE)
+            (calls.migrate.as_ref(), abi::ALLOW_MIGRATE)
         };
         let Some(func) = func else {
             return Ok(None);
         };
-        self.start_call(runtime);
-        let (ptr, len) = self.write_input(&[input.as_bytes()], runtime)?;
+        start_call(store, runtime);
+        let (ptr, len) = write_input(store, calls, &[input.as_bytes()], runtime)?;
         let value = func
-            .call(&mut self.store, (ptr, len))
-            .map_err(|e| classify(&e, self.store.data(), runtime))?;
+            .call(&mut *store, (ptr, len))
+            .map_err(|e| classify(&e, store.data(), runtime))?;
         abi::decode_allow(export, value)
     }
 }
@@ -258,8 +270,7 @@ impl InstanceFactory {
         let relation = allow(&mut store, abi::ALLOW_RELATION);
         let migrate = allow(&mut store, abi::ALLOW_MIGRATE);
         let init = typed(&mut store, abi::INIT);
-        let mut instance = RouterInstance {
-            store,
+        let calls = Calls {
             memory,
             input,
             read,
@@ -268,18 +279,17 @@ impl InstanceFactory {
             migrate,
         };
         if let Some(init) = init {
-            instance.start_call(runtime);
-            let (ptr, len) = instance
-                .write_input(&[self.init_input.as_bytes()], runtime)
+            start_call(&mut store, runtime);
+            let (ptr, len) = write_input(&mut store, &calls, &[self.init_input.as_bytes()], runtime)
                 .map_err(LoadError::InitFault)?;
             let r = init
-                .call(&mut instance.store, (ptr, len))
-                .map_err(|e| LoadError::InitFault(classify(&e, instance.store.data(), runtime)))?;
-            abi::decode_init(r, instance.memory.data(&instance.store))
+                .call(&mut store, (ptr, len))
+                .map_err(|e| LoadError::InitFault(classify(&e, store.data(), runtime)))?;
+            abi::decode_init(r, calls.memory.data(&store))
                 .map_err(LoadError::InitFault)?
                 .map_err(LoadError::InitRefused)?;
         }
-        Ok(instance)
+        Ok(RouterInstance { store, calls })
     }
 }
 
@@ -288,7 +298,7 @@ impl InstanceFactory {
 /// returned instance is dropped.
 pub(crate) struct InstancePool {
     pub(crate) factory: InstanceFactory,
-    idle: ArrayQueue<RouterInstance>,
+    idle: ArrayQueue<Box<RouterInstance>>,
 }
 
 impl InstancePool {
@@ -302,7 +312,7 @@ impl InstancePool {
 
     /// Puts a ready instance in the pool.
     pub(crate) fn offer(&self, instance: RouterInstance) {
-        let _ = self.idle.push(instance);
+        let _ = self.idle.push(Box::new(instance));
     }
 
     /// Runs `call` on an instance; the instance goes back to the pool only
@@ -317,6 +327,7 @@ impl InstancePool {
             None => self
                 .factory
                 .instantiate()
+                .map(Box::new)
                 .map_err(|e| Fault::Trap(format!("a new instance could not start: {e}")))?,
         };
         let result = call(&mut instance);

@@ -143,7 +143,7 @@ impl ExpectationBuilder {
 pub struct WasmRouterBuilder {
     name: String,
     config: serde_json::Value,
-    connections: Vec<ConnectionName>,
+    connections: Vec<String>,
     expectations: Vec<Expectation>,
     answer_cache: bool,
 }
@@ -164,21 +164,19 @@ impl WasmRouterBuilder {
     }
 
     /// The connection names `dbroute_init` is told about. (The engine fills
-    /// these in when it loads a router.)
+    /// these in when it loads a router.) An invalid name makes the load fail
+    /// with [`Error::InvalidName`].
     pub fn connections<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.connections = names
-            .into_iter()
-            .filter_map(|n| ConnectionName::new(n.as_ref()).ok())
-            .collect();
+        self.connections = names.into_iter().map(|n| n.as_ref().to_owned()).collect();
         self
     }
 
     pub(crate) fn connection_names(mut self, names: Vec<ConnectionName>) -> Self {
-        self.connections = names;
+        self.connections = names.iter().map(ConnectionName::to_string).collect();
         self
     }
 
@@ -253,7 +251,12 @@ impl WasmRouterBuilder {
         abi::check_imports(&module).map_err(|e| self.refuse(e))?;
         let exports = abi::check_exports(&module).map_err(|e| self.refuse(e))?;
         let identity = RouterIdentity::wasm(self.name.as_str(), hash);
-        let init_input = abi::init_input(&self.config, &self.connections);
+        let connections = self
+            .connections
+            .iter()
+            .map(|n| ConnectionName::new(n))
+            .collect::<Result<Vec<_>>>()?;
+        let init_input = abi::init_input(&self.config, &connections);
         let factory = InstanceFactory::new(runtime, &module, identity.clone(), exports, init_input)
             .map_err(|e| self.refuse(e))?;
         let first = factory.instantiate().map_err(|e| self.refuse(e))?;

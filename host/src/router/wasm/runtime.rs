@@ -12,7 +12,7 @@ use crate::error::{Error, LoadError, Result};
 ///
 /// | limit | default |
 /// |---|---|
-/// | time budget per call | 10 ms |
+/// | time budget per call | 50 ms |
 /// | memory ceiling per instance | 16 MiB |
 /// | stack ceiling | 512 KiB |
 /// | idle instances kept per router | 32 |
@@ -31,6 +31,8 @@ use crate::error::{Error, LoadError, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterLimits {
     time_budget: Duration,
+    /// `time_budget` in clock ticks, computed once.
+    budget_ticks: u64,
     memory_ceiling: usize,
     stack_ceiling: usize,
     idle_instances: usize,
@@ -39,7 +41,8 @@ pub struct RouterLimits {
 impl Default for RouterLimits {
     fn default() -> Self {
         RouterLimits {
-            time_budget: Duration::from_millis(10),
+            time_budget: DEFAULT_BUDGET,
+            budget_ticks: ticks(DEFAULT_BUDGET),
             memory_ceiling: 16 << 20,
             stack_ceiling: 512 << 10,
             idle_instances: 32,
@@ -47,8 +50,20 @@ impl Default for RouterLimits {
     }
 }
 
+/// The default time budget. A decision takes about a microsecond; the
+/// budget is wall-clock time, so it also absorbs the thread being
+/// descheduled on a busy machine (tens of milliseconds), which must not
+/// fail a healthy router.
+const DEFAULT_BUDGET: Duration = Duration::from_millis(50);
+
 /// How often the budget clock ticks: the budget's granularity.
 const TICK: Duration = Duration::from_millis(1);
+
+/// A budget in clock ticks: at least 1, plus one for the partial tick the
+/// call starts in.
+fn ticks(budget: Duration) -> u64 {
+    (budget.as_nanos().div_ceil(TICK.as_nanos()) as u64).max(1) + 1
+}
 
 impl RouterLimits {
     /// The defaults (see the table above).
@@ -59,6 +74,7 @@ impl RouterLimits {
     /// (enforced at a 1 ms granularity).
     pub fn time_budget(mut self, budget: Duration) -> Self {
         self.time_budget = budget;
+        self.budget_ticks = ticks(budget);
         self
     }
     /// The most linear memory one instance may have, in bytes.
@@ -92,10 +108,10 @@ impl RouterLimits {
     pub fn get_idle_instances(&self) -> usize {
         self.idle_instances
     }
-    /// The budget in clock ticks (at least 1, plus one for the partial tick
-    /// the call starts in).
+    /// The budget in clock ticks.
+    #[inline]
     pub(crate) fn budget_ticks(&self) -> u64 {
-        (self.time_budget.as_nanos().div_ceil(TICK.as_nanos()) as u64).max(1) + 1
+        self.budget_ticks
     }
 }
 
