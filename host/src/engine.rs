@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -11,7 +12,9 @@ use crate::connection::handle::Connection;
 use crate::connection::pool::PoolSettings;
 use crate::connection::registry::{ConnectionEntry, Registry};
 use crate::connection::url::ConnectionUrl;
+use crate::connection::stats::ConnectionStatus;
 use crate::error::{Error, Result};
+use crate::factory::ConnectionFactory;
 use crate::model::{Hints, Model, ModelInfo};
 use crate::name::ConnectionName;
 use crate::routed::Routed;
@@ -85,6 +88,8 @@ pub struct EngineBuilder {
     limits: RouterLimits,
     read_failure: ReadFailure,
     strict_transactions: bool,
+    factory: Option<ConnectionFactory>,
+    health_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -151,6 +156,21 @@ impl EngineBuilder {
     /// model the router would send elsewhere is an error (off by default).
     pub fn strict_transactions(mut self, strict: bool) -> Self {
         self.strict_transactions = strict;
+        self
+    }
+
+    /// Makes connections for names that are not registered (see
+    /// [`ConnectionFactory`]); evicts idle ones in the background.
+    pub fn connection_factory(mut self, factory: ConnectionFactory) -> Self {
+        self.factory = Some(factory);
+        self
+    }
+
+    /// Checks every connection's health this often in the background (see
+    /// [`Engine::check_health`]), so a dead database is reported before a
+    /// user trips on it.
+    pub fn health_check_every(mut self, interval: Duration) -> Self {
+        self.health_interval = Some(interval);
         self
     }
 
@@ -224,6 +244,8 @@ impl EngineBuilder {
                 read_failure: self.read_failure,
                 strict_transactions: self.strict_transactions,
                 closed: AtomicBool::new(false),
+                factory: self.factory,
+                factory_lock: Mutex::new(()),
             }),
         };
         let mut chain = RouterChain::new();
@@ -243,6 +265,16 @@ impl EngineBuilder {
             .inner
             .routers
             .store(Arc::new(ActiveRouters { chain, generation: 0 }));
+        if let Some(idle) = engine.inner.factory.as_ref().and_then(|f| f.idle_timeout) {
+            engine.every((idle / 4).max(Duration::from_millis(100)), |engine| async move {
+                engine.evict_idle().await;
+            });
+        }
+        if let Some(interval) = self.health_interval {
+            engine.every(interval, move |engine| async move {
+                engine.check_health(interval).await;
+            });
+        }
         Ok(engine)
     }
 }
@@ -256,6 +288,9 @@ struct EngineInner {
     read_failure: ReadFailure,
     strict_transactions: bool,
     closed: AtomicBool,
+    factory: Option<ConnectionFactory>,
+    /// Serialises the factory, so racing first requests make one pool.
+    factory_lock: Mutex<()>,
 }
 
 /// The routing engine: named connection pools, the router chain that picks
@@ -318,6 +353,8 @@ impl Engine {
             limits: RouterLimits::default(),
             read_failure: ReadFailure::default(),
             strict_transactions: false,
+            factory: None,
+            health_interval: None,
         }
     }
 
@@ -609,25 +646,35 @@ impl Engine {
     ) -> Result<T> {
         self.check_open()?;
         let registry = self.inner.registry.snapshot();
+        let made: Arc<ConnectionEntry>;
         let entry = if let Some(using) = using {
             let name = ConnectionName::new(using)?;
-            registry.get(&name).ok_or_else(|| registry.unknown(name, "using()"))?
+            match registry.get(&name) {
+                Some(entry) => entry,
+                None => {
+                    made = self.make_connection(name, || "using()".to_owned())?;
+                    &made
+                }
+            }
         } else {
             let routers = self.inner.routers.load();
-            let op = Operation { kind, model, hints };
+            let hints = crate::scope::effective(hints);
+            let op = Operation {
+                kind,
+                model,
+                hints: hints.hints(),
+            };
             match routers.decide(&op) {
                 Ok(ChainAnswer::Use(name, router)) => match registry.get(&name) {
                     Some(entry) => entry,
-                    None => return Err(registry.unknown(name, router.identity().to_string())),
+                    None => {
+                        made = self.make_connection(name, || router.identity().to_string())?;
+                        &made
+                    }
                 },
                 Ok(ChainAnswer::Default) => registry.default_entry(),
-                Err((error, true))
-                    if kind == OpKind::Read && self.inner.read_failure == ReadFailure::FallBackToDefault =>
-                {
-                    tracing::warn!(
-                        model = model.name(),
-                        "router fault on a read, falling back to default: {error}"
-                    );
+                Err((error, true)) if kind == OpKind::Read && self.inner.read_failure == ReadFailure::FallBackToDefault => {
+                    tracing::warn!(model = model.name(), "router fault on a read, falling back to default: {error}");
                     registry.default_entry()
                 }
                 Err((error, _)) => return Err(error),
@@ -637,7 +684,144 @@ impl Engine {
             OpKind::Read => entry.routed_reads.increment(),
             OpKind::Write => entry.routed_writes.increment(),
         }
+        if entry.from_factory {
+            entry.touch();
+        }
         Ok(then(entry))
+    }
+
+    /// A connection for a name that is not registered: made by the
+    /// factory, or the unknown-connection error.
+    fn make_connection(&self, name: ConnectionName, requested_by: impl FnOnce() -> String) -> Result<Arc<ConnectionEntry>> {
+        let Some(factory) = &self.inner.factory else {
+            return Err(self.inner.registry.snapshot().unknown(name, requested_by()));
+        };
+        let guard = self.inner.factory_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(entry) = self.inner.registry.snapshot().get(&name) {
+            return Ok(entry.clone()); // Another request made it meanwhile.
+        }
+        let Some(url) = factory.url_for(name) else {
+            return Err(self.inner.registry.snapshot().unknown(name, requested_by()));
+        };
+        let url = ConnectionUrl::parse(name, &url)?;
+        let entry = Arc::new(ConnectionEntry::open_lazy(name, url, factory.settings.clone().lazy(true))?);
+        let entry = match self.inner.registry.add_or_get(entry.clone()) {
+            Ok(()) => entry,
+            Err(existing) => existing,
+        };
+        if let Some(max) = factory.max_connections {
+            let snapshot = self.inner.registry.snapshot_full();
+            let mut made: Vec<_> = snapshot.entries().filter(|e| e.from_factory && e.name != name).collect();
+            if made.len() >= max {
+                made.sort_by_key(|e| e.last_used.load(std::sync::atomic::Ordering::Relaxed));
+                for victim in &made[..=made.len() - max] {
+                    self.evict(victim.name);
+                }
+            }
+        }
+        drop(guard);
+        self.connections_changed();
+        Ok(entry)
+    }
+
+    /// Unregisters a factory-made connection and closes its pool in the
+    /// background (operations in flight finish first).
+    fn evict(&self, name: ConnectionName) {
+        if let Ok(entry) = self.inner.registry.take(name) {
+            tracing::debug!(connection = %name, "factory connection evicted");
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { entry.pool.close().await });
+            }
+        }
+    }
+
+    /// Evicts the factory-made connections no decision chose within the
+    /// factory's idle time; returns their names. (Runs in the background
+    /// when the factory has an idle time.)
+    pub async fn evict_idle(&self) -> Vec<ConnectionName> {
+        let Some(idle) = self.inner.factory.as_ref().and_then(|f| f.idle_timeout) else {
+            return Vec::new();
+        };
+        let now = crate::connection::registry::process_millis();
+        let idle = idle.as_millis() as u64;
+        let snapshot = self.inner.registry.snapshot_full();
+        let victims: Vec<ConnectionName> = snapshot
+            .entries()
+            .filter(|e| e.from_factory && now.saturating_sub(e.last_used.load(std::sync::atomic::Ordering::Relaxed)) >= idle)
+            .map(|e| e.name)
+            .collect();
+        for name in &victims {
+            if let Ok(entry) = self.inner.registry.take(*name) {
+                entry.pool.close().await;
+            }
+        }
+        if !victims.is_empty() {
+            self.connections_changed();
+        }
+        victims
+    }
+
+    /// Runs `work` every `interval` in the background while the engine
+    /// lives.
+    fn every<F, Fut>(&self, interval: Duration, work: F)
+    where
+        F: Fn(Engine) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let engine = Engine { inner };
+                if engine.inner.closed.load(Ordering::Relaxed) {
+                    break;
+                }
+                work(engine).await;
+            }
+        });
+    }
+
+    /// A snapshot of every connection: pool, statements, latency, errors,
+    /// health, decisions.
+    pub fn status(&self) -> Vec<ConnectionStatus> {
+        let registry = self.inner.registry.snapshot();
+        let default = registry.default_entry().name;
+        registry
+            .names()
+            .into_iter()
+            .filter_map(|name| registry.get(&name).cloned())
+            .map(|entry| ConnectionStatus::of(&entry, entry.name == default))
+            .collect()
+    }
+
+    /// Checks every connection now (`SELECT 1`, within `timeout`) and
+    /// returns the [`Engine::status`] with the results.
+    pub async fn check_health(&self, timeout: Duration) -> Vec<ConnectionStatus> {
+        let snapshot = self.inner.registry.snapshot_full();
+        let checks = snapshot.entries().map(|entry| {
+            let connection = Connection::new(entry.clone(), None);
+            async move {
+                match tokio::time::timeout(timeout, connection.execute("SELECT 1", &[])).await {
+                    Ok(Ok(_)) => entry.stats.set_health(true),
+                    Ok(Err(_)) => entry.stats.set_health(false),
+                    Err(_) => {
+                        entry.stats.set_health(false);
+                        entry.stats.record_error(&Error::PoolTimedOut {
+                            connection: entry.name.to_string(),
+                            timeout,
+                        });
+                    }
+                }
+            }
+        });
+        for check in checks {
+            check.await;
+        }
+        self.status()
     }
 
     /// Resolves one operation to a connection handle, honouring an open
@@ -661,7 +845,12 @@ impl Engine {
             Some(using) => Some(ConnectionName::new(using)?),
             None if self.inner.strict_transactions => {
                 let routers = self.inner.routers.load();
-                match routers.decide(&Operation { kind, model, hints }) {
+                let hints = crate::scope::effective(hints);
+                match routers.decide(&Operation {
+                    kind,
+                    model,
+                    hints: hints.hints(),
+                }) {
                     Ok(ChainAnswer::Use(name, _)) => Some(name),
                     Ok(ChainAnswer::Default) => Some(registry.default_entry().name),
                     Err((error, _)) => return Err(error),
@@ -847,5 +1036,19 @@ impl Engine {
                 Err(error)
             }
         }
+    }
+
+    // ---- schema (for the schema module) ----
+
+    /// The entry registered as `name` (`default`: the default connection),
+    /// outside any transaction: schema changes run on the pool itself.
+    pub(crate) fn schema_entry(&self, name: &str, requested_by: &str) -> Result<Arc<ConnectionEntry>> {
+        self.check_open()?;
+        let registry = self.inner.registry.snapshot();
+        let name = ConnectionName::new(name)?;
+        registry
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| registry.unknown(name, requested_by))
     }
 }

@@ -56,27 +56,34 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+mod allow;
 mod config;
 mod connection;
 mod engine;
 mod error;
+mod factory;
 mod metrics;
 mod model;
 mod name;
 mod routed;
+mod scope;
 mod router;
 mod transaction;
 
+pub use allow::AllowList;
 pub use config::Config;
 pub use connection::handle::{Connection, QueryResult};
 pub use connection::pool::{DbPool, PoolSettings};
+pub use connection::stats::{ConnectionStatus, Health};
 pub use connection::url::Backend;
 pub use connection::value::{ColumnIndex, FromValue, Row, Value};
 pub use engine::{DecisionCount, Engine, EngineBuilder, ReadFailure, RouterSource};
 pub use error::{Error, Fault, LoadError, Result};
+pub use factory::ConnectionFactory;
 pub use model::{Hints, Model, ModelInfo};
 pub use name::{ConnectionName, MAX_NAME_LEN};
 pub use routed::Routed;
+pub use scope::{scope, scope_hints};
 pub use router::wasm::abi::ABI_VERSION;
 pub use router::wasm::runtime::{RouterLimits, RouterRuntime};
 pub use router::wasm::{Expectation, ExpectationBuilder, MAX_ROUTER_SIZE, RouterInfo, WasmRouter, WasmRouterBuilder};

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Threads that get a stripe of their own.
-const STRIPES: usize = 16;
+const STRIPES: usize = 8;
 
 /// The first `STRIPES` threads that ever count get one stripe each, for
 /// good; later threads share the overflow counter.
@@ -14,7 +14,7 @@ thread_local! {
 }
 
 /// A counter that threads bump without a locked instruction or a shared
-/// cache line: each of the first 16 threads owns a stripe (one writer, so a
+/// cache line: each of the first 8 threads owns a stripe (one writer, so a
 /// plain load and store are exact); any further thread adds atomically to an
 /// overflow cell. Reading sums them.
 #[derive(Default)]
@@ -24,7 +24,7 @@ pub(crate) struct StripedCounter {
 }
 
 #[derive(Default)]
-#[repr(align(128))]
+#[repr(align(64))]
 struct Padded(AtomicU64);
 
 impl StripedCounter {

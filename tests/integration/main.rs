@@ -7,4 +7,5 @@ mod hot_swap;
 mod raw_sql;
 mod registry;
 mod router_faults;
+mod tenants;
 mod transactions;

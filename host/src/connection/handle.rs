@@ -139,22 +139,34 @@ fn convert_optional<R: DecodeRow>(row: Option<R>) -> Result<Option<Row>> {
     row.map(|r| r.to_row_alone()).transpose()
 }
 
-/// Runs `$body` with `$exec` bound to the right executor: the pool, or the
-/// transaction's connection.
+/// Takes a connection from the pool, counted as waiting meanwhile.
+async fn acquire<DB: Database>(
+    pool: &sqlx::Pool<DB>,
+    entry: &ConnectionEntry,
+) -> std::result::Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
+    let _waiting = entry.stats.waiting_guard();
+    pool.acquire().await
+}
+
+/// Runs `$body` with `$exec` bound to the right executor: a connection
+/// taken from the pool, or the transaction's connection.
 macro_rules! on_executor {
     ($self:ident, |$exec:ident| $body:expr) => {{
         match &$self.tx {
             None => match &$self.entry.pool {
                 DbPool::Postgres(pool) => {
-                    let $exec = pool;
+                    let mut conn = acquire(pool, &$self.entry).await.map_err(|e| $self.error(e))?;
+                    let $exec = &mut *conn;
                     $body
                 }
                 DbPool::MySql(pool) => {
-                    let $exec = pool;
+                    let mut conn = acquire(pool, &$self.entry).await.map_err(|e| $self.error(e))?;
+                    let $exec = &mut *conn;
                     $body
                 }
                 DbPool::Sqlite(pool) => {
-                    let $exec = pool;
+                    let mut conn = acquire(pool, &$self.entry).await.map_err(|e| $self.error(e))?;
+                    let $exec = &mut *conn;
                     $body
                 }
             },
@@ -231,10 +243,21 @@ impl Connection {
     /// [`Error::PoolTimedOut`] when no connection became free in time.
     pub async fn execute(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<QueryResult> {
         let sql = sql.into_sql_str();
-        on_executor!(self, |exec| execute_on(exec, sql, params)
-            .await
-            .map(IntoQueryResult::into_query_result)
-            .map_err(|e| self.error(e)))
+        self.timed(async {
+            on_executor!(self, |exec| execute_on(exec, sql, params)
+                .await
+                .map(IntoQueryResult::into_query_result)
+                .map_err(|e| self.error(e)))
+        })
+        .await
+    }
+
+    /// Runs `work`, counting it in the connection's statistics.
+    async fn timed<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let started = std::time::Instant::now();
+        let result = work.await;
+        self.entry.stats.record(started.elapsed(), result.as_ref().err());
+        result
     }
 
     /// Runs a query and returns every row.
@@ -245,10 +268,13 @@ impl Connection {
     /// that [`Row`] cannot read.
     pub async fn fetch_all(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Vec<Row>> {
         let sql = sql.into_sql_str();
-        on_executor!(self, |exec| {
-            let rows = fetch_all_on(exec, sql, params).await.map_err(|e| self.error(e))?;
-            convert_rows(&rows)
+        self.timed(async {
+            on_executor!(self, |exec| {
+                let rows = fetch_all_on(exec, sql, params).await.map_err(|e| self.error(e))?;
+                convert_rows(&rows)
+            })
         })
+        .await
     }
 
     /// Runs a query and returns its first row, if any.
@@ -258,10 +284,13 @@ impl Connection {
     /// As [`Connection::fetch_all`].
     pub async fn fetch_optional(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Option<Row>> {
         let sql = sql.into_sql_str();
-        on_executor!(self, |exec| {
-            let row = fetch_optional_on(exec, sql, params).await.map_err(|e| self.error(e))?;
-            convert_optional(row)
+        self.timed(async {
+            on_executor!(self, |exec| {
+                let row = fetch_optional_on(exec, sql, params).await.map_err(|e| self.error(e))?;
+                convert_optional(row)
+            })
         })
+        .await
     }
 
     /// Runs a query that must return a row, and returns the first.

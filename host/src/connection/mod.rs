@@ -4,5 +4,6 @@
 pub(crate) mod handle;
 pub(crate) mod pool;
 pub(crate) mod registry;
+pub(crate) mod stats;
 pub(crate) mod url;
 pub(crate) mod value;

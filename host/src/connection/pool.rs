@@ -188,6 +188,34 @@ impl DbPool {
         })
     }
 
+    /// Makes a pool that connects on first use (no I/O now).
+    pub(crate) fn open_lazy(name: ConnectionName, url: &ConnectionUrl, settings: &PoolSettings) -> Result<DbPool> {
+        let bad_url = |e: sqlx::Error| Error::InvalidUrl {
+            connection: name.to_string(),
+            url: url.redacted().to_owned(),
+            reason: crate::connection::url::redact(&e.to_string()),
+        };
+        Ok(match url.backend() {
+            Backend::Postgres => DbPool::Postgres(
+                settings
+                    .apply(PgPoolOptions::new())
+                    .connect_lazy_with(PgConnectOptions::from_str(url.secret()).map_err(bad_url)?),
+            ),
+            Backend::MySql => DbPool::MySql(
+                settings
+                    .apply(MySqlPoolOptions::new())
+                    .connect_lazy_with(MySqlConnectOptions::from_str(url.secret()).map_err(bad_url)?),
+            ),
+            Backend::Sqlite => DbPool::Sqlite(
+                settings.apply(SqlitePoolOptions::new()).connect_lazy_with(
+                    SqliteConnectOptions::from_str(url.secret())
+                        .map_err(bad_url)?
+                        .create_if_missing(true),
+                ),
+            ),
+        })
+    }
+
     /// Which backend this pool talks to.
     pub fn backend(&self) -> Backend {
         match self {

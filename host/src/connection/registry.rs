@@ -9,6 +9,9 @@ use arc_swap::ArcSwap;
 use super::pool::{DbPool, PoolSettings};
 use super::url::ConnectionUrl;
 use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::stats::ConnectionStats;
 use crate::metrics::StripedCounter;
 use crate::name::ConnectionName;
 
@@ -20,6 +23,12 @@ pub(crate) struct ConnectionEntry {
     pub(crate) pool: DbPool,
     pub(crate) routed_reads: StripedCounter,
     pub(crate) routed_writes: StripedCounter,
+    pub(crate) stats: ConnectionStats,
+    /// Made by the connection factory (and so evictable).
+    pub(crate) from_factory: bool,
+    /// When a decision last chose it (factory connections only), in
+    /// milliseconds since the process started.
+    pub(crate) last_used: AtomicU64,
 }
 
 impl std::fmt::Debug for ConnectionEntry {
@@ -36,15 +45,43 @@ impl ConnectionEntry {
     pub(crate) async fn open(name: ConnectionName, url: ConnectionUrl, settings: PoolSettings) -> Result<Self> {
         let pool = DbPool::open(name, &url, &settings).await?;
         tracing::debug!(connection = %name, url = %url, "connection registered");
-        Ok(ConnectionEntry {
+        Ok(Self::with_pool(name, url, settings, pool, false))
+    }
+
+    /// A connection whose pool connects on first use: made without waiting.
+    pub(crate) fn open_lazy(name: ConnectionName, url: ConnectionUrl, settings: PoolSettings) -> Result<Self> {
+        let pool = DbPool::open_lazy(name, &url, &settings)?;
+        tracing::debug!(connection = %name, url = %url, "connection made by the factory");
+        Ok(Self::with_pool(name, url, settings, pool, true))
+    }
+
+    fn with_pool(name: ConnectionName, url: ConnectionUrl, settings: PoolSettings, pool: DbPool, from_factory: bool) -> Self {
+        let entry = ConnectionEntry {
             name,
             url,
             settings,
             pool,
             routed_reads: StripedCounter::default(),
             routed_writes: StripedCounter::default(),
-        })
+            stats: ConnectionStats::new(name),
+            from_factory,
+            last_used: AtomicU64::new(0),
+        };
+        entry.touch();
+        entry
     }
+
+    /// Marks the connection as just used.
+    #[inline]
+    pub(crate) fn touch(&self) {
+        self.last_used.store(process_millis(), Ordering::Relaxed);
+    }
+}
+
+/// Milliseconds since the process first asked.
+pub(crate) fn process_millis() -> u64 {
+    static START: std::sync::LazyLock<std::time::Instant> = std::sync::LazyLock::new(std::time::Instant::now);
+    START.elapsed().as_millis() as u64
 }
 
 /// Connection names are short and chosen by the operator: a fast hash.
@@ -93,11 +130,12 @@ impl ConnectionMap {
 }
 
 /// The live registry. Reads take a snapshot without locking; writers
-/// serialise on a mutex and publish a new snapshot.
+/// serialise on a mutex (held only to publish a new snapshot, never across
+/// an await) and publish a new snapshot.
 #[derive(Debug)]
 pub(crate) struct Registry {
     current: ArcSwap<ConnectionMap>,
-    writer: tokio::sync::Mutex<()>,
+    writer: std::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -110,7 +148,7 @@ impl Registry {
         let default = by_name.get(&default).cloned().ok_or(Error::NoConnections)?;
         Ok(Registry {
             current: ArcSwap::from_pointee(ConnectionMap { by_name, default }),
-            writer: tokio::sync::Mutex::new(()),
+            writer: std::sync::Mutex::new(()),
         })
     }
 
@@ -125,18 +163,20 @@ impl Registry {
         self.current.load_full()
     }
 
-    /// Registers a connection that was opened by the caller.
-    pub(crate) async fn add(&self, entry: ConnectionEntry) -> Result<()> {
-        let _writer = self.writer.lock().await;
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers an opened connection. When the name is taken, returns the
+    /// registered entry instead (the caller closes its own pool).
+    pub(crate) fn add_or_get(&self, entry: Arc<ConnectionEntry>) -> std::result::Result<(), Arc<ConnectionEntry>> {
+        let _writer = self.lock();
         let current = self.current.load_full();
-        if entry.name.is_default() || current.by_name.contains_key(&entry.name) {
-            entry.pool.close().await;
-            return Err(Error::DuplicateConnection {
-                name: entry.name.to_string(),
-            });
+        if let Some(existing) = current.get(&entry.name) {
+            return Err(existing.clone());
         }
         let mut by_name = current.by_name.clone();
-        by_name.insert(entry.name, Arc::new(entry));
+        by_name.insert(entry.name, entry.clone());
         self.current.store(Arc::new(ConnectionMap {
             by_name,
             default: current.default.clone(),
@@ -144,10 +184,24 @@ impl Registry {
         Ok(())
     }
 
-    /// Unregisters a connection; its pool drains (operations in flight
-    /// finish) and closes.
-    pub(crate) async fn remove(&self, name: ConnectionName) -> Result<()> {
-        let _writer = self.writer.lock().await;
+    /// Registers a connection that was opened by the caller.
+    pub(crate) async fn add(&self, entry: ConnectionEntry) -> Result<()> {
+        let entry = Arc::new(entry);
+        match self.add_or_get(entry.clone()) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                entry.pool.close().await;
+                Err(Error::DuplicateConnection {
+                    name: entry.name.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Unregisters a connection and returns it; the caller closes its pool
+    /// (operations in flight finish first).
+    pub(crate) fn take(&self, name: ConnectionName) -> Result<Arc<ConnectionEntry>> {
+        let _writer = self.lock();
         let current = self.current.load_full();
         let Some(entry) = current.get(&name).cloned() else {
             return Err(current.unknown(name, "remove_connection"));
@@ -160,19 +214,22 @@ impl Registry {
                     others,
                 });
             }
+            // The last connection: removing it is closing.
+            return Ok(entry);
         }
         let mut by_name = current.by_name.clone();
         by_name.remove(&entry.name);
-        if by_name.is_empty() {
-            // Removing the last connection is closing.
-            drop(by_name);
-        } else {
-            self.current.store(Arc::new(ConnectionMap {
-                by_name,
-                default: current.default.clone(),
-            }));
-        }
-        drop(current);
+        self.current.store(Arc::new(ConnectionMap {
+            by_name,
+            default: current.default.clone(),
+        }));
+        Ok(entry)
+    }
+
+    /// Unregisters a connection; its pool drains (operations in flight
+    /// finish) and closes.
+    pub(crate) async fn remove(&self, name: ConnectionName) -> Result<()> {
+        let entry = self.take(name)?;
         entry.pool.close().await;
         tracing::debug!(connection = %entry.name, "connection removed");
         Ok(())
@@ -180,7 +237,6 @@ impl Registry {
 
     /// Closes every pool, waiting for them to drain.
     pub(crate) async fn close_all(&self) {
-        let _writer = self.writer.lock().await;
         let current = self.current.load_full();
         for entry in current.by_name.values() {
             entry.pool.close().await;

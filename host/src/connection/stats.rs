@@ -1,0 +1,285 @@
+//! What each connection has been doing: queries, errors, latency, waiting
+//! acquirers, health. Exposed in code ([`ConnectionStatus`]) and through the
+//! `metrics` crate's macros (so a service can export them to Prometheus).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::name::ConnectionName;
+
+/// Latency buckets: four per power of two of microseconds, up to ~2^32 µs.
+const BUCKETS: usize = 4 * 32;
+
+/// A latency histogram with lock-free recording.
+pub(crate) struct Histogram {
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+fn bucket_of(micros: u64) -> usize {
+    if micros < 2 {
+        return micros as usize;
+    }
+    let power = 63 - micros.leading_zeros() as usize;
+    // The two bits below the leading one pick the quarter.
+    let quarter = ((micros >> power.saturating_sub(2)) & 0b11) as usize;
+    (power * 4 + quarter).min(BUCKETS - 1)
+}
+
+/// The smallest latency that falls in `bucket`.
+fn bucket_floor(bucket: usize) -> u64 {
+    if bucket < 2 {
+        return bucket as u64;
+    }
+    let (power, quarter) = (bucket / 4, (bucket % 4) as u64);
+    if power < 2 {
+        return 1 << power;
+    }
+    (1u64 << power) + quarter * (1u64 << (power - 2))
+}
+
+impl Histogram {
+    pub(crate) fn record(&self, elapsed: Duration) {
+        let micros = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.buckets[bucket_of(micros)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The latency below which `quantile` of the samples fall (bucket
+    /// resolution: about 19%).
+    pub(crate) fn quantile(&self, quantile: f64) -> Option<Duration> {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64) * quantile).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (bucket, count) in counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(Duration::from_micros(bucket_floor(bucket + 1).max(1)));
+            }
+        }
+        None
+    }
+}
+
+/// Whether a connection answered its last health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Not checked yet.
+    Unknown,
+    /// The last check (or statement) succeeded.
+    Healthy,
+    /// The last check failed.
+    Unhealthy,
+}
+
+/// The live statistics of one connection.
+pub(crate) struct ConnectionStats {
+    queries: AtomicU64,
+    errors: AtomicU64,
+    waiting: AtomicI64,
+    latency: Histogram,
+    last_error: Mutex<Option<String>>,
+    health: AtomicU8,
+    metric_queries: metrics::Counter,
+    metric_errors: metrics::Counter,
+    metric_latency: metrics::Histogram,
+}
+
+impl ConnectionStats {
+    pub(crate) fn new(name: ConnectionName) -> Self {
+        let label = name.to_string();
+        ConnectionStats {
+            queries: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            waiting: AtomicI64::new(0),
+            latency: Histogram::default(),
+            last_error: Mutex::new(None),
+            health: AtomicU8::new(0),
+            metric_queries: metrics::counter!("dbroute_queries_total", "connection" => label.clone()),
+            metric_errors: metrics::counter!("dbroute_query_errors_total", "connection" => label.clone()),
+            metric_latency: metrics::histogram!("dbroute_query_duration_seconds", "connection" => label),
+        }
+    }
+
+    /// Counts one statement.
+    pub(crate) fn record(&self, elapsed: Duration, error: Option<&crate::Error>) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        self.metric_queries.increment(1);
+        self.latency.record(elapsed);
+        self.metric_latency.record(elapsed.as_secs_f64());
+        match error {
+            Some(error) => self.record_error(error),
+            None => self.health.store(1, Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn record_error(&self, error: &crate::Error) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.metric_errors.increment(1);
+        let unreachable = matches!(error, crate::Error::PoolTimedOut { .. } | crate::Error::Connect { .. })
+            || matches!(error, crate::Error::Query { source, .. } if matches!(source, sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_)));
+        if unreachable {
+            self.health.store(2, Ordering::Relaxed);
+        }
+        // Messages never hold credentials (URLs are always redacted).
+        *self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
+    }
+
+    pub(crate) fn set_health(&self, healthy: bool) {
+        self.health.store(if healthy { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    pub(crate) fn waiting_guard(&self) -> WaitingGuard<'_> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        WaitingGuard(&self.waiting)
+    }
+
+    pub(crate) fn health(&self) -> Health {
+        match self.health.load(Ordering::Relaxed) {
+            1 => Health::Healthy,
+            2 => Health::Unhealthy,
+            _ => Health::Unknown,
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            queries: self.queries.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            waiting: self.waiting.load(Ordering::Relaxed).max(0) as u64,
+            p50: self.latency.quantile(0.50),
+            p95: self.latency.quantile(0.95),
+            p99: self.latency.quantile(0.99),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            health: self.health(),
+        }
+    }
+}
+
+/// Decrements the waiting gauge when an acquire ends, however it ends.
+pub(crate) struct WaitingGuard<'a>(&'a AtomicI64);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) struct StatsSnapshot {
+    pub(crate) queries: u64,
+    pub(crate) errors: u64,
+    pub(crate) waiting: u64,
+    pub(crate) p50: Option<Duration>,
+    pub(crate) p95: Option<Duration>,
+    pub(crate) p99: Option<Duration>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) health: Health,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_quantiles_close() {
+        let mut last = 0;
+        for micros in [0, 1, 2, 3, 4, 5, 7, 8, 100, 1000, 10_000, 1 << 40] {
+            let b = bucket_of(micros);
+            assert!(b >= last, "{micros}");
+            assert!(bucket_floor(b) <= micros.max(bucket_floor(b)), "{micros}");
+            last = b;
+        }
+        let h = Histogram::default();
+        for ms in 1..=100u64 {
+            h.record(Duration::from_millis(ms));
+        }
+        let p50 = h.quantile(0.5).unwrap().as_millis() as f64;
+        let p99 = h.quantile(0.99).unwrap().as_millis() as f64;
+        assert!((40.0..=65.0).contains(&p50), "{p50}");
+        assert!((85.0..=130.0).contains(&p99), "{p99}");
+        assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+}
+
+/// A snapshot of one connection, for operators: see
+/// [`Engine::status`](crate::Engine::status). Never holds credentials.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ConnectionStatus {
+    /// The connection's name.
+    pub name: ConnectionName,
+    /// Its backend.
+    pub backend: crate::Backend,
+    /// Whether it is the default.
+    pub is_default: bool,
+    /// Whether the connection factory made it.
+    pub made_by_factory: bool,
+    /// Database connections open now.
+    pub pool_size: u32,
+    /// Of those, idle.
+    pub idle: usize,
+    /// Of those, in use.
+    pub in_use: usize,
+    /// Operations waiting for a database connection now.
+    pub waiting: u64,
+    /// Statements run.
+    pub queries: u64,
+    /// Statements that failed.
+    pub errors: u64,
+    /// Median statement time.
+    pub latency_p50: Option<Duration>,
+    /// 95th percentile statement time.
+    pub latency_p95: Option<Duration>,
+    /// 99th percentile statement time.
+    pub latency_p99: Option<Duration>,
+    /// The last error, if any (credentials never appear).
+    pub last_error: Option<String>,
+    /// The result of the last health check or statement.
+    pub health: Health,
+    /// Reads routers (or overrides) sent here.
+    pub routed_reads: u64,
+    /// Writes routers (or overrides) sent here.
+    pub routed_writes: u64,
+}
+
+impl ConnectionStatus {
+    pub(crate) fn of(entry: &crate::connection::registry::ConnectionEntry, is_default: bool) -> Self {
+        let stats = entry.stats.snapshot();
+        let pool_size = entry.pool.size();
+        let idle = entry.pool.num_idle();
+        ConnectionStatus {
+            name: entry.name,
+            backend: entry.url.backend(),
+            is_default,
+            made_by_factory: entry.from_factory,
+            pool_size,
+            idle,
+            in_use: (pool_size as usize).saturating_sub(idle),
+            waiting: stats.waiting,
+            queries: stats.queries,
+            errors: stats.errors,
+            latency_p50: stats.p50,
+            latency_p95: stats.p95,
+            latency_p99: stats.p99,
+            last_error: stats.last_error,
+            health: stats.health,
+            routed_reads: entry.routed_reads.get(),
+            routed_writes: entry.routed_writes.get(),
+        }
+    }
+}

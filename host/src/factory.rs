@@ -1,0 +1,106 @@
+//! The connection factory: connections made on first use, for names that
+//! are not registered (one database per tenant), and evicted when idle or
+//! when there are too many.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connection::pool::PoolSettings;
+use crate::name::ConnectionName;
+
+type MakeUrl = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// Makes a connection for a name that is not registered, when a router (or
+/// an explicit `using`) names one. The new connection's pool connects on
+/// first use, is registered under that name, and is made once however many
+/// requests race for it. Without a factory, an unknown name is an error.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// use std::time::Duration;
+/// use dbroute::{ConnectionFactory, Engine, ModelInfo};
+///
+/// let dir = std::env::temp_dir().join(format!("dbroute-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let engine = Engine::builder()
+///     .connection("default", "sqlite::memory:")
+///     .connection_factory(
+///         ConnectionFactory::from_template(format!("sqlite:{}/tenant_{{name}}.db", dir.display()))
+///             .evict_after_idle(Duration::from_secs(300))
+///             .max_connections(1000),
+///     )
+///     .build()
+///     .await?;
+/// // `tenant_acme` is not registered: the factory makes it.
+/// let acme = engine.read_model(&ModelInfo::named("Invoice")).using("acme").connection()?;
+/// assert_eq!(acme.name(), "acme");
+/// acme.execute("CREATE TABLE invoices (id INTEGER)", &[]).await?;
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ConnectionFactory {
+    make_url: Arc<MakeUrl>,
+    pub(crate) settings: PoolSettings,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_connections: Option<usize>,
+}
+
+impl fmt::Debug for ConnectionFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionFactory")
+            .field("settings", &self.settings)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionFactory {
+    /// A factory that fills a URL template: `{name}` becomes the connection
+    /// name (names are `A-Z a-z 0-9 _ - .`, so they are safe in a URL).
+    pub fn from_template(template: impl Into<String>) -> Self {
+        let template = template.into();
+        Self::from_fn(move |name| Some(template.replace("{name}", name)))
+    }
+
+    /// A factory that asks a function for the URL of a name; `None` refuses
+    /// (the name stays unknown).
+    pub fn from_fn(make_url: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        ConnectionFactory {
+            make_url: Arc::new(make_url),
+            settings: PoolSettings::new(),
+            idle_timeout: None,
+            max_connections: None,
+        }
+    }
+
+    /// Pool settings for the connections it makes (they always connect
+    /// lazily).
+    pub fn pool_settings(mut self, settings: PoolSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Closes and unregisters a made connection that no decision chose for
+    /// this long.
+    pub fn evict_after_idle(mut self, idle: Duration) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
+    /// At most this many made connections at once; making one more evicts
+    /// the least recently used.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n.max(1));
+        self
+    }
+
+    pub(crate) fn url_for(&self, name: ConnectionName) -> Option<String> {
+        (self.make_url)(name.as_str())
+    }
+}

@@ -1,0 +1,233 @@
+//! Tenants: hint scopes, the connection factory, and the live view of the
+//! connections.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dbroute::{
+    ConnectionFactory, Decision, Engine, Error, Fault, Health, Hints, ModelInfo, Operation, PoolSettings, Router,
+    RouterIdentity, params, scope, sqlx::AssertSqlSafe,
+};
+
+use crate::support::{TestDb, admin_execute, per_backend};
+
+/// Routes every operation to the connection named by the `tenant` hint.
+#[derive(Debug)]
+struct ByTenant;
+
+impl Router for ByTenant {
+    fn identity(&self) -> RouterIdentity {
+        RouterIdentity::native("by-tenant")
+    }
+    fn db_for_read(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
+        match op.hints.get("tenant").and_then(|t| t.as_str()) {
+            Some(tenant) => Decision::use_connection(tenant),
+            None => Ok(Decision::NoOpinion),
+        }
+    }
+    fn db_for_write(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
+        self.db_for_read(op)
+    }
+}
+
+fn invoice() -> ModelInfo {
+    ModelInfo::named("Invoice").with_table("invoices")
+}
+
+async fn count_on(engine: &Engine, name: &str) -> i64 {
+    let conn = engine.connection(Some(name)).unwrap();
+    conn.fetch_one("SELECT COUNT(*) AS n FROM invoices", &[]).await.unwrap().get("n")
+}
+
+per_backend!(scopes_route_everything_inside_them, |db: TestDb| async move {
+    let (a, b) = (TestDb::new(db.backend).await, TestDb::new(db.backend).await);
+    let engine = Engine::builder()
+        .connection("default", &db.url)
+        .connection("acme", &a.url)
+        .connection("globex", &b.url)
+        .router(ByTenant)
+        .build()
+        .await
+        .unwrap();
+    for name in ["default", "acme", "globex"] {
+        engine.connection(Some(name)).unwrap().execute("CREATE TABLE invoices (n INTEGER)", &[]).await.unwrap();
+    }
+    let insert_sql = format!("INSERT INTO invoices VALUES ({})", db.p(1));
+    let insert = move || AssertSqlSafe(insert_sql.clone());
+    let e = engine.clone();
+    scope(Hints::new().with("tenant", "acme"), async {
+        e.write_model(&invoice()).execute(insert(), &params![1]).await.unwrap();
+        // Nested: inner keys win.
+        scope(Hints::new().with("tenant", "globex"), async {
+            e.write_model(&invoice()).execute(insert(), &params![2]).await.unwrap();
+        })
+        .await;
+        // An operation's own hints win over the scope's.
+        e.write_model(&invoice()).hint("tenant", "globex").execute(insert(), &params![3]).await.unwrap();
+        // A spawned task does not inherit the scope: no tenant, so default.
+        let e2 = e.clone();
+        let insert2 = insert();
+        tokio::spawn(async move { e2.write_model(&invoice()).execute(insert2, &params![4]).await.unwrap() })
+            .await
+            .unwrap();
+    })
+    .await;
+    // Outside every scope: default.
+    engine.write_model(&invoice()).execute(insert(), &params![5]).await.unwrap();
+    assert_eq!(count_on(&engine, "acme").await, 1);
+    assert_eq!(count_on(&engine, "globex").await, 2);
+    assert_eq!(count_on(&engine, "default").await, 2);
+});
+
+#[tokio::test]
+async fn the_factory_makes_postgres_tenant_databases_once() {
+    let default = TestDb::postgres().await;
+    let names: Vec<String> = (0..3).map(|i| format!("dbroute_tenant_{}_{i}", std::process::id())).collect();
+    for name in &names {
+        admin_execute(dbroute::Backend::Postgres, &format!("CREATE DATABASE {name}")).await;
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let engine = Engine::builder()
+        .connection("default", &default.url)
+        .router(ByTenant)
+        .connection_factory(
+            ConnectionFactory::from_fn(move |name| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                // Only tenants we know: anything else stays unknown.
+                name.starts_with("dbroute_tenant_")
+                    .then(|| format!("postgres://postgres@127.0.0.1:5432/{name}"))
+            })
+            .pool_settings(PoolSettings::new().max_connections(2))
+            .max_connections(2),
+        )
+        .build()
+        .await
+        .unwrap();
+
+    // 16 racing first requests for one tenant: one pool.
+    let mut racers = Vec::new();
+    for _ in 0..16 {
+        let (engine, tenant) = (engine.clone(), names[0].clone());
+        racers.push(tokio::spawn(async move {
+            engine
+                .read_model(&invoice())
+                .hint("tenant", tenant)
+                .fetch_one("SELECT current_database() AS db", &[])
+                .await
+                .unwrap()
+                .get::<String, _>("db")
+        }));
+    }
+    for racer in racers {
+        assert_eq!(racer.await.unwrap(), names[0], "the query ran on the tenant's database");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the factory made the pool once");
+    let status = engine.status();
+    let made: Vec<_> = status.iter().filter(|s| s.made_by_factory).collect();
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].name, names[0].as_str());
+
+    // An unknown tenant the factory refuses stays an error, naming it.
+    let err = engine.read_model(&invoice()).hint("tenant", "stranger").connection().unwrap_err();
+    assert!(matches!(err, Error::UnknownConnection { .. }), "{err}");
+    assert!(err.to_string().contains("stranger"), "{err}");
+
+    // At most two made connections: the third evicts the least recently used.
+    for tenant in &names[1..] {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        engine
+            .read_model(&invoice())
+            .hint("tenant", tenant.as_str())
+            .fetch_one("SELECT 1 AS one", &[])
+            .await
+            .unwrap();
+    }
+    let names_now = engine.connection_names();
+    assert!(!names_now.iter().any(|n| *n == names[0].as_str()), "{names_now:?}");
+    assert!(names_now.iter().any(|n| *n == names[1].as_str()) && names_now.iter().any(|n| *n == names[2].as_str()));
+
+    engine.close().await;
+    drop(engine);
+    for name in &names {
+        admin_execute(dbroute::Backend::Postgres, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    }
+}
+
+#[tokio::test]
+async fn the_factory_makes_sqlite_files_and_evicts_idle_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .router(ByTenant)
+        .connection_factory(
+            ConnectionFactory::from_template(format!("sqlite:{}/{{name}}.db", dir.path().display()))
+                .evict_after_idle(Duration::from_millis(300)),
+        )
+        .build()
+        .await
+        .unwrap();
+    let conn = engine.write_model(&invoice()).hint("tenant", "t1").connection().unwrap();
+    conn.execute("CREATE TABLE invoices (n INTEGER)", &[]).await.unwrap();
+    assert!(dir.path().join("t1.db").exists(), "the factory made the SQLite file");
+    assert!(engine.connection_names().iter().any(|n| n == "t1"));
+    // Idle past the limit: the background sweeper evicts it.
+    let evicted = async {
+        loop {
+            if !engine.connection_names().iter().any(|n| n == "t1") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), evicted).await.expect("evicted within 5 s");
+    // Asked again, it is made again, with its data.
+    let again = engine.read_model(&invoice()).hint("tenant", "t1").connection().unwrap();
+    assert_eq!(again.fetch_one("SELECT COUNT(*) AS n FROM invoices", &[]).await.unwrap().get::<i64, _>("n"), 0);
+}
+
+#[tokio::test]
+async fn without_a_factory_an_unknown_name_is_an_error() {
+    let engine = Engine::builder().connection("default", "sqlite::memory:").router(ByTenant).build().await.unwrap();
+    let err = engine.read_model(&invoice()).hint("tenant", "acme").connection().unwrap_err();
+    assert!(matches!(err, Error::UnknownConnection { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn stats_move_and_a_dead_database_shows_unhealthy() {
+    let pg = TestDb::postgres().await;
+    let engine = Engine::builder()
+        .connection("default", &pg.url)
+        .connection_with(
+            "dead",
+            "postgres://postgres:S3cret@127.0.0.1:1/none",
+            PoolSettings::new().lazy(true).acquire_timeout(Duration::from_millis(300)),
+        )
+        .build()
+        .await
+        .unwrap();
+    let before = engine.status();
+    assert_eq!(before[0].name, "default");
+    assert!(before[0].is_default);
+    assert_eq!(before[0].queries, 0);
+    let conn = engine.connection(None).unwrap();
+    for _ in 0..20 {
+        conn.execute("SELECT 1", &[]).await.unwrap();
+    }
+    assert!(conn.execute("SELEC 1", &[]).await.is_err());
+    engine.read_model(&invoice()).connection().unwrap();
+    let status = engine.check_health(Duration::from_secs(2)).await;
+    let default = status.iter().find(|s| s.name == "default").unwrap();
+    assert_eq!(default.queries, 22, "20 statements, 1 failed one, 1 health check");
+    assert_eq!(default.errors, 1);
+    assert_eq!(default.routed_reads, 1);
+    assert!(default.latency_p50.is_some() && default.latency_p99 >= default.latency_p50);
+    assert!(default.last_error.as_deref().unwrap_or_default().contains("syntax"), "{default:?}");
+    assert_eq!(default.health, Health::Healthy);
+    assert!(default.pool_size >= 1);
+    let dead = status.iter().find(|s| s.name == "dead").unwrap();
+    assert_eq!(dead.health, Health::Unhealthy);
+    assert!(dead.last_error.is_some());
+    assert!(!format!("{status:?}").contains("S3cret"), "{status:?}");
+}
