@@ -11,12 +11,13 @@ use arc_swap::ArcSwap;
 use crate::connection::handle::Connection;
 use crate::connection::pool::PoolSettings;
 use crate::connection::registry::{ConnectionEntry, Registry};
-use crate::connection::url::ConnectionUrl;
 use crate::connection::stats::ConnectionStatus;
+use crate::connection::url::ConnectionUrl;
 use crate::error::{Error, Result};
 use crate::factory::ConnectionFactory;
 use crate::model::{Hints, Model, ModelInfo};
 use crate::name::ConnectionName;
+use crate::route_stats::{RouteCount, RouteStats};
 use crate::routed::Routed;
 use crate::router::chain::{ActiveRouters, ChainAnswer};
 use crate::router::wasm::runtime::{RouterLimits, RouterRuntime};
@@ -90,6 +91,7 @@ pub struct EngineBuilder {
     strict_transactions: bool,
     factory: Option<ConnectionFactory>,
     health_interval: Option<Duration>,
+    route_stats: bool,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -174,6 +176,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Counts decisions per route (router generation, operation, model,
+    /// chosen connection): see [`Engine::route_stats`]. Off by default: it
+    /// costs a hash of the model's name per decision.
+    pub fn route_stats(mut self, enabled: bool) -> Self {
+        self.route_stats = enabled;
+        self
+    }
+
     /// Opens every connection, loads the routers, and returns the engine.
     ///
     /// # Errors
@@ -246,6 +256,7 @@ impl EngineBuilder {
                 closed: AtomicBool::new(false),
                 factory: self.factory,
                 factory_lock: Mutex::new(()),
+                route_stats: self.route_stats.then(RouteStats::default),
             }),
         };
         let mut chain = RouterChain::new();
@@ -291,6 +302,7 @@ struct EngineInner {
     factory: Option<ConnectionFactory>,
     /// Serialises the factory, so racing first requests make one pool.
     factory_lock: Mutex<()>,
+    route_stats: Option<RouteStats>,
 }
 
 /// The routing engine: named connection pools, the router chain that picks
@@ -355,6 +367,7 @@ impl Engine {
             strict_transactions: false,
             factory: None,
             health_interval: None,
+            route_stats: false,
         }
     }
 
@@ -673,8 +686,13 @@ impl Engine {
                     }
                 },
                 Ok(ChainAnswer::Default) => registry.default_entry(),
-                Err((error, true)) if kind == OpKind::Read && self.inner.read_failure == ReadFailure::FallBackToDefault => {
-                    tracing::warn!(model = model.name(), "router fault on a read, falling back to default: {error}");
+                Err((error, true))
+                    if kind == OpKind::Read && self.inner.read_failure == ReadFailure::FallBackToDefault =>
+                {
+                    tracing::warn!(
+                        model = model.name(),
+                        "router fault on a read, falling back to default: {error}"
+                    );
                     registry.default_entry()
                 }
                 Err((error, _)) => return Err(error),
@@ -687,16 +705,27 @@ impl Engine {
         if entry.from_factory {
             entry.touch();
         }
+        if let Some(stats) = &self.inner.route_stats {
+            stats.record(self.inner.routers.load().generation, kind, model.name(), entry.name);
+        }
         Ok(then(entry))
     }
 
     /// A connection for a name that is not registered: made by the
     /// factory, or the unknown-connection error.
-    fn make_connection(&self, name: ConnectionName, requested_by: impl FnOnce() -> String) -> Result<Arc<ConnectionEntry>> {
+    fn make_connection(
+        &self,
+        name: ConnectionName,
+        requested_by: impl FnOnce() -> String,
+    ) -> Result<Arc<ConnectionEntry>> {
         let Some(factory) = &self.inner.factory else {
             return Err(self.inner.registry.snapshot().unknown(name, requested_by()));
         };
-        let guard = self.inner.factory_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = self
+            .inner
+            .factory_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(entry) = self.inner.registry.snapshot().get(&name) {
             return Ok(entry.clone()); // Another request made it meanwhile.
         }
@@ -704,14 +733,21 @@ impl Engine {
             return Err(self.inner.registry.snapshot().unknown(name, requested_by()));
         };
         let url = ConnectionUrl::parse(name, &url)?;
-        let entry = Arc::new(ConnectionEntry::open_lazy(name, url, factory.settings.clone().lazy(true))?);
+        let entry = Arc::new(ConnectionEntry::open_lazy(
+            name,
+            url,
+            factory.settings.clone().lazy(true),
+        )?);
         let entry = match self.inner.registry.add_or_get(entry.clone()) {
             Ok(()) => entry,
             Err(existing) => existing,
         };
         if let Some(max) = factory.max_connections {
             let snapshot = self.inner.registry.snapshot_full();
-            let mut made: Vec<_> = snapshot.entries().filter(|e| e.from_factory && e.name != name).collect();
+            let mut made: Vec<_> = snapshot
+                .entries()
+                .filter(|e| e.from_factory && e.name != name)
+                .collect();
             if made.len() >= max {
                 made.sort_by_key(|e| e.last_used.load(std::sync::atomic::Ordering::Relaxed));
                 for victim in &made[..=made.len() - max] {
@@ -747,7 +783,9 @@ impl Engine {
         let snapshot = self.inner.registry.snapshot_full();
         let victims: Vec<ConnectionName> = snapshot
             .entries()
-            .filter(|e| e.from_factory && now.saturating_sub(e.last_used.load(std::sync::atomic::Ordering::Relaxed)) >= idle)
+            .filter(|e| {
+                e.from_factory && now.saturating_sub(e.last_used.load(std::sync::atomic::Ordering::Relaxed)) >= idle
+            })
             .map(|e| e.name)
             .collect();
         for name in &victims {
@@ -783,6 +821,16 @@ impl Engine {
                 work(engine).await;
             }
         });
+    }
+
+    /// Decisions counted per route, when the engine was built with
+    /// [`EngineBuilder::route_stats`] (empty otherwise).
+    pub fn route_stats(&self) -> Vec<RouteCount> {
+        self.inner
+            .route_stats
+            .as_ref()
+            .map(RouteStats::snapshot)
+            .unwrap_or_default()
     }
 
     /// A snapshot of every connection: pool, statements, latency, errors,

@@ -234,6 +234,49 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A schema operation ([`Engine::create_all`](crate::Engine::create_all),
+    /// [`Engine::drop_all`](crate::Engine::drop_all),
+    /// [`Engine::migrate`](crate::Engine::migrate)) was refused before it
+    /// changed anything.
+    #[error("schema: {problem}")]
+    Schema {
+        /// What is wrong, and what to do.
+        problem: Box<crate::schema::SchemaProblem>,
+    },
+
+    /// sqlx's migrator failed on a connection: its directory could not be
+    /// read, or a migration failed or was changed after it was applied.
+    /// Connections migrated before it stay migrated.
+    #[error(
+        "connection `{connection}`: migrations in {dir}: {source}; fix the migration or directory and run again (migrations already applied stay applied)"
+    )]
+    Migrate {
+        /// The connection.
+        connection: String,
+        /// The migrations directory.
+        dir: String,
+        /// sqlx's error.
+        #[source]
+        source: Box<sqlx::migrate::MigrateError>,
+    },
+
+    /// A model's `CREATE` or `DROP` SQL failed on its connection. Tables
+    /// changed before it stay changed.
+    #[error(
+        "connection `{connection}`: could not {action} the table of model `{model}`: {source}; fix its SQL and run again"
+    )]
+    SchemaStatement {
+        /// The connection.
+        connection: String,
+        /// The model.
+        model: String,
+        /// `create` or `drop`.
+        action: &'static str,
+        /// The driver's error.
+        #[source]
+        source: Box<sqlx::Error>,
+    },
 }
 
 /// Why a router module was refused when loading.

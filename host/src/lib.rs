@@ -65,9 +65,11 @@ mod factory;
 mod metrics;
 mod model;
 mod name;
+mod route_stats;
 mod routed;
-mod scope;
 mod router;
+mod schema;
+mod scope;
 mod transaction;
 
 pub use allow::AllowList;
@@ -82,8 +84,8 @@ pub use error::{Error, Fault, LoadError, Result};
 pub use factory::ConnectionFactory;
 pub use model::{Hints, Model, ModelInfo};
 pub use name::{ConnectionName, MAX_NAME_LEN};
+pub use route_stats::RouteCount;
 pub use routed::Routed;
-pub use scope::{scope, scope_hints};
 pub use router::wasm::abi::ABI_VERSION;
 pub use router::wasm::runtime::{RouterLimits, RouterRuntime};
 pub use router::wasm::{Expectation, ExpectationBuilder, MAX_ROUTER_SIZE, RouterInfo, WasmRouter, WasmRouterBuilder};
@@ -91,6 +93,11 @@ pub use router::watch::{RouterWatcher, WatchStatus};
 pub use router::{
     Decision, Migration, OpKind, Operation, Relation, RelationSide, Router, RouterChain, RouterIdentity, RouterStatus,
 };
+pub use schema::{
+    ConnectionMigrations, CrossDatabase, CrossDatabaseReference, MigrationApplied, MigrationReport, Migrations,
+    ModelSchema, SchemaAction, SchemaChange, SchemaEntry, SchemaProblem, SchemaReport,
+};
+pub use scope::{scope, scope_hints};
 pub use transaction::Transaction;
 
 #[cfg(doctest)]

@@ -203,19 +203,21 @@ impl ModelInfo {
     /// The model as the router ABI's JSON object, built once.
     pub fn abi_json(&self) -> &str {
         self.json.get_or_init(|| {
-            let mut object = Map::new();
-            object.insert("name".into(), Json::from(self.name()));
+            // In the ABI's field order (routers may read it in one pass).
+            let string = |s: &str| Json::from(s).to_string();
+            let mut out = format!("{{\"name\":{}", string(self.name()));
             if let Some(table) = self.table_name() {
-                object.insert("table".into(), Json::from(table));
+                out.push_str(&format!(",\"table\":{}", string(table)));
             }
             if let Some(app) = self.app_name() {
-                object.insert("app".into(), Json::from(app));
+                out.push_str(&format!(",\"app\":{}", string(app)));
             }
-            let tags: Vec<Json> = self.tag_list().map(Json::from).collect();
+            let tags: Vec<String> = self.tag_list().map(string).collect();
             if !tags.is_empty() {
-                object.insert("tags".into(), Json::Array(tags));
+                out.push_str(&format!(",\"tags\":[{}]", tags.join(",")));
             }
-            Json::Object(object).to_string().into_boxed_str()
+            out.push('}');
+            out.into_boxed_str()
         })
     }
 }

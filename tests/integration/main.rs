@@ -3,6 +3,7 @@
 
 mod support;
 
+mod example_routers;
 mod hot_swap;
 mod raw_sql;
 mod registry;

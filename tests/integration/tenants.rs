@@ -37,7 +37,10 @@ fn invoice() -> ModelInfo {
 
 async fn count_on(engine: &Engine, name: &str) -> i64 {
     let conn = engine.connection(Some(name)).unwrap();
-    conn.fetch_one("SELECT COUNT(*) AS n FROM invoices", &[]).await.unwrap().get("n")
+    conn.fetch_one("SELECT COUNT(*) AS n FROM invoices", &[])
+        .await
+        .unwrap()
+        .get("n")
 }
 
 per_backend!(scopes_route_everything_inside_them, |db: TestDb| async move {
@@ -51,7 +54,12 @@ per_backend!(scopes_route_everything_inside_them, |db: TestDb| async move {
         .await
         .unwrap();
     for name in ["default", "acme", "globex"] {
-        engine.connection(Some(name)).unwrap().execute("CREATE TABLE invoices (n INTEGER)", &[]).await.unwrap();
+        engine
+            .connection(Some(name))
+            .unwrap()
+            .execute("CREATE TABLE invoices (n INTEGER)", &[])
+            .await
+            .unwrap();
     }
     let insert_sql = format!("INSERT INTO invoices VALUES ({})", db.p(1));
     let insert = move || AssertSqlSafe(insert_sql.clone());
@@ -64,7 +72,11 @@ per_backend!(scopes_route_everything_inside_them, |db: TestDb| async move {
         })
         .await;
         // An operation's own hints win over the scope's.
-        e.write_model(&invoice()).hint("tenant", "globex").execute(insert(), &params![3]).await.unwrap();
+        e.write_model(&invoice())
+            .hint("tenant", "globex")
+            .execute(insert(), &params![3])
+            .await
+            .unwrap();
         // A spawned task does not inherit the scope: no tenant, so default.
         let e2 = e.clone();
         let insert2 = insert();
@@ -74,7 +86,11 @@ per_backend!(scopes_route_everything_inside_them, |db: TestDb| async move {
     })
     .await;
     // Outside every scope: default.
-    engine.write_model(&invoice()).execute(insert(), &params![5]).await.unwrap();
+    engine
+        .write_model(&invoice())
+        .execute(insert(), &params![5])
+        .await
+        .unwrap();
     assert_eq!(count_on(&engine, "acme").await, 1);
     assert_eq!(count_on(&engine, "globex").await, 2);
     assert_eq!(count_on(&engine, "default").await, 2);
@@ -83,7 +99,9 @@ per_backend!(scopes_route_everything_inside_them, |db: TestDb| async move {
 #[tokio::test]
 async fn the_factory_makes_postgres_tenant_databases_once() {
     let default = TestDb::postgres().await;
-    let names: Vec<String> = (0..3).map(|i| format!("dbroute_tenant_{}_{i}", std::process::id())).collect();
+    let names: Vec<String> = (0..3)
+        .map(|i| format!("dbroute_tenant_{}_{i}", std::process::id()))
+        .collect();
     for name in &names {
         admin_execute(dbroute::Backend::Postgres, &format!("CREATE DATABASE {name}")).await;
     }
@@ -130,7 +148,11 @@ async fn the_factory_makes_postgres_tenant_databases_once() {
     assert_eq!(made[0].name, names[0].as_str());
 
     // An unknown tenant the factory refuses stays an error, naming it.
-    let err = engine.read_model(&invoice()).hint("tenant", "stranger").connection().unwrap_err();
+    let err = engine
+        .read_model(&invoice())
+        .hint("tenant", "stranger")
+        .connection()
+        .unwrap_err();
     assert!(matches!(err, Error::UnknownConnection { .. }), "{err}");
     assert!(err.to_string().contains("stranger"), "{err}");
 
@@ -151,7 +173,11 @@ async fn the_factory_makes_postgres_tenant_databases_once() {
     engine.close().await;
     drop(engine);
     for name in &names {
-        admin_execute(dbroute::Backend::Postgres, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        admin_execute(
+            dbroute::Backend::Postgres,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )
+        .await;
     }
 }
 
@@ -168,7 +194,11 @@ async fn the_factory_makes_sqlite_files_and_evicts_idle_ones() {
         .build()
         .await
         .unwrap();
-    let conn = engine.write_model(&invoice()).hint("tenant", "t1").connection().unwrap();
+    let conn = engine
+        .write_model(&invoice())
+        .hint("tenant", "t1")
+        .connection()
+        .unwrap();
     conn.execute("CREATE TABLE invoices (n INTEGER)", &[]).await.unwrap();
     assert!(dir.path().join("t1.db").exists(), "the factory made the SQLite file");
     assert!(engine.connection_names().iter().any(|n| n == "t1"));
@@ -181,16 +211,34 @@ async fn the_factory_makes_sqlite_files_and_evicts_idle_ones() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(5), evicted).await.expect("evicted within 5 s");
+    tokio::time::timeout(Duration::from_secs(5), evicted)
+        .await
+        .expect("evicted within 5 s");
     // Asked again, it is made again, with its data.
     let again = engine.read_model(&invoice()).hint("tenant", "t1").connection().unwrap();
-    assert_eq!(again.fetch_one("SELECT COUNT(*) AS n FROM invoices", &[]).await.unwrap().get::<i64, _>("n"), 0);
+    assert_eq!(
+        again
+            .fetch_one("SELECT COUNT(*) AS n FROM invoices", &[])
+            .await
+            .unwrap()
+            .get::<i64, _>("n"),
+        0
+    );
 }
 
 #[tokio::test]
 async fn without_a_factory_an_unknown_name_is_an_error() {
-    let engine = Engine::builder().connection("default", "sqlite::memory:").router(ByTenant).build().await.unwrap();
-    let err = engine.read_model(&invoice()).hint("tenant", "acme").connection().unwrap_err();
+    let engine = Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .router(ByTenant)
+        .build()
+        .await
+        .unwrap();
+    let err = engine
+        .read_model(&invoice())
+        .hint("tenant", "acme")
+        .connection()
+        .unwrap_err();
     assert!(matches!(err, Error::UnknownConnection { .. }), "{err}");
 }
 
@@ -202,7 +250,9 @@ async fn stats_move_and_a_dead_database_shows_unhealthy() {
         .connection_with(
             "dead",
             "postgres://postgres:S3cret@127.0.0.1:1/none",
-            PoolSettings::new().lazy(true).acquire_timeout(Duration::from_millis(300)),
+            PoolSettings::new()
+                .lazy(true)
+                .acquire_timeout(Duration::from_millis(300)),
         )
         .build()
         .await
@@ -223,11 +273,54 @@ async fn stats_move_and_a_dead_database_shows_unhealthy() {
     assert_eq!(default.errors, 1);
     assert_eq!(default.routed_reads, 1);
     assert!(default.latency_p50.is_some() && default.latency_p99 >= default.latency_p50);
-    assert!(default.last_error.as_deref().unwrap_or_default().contains("syntax"), "{default:?}");
+    assert!(
+        default.last_error.as_deref().unwrap_or_default().contains("syntax"),
+        "{default:?}"
+    );
     assert_eq!(default.health, Health::Healthy);
     assert!(default.pool_size >= 1);
     let dead = status.iter().find(|s| s.name == "dead").unwrap();
     assert_eq!(dead.health, Health::Unhealthy);
     assert!(dead.last_error.is_some());
     assert!(!format!("{status:?}").contains("S3cret"), "{status:?}");
+}
+
+#[tokio::test]
+async fn decisions_are_counted_per_route() {
+    let engine = Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .connection("acme", "sqlite::memory:")
+        .router(ByTenant)
+        .route_stats(true)
+        .build()
+        .await
+        .unwrap();
+    let acme = Hints::new().with("tenant", "acme");
+    for _ in 0..3 {
+        engine.db_for_read(&invoice(), &acme).unwrap();
+    }
+    engine.db_for_write(&invoice(), &Hints::new()).unwrap();
+    engine.set_router(ByTenant);
+    engine.db_for_read(&ModelInfo::named("User"), &acme).unwrap();
+    let routes: Vec<(u64, &str, String, String, u64)> = engine
+        .route_stats()
+        .into_iter()
+        .map(|r| (r.generation, r.op.as_str(), r.model, r.connection.to_string(), r.count))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            (0, "read", "Invoice".into(), "acme".into(), 3),
+            (0, "write", "Invoice".into(), "default".into(), 1),
+            (1, "read", "User".into(), "acme".into(), 1),
+        ]
+    );
+    // Off by default.
+    let plain = Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .build()
+        .await
+        .unwrap();
+    plain.db_for_read(&invoice(), &Hints::new()).unwrap();
+    assert!(plain.route_stats().is_empty());
 }

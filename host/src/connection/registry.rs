@@ -55,7 +55,13 @@ impl ConnectionEntry {
         Ok(Self::with_pool(name, url, settings, pool, true))
     }
 
-    fn with_pool(name: ConnectionName, url: ConnectionUrl, settings: PoolSettings, pool: DbPool, from_factory: bool) -> Self {
+    fn with_pool(
+        name: ConnectionName,
+        url: ConnectionUrl,
+        settings: PoolSettings,
+        pool: DbPool,
+        from_factory: bool,
+    ) -> Self {
         let entry = ConnectionEntry {
             name,
             url,

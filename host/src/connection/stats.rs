@@ -133,7 +133,10 @@ impl ConnectionStats {
             self.health.store(2, Ordering::Relaxed);
         }
         // Messages never hold credentials (URLs are always redacted).
-        *self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
     }
 
     pub(crate) fn set_health(&self, healthy: bool) {

@@ -13,7 +13,7 @@ use crate::model::{Hints, ModelInfo};
 use crate::name::{ConnectionName, check_name};
 
 /// Whether an operation reads or writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OpKind {
     /// A read: `db_for_read`.
     Read,

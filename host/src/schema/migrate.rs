@@ -192,6 +192,11 @@ impl<'e> Migrations<'e> {
         let plan = self.plan()?;
         let mut migrators = Vec::with_capacity(plan.len());
         for (entry, dir) in &plan {
+            // sqlx reports a missing directory without the reason.
+            if let Err(e) = std::fs::read_dir(dir) {
+                let reason = format!("the directory cannot be read ({e})");
+                return Err(migrate_error(entry, dir, MigrateError::Source(reason.into())));
+            }
             let mut migrator = Migrator::new(dir.clone())
                 .await
                 .map_err(|source| migrate_error(entry, dir, source))?;
@@ -263,7 +268,7 @@ macro_rules! run_locked {
                     .map(|m| m.version)
                     .collect();
                 migrator.run(&mut *conn).await?;
-                Ok(before)
+                Ok::<_, MigrateError>(before)
             }
             .await;
             let unlocked = conn.unlock().await;
@@ -337,12 +342,7 @@ impl fmt::Display for MigrationReport {
             if c.applied.is_empty() {
                 writeln!(f, "up to date, {} already applied", c.already_applied)?;
             } else {
-                writeln!(
-                    f,
-                    "applied {}, {} already applied",
-                    c.applied.len(),
-                    c.already_applied
-                )?;
+                writeln!(f, "applied {}, {} already applied", c.applied.len(), c.already_applied)?;
             }
             for m in &c.applied {
                 writeln!(f, "  {} {}", m.version, m.description)?;

@@ -9,6 +9,7 @@ use std::path::Path;
 use super::SchemaProblem;
 use crate::connection::registry::ConnectionEntry;
 use crate::connection::url::{Backend, ConnectionUrl};
+use crate::error::Result;
 
 /// What identifies the database behind `url`; `None` when the URL names a
 /// database no other connection can share (an in-memory SQLite database).
@@ -27,9 +28,8 @@ fn sqlite_key(secret: &str) -> Option<String> {
         Some((path, query)) => (path, query),
         None => (rest, ""),
     };
-    let in_memory = path.is_empty()
-        || path == ":memory:"
-        || query.split('&').any(|pair| pair.eq_ignore_ascii_case("mode=memory"));
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|pair| pair.eq_ignore_ascii_case("mode=memory"));
     if in_memory {
         return None;
     }
@@ -62,7 +62,7 @@ fn server_key(backend: Backend, secret: &str) -> Option<String> {
 }
 
 /// Refuses when two of `entries` point at the same database, naming them.
-pub(super) fn check_distinct<'a>(entries: impl IntoIterator<Item = &'a ConnectionEntry>) -> Result<(), SchemaProblem> {
+pub(super) fn check_distinct<'a>(entries: impl IntoIterator<Item = &'a ConnectionEntry>) -> Result<()> {
     let mut seen: Vec<(String, &ConnectionEntry)> = Vec::new();
     for entry in entries {
         let Some(key) = database_key(&entry.url) else {
@@ -72,7 +72,8 @@ pub(super) fn check_distinct<'a>(entries: impl IntoIterator<Item = &'a Connectio
             return Err(SchemaProblem::SameDatabase {
                 first: first.name.to_string(),
                 second: entry.name.to_string(),
-            });
+            }
+            .into());
         }
         seen.push((key, entry));
     }
@@ -98,7 +99,10 @@ mod tests {
         for url in same {
             assert_eq!(key(url), key(same[0]), "{url}");
         }
-        assert_eq!(key("mysql://root@127.0.0.1/shop"), key("mariadb://u:p@localhost:3306/shop"));
+        assert_eq!(
+            key("mysql://root@127.0.0.1/shop"),
+            key("mariadb://u:p@localhost:3306/shop")
+        );
     }
 
     #[test]

@@ -1,0 +1,71 @@
+//! `dbroute check ROUTER`: would the host load this router?
+
+use std::process::ExitCode;
+
+use dbroute::Router;
+use serde_json::json;
+
+use crate::{ABI_VERSION, CheckArgs, fail, one_line};
+
+pub(crate) fn run(args: &CheckArgs) -> ExitCode {
+    let load = &args.load;
+    let name = load.router_name();
+    let router = match load.load() {
+        Ok((_runtime, router)) => router,
+        Err(error) => {
+            if load.json {
+                let report = json!({
+                    "ok": false,
+                    "router": name,
+                    "path": load.router.display().to_string(),
+                    "error": one_line(&error.to_string()),
+                });
+                say!("{report}");
+            }
+            return fail(error);
+        }
+    };
+    let info = router.info();
+    let identity = router.identity();
+    let hash = identity.content_hash().unwrap_or_default();
+    let names = load.connection_names();
+    let connections: Vec<&str> = names.iter().map(|c| c.as_str()).collect();
+    let compile_ms = info.compile_time.as_secs_f64() * 1000.0;
+    if load.json {
+        let report = json!({
+            "ok": true,
+            "router": name,
+            "path": load.router.display().to_string(),
+            "abi_version": ABI_VERSION,
+            "exports": info.exports,
+            "size_bytes": info.size,
+            "sha256": hash,
+            "compile_time_ms": (compile_ms * 1000.0).round() / 1000.0,
+            "deterministic": info.deterministic,
+            "connections": connections,
+            "time_budget_ms": load.time_budget_ms,
+        });
+        say!("{report}");
+    } else {
+        say!("router `{name}` would load ({})", load.router.display());
+        say!("  abi version    {ABI_VERSION}");
+        say!("  exports        {}", info.exports.join(", "));
+        say!("  size           {} bytes", info.size);
+        say!("  sha256         {hash}");
+        say!("  compile time   {compile_ms:.2} ms");
+        say!(
+            "  deterministic  {}",
+            if info.deterministic {
+                "yes (answers may be cached)"
+            } else {
+                "no"
+            }
+        );
+        if info.exports.contains(&"dbroute_init") {
+            say!("  init           accepted (connections: {})", connections.join(", "));
+        } else {
+            say!("  init           none (no `dbroute_init` export)");
+        }
+    }
+    ExitCode::SUCCESS
+}

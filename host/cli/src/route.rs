@@ -1,0 +1,91 @@
+//! `dbroute route ROUTER --op read --model User`: one decision, no database.
+
+use std::process::ExitCode;
+
+use dbroute::{ConnectionName, Decision, Error, Hints, ModelInfo, OpKind, Operation, Router};
+use serde_json::json;
+
+use crate::{Op, RouteArgs, fail};
+
+pub(crate) fn run(args: &RouteArgs) -> ExitCode {
+    let (_runtime, router) = match args.load.load() {
+        Ok(loaded) => loaded,
+        Err(error) => return fail(error),
+    };
+    let model = model_info(args);
+    let hints = args.hints.clone().map(Hints::from).unwrap_or_default();
+    let kind = match args.op {
+        Op::Read => OpKind::Read,
+        Op::Write => OpKind::Write,
+    };
+    let op = Operation {
+        kind,
+        model: &model,
+        hints: &hints,
+    };
+    let answer = match kind {
+        OpKind::Read => router.db_for_read(&op),
+        OpKind::Write => router.db_for_write(&op),
+    };
+    let (connection, decided_by) = match answer {
+        Ok(Decision::Use(name)) => {
+            if let Some(error) = unknown_connection(args, name, &router) {
+                return fail(error);
+            }
+            (name, "router")
+        }
+        Ok(Decision::NoOpinion) => (ConnectionName::DEFAULT, "default"),
+        Ok(Decision::Refuse(message)) => {
+            return fail(Error::RouterRefused {
+                router: router.identity(),
+                op: kind.as_str(),
+                model: model.name().to_owned(),
+                message,
+            });
+        }
+        Err(fault) => {
+            return fail(Error::RouterFault {
+                router: router.identity(),
+                fault,
+            });
+        }
+    };
+    if args.load.json {
+        say!(
+            "{}",
+            json!({ "connection": connection.as_str(), "decided_by": decided_by })
+        );
+    } else {
+        say!("{connection}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn model_info(args: &RouteArgs) -> ModelInfo {
+    let mut model = ModelInfo::named(args.model.clone());
+    if let Some(table) = &args.table {
+        model = model.with_table(table.clone());
+    }
+    if let Some(app) = &args.app {
+        model = model.with_app(app.clone());
+    }
+    if !args.tags.is_empty() {
+        model = model.with_tags(args.tags.iter().cloned());
+    }
+    model
+}
+
+/// With `--connections`, a name outside the list is an error, as it is in
+/// an engine with those connections registered (`default` always names the
+/// default connection). Without it, any well-formed name is accepted.
+fn unknown_connection(args: &RouteArgs, name: ConnectionName, router: &impl Router) -> Option<Error> {
+    let registered = args.load.connections.as_ref()?;
+    if name.is_default() || registered.contains(&name) {
+        return None;
+    }
+    Some(Error::UnknownConnection {
+        name: name.to_string(),
+        requested_by: router.identity().to_string(),
+        registered: registered.clone(),
+    })
+}

@@ -1,0 +1,313 @@
+//! What the exports do, behind `export_router!`: the instance's state, the
+//! dispatch from input bytes to the router's methods, and the ABI's result
+//! encoding.
+//!
+//! Everything here but the `wasm` shims is plain safe Rust, also run
+//! natively by the tests and by [`testing`](crate::testing).
+
+// Natively, only the unit tests drive an `Instance`.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+use alloc::borrow::Cow;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::Router;
+use crate::decision::Choice;
+use crate::input::{Init, Migration, OpKind, Operation, Relation};
+use crate::json::{self, InputError};
+
+/// What a read, write or init call answered; its text is in the answer
+/// buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reply {
+    NoOpinion,
+    Use,
+    Refuse,
+}
+
+/// Routes one read or write: parses `input`, asks `router`, and leaves the
+/// connection name or refusal message in `out`. Malformed input is refused.
+#[inline(always)]
+pub(crate) fn decide<R: Router>(router: &mut R, kind: OpKind, input: &[u8], out: &mut String) -> Reply {
+    out.clear();
+    let op = match json::text(input).and_then(|text| Operation::parse(kind, text)) {
+        Ok(op) => op,
+        Err(e) => {
+            e.write_to(out);
+            return Reply::Refuse;
+        }
+    };
+    let decision = match kind {
+        OpKind::Read => router.db_for_read(&op),
+        OpKind::Write => router.db_for_write(&op),
+    };
+    match decision.0 {
+        Choice::NoOpinion => Reply::NoOpinion,
+        Choice::Use(name) => {
+            push_cow(out, name);
+            Reply::Use
+        }
+        Choice::Refuse(message) => {
+            push_cow(out, message);
+            Reply::Refuse
+        }
+    }
+}
+
+/// `out.push_str(&cow)`, without the call that `Deref` costs at opt-level
+/// "s".
+#[inline(always)]
+fn push_cow(out: &mut String, cow: Cow<'_, str>) {
+    match cow {
+        Cow::Borrowed(s) => out.push_str(s),
+        Cow::Owned(s) => out.push_str(&s),
+    }
+}
+
+/// Initialises `router`; a refusal's message is left in `out`.
+pub(crate) fn init<R: Router>(router: &mut R, input: &[u8], out: &mut String) -> Reply {
+    out.clear();
+    let init = match json::text(input).and_then(Init::parse) {
+        Ok(init) => init,
+        Err(e) => {
+            e.write_to(out);
+            return Reply::Refuse;
+        }
+    };
+    match router.init(&init.config, &init.connections) {
+        Ok(()) => Reply::NoOpinion,
+        Err(message) => {
+            *out = message;
+            Reply::Refuse
+        }
+    }
+}
+
+/// Answers `allow_relation`.
+pub(crate) fn relation<R: Router>(router: &mut R, input: &[u8]) -> Result<Option<bool>, InputError> {
+    let rel = Relation::parse(json::text(input)?)?;
+    Ok(router.allow_relation(&rel))
+}
+
+/// Answers `allow_migrate`.
+pub(crate) fn migrate<R: Router>(router: &mut R, input: &[u8]) -> Result<Option<bool>, InputError> {
+    let m = Migration::parse(json::text(input)?)?;
+    Ok(router.allow_migrate(&m))
+}
+
+/// `allow_relation` and `allow_migrate`'s encoding: 1 yes, 0 no, -1 no
+/// opinion.
+pub(crate) fn encode_permission(answer: Option<bool>) -> i32 {
+    match answer {
+        Some(true) => 1,
+        Some(false) => 0,
+        None => -1,
+    }
+}
+
+/// The ABI's `i64` result for text at `ptr`, `len` bytes long: `ptr << 32 |
+/// len`, with the sign bit set for a refusal. `None` when `ptr` or `len` do
+/// not fit (a pointer must be below 2 GiB to leave the sign bit free).
+#[inline(always)]
+pub(crate) fn encode_text(ptr: usize, len: usize, refusal: bool) -> Option<i64> {
+    let ptr = u32::try_from(ptr).ok().filter(|&p| p <= i32::MAX as u32)?;
+    let len = u32::try_from(len).ok()?;
+    let r = (i64::from(ptr) << 32) | i64::from(len);
+    Some(if refusal { r | i64::MIN } else { r })
+}
+
+/// Stops the call: a trap in a module (the host reports a router fault),
+/// a panic natively. In a module, `reason` goes to the host's log first.
+pub(crate) fn fault(reason: &'static str) -> ! {
+    #[cfg(target_arch = "wasm32")]
+    {
+        crate::ffi::host_log(crate::Level::Error as i32, reason);
+        core::arch::wasm32::unreachable()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    panic!("router fault: {reason}")
+}
+
+/// The state of one module instance: the router (once initialised), the
+/// input buffer the host writes into, and the answer the host reads.
+pub struct Instance<R> {
+    router: Option<R>,
+    input: Vec<u8>,
+    answer: String,
+}
+
+impl<R> core::fmt::Debug for Instance<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Instance")
+            .field("initialised", &self.router.is_some())
+            .field("input_capacity", &self.input.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R> Instance<R> {
+    /// An instance before its first call.
+    pub(crate) const fn new() -> Self {
+        Instance {
+            router: None,
+            input: Vec::new(),
+            answer: String::new(),
+        }
+    }
+
+    /// `dbroute_input`: the address of at least `len` writable bytes, or
+    /// `None` when they cannot be allocated. The buffer only grows, so after
+    /// the first calls this neither allocates nor clears memory.
+    pub(crate) fn input_buffer(&mut self, len: usize) -> Option<usize> {
+        if let Some(more) = len.checked_sub(self.input.len()).filter(|&n| n > 0) {
+            self.input.try_reserve_exact(more).ok()?;
+            self.input.resize(len, 0);
+        }
+        Some(self.input.as_mut_ptr() as usize)
+    }
+
+    /// The input buffer, as the host sees it.
+    #[cfg(test)]
+    pub(crate) fn input_mut(&mut self) -> &mut [u8] {
+        &mut self.input
+    }
+
+    /// The answer the last call left for the host.
+    #[inline(always)]
+    pub(crate) fn answer(&self) -> &str {
+        &self.answer
+    }
+}
+
+/// The input of a call: it must be where `dbroute_input` put the buffer, and
+/// fit in it. Anything else breaks the ABI, and is a fault.
+#[inline(always)]
+fn checked_input(buffer: &[u8], ptr: usize, len: usize) -> &[u8] {
+    match buffer.get(..len) {
+        Some(input) if ptr == buffer.as_ptr() as usize => input,
+        _ => fault("input is not in the buffer dbroute_input returned"),
+    }
+}
+
+impl<R: Router> Instance<R> {
+    /// `dbroute_init`: makes the router and initialises it. Refused: the
+    /// instance stays uninitialised, and any later call faults.
+    pub(crate) fn init(&mut self, ptr: usize, len: usize) -> Reply
+    where
+        R: Default,
+    {
+        let input = checked_input(&self.input, ptr, len);
+        let mut router = R::default();
+        let reply = init(&mut router, input, &mut self.answer);
+        self.router = (reply == Reply::NoOpinion).then_some(router);
+        reply
+    }
+
+    #[inline(always)]
+    fn parts(&mut self, ptr: usize, len: usize) -> (&mut R, &[u8], &mut String) {
+        let Instance { router, input, answer } = self;
+        let Some(router) = router.as_mut() else {
+            fault("router called before dbroute_init succeeded");
+        };
+        (router, checked_input(input, ptr, len), answer)
+    }
+
+    /// `db_for_read` and `db_for_write`.
+    #[inline(always)]
+    pub(crate) fn decide(&mut self, kind: OpKind, ptr: usize, len: usize) -> Reply {
+        let (router, input, answer) = self.parts(ptr, len);
+        decide(router, kind, input, answer)
+    }
+
+    /// `allow_relation`; malformed input is a fault.
+    pub(crate) fn relation(&mut self, ptr: usize, len: usize) -> i32 {
+        let (router, input, _) = self.parts(ptr, len);
+        match relation(router, input) {
+            Ok(answer) => encode_permission(answer),
+            Err(_) => fault("malformed allow_relation input"),
+        }
+    }
+
+    /// `allow_migrate`; malformed input is a fault.
+    pub(crate) fn migrate(&mut self, ptr: usize, len: usize) -> i32 {
+        let (router, input, _) = self.parts(ptr, len);
+        match migrate(router, input) {
+            Ok(answer) => encode_permission(answer),
+            Err(_) => fault("malformed allow_migrate input"),
+        }
+    }
+
+    /// The ABI's result for `reply`, pointing into the answer buffer.
+    #[inline(always)]
+    pub(crate) fn result(&self, reply: Reply) -> i64 {
+        let answer = self.answer();
+        match reply {
+            Reply::NoOpinion => 0,
+            Reply::Use | Reply::Refuse => encode_text(answer.as_ptr() as usize, answer.len(), reply == Reply::Refuse)
+                .unwrap_or_else(|| fault("answer is out of the ABI's address range")),
+        }
+    }
+}
+
+/// The functions the exports of `export_router!` call: wasm32 only.
+#[cfg(target_arch = "wasm32")]
+pub mod wasm {
+    use super::OpKind;
+    use crate::Router;
+    use crate::ffi::Slot;
+
+    // The ABI's i32 arguments are addresses and lengths: unsigned.
+    fn addr(n: i32) -> usize {
+        n as u32 as usize
+    }
+
+    /// `dbroute_input`.
+    pub fn input<R>(slot: &Slot<R>, len: i32) -> i32 {
+        slot.with(|i| i.input_buffer(addr(len))).map_or(0, |ptr| ptr as i32)
+    }
+
+    /// `dbroute_init`.
+    pub fn init<R: Router + Default>(slot: &Slot<R>, ptr: i32, len: i32) -> i64 {
+        slot.with(|i| {
+            let reply = i.init(addr(ptr), addr(len));
+            i.result(reply)
+        })
+    }
+
+    /// `db_for_read`.
+    pub fn read<R: Router>(slot: &Slot<R>, ptr: i32, len: i32) -> i64 {
+        slot.with(|i| {
+            let reply = i.decide(OpKind::Read, addr(ptr), addr(len));
+            i.result(reply)
+        })
+    }
+
+    /// `db_for_write`.
+    pub fn write<R: Router>(slot: &Slot<R>, ptr: i32, len: i32) -> i64 {
+        slot.with(|i| {
+            let reply = i.decide(OpKind::Write, addr(ptr), addr(len));
+            i.result(reply)
+        })
+    }
+
+    /// `allow_relation`.
+    pub fn relation<R: Router>(slot: &Slot<R>, ptr: i32, len: i32) -> i32 {
+        slot.with(|i| i.relation(addr(ptr), addr(len)))
+    }
+
+    /// `allow_migrate`.
+    pub fn migrate<R: Router>(slot: &Slot<R>, ptr: i32, len: i32) -> i32 {
+        slot.with(|i| i.migrate(addr(ptr), addr(len)))
+    }
+
+    /// `dbroute_deterministic`.
+    pub fn deterministic<R: Router>() -> i32 {
+        i32::from(R::DETERMINISTIC)
+    }
+
+    /// The panic handler of `no_std_runtime!`: tell the host, then trap.
+    pub fn panicked() -> ! {
+        super::fault("the router panicked")
+    }
+}

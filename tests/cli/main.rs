@@ -1,0 +1,633 @@
+//! Tests of the `dbroute` command line, run on the real binary. The test
+//! routers are small WAT files in `routers/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Runs `dbroute` with `args` (logs at their default level).
+fn dbroute<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dbroute"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the dbroute binary runs")
+}
+
+/// A test router's path.
+fn router(name: &str) -> String {
+    routers_dir().join(name).display().to_string()
+}
+
+fn routers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/cli/routers")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing both streams when it differs.
+#[track_caller]
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code}\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Asserts a failure (exit 1) reported as exactly one line on stderr
+/// containing every piece of `expected`, with nothing on stdout.
+#[track_caller]
+fn assert_fails_with(out: &Output, expected: &[&str]) {
+    assert_exit(out, 1);
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "one line on stderr, got:\n{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    for piece in expected {
+        assert!(err.contains(piece), "stderr lacks {piece:?}:\n{err}");
+    }
+    assert!(stdout(out).is_empty(), "stdout: {}", stdout(out));
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(stdout(out).trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+}
+
+// ---- check ----
+
+#[test]
+fn check_reports_a_good_router() {
+    let out = dbroute(&["check", &router("good.wat")]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("router `good` would load"), "{text}");
+    assert!(text.contains("abi version    1"), "{text}");
+    for export in [
+        "memory",
+        "dbroute_abi_version",
+        "dbroute_input",
+        "db_for_read",
+        "db_for_write",
+        "dbroute_init",
+    ] {
+        assert!(text.contains(export), "{export} missing from {text}");
+    }
+    let size = std::fs::metadata(router("good.wat")).unwrap().len();
+    assert!(text.contains(&format!("size           {size} bytes")), "{text}");
+    assert!(text.contains("sha256"), "{text}");
+    assert!(text.contains("compile time"), "{text}");
+    assert!(text.contains("deterministic  yes"), "{text}");
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn check_json_is_one_object() {
+    let out = dbroute(&["check", "--json", &router("good.wat")]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["router"], "good");
+    assert_eq!(report["abi_version"], 1);
+    let size = std::fs::metadata(router("good.wat")).unwrap().len();
+    assert_eq!(report["size_bytes"], size);
+    let hash = report["sha256"].as_str().unwrap();
+    assert_eq!(hash.len(), 64);
+    assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{hash}");
+    assert!(report["compile_time_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(report["deterministic"], true);
+    let exports: Vec<&str> = report["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        exports.contains(&"db_for_read") && exports.contains(&"db_for_write"),
+        "{exports:?}"
+    );
+    assert!(!exports.contains(&"allow_relation"), "{exports:?}");
+    assert_eq!(report["connections"], serde_json::json!(["default"]));
+
+    // The same file, the same hash.
+    let again = json(&dbroute(&["check", "--json", &router("good.wat")]));
+    assert_eq!(again["sha256"], report["sha256"]);
+}
+
+#[test]
+fn check_json_reports_refusals_too() {
+    let out = dbroute(&["check", "--json", &router("wasi.wat")]);
+    assert_exit(&out, 1);
+    let report = json(&out);
+    assert_eq!(report["ok"], false);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("wasi_snapshot_preview1.fd_write")
+    );
+    assert_eq!(stderr(&out).lines().count(), 1);
+}
+
+#[test]
+fn check_refuses_a_module_that_is_not_a_router() {
+    let out = dbroute(&["check", &router("not_a_router.wat")]);
+    assert_fails_with(&out, &["`not_a_router`", "not a dbroute router", "dbroute_abi_version"]);
+}
+
+#[test]
+fn check_refuses_another_abi_version() {
+    let out = dbroute(&["check", &router("wrong_version.wat")]);
+    assert_fails_with(&out, &["version 2", "version 1"]);
+}
+
+#[test]
+fn check_refuses_wasi_imports() {
+    let out = dbroute(&["check", &router("wasi.wat")]);
+    assert_fails_with(&out, &["wasi_snapshot_preview1.fd_write", "dbroute.log"]);
+}
+
+#[test]
+fn check_refuses_bytes_that_are_not_webassembly() {
+    let out = dbroute(&["check", &router("garbage.wat")]);
+    assert_fails_with(&out, &["not a valid WebAssembly module", "line 1"]);
+}
+
+#[test]
+fn check_refuses_a_directory() {
+    let out = dbroute(&["check", &routers_dir().display().to_string()]);
+    assert_fails_with(&out, &["not a regular file"]);
+}
+
+#[test]
+fn check_refuses_a_file_larger_than_the_maximum() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.wasm");
+    // Sparse: no 16 MiB written to disk.
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(dbroute::MAX_ROUTER_SIZE as u64 + 1).unwrap();
+    drop(file);
+    let out = dbroute(&["check", &path.display().to_string()]);
+    assert_fails_with(&out, &["`huge`", "more than the 16777216-byte maximum"]);
+}
+
+#[test]
+fn check_reports_a_missing_file() {
+    let out = dbroute(&["check", &router("there_is_no_such_router.wasm")]);
+    assert_fails_with(&out, &["there_is_no_such_router.wasm"]);
+}
+
+#[test]
+fn check_hands_config_and_connections_to_init() {
+    let out = dbroute(&["check", &router("needs_config.wat")]);
+    assert_fails_with(&out, &["dbroute_init refused", "config must set \"mode\""]);
+
+    let out = dbroute(&[
+        "check",
+        &router("needs_config.wat"),
+        "--config",
+        r#"{"mode":"strict"}"#,
+        "--connections",
+        "default,replica",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("accepted (connections: default, replica)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn check_usage_errors_exit_2() {
+    assert_exit(&dbroute(&["check"]), 2);
+    assert_exit(&dbroute(&["check", &router("good.wat"), "--config", "{not json"]), 2);
+    assert_exit(
+        &dbroute(&["check", &router("good.wat"), "--connections", "not valid"]),
+        2,
+    );
+    assert_exit(&dbroute(&["frobnicate"]), 2);
+}
+
+// ---- route ----
+
+#[test]
+fn route_prints_the_connection_alone() {
+    let out = dbroute(&["route", &router("good.wat"), "--op", "read", "--model", "User"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "replica\n");
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+
+    let out = dbroute(&["route", &router("good.wat"), "--op", "write", "--model", "User"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "default\n");
+}
+
+#[test]
+fn route_json_says_who_decided() {
+    let out = dbroute(&[
+        "route",
+        &router("good.wat"),
+        "--op",
+        "read",
+        "--model",
+        "User",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        json(&out),
+        serde_json::json!({"connection": "replica", "decided_by": "router"})
+    );
+
+    let out = dbroute(&[
+        "route",
+        &router("no_opinion.wat"),
+        "--op",
+        "write",
+        "--model",
+        "User",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        json(&out),
+        serde_json::json!({"connection": "default", "decided_by": "default"})
+    );
+}
+
+#[test]
+fn route_without_an_opinion_is_default() {
+    let out = dbroute(&["route", &router("no_opinion.wat"), "--op", "read", "--model", "User"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "default\n");
+    // A router without a db_for_write export has no opinion on writes.
+    let out = dbroute(&["route", &router("spin.wat"), "--op", "write", "--model", "User"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "default\n");
+}
+
+#[test]
+fn route_refusal_exits_1_with_the_message() {
+    let out = dbroute(&["route", &router("refuse.wat"), "--op", "write", "--model", "Archive"]);
+    assert_fails_with(
+        &out,
+        &[
+            "`refuse`",
+            "refused the write of model `Archive`",
+            "writes to archived models are forbidden",
+        ],
+    );
+}
+
+#[test]
+fn route_passes_model_metadata_and_hints() {
+    let inspect = router("inspect.wat");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["route", inspect.as_str(), "--op", "read", "--model", "Event"];
+        args.extend_from_slice(extra);
+        dbroute(&args)
+    };
+    let out = run(&["--app", "analytics"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "analytics\n");
+    let out = run(&["--hints", r#"{"tenant":"acme","shard":3}"#]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "tenant-acme\n");
+    let out = run(&["--table", "cache_entries"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "cache\n");
+    let out = run(&["--tags", "audit,pii"]);
+    assert_fails_with(&out, &["pii is not readable here"]);
+    let out = run(&["--app", "billing", "--json"]);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["decided_by"], "default");
+}
+
+#[test]
+fn route_with_connections_refuses_an_unknown_name() {
+    let out = dbroute(&[
+        "route",
+        &router("good.wat"),
+        "--op",
+        "read",
+        "--model",
+        "User",
+        "--connections",
+        "default,analytics",
+    ]);
+    assert_fails_with(&out, &["unknown connection `replica`", "default, analytics"]);
+
+    let out = dbroute(&[
+        "route",
+        &router("good.wat"),
+        "--op",
+        "read",
+        "--model",
+        "User",
+        "--connections",
+        "default,replica",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "replica\n");
+}
+
+#[test]
+fn route_reports_a_malformed_name_as_a_fault() {
+    let out = dbroute(&["route", &router("bad_name.wat"), "--op", "read", "--model", "User"]);
+    assert_fails_with(&out, &["`bad_name`", "failed", "malformed connection name"]);
+}
+
+#[test]
+fn route_a_router_that_never_returns_is_stopped_by_the_budget() {
+    let started = Instant::now();
+    let out = dbroute(&["route", &router("spin.wat"), "--op", "read", "--model", "User"]);
+    let took = started.elapsed();
+    assert_fails_with(&out, &["`spin`", "time budget of 50ms"]);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    let out = dbroute(&[
+        "route",
+        &router("spin.wat"),
+        "--op",
+        "read",
+        "--model",
+        "User",
+        "--time-budget-ms",
+        "50",
+    ]);
+    assert_fails_with(&out, &["time budget of 50ms"]);
+}
+
+#[test]
+fn route_a_router_that_does_not_load_exits_1() {
+    let out = dbroute(&["route", &router("wasi.wat"), "--op", "read", "--model", "User"]);
+    assert_fails_with(&out, &["refused at load", "wasi_snapshot_preview1"]);
+}
+
+#[test]
+fn route_usage_errors_exit_2() {
+    let good = router("good.wat");
+    let base = ["route", good.as_str(), "--model", "User"];
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        dbroute(&args)
+    };
+    let out = with(&["--op", "delete"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("delete"), "{}", stderr(&out));
+    let out = with(&["--op", "read", "--hints", "{tenant: acme}"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("invalid JSON"), "{}", stderr(&out));
+    let out = with(&["--op", "read", "--hints", "[1, 2]"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("JSON object"), "{}", stderr(&out));
+    assert_exit(&with(&["--op", "read", "--config", "{"]), 2);
+    assert_exit(&with(&["--op", "read", "--time-budget-ms", "0"]), 2);
+    assert_exit(&with(&[]), 2); // no --op
+}
+
+// ---- demo and help ----
+
+#[test]
+fn demo_plays_every_scenario_and_proves_its_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dbroute(&["demo", "--dir", &dir.path().display().to_string()]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    for scenario in [
+        "reads to the replica and writes to the primary",
+        "a transaction is pinned to one connection",
+        "hot swap of the router during a stream of queries, with zero failures",
+        "a router refuses an operation",
+        "a router that never returns is stopped by its time budget",
+    ] {
+        assert!(text.contains(scenario), "{scenario:?} missing from:\n{text}");
+    }
+    assert!(
+        text.contains("connection") && text.contains("operation") && text.contains("rows"),
+        "{text}"
+    );
+    assert!(text.contains("0 failed, 0 scenarios skipped"), "{text}");
+    assert!(!text.contains("[FAILED]"), "{text}");
+    for db in ["default", "replica", "analytics", "cache"] {
+        assert!(dir.path().join(format!("{db}.db")).is_file(), "{db}.db");
+    }
+
+    // A second run on the same files: rows of the first run do not
+    // confuse the claims.
+    let out = dbroute(&["demo", "--dir", &dir.path().display().to_string()]);
+    assert_exit(&out, 0);
+}
+
+#[test]
+fn demo_with_a_config_skips_scenarios_it_cannot_play() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dbroute.toml");
+    let db = |name: &str| dir.path().join(format!("{name}.db")).display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "[connections.primary]\nurl = \"sqlite:{}\"\ndefault = true\n\n[connections.replica]\nurl = \"sqlite:{}\"\n",
+            db("primary"),
+            db("replica")
+        ),
+    )
+    .unwrap();
+    let out = dbroute(&["demo", "--config", &config.display().to_string()]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("skipped: it needs the connection(s) analytics"), "{text}");
+    assert!(text.contains("0 failed, 2 scenarios skipped"), "{text}");
+    assert!(text.contains("primary"), "{text}");
+
+    let out = dbroute(&[
+        "demo",
+        "--config",
+        &dir.path().join("missing.toml").display().to_string(),
+    ]);
+    assert_fails_with(&out, &["missing.toml"]);
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = dbroute(&["--help"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    for command in ["check", "route", "demo"] {
+        assert!(text.contains(command), "{text}");
+    }
+    for command in ["check", "route", "demo"] {
+        let out = dbroute(&[command, "--help"]);
+        assert_exit(&out, 0);
+        assert!(stdout(&out).contains("Exit status"), "{command}: {}", stdout(&out));
+    }
+}
+
+// ---- migrate ----
+
+/// A migrations fixture directory (`tests/fixtures/migrations/NAME`).
+fn migrations(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/migrations")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A configuration with two SQLite files, `primary` (the default) and
+/// `cache`, in `dir`.
+fn two_sqlite_config(dir: &Path) -> String {
+    let config = dir.join("dbroute.toml");
+    let db = |name: &str| dir.join(format!("{name}.db")).display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "[connections.primary]\nurl = \"sqlite:{}\"\ndefault = true\n\n[connections.cache]\nurl = \"sqlite:{}\"\n",
+            db("primary"),
+            db("cache")
+        ),
+    )
+    .unwrap();
+    config.display().to_string()
+}
+
+#[test]
+fn migrate_runs_each_directory_on_its_connection_and_says_what_ran_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = two_sqlite_config(dir.path());
+    let shop = format!("primary={}", migrations("shop"));
+    let auth = format!("cache={}", migrations("auth"));
+    let args = ["migrate", "--config", &config, "--dir", &shop, "--dir", &auth];
+    let out = dbroute(&args);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("primary (sqlite, ") && text.contains("applied 2, 0 already applied"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  1 create widgets") && text.contains("  2 add color"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cache (sqlite, ") && text.contains("  1 create accounts"),
+        "{text}"
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+
+    // Again, as JSON: nothing left to apply.
+    let mut again = args.to_vec();
+    again.push("--json");
+    let out = dbroute(&again);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["total_applied"], 0);
+    assert_eq!(report["connections"][0]["connection"], "primary");
+    assert_eq!(report["connections"][0]["already_applied"], 2);
+    assert_eq!(report["connections"][0]["applied"], serde_json::json!([]));
+    assert_eq!(report["connections"][1]["connection"], "cache");
+    assert_eq!(report["connections"][1]["backend"], "sqlite");
+}
+
+#[test]
+fn migrate_one_directory_for_all_restricted_with_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = two_sqlite_config(dir.path());
+    let out = dbroute(&[
+        "migrate",
+        "--config",
+        &config,
+        "--dir",
+        &migrations("shop"),
+        "--on",
+        "cache",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    let connections = report["connections"].as_array().unwrap();
+    assert_eq!(connections.len(), 1, "{report}");
+    assert_eq!(connections[0]["connection"], "cache");
+    assert_eq!(connections[0]["applied"][1]["description"], "add color");
+
+    // Without `on`: every connection, the default first; cache is done.
+    let out = dbroute(&["migrate", "--config", &config, "--dir", &migrations("shop"), "--json"]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["connections"][0]["connection"], "primary");
+    assert_eq!(report["connections"][0]["applied"].as_array().unwrap().len(), 2);
+    assert_eq!(report["connections"][1]["already_applied"], 2);
+}
+
+#[test]
+fn migrate_failures_exit_1_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = two_sqlite_config(dir.path());
+    let missing = dir.path().join("nowhere").display().to_string();
+    let out = dbroute(&["migrate", "--config", &config, "--dir", &format!("cache={missing}")]);
+    assert_fails_with(&out, &["connection `cache`", "nowhere"]);
+
+    let broken = format!("primary={}", migrations("broken"));
+    let out = dbroute(&["migrate", "--config", &config, "--dir", &broken]);
+    assert_fails_with(&out, &["connection `primary`", "broken", "run again"]);
+
+    let shop = format!("nope={}", migrations("shop"));
+    let out = dbroute(&["migrate", "--config", &config, "--dir", &shop]);
+    assert_fails_with(&out, &["unknown connection `nope`"]);
+
+    // Two names, one database file.
+    let same = dir.path().join("same.toml");
+    let file = dir.path().join("one.db").display().to_string();
+    std::fs::write(
+        &same,
+        format!("[connections.a]\nurl = \"sqlite:{file}\"\n\n[connections.b]\nurl = \"sqlite:{file}\"\n"),
+    )
+    .unwrap();
+    let out = dbroute(&[
+        "migrate",
+        "--config",
+        &same.display().to_string(),
+        "--dir",
+        &migrations("shop"),
+    ]);
+    assert_fails_with(&out, &["`a` and `b` point at the same database"]);
+
+    let out = dbroute(&[
+        "migrate",
+        "--config",
+        &dir.path().join("missing.toml").display().to_string(),
+        "--dir",
+        &migrations("shop"),
+    ]);
+    assert_fails_with(&out, &["missing.toml"]);
+}
+
+#[test]
+fn migrate_usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = two_sqlite_config(dir.path());
+    assert_exit(&dbroute(&["migrate", "--dir", &migrations("shop")]), 2); // no --config
+    assert_exit(&dbroute(&["migrate", "--config", &config]), 2); // no --dir
+    assert_exit(&dbroute(&["migrate", "--config", &config, "--dir", "cache="]), 2);
+    let out = dbroute(&["migrate", "--config", &config, "--dir", "x", "--on", "not a name"]);
+    assert_exit(&out, 2);
+}
+
+#[test]
+fn migrate_help_says_the_exit_status() {
+    let out = dbroute(&["--help"]);
+    assert!(stdout(&out).contains("migrate"), "{}", stdout(&out));
+    let out = dbroute(&["migrate", "--help"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("Exit status") && text.contains("[NAME=]PATH"), "{text}");
+}
