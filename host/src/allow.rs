@@ -82,12 +82,13 @@ impl AllowList {
     /// # Errors
     ///
     /// [`Error::NotAllowed`] naming the allowed set; the untrusted text is
-    /// shown escaped and cut to 80 characters.
+    /// shown escaped, cut to 80 characters, and with anything that looks
+    /// like a URL's password hidden.
     pub fn check(&self, untrusted: &str) -> Result<ConnectionName> {
         match self.names.iter().find(|name| name.as_bytes() == untrusted.as_bytes()) {
             Some(name) => Ok(*name),
             None => Err(Error::NotAllowed {
-                name: crate::name::printable(untrusted),
+                name: crate::name::printable(&crate::connection::url::redact(untrusted)),
                 allowed: self.names.clone(),
             }),
         }

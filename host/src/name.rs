@@ -89,7 +89,8 @@ impl ConnectionName {
     /// `A-Z a-z 0-9 _ - .`.
     pub fn new(name: &str) -> Result<Self, crate::Error> {
         Self::from_bytes(name.as_bytes()).map_err(|problem| crate::Error::InvalidName {
-            name: printable(name),
+            // A URL given where a name belongs must not show its password.
+            name: printable(&crate::connection::url::redact(name)),
             reason: problem.describe(),
         })
     }
@@ -247,6 +248,14 @@ mod tests {
     fn refuses_everything_else() {
         for bad in ["", "with space", "ümlaut", "semi;colon", "slash/", &"x".repeat(65)] {
             assert!(ConnectionName::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn a_url_given_as_a_name_does_not_show_its_password() {
+        for url in ["postgres://bob:hunter2@db/app", "postgres://db/app?password=hunter2"] {
+            let err = ConnectionName::new(url).unwrap_err();
+            assert!(!format!("{err} {err:?}").contains("hunter2"), "{err}");
         }
     }
 

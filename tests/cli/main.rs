@@ -446,7 +446,7 @@ fn demo_with_a_config_skips_scenarios_it_cannot_play() {
     assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(text.contains("skipped: it needs the connection(s) analytics"), "{text}");
-    assert!(text.contains("0 failed, 2 scenarios skipped"), "{text}");
+    assert!(text.contains("0 failed, 4 scenarios skipped"), "{text}");
     assert!(text.contains("primary"), "{text}");
 
     let out = dbroute(&[

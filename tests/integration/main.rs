@@ -8,5 +8,6 @@ mod hot_swap;
 mod raw_sql;
 mod registry;
 mod router_faults;
+mod schema;
 mod tenants;
 mod transactions;

@@ -104,7 +104,7 @@ struct LoadArgs {
     #[arg(long, value_name = "A,B,C", value_delimiter = ',', value_parser = parse_connection_name)]
     connections: Option<Vec<ConnectionName>>,
     /// The time budget of each router call, in milliseconds.
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, value_name = "N", default_value_t = default_budget_ms(), value_parser = clap::value_parser!(u64).range(1..=60_000))]
     time_budget_ms: u64,
     /// Machine-readable output: one JSON object on stdout.
     #[arg(long)]
@@ -317,4 +317,9 @@ fn main() -> ExitCode {
         }
         Command::Migrate(args) => migrate::run(&args),
     }
+}
+
+/// The library's default time budget, in milliseconds.
+fn default_budget_ms() -> u64 {
+    RouterLimits::default().get_time_budget().as_millis() as u64
 }

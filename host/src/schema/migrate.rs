@@ -35,7 +35,8 @@ const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 /// applied is checked against its file and never applied twice. Every
 /// directory is read, and every selected connection checked, before the
 /// first migration runs. Two selected names pointing at the same database
-/// are refused.
+/// are refused. Migrations run on the connections' pools, outside any open
+/// transaction.
 ///
 /// # Examples
 ///

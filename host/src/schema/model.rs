@@ -278,7 +278,9 @@ enum Kind {
 /// for that connection, it is skipped; otherwise its SQL runs there.
 /// Everything is checked before the first statement runs: unknown
 /// references, cycles, cross-database references, SQL missing for a
-/// backend, two connection names for one database.
+/// backend, two connection names for one database. Statements run on the
+/// connections' pools, outside any open transaction. Asking the router
+/// counts as a routed write in [`Engine::decision_counts`].
 ///
 /// # Examples
 ///

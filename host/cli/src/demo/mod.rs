@@ -26,7 +26,8 @@ const CONNECTIONS: [&str; 4] = ["default", "replica", "analytics", "cache"];
 
 /// The tables every connection gets. Every row carries the run's id, so
 /// claims hold even in databases kept from earlier runs.
-const TABLES: [&str; 4] = [
+const TABLES: [&str; 5] = [
+    "dbroute_demo_snapshots",
     "dbroute_demo_users",
     "dbroute_demo_orders",
     "dbroute_demo_events",
@@ -67,6 +68,27 @@ impl Demo {
         Ok(self
             .engine
             .load_router(builder, RouterSource::Bytes(wat.as_bytes().into()))?)
+    }
+
+    /// Loads one of the Rust example routers (`example-routers/`, built for
+    /// wasm32 when the CLI was built), checking `expect` before it may be
+    /// used.
+    pub(crate) fn example_router(
+        &self,
+        name: &str,
+        path: &str,
+        config: serde_json::Value,
+        expect: Vec<Expectation>,
+    ) -> anyhow::Result<WasmRouter> {
+        anyhow::ensure!(
+            std::path::Path::new(path).is_file(),
+            "the example router `{name}` is not at {path}: run the demo from the repository with `cargo run -p dbroute-cli -- demo`, which builds it"
+        );
+        let mut builder = WasmRouter::builder(name).config(config);
+        for expectation in expect {
+            builder = builder.expect(expectation);
+        }
+        Ok(self.engine.load_router(builder, RouterSource::File(path.into()))?)
     }
 
     /// A model of the demo, stored in `table`.

@@ -14,8 +14,6 @@ use super::{Demo, Play, Report, Scenario};
 
 /// Every scenario, in the order they are played. To add one, write an
 /// `async fn(&Demo, &mut Report) -> anyhow::Result<()>` and list it here.
-/// (The Rust-built example routers — analytics, cache, tenant,
-/// round-robin — come in as scenarios the same way.)
 pub(crate) fn all() -> Vec<Scenario> {
     vec![
         Scenario {
@@ -23,6 +21,18 @@ pub(crate) fn all() -> Vec<Scenario> {
             title: "reads to the replica and writes to the primary",
             needs: &["replica"],
             play: |demo, report| -> Play<'_> { Box::pin(replica(demo, report)) },
+        },
+        Scenario {
+            key: "analytics",
+            title: "a model kept in its own database",
+            needs: &["analytics"],
+            play: |demo, report| -> Play<'_> { Box::pin(analytics(demo, report)) },
+        },
+        Scenario {
+            key: "cache",
+            title: "a cache connection beside the primary, with allow_migrate",
+            needs: &["cache"],
+            play: |demo, report| -> Play<'_> { Box::pin(cache(demo, report)) },
         },
         Scenario {
             key: "transaction",
@@ -62,17 +72,19 @@ fn places(found: &[(String, i64)]) -> String {
 
 /// Scenario 1: the classic primary/replica split.
 async fn replica(demo: &Demo, report: &mut Report) -> anyhow::Result<()> {
-    let router = demo.router(
-        "replica-split",
-        REPLICA_SPLIT,
+    let router = demo.example_router(
+        "replica",
+        dbroute_example_routers::REPLICA,
+        serde_json::Value::Null,
         vec![
             Expectation::read("User").answers("replica"),
             Expectation::write("User").answers("default"),
         ],
     )?;
     report.note(format!(
-        "{} (WAT embedded in the CLI): reads -> replica, writes -> default",
-        router.identity()
+        "{} (Rust, example-routers/replica, {} bytes of Wasm): reads -> replica, writes -> default",
+        router.identity(),
+        router.info().size
     ));
     demo.engine.set_router(router);
     let user = Demo::model("User", "dbroute_demo_users");
@@ -111,7 +123,94 @@ async fn replica(demo: &Demo, report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Scenario 2: transactions pin every operation to their connection.
+/// A model kept in its own database: the `analytics` example router.
+async fn analytics(demo: &Demo, report: &mut Report) -> anyhow::Result<()> {
+    let router = demo.example_router(
+        "analytics",
+        dbroute_example_routers::ANALYTICS,
+        serde_json::Value::Null,
+        vec![
+            Expectation::write("Event").answers("analytics"),
+            Expectation::write("User").has_no_opinion(),
+        ],
+    )?;
+    report.note(format!(
+        "{} (Rust, example-routers/analytics): Event reads and writes on `analytics`, no opinion on anything else",
+        router.identity()
+    ));
+    demo.engine.set_router(router);
+    let (event, user) = (
+        Demo::model("Event", "dbroute_demo_events"),
+        Demo::model("User", "dbroute_demo_users"),
+    );
+    let default = demo.real_name("default");
+    let (event_on, rows) = demo.write(&event, "page-view").await?;
+    report.op(&event_on, "write", &event, rows);
+    let (user_on, rows) = demo.write(&user, "linus").await?;
+    report.op(&user_on, "write", &user, rows);
+    let (read_on, labels) = demo.read(&event).await?;
+    report.op(&read_on, "read", &event, labels.len());
+    let found = demo.locate(&event, "page-view").await?;
+    report.claim(
+        found == [("analytics".to_owned(), 1)],
+        "the Event row is in `analytics` only",
+        places(&found),
+    );
+    let found = demo.locate(&user, "linus").await?;
+    report.claim(
+        found == [(default.clone(), 1)],
+        "the User row (no opinion) is in `default` only",
+        places(&found),
+    );
+    report.claim(
+        read_on == "analytics" && labels == ["page-view"],
+        "reading Event reads `analytics`",
+        format!("read {labels:?} from `{read_on}`"),
+    );
+    Ok(())
+}
+
+/// A cache connection beside the primary: the `cache` example router, with
+/// `allow_migrate` keeping Snapshot's table on the cache only.
+async fn cache(demo: &Demo, report: &mut Report) -> anyhow::Result<()> {
+    let router = demo.example_router(
+        "cache",
+        dbroute_example_routers::CACHE,
+        serde_json::Value::Null,
+        vec![Expectation::read("Snapshot").answers("cache")],
+    )?;
+    report.note(format!(
+        "{} (Rust, example-routers/cache): Snapshot on `cache`, whose backend here is {}",
+        router.identity(),
+        demo.engine.connection(Some("cache"))?.backend()
+    ));
+    demo.engine.set_router(router);
+    let snapshot = Demo::model("Snapshot", "dbroute_demo_snapshots");
+    let (written_on, rows) = demo.write(&snapshot, "daily-totals").await?;
+    report.op(&written_on, "write", &snapshot, rows);
+    let (read_on, labels) = demo.read(&snapshot).await?;
+    report.op(&read_on, "read", &snapshot, labels.len());
+    let found = demo.locate(&snapshot, "daily-totals").await?;
+    report.claim(
+        found == [("cache".to_owned(), 1)],
+        "the Snapshot row is in `cache` only",
+        places(&found),
+    );
+    let hints = Hints::new();
+    let on_cache = demo.engine.allow_migrate("cache", &snapshot, &hints)?;
+    let on_default = demo.engine.allow_migrate("default", &snapshot, &hints)?;
+    let user_on_cache = demo
+        .engine
+        .allow_migrate("cache", &Demo::model("User", "dbroute_demo_users"), &hints)?;
+    report.claim(
+        on_cache && !on_default && !user_on_cache,
+        "allow_migrate keeps Snapshot's table on `cache` only, and other tables off it",
+        format!("Snapshot on cache: {on_cache}, on default: {on_default}; User on cache: {user_on_cache}"),
+    );
+    Ok(())
+}
+
+/// Scenario: transactions pin every operation to their connection.
 async fn transaction(demo: &Demo, report: &mut Report) -> anyhow::Result<()> {
     let router = demo.router(
         "replica-split",

@@ -13,6 +13,11 @@ use crate::router::Decision;
 /// the cache never holds more than this many answers.
 const SLOTS: usize = 4096;
 
+/// The longest input whose answer is cached. Keys are whole inputs and
+/// hints can be arbitrarily large: without a bound, 4096 distinct 1 MiB
+/// inputs would keep 4 GiB alive. With it the keys hold at most 4 MiB.
+const MAX_KEY_LEN: usize = 1024;
+
 struct Cached {
     hash: u64,
     key: Box<[u8]>,
@@ -67,6 +72,9 @@ impl DecisionCache {
 
     /// Remembers an answer.
     pub(crate) fn put(&self, hash: u64, pieces: &[&[u8]], decision: &Decision) {
+        if pieces.iter().map(|p| p.len()).sum::<usize>() > MAX_KEY_LEN {
+            return;
+        }
         let cached = Cached {
             hash,
             key: pieces.concat().into_boxed_slice(),
@@ -105,6 +113,17 @@ mod tests {
         let other: [&[u8]; 2] = [b"{\"op\":\"read\",", b"\"model\":{\"name\":\"Usr\"}}"];
         assert_eq!(cache.get(hash, &other), None);
         cache.clear();
+        assert_eq!(cache.get(hash, &pieces), None);
+    }
+
+    #[test]
+    fn large_inputs_are_not_kept() {
+        let cache = DecisionCache::new();
+        let answer = Decision::Use(ConnectionName::from_static("replica"));
+        let large = vec![b'x'; MAX_KEY_LEN + 1];
+        let pieces: [&[u8]; 1] = [&large];
+        let hash = cache.hash(&pieces);
+        cache.put(hash, &pieces, &answer);
         assert_eq!(cache.get(hash, &pieces), None);
     }
 }
