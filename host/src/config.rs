@@ -2,7 +2,7 @@
 //! `${ENV_VAR}` expansion for secrets. It produces the same
 //! [`EngineBuilder`] as code does.
 
-use std::collections::BTreeMap;
+use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,8 +56,9 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    /// In file order: without `default = true`, the first is the default.
     #[serde(default)]
-    connections: BTreeMap<String, ConnectionConfig>,
+    connections: IndexMap<String, ConnectionConfig>,
     #[serde(default)]
     routers: Vec<RouterConfig>,
     #[serde(default)]
@@ -154,7 +155,7 @@ impl Config {
         Ok(Config { file, base })
     }
 
-    /// The connection names, sorted.
+    /// The connection names, in file order.
     pub fn connection_names(&self) -> Vec<&str> {
         self.file.connections.keys().map(String::as_str).collect()
     }

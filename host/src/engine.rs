@@ -119,6 +119,16 @@ impl EngineBuilder {
         self
     }
 
+    /// Makes every connection registered so far connect on first use
+    /// instead of when the engine is built (a dead server then shows up in
+    /// [`Engine::check_health`] instead of failing the build).
+    pub fn connect_lazily(mut self) -> Self {
+        for (_, _, settings) in &mut self.connections {
+            *settings = settings.clone().lazy(true);
+        }
+        self
+    }
+
     /// Marks a registered connection as the default.
     pub fn default_connection(mut self, name: impl Into<String>) -> Self {
         let name = name.into();

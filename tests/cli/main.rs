@@ -631,3 +631,37 @@ fn migrate_help_says_the_exit_status() {
     let text = stdout(&out);
     assert!(text.contains("Exit status") && text.contains("[NAME=]PATH"), "{text}");
 }
+
+#[test]
+fn status_reports_each_connection_and_fails_on_a_dead_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dbroute.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[connections.main]\nurl = \"sqlite:{}\"\n\n[connections.dead]\nurl = \"postgres://app:S3cretPw@127.0.0.1:1/none\"\nacquire_timeout_ms = 300\n",
+            dir.path().join("main.db").display()
+        ),
+    )
+    .unwrap();
+    let out = dbroute(&["status", "--config", &config.display().to_string()]);
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(text.contains("main *") && text.contains("healthy"), "{text}");
+    assert!(text.contains("dead") && text.contains("unhealthy"), "{text}");
+    assert!(!text.contains("S3cretPw"), "{text}");
+
+    std::fs::write(
+        &config,
+        format!(
+            "[connections.main]\nurl = \"sqlite:{}\"\n",
+            dir.path().join("main.db").display()
+        ),
+    )
+    .unwrap();
+    let out = dbroute(&["status", "--config", &config.display().to_string(), "--json"]);
+    assert_exit(&out, 0);
+    let parsed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(parsed["connections"][0]["name"], "main");
+    assert_eq!(parsed["connections"][0]["health"], "healthy");
+}

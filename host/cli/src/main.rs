@@ -26,6 +26,7 @@ mod check;
 mod demo;
 mod migrate;
 mod route;
+mod status;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -86,6 +87,12 @@ enum Command {
     /// the configuration, a directory or a connection is wrong, 2 for
     /// usage errors.
     Migrate(migrate::MigrateArgs),
+    /// Check every connection of a configuration file (`SELECT 1` within
+    /// a timeout) and print its backend, health, pool and last error.
+    ///
+    /// Exit status: 0 when every connection is healthy, 1 otherwise, 2 for
+    /// usage errors.
+    Status(status::StatusArgs),
 }
 
 /// How a router is loaded: the options `check` and `route` share.
@@ -316,6 +323,7 @@ fn main() -> ExitCode {
             runtime.block_on(demo::run(&args))
         }
         Command::Migrate(args) => migrate::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }
 
