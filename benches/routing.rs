@@ -129,18 +129,27 @@ fn query(c: &mut Criterion) {
     for (backend, url) in [("sqlite", "sqlite::memory:"), ("postgres", PG)] {
         let engine = engine(&rt, &[("default", url), ("replica", url)]);
         let table = format!("dbroute_bench_users_{}", std::process::id());
-        let conn = engine.connection(None).unwrap();
         rt.block_on(async {
             let sql = dbroute::sqlx::AssertSqlSafe;
-            conn.execute(
-                sql(format!("CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT)")),
-                &[],
-            )
-            .await
-            .unwrap();
-            conn.execute(sql(format!("INSERT INTO {table} VALUES (1, 'ada')")), &[])
+            // In-memory SQLite connections are separate databases: make the
+            // table wherever reads may go.
+            for name in ["default", "replica"] {
+                let conn = engine.connection(Some(name)).unwrap();
+                conn.execute(
+                    sql(format!(
+                        "CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, name TEXT)"
+                    )),
+                    &[],
+                )
                 .await
                 .unwrap();
+                conn.execute(
+                    sql(format!("INSERT INTO {table} VALUES (1, 'ada') ON CONFLICT DO NOTHING")),
+                    &[],
+                )
+                .await
+                .unwrap();
+            }
         });
         let select = format!("SELECT id, name FROM {table} WHERE id = $1");
         engine.set_router(reference(&engine, false));
@@ -185,7 +194,7 @@ fn query(c: &mut Criterion) {
             })
         });
         rt.block_on(async {
-            let drop = dbroute::sqlx::AssertSqlSafe(format!("DROP TABLE {table}"));
+            let drop = dbroute::sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}"));
             engine.connection(None).unwrap().execute(drop, &[]).await.unwrap();
         });
     }

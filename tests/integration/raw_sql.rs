@@ -135,3 +135,40 @@ per_backend!(the_typed_pool_is_handed_out, |db: TestDb| async move {
         }
     }
 });
+
+per_backend!(
+    one_statement_takes_parameters_of_changing_types,
+    |db: TestDb| async move {
+        // One pooled connection, so the driver's statement cache is shared by
+        // every run of the same SQL text: a statement prepared for one set of
+        // parameter types must not decode another set wrongly.
+        let engine = dbroute::Engine::builder()
+            .connection_with("default", &db.url, dbroute::PoolSettings::new().max_connections(1))
+            .build()
+            .await
+            .unwrap();
+        let conn = engine.connection(None).unwrap();
+        conn.execute("CREATE TABLE mixed (n INTEGER, x DOUBLE PRECISION)", &[])
+            .await
+            .unwrap();
+        let insert = sql(format!("INSERT INTO mixed (n, x) VALUES ({}, {})", db.p(1), db.p(2)));
+        let insert = || sql(insert.0.clone());
+        conn.execute(insert(), &params![None::<i64>, None::<f64>])
+            .await
+            .unwrap();
+        conn.execute(insert(), &params![7, 3]).await.unwrap();
+        conn.execute(insert(), &params![8, 9.5]).await.unwrap();
+        conn.execute(insert(), &params![None::<i64>, 2.25]).await.unwrap();
+        let rows = conn.fetch_all("SELECT n, x FROM mixed", &[]).await.unwrap();
+        let got: Vec<(Option<i64>, Option<f64>)> = rows.iter().map(|r| (r.get("n"), r.get("x"))).collect();
+        assert_eq!(
+            got,
+            [
+                (None, None),
+                (Some(7), Some(3.0)),
+                (Some(8), Some(9.5)),
+                (None, Some(2.25))
+            ]
+        );
+    }
+);

@@ -135,6 +135,32 @@ impl IntoQueryResult for sqlx::sqlite::SqliteQueryResult {
     }
 }
 
+/// PostgreSQL fixes a prepared statement's parameter types when it is
+/// prepared, and sqlx caches statements by their text alone: the same SQL
+/// run with an integer and then a float would send the float's bytes as an
+/// integer. So on PostgreSQL the SQL carries the parameters' types in a
+/// leading comment, giving each type signature its own cached statement.
+fn typed_sql(backend: Backend, sql: SqlStr, params: &[Value]) -> SqlStr {
+    if backend != Backend::Postgres || params.is_empty() {
+        return sql;
+    }
+    let mut typed = String::with_capacity(sql.as_str().len() + params.len() + 16);
+    typed.push_str("/* dbroute:");
+    for p in params {
+        typed.push(match p {
+            Value::Null => 'n',
+            Value::Bool(_) => 'b',
+            Value::Int(_) => 'i',
+            Value::Float(_) => 'f',
+            Value::Text(_) => 't',
+            Value::Bytes(_) => 'x',
+        });
+    }
+    typed.push_str(" */ ");
+    typed.push_str(sql.as_str());
+    sqlx::AssertSqlSafe(typed).into_sql_str()
+}
+
 fn convert_optional<R: DecodeRow>(row: Option<R>) -> Result<Option<Row>> {
     row.map(|r| r.to_row_alone()).transpose()
 }
@@ -242,7 +268,7 @@ impl Connection {
     /// [`Error::Query`] when the database refuses the statement,
     /// [`Error::PoolTimedOut`] when no connection became free in time.
     pub async fn execute(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<QueryResult> {
-        let sql = sql.into_sql_str();
+        let sql = typed_sql(self.backend(), sql.into_sql_str(), params);
         self.timed(async {
             on_executor!(self, |exec| execute_on(exec, sql, params)
                 .await
@@ -267,7 +293,7 @@ impl Connection {
     /// As [`Connection::execute`], and [`Error::Decode`] for a column type
     /// that [`Row`] cannot read.
     pub async fn fetch_all(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Vec<Row>> {
-        let sql = sql.into_sql_str();
+        let sql = typed_sql(self.backend(), sql.into_sql_str(), params);
         self.timed(async {
             on_executor!(self, |exec| {
                 let rows = fetch_all_on(exec, sql, params).await.map_err(|e| self.error(e))?;
@@ -283,7 +309,7 @@ impl Connection {
     ///
     /// As [`Connection::fetch_all`].
     pub async fn fetch_optional(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Option<Row>> {
-        let sql = sql.into_sql_str();
+        let sql = typed_sql(self.backend(), sql.into_sql_str(), params);
         self.timed(async {
             on_executor!(self, |exec| {
                 let row = fetch_optional_on(exec, sql, params).await.map_err(|e| self.error(e))?;
