@@ -3,11 +3,16 @@
 
 mod support;
 
+mod boundary_fuzz;
+mod conformance;
 mod example_routers;
 mod hot_swap;
+mod pg_server;
 mod raw_sql;
 mod registry;
+mod reliability;
 mod router_faults;
 mod schema;
+mod secrets;
 mod tenants;
 mod transactions;
