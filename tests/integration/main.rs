@@ -4,7 +4,6 @@
 mod support;
 
 mod boundary_fuzz;
-mod conformance;
 mod example_routers;
 mod hot_swap;
 mod pg_server;
