@@ -267,6 +267,7 @@ impl EngineBuilder {
                 factory: self.factory,
                 factory_lock: Mutex::new(()),
                 route_stats: self.route_stats.then(RouteStats::default),
+                notify: Mutex::new(()),
             }),
         };
         let mut chain = RouterChain::new();
@@ -313,6 +314,8 @@ struct EngineInner {
     /// Serialises the factory, so racing first requests make one pool.
     factory_lock: Mutex<()>,
     route_stats: Option<RouteStats>,
+    /// Serialises telling routers about connection changes.
+    notify: Mutex<()>,
 }
 
 /// The routing engine: named connection pools, the router chain that picks
@@ -475,7 +478,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Tells the active routers the registered names. Serialised, and the
+    /// names are read under the lock, so the last call always passes the
+    /// latest names whatever order concurrent changes finish in.
     fn connections_changed(&self) {
+        let _serial = self
+            .inner
+            .notify
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let names = self.connection_names();
         for router in self.inner.routers.load().chain.routers() {
             router.connections_changed(&names);
@@ -532,6 +543,9 @@ impl Engine {
         let _swap = self.inner.swap.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.inner.routers.load().generation + 1;
         self.inner.routers.store(Arc::new(ActiveRouters { chain, generation }));
+        // A router loaded before a connection was added or removed learns
+        // the current names now (a no-op when it knows them already).
+        self.connections_changed();
         tracing::info!(generation, "router chain swapped");
         generation
     }
@@ -738,6 +752,11 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(entry) = self.inner.registry.snapshot().get(&name) {
             return Ok(entry.clone()); // Another request made it meanwhile.
+        }
+        // `..` is a valid connection name, but not a safe path segment for a
+        // URL template: the factory never makes it.
+        if name.as_str().contains("..") {
+            return Err(self.inner.registry.snapshot().unknown(name, requested_by()));
         }
         let Some(url) = factory.url_for(name) else {
             return Err(self.inner.registry.snapshot().unknown(name, requested_by()));

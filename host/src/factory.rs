@@ -62,7 +62,10 @@ impl fmt::Debug for ConnectionFactory {
 
 impl ConnectionFactory {
     /// A factory that fills a URL template: `{name}` becomes the connection
-    /// name (names are `A-Z a-z 0-9 _ - .`, so they are safe in a URL).
+    /// name (names are `A-Z a-z 0-9 _ - .`, and the factory never makes a
+    /// name containing `..`, so they are safe in a URL or a file path).
+    /// When names come from untrusted input, put an
+    /// [`AllowList`](crate::AllowList) in front.
     pub fn from_template(template: impl Into<String>) -> Self {
         let template = template.into();
         Self::from_fn(move |name| Some(template.replace("{name}", name)))

@@ -554,3 +554,25 @@ fn an_allow_list_narrows_what_a_request_may_pick() {
         Err(Error::InvalidName { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_router_loaded_before_a_connection_change_learns_it_when_activated() {
+    let engine = Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .build()
+        .await
+        .unwrap();
+    let router = engine
+        .load_router(
+            WasmRouter::builder("init-echo"),
+            RouterSource::Bytes(INIT_ECHO.as_bytes().into()),
+        )
+        .unwrap();
+    engine
+        .add_connection("late", "sqlite::memory:", dbroute::PoolSettings::new())
+        .await
+        .unwrap();
+    engine.set_router(router);
+    let told = what_the_router_was_told(&engine, &mut Vec::new());
+    assert_eq!(told["connections"], serde_json::json!(["default", "late"]), "{told}");
+}

@@ -498,6 +498,9 @@ impl Router for WasmRouter {
         let current = self.inner.pool.load();
         let factory = &current.factory;
         let init_input = abi::init_input(&self.inner.config, names);
+        if init_input == factory.init_input {
+            return; // Its instances already know these connections.
+        }
         match InstanceFactory::new(
             &factory.runtime,
             &self.inner.module,
