@@ -4,6 +4,14 @@
 //! The routers are built by a second cargo, in a target directory of their
 //! own: the cargo running this script holds the lock on its target
 //! directory until the script ends.
+//!
+//! The reference routers in other languages (`example-routers/c`, `zig`,
+//! `assemblyscript`) are built meanwhile by their own `build.sh OUT_DIR`,
+//! when their toolchain is installed: a script that exits with 77 says its
+//! toolchain is missing (the reason on stderr), and the language is listed
+//! by `skipped()` instead of failing the build; any other failure fails it.
+//! Nothing is installed here: `.ci/run` (or each folder's `install.sh`)
+//! does that. The hand-written WAT router needs no build.
 
 use std::env;
 use std::ffi::OsString;
@@ -11,6 +19,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::thread;
 
 const TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "wasm-release";
@@ -30,6 +39,65 @@ const OUTER_ENV: &[&str] = &[
     "RUSTC_WORKSPACE_WRAPPER",
     "CARGO_PRIMARY_PACKAGE",
 ];
+
+/// A reference router in another language, built by `<folder>/build.sh`.
+struct Foreign {
+    /// The language, as `skipped()` and the tests name it.
+    lang: &'static str,
+    /// Its folder in `example-routers/`.
+    folder: &'static str,
+    /// The file its `build.sh OUT_DIR` makes in `OUT_DIR`.
+    file: &'static str,
+    /// The constant holding its path.
+    constant: &'static str,
+    /// For the constant's doc comment.
+    title: &'static str,
+}
+
+const FOREIGN: &[Foreign] = &[
+    Foreign {
+        lang: "c",
+        folder: "c",
+        file: "c-reference.wasm",
+        constant: "C_REFERENCE",
+        title: "freestanding C (clang and wasm-ld)",
+    },
+    Foreign {
+        lang: "zig",
+        folder: "zig",
+        file: "zig-reference.wasm",
+        constant: "ZIG_REFERENCE",
+        title: "Zig (the `ziglang` package of PyPI)",
+    },
+    Foreign {
+        lang: "assemblyscript",
+        folder: "assemblyscript",
+        file: "assemblyscript-reference.wasm",
+        constant: "ASSEMBLYSCRIPT_REFERENCE",
+        title: "AssemblyScript (the `assemblyscript` package of npm)",
+    },
+];
+
+/// Exit status of a `build.sh` whose toolchain is missing.
+const EXIT_MISSING_TOOLCHAIN: i32 = 77;
+
+/// Variables that change what the language builds find (or how the tests
+/// treat a missing toolchain).
+const FOREIGN_ENV: &[&str] = &[
+    "DBROUTE_REQUIRE_ALL_LANGUAGES",
+    "PATH",
+    "HOME",
+    "CLANG",
+    "WASM_LD",
+    "ZIG",
+    "DBROUTE_ZIG_VENV",
+];
+
+/// What became of one foreign router.
+enum Outcome {
+    Built(PathBuf),
+    Skipped(String),
+}
 
 struct Router {
     /// The folder name: `round-robin`.
@@ -57,9 +125,31 @@ fn main() {
     rerun_if_changed(&workspace.join("Cargo.lock"));
     rerun_if_changed(&workspace.join("rust-toolchain.toml"));
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    for foreign in FOREIGN {
+        rerun_if_changed(&routers_dir.join(foreign.folder));
+    }
+    rerun_if_changed(&routers_dir.join("wat"));
+    rerun_if_changed(&routers_dir.join("reference-cases.json"));
+    for var in FOREIGN_ENV {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
 
     let target_dir = target_dir(&out_dir);
-    build(&workspace, &target_dir, &routers);
+    // The other languages build while cargo builds the Rust routers.
+    let outcomes: Vec<Outcome> = thread::scope(|scope| {
+        let builds: Vec<_> = FOREIGN
+            .iter()
+            .map(|foreign| {
+                let (routers_dir, out_dir) = (&routers_dir, &out_dir);
+                scope.spawn(move || build_foreign(routers_dir, out_dir, foreign))
+            })
+            .collect();
+        build(&workspace, &target_dir, &routers);
+        builds
+            .into_iter()
+            .map(|b| b.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
 
     let wasm_dir = target_dir.join(TARGET).join(PROFILE);
     let mut code = String::new();
@@ -94,8 +184,114 @@ fn main() {
     for router in &routers {
         writeln!(code, "        $mac!({});", router.name.replace('-', "_")).unwrap();
     }
-    code.push_str("    };\n}\n");
+    code.push_str("    };\n}\n\n");
+    write_foreign(&mut code, &routers_dir, &outcomes);
     fs::write(out_dir.join("routers.rs"), code).expect("writing routers.rs");
+}
+
+/// Runs `example-routers/<folder>/build.sh OUT_DIR/<folder>`.
+fn build_foreign(routers_dir: &Path, out_dir: &Path, foreign: &Foreign) -> Outcome {
+    let script = routers_dir.join(foreign.folder).join("build.sh");
+    let dest = out_dir.join(foreign.folder);
+    let mut cmd = Command::new("bash");
+    cmd.arg(&script)
+        .arg(&dest)
+        .current_dir(routers_dir.join(foreign.folder));
+    for var in OUTER_ENV {
+        cmd.env_remove(var);
+    }
+    let output = match cmd.output() {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Outcome::Skipped(format!("bash not found, so {} could not run", script.display()));
+        }
+        Err(e) => panic!("could not run {cmd:?}: {e}"),
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => {
+            let wasm = dest.join(foreign.file);
+            assert!(
+                wasm.is_file(),
+                "{} did not produce {}",
+                script.display(),
+                wasm.display()
+            );
+            Outcome::Built(wasm)
+        }
+        Some(EXIT_MISSING_TOOLCHAIN) => {
+            let reason = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("toolchain missing");
+            println!("cargo:warning=skipped the {} reference router: {reason}", foreign.lang);
+            Outcome::Skipped(reason.trim().to_owned())
+        }
+        _ => panic!(
+            "building the {} reference router failed ({status})\ncommand: {cmd:?}\n\n{stdout}{stderr}",
+            foreign.lang,
+            status = output.status,
+            stdout = String::from_utf8_lossy(&output.stdout),
+        ),
+    }
+}
+
+/// The constants and functions of the routers in other languages.
+fn write_foreign(code: &mut String, routers_dir: &Path, outcomes: &[Outcome]) {
+    let utf8 = |p: &Path| p.to_str().expect("a UTF-8 path").to_owned();
+    for (foreign, outcome) in FOREIGN.iter().zip(outcomes) {
+        let value = match outcome {
+            Outcome::Built(path) => format!("Some({:?})", utf8(path)),
+            Outcome::Skipped(_) => "None".to_owned(),
+        };
+        writeln!(
+            code,
+            "/// The reference policy in {title}, `example-routers/{folder}`,\n\
+             /// built by its `build.sh`: the absolute path of its `.wasm` file, or\n\
+             /// `None` when its toolchain was missing (see [`skipped`]).\n\
+             pub const {constant}: Option<&str> = {value};\n",
+            title = foreign.title,
+            folder = foreign.folder,
+            constant = foreign.constant,
+        )
+        .unwrap();
+    }
+    writeln!(
+        code,
+        "/// The simplest router, hand-written in WebAssembly text\n\
+         /// (`example-routers/wat/simple.wat`: reads to `replica`, writes to\n\
+         /// `default`, nothing else): the absolute path of the `.wat` file, which\n\
+         /// the host compiles itself.\n\
+         pub const WAT_SIMPLE: &str = {:?};\n\n\
+         /// The reference policy's cases (`example-routers/reference-cases.json`):\n\
+         /// the absolute path of the JSON file.\n\
+         pub const REFERENCE_CASES: &str = {:?};\n",
+        utf8(&routers_dir.join("wat/simple.wat")),
+        utf8(&routers_dir.join("reference-cases.json")),
+    )
+    .unwrap();
+    code.push_str(
+        "/// The router of each language: `(language, path)`, the path `None` when\n\
+         /// the language was skipped. `rust` and `wat` are always there; `wat`\n\
+         /// implements only part of the reference policy.\n\
+         pub fn languages() -> &'static [(&'static str, Option<&'static str>)] {\n    &[\n        (\"rust\", Some(REFERENCE)),\n",
+    );
+    for foreign in FOREIGN {
+        writeln!(code, "        ({:?}, {}),", foreign.lang, foreign.constant).unwrap();
+    }
+    code.push_str("        (\"wat\", Some(WAT_SIMPLE)),\n    ]\n}\n\n");
+    code.push_str(
+        "/// The languages whose reference router was not built because their\n\
+         /// toolchain is missing: `(language, reason)`.\n\
+         pub fn skipped() -> &'static [(&'static str, &'static str)] {\n    &[\n",
+    );
+    for (foreign, outcome) in FOREIGN.iter().zip(outcomes) {
+        if let Outcome::Skipped(reason) = outcome {
+            writeln!(code, "        ({:?}, {reason:?}),", foreign.lang).unwrap();
+        }
+    }
+    code.push_str("    ]\n}\n");
 }
 
 /// Every `example-routers/<name>/` with a `Cargo.toml`, but this crate.

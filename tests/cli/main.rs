@@ -665,3 +665,17 @@ fn status_reports_each_connection_and_fails_on_a_dead_one() {
     assert_eq!(parsed["connections"][0]["name"], "main");
     assert_eq!(parsed["connections"][0]["health"], "healthy");
 }
+
+#[test]
+fn a_url_given_as_a_connection_name_does_not_print_its_password() {
+    let out = dbroute(&[
+        "check",
+        &router("good.wat"),
+        "--connections",
+        "default,postgres://app:S3cretPw@127.0.0.1/db",
+    ]);
+    assert_exit(&out, 2);
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("--connections"), "{text}");
+    assert!(!text.contains("S3cretPw"), "{text}");
+}

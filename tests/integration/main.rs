@@ -4,6 +4,7 @@
 mod support;
 
 mod boundary_fuzz;
+mod conformance;
 mod example_routers;
 mod hot_swap;
 mod pg_server;

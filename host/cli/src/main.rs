@@ -108,7 +108,7 @@ struct LoadArgs {
     /// The connection names `dbroute_init` is told about, comma-separated
     /// [default: default]. For `route`, a decision naming another
     /// connection is an error.
-    #[arg(long, value_name = "A,B,C", value_delimiter = ',', value_parser = parse_connection_name)]
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',', value_parser = parse_connection_name())]
     connections: Option<Vec<ConnectionName>>,
     /// The time budget of each router call, in milliseconds.
     #[arg(long, value_name = "N", default_value_t = default_budget_ms(), value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -232,8 +232,33 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
     }
 }
 
-fn parse_connection_name(text: &str) -> Result<ConnectionName, String> {
-    ConnectionName::new(text).map_err(|e| e.to_string())
+/// Parses a connection name. Unlike a plain function parser, its error does
+/// not quote the raw argument: a URL pasted where a name belongs must not
+/// print its password (the library's message shows it redacted).
+#[derive(Debug, Clone, Copy)]
+struct ConnectionNameParser;
+
+impl clap::builder::TypedValueParser for ConnectionNameParser {
+    type Value = ConnectionName;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<ConnectionName, clap::Error> {
+        let option = arg.map_or_else(|| "the argument".to_owned(), |a| format!("--{}", a.get_id()));
+        let text = value
+            .to_str()
+            .ok_or_else(|| clap::Error::raw(clap::error::ErrorKind::InvalidUtf8, format!("{option}: not UTF-8\n")))?;
+        ConnectionName::new(text)
+            .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{option}: {e}\n")))
+    }
+}
+
+/// The value parser for connection names.
+fn parse_connection_name() -> ConnectionNameParser {
+    ConnectionNameParser
 }
 
 /// Squeezes a message onto one line. WAT parse errors quote the source

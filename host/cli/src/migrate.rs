@@ -26,7 +26,7 @@ pub(crate) struct MigrateArgs {
     /// Migrate only these connections, comma-separated, in this order.
     /// Without it: every connection given a `NAME=PATH`, and every
     /// connection when a bare `PATH` is given.
-    #[arg(long, value_name = "A,B", value_delimiter = ',', value_parser = parse_connection_name)]
+    #[arg(long, value_name = "A,B", value_delimiter = ',', value_parser = parse_connection_name())]
     on: Option<Vec<ConnectionName>>,
     /// Machine-readable output: one JSON object on stdout.
     #[arg(long)]

@@ -1,0 +1,525 @@
+//! Conformance: the reference policy, written in every language a router
+//! can be written in (Rust with the SDK, C, Zig, AssemblyScript; WAT for its
+//! simplest part), gives the same answers through the host.
+//!
+//! The cases are `example-routers/reference-cases.json`. Every case runs
+//! against every language's module: loaded with the case's configuration,
+//! asked `db_for_read`, `db_for_write` and `allow_migrate` (or refused at
+//! load, for a bad configuration). Then every case routes real rows through
+//! an engine on PostgreSQL and on SQLite: a row written lands on the
+//! connection the case names and on no other, a read returns the row of the
+//! connection it names, a refused write writes nothing.
+//!
+//! A language whose toolchain is not installed is skipped, and said so on
+//! stderr; with `DBROUTE_REQUIRE_ALL_LANGUAGES=1` (as `.ci/run` sets it) a
+//! skipped language fails the suite instead.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Once;
+
+use dbroute::sqlx::AssertSqlSafe;
+use dbroute::{
+    Backend, ConnectionName, Decision, Engine, Error, Hints, LoadError, Migration, ModelInfo, OpKind, Operation,
+    Router, RouterLimits, RouterRuntime, RouterSource, WasmRouter, WasmRouterBuilder, params,
+};
+use dbroute_example_routers as routers;
+use serde::Deserialize;
+
+use crate::support::TestDb;
+
+/// The variable that turns a skipped language into a failure.
+const REQUIRE_ALL: &str = "DBROUTE_REQUIRE_ALL_LANGUAGES";
+
+/// The case table.
+#[derive(Debug, Deserialize)]
+struct Table {
+    connections: Vec<String>,
+    subsets: BTreeMap<String, Subset>,
+    cases: Vec<Case>,
+}
+
+/// The part of the table a partial router (WAT) implements.
+#[derive(Debug, Deserialize)]
+struct Subset {
+    implements: String,
+    checks: Vec<String>,
+    cases: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Case {
+    name: String,
+    config: serde_json::Value,
+    model: Option<ModelJson>,
+    #[serde(default)]
+    hints: serde_json::Map<String, serde_json::Value>,
+    read: Option<Expected>,
+    write: Option<Expected>,
+    #[serde(default)]
+    migrate: BTreeMap<String, Option<bool>>,
+    init: Option<Refused>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ModelJson {
+    name: String,
+    table: Option<String>,
+    app: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Expected {
+    Use(String),
+    Refused(Refused),
+}
+
+#[derive(Debug, Deserialize)]
+struct Refused {
+    refused: String,
+}
+
+impl Case {
+    fn model(&self) -> ModelInfo {
+        let m = self
+            .model
+            .as_ref()
+            .unwrap_or_else(|| panic!("case `{}` has no model", self.name));
+        let mut model = ModelInfo::named(&m.name).with_tags(&m.tags);
+        if let Some(table) = &m.table {
+            model = model.with_table(table);
+        }
+        if let Some(app) = &m.app {
+            model = model.with_app(app);
+        }
+        model
+    }
+
+    fn hints(&self) -> Hints {
+        let mut hints = Hints::new();
+        for (key, value) in &self.hints {
+            hints.insert(key, value.clone());
+        }
+        hints
+    }
+
+    fn expected(&self, kind: OpKind) -> &Expected {
+        let expected = match kind {
+            OpKind::Read => &self.read,
+            OpKind::Write => &self.write,
+        };
+        expected
+            .as_ref()
+            .unwrap_or_else(|| panic!("case `{}` has no {kind} answer", self.name))
+    }
+}
+
+fn table() -> Table {
+    let text = std::fs::read_to_string(routers::REFERENCE_CASES).expect("reading the reference cases");
+    let table: Table = serde_json::from_str(&text).expect("the reference cases are valid");
+    // The table checks itself: names are unique, subsets name real cases
+    // whose answers the simplest router gives.
+    let mut names = std::collections::BTreeSet::new();
+    for case in &table.cases {
+        assert!(names.insert(case.name.as_str()), "case `{}` twice", case.name);
+        assert!(
+            case.init.is_some() != (case.read.is_some() && case.write.is_some()),
+            "case `{}` needs either init or read and write",
+            case.name
+        );
+    }
+    let wat = &table.subsets["wat"];
+    assert_eq!(wat.checks, ["read", "write"]);
+    for name in &wat.cases {
+        let case = table
+            .cases
+            .iter()
+            .find(|c| &c.name == name)
+            .unwrap_or_else(|| panic!("subset wat names no case `{name}`"));
+        assert!(
+            matches!(&case.read, Some(Expected::Use(db)) if db == "replica")
+                && matches!(&case.write, Some(Expected::Use(db)) if db == "default"),
+            "subset wat: case `{name}` is not a read from replica and a write to default"
+        );
+    }
+    table
+}
+
+/// A language whose module was built, with the cases it implements.
+struct Language {
+    name: &'static str,
+    path: &'static str,
+    /// `None`: every case; else the names of the cases of its subset.
+    subset: Option<Vec<String>>,
+}
+
+impl Language {
+    fn runs(&self, case: &Case) -> bool {
+        match &self.subset {
+            None => true,
+            Some(names) => names.contains(&case.name),
+        }
+    }
+
+    /// Whether this language's router implements allow_migrate and init.
+    fn is_complete(&self) -> bool {
+        self.subset.is_none()
+    }
+
+    fn builder(&self, config: &serde_json::Value) -> WasmRouterBuilder {
+        WasmRouter::builder(format!("{}-reference", self.name)).config(config.clone())
+    }
+}
+
+/// The built languages. Says which were skipped, on stderr (past the test
+/// harness's capture, so that a plain `cargo test` shows it), or fails when
+/// every language is required.
+fn languages(table: &Table) -> Vec<Language> {
+    static SAID: Once = Once::new();
+    SAID.call_once(|| {
+        let mut stderr = std::io::stderr();
+        for (language, reason) in routers::skipped() {
+            let _ = writeln!(
+                stderr,
+                "conformance: skipped {language}: {reason}; run .ci/run or see docs/routers/{language}.md"
+            );
+        }
+    });
+    let skipped = routers::skipped();
+    if std::env::var(REQUIRE_ALL).is_ok_and(|v| v == "1") {
+        assert!(
+            skipped.is_empty(),
+            "{REQUIRE_ALL}=1, but languages were skipped: {skipped:?} (install their toolchains: .ci/run, docs/routers/)"
+        );
+    }
+    routers::languages()
+        .iter()
+        .filter_map(|&(name, path)| {
+            Some(Language {
+                name,
+                path: path?,
+                subset: table.subsets.get(name).map(|s| {
+                    assert!(!s.implements.is_empty());
+                    s.cases.clone()
+                }),
+            })
+        })
+        .collect()
+}
+
+fn runtime() -> RouterRuntime {
+    RouterRuntime::new(RouterLimits::new().time_budget(std::time::Duration::from_secs(2))).expect("router runtime")
+}
+
+/// The answer a router gave, as the table writes it.
+fn describe(decision: &Result<Decision, dbroute::Fault>) -> String {
+    match decision {
+        Ok(Decision::Use(name)) => format!("{name:?}"),
+        Ok(Decision::Refuse(message)) => format!("refused {message:?}"),
+        Ok(Decision::NoOpinion) => "no opinion".into(),
+        Err(fault) => format!("fault: {fault}"),
+    }
+}
+
+fn expected_text(expected: &Expected) -> String {
+    match expected {
+        Expected::Use(name) => format!("{name:?}"),
+        Expected::Refused(r) => format!("refused {:?}", r.refused),
+    }
+}
+
+/// Runs one case against one language's module, directly through the host's
+/// `WasmRouter`. `Err` says every answer that differs.
+fn run_case(language: &Language, case: &Case, table: &Table, runtime: &RouterRuntime) -> Result<(), String> {
+    let loaded = language
+        .builder(&case.config)
+        .connections(&table.connections)
+        .load_file(runtime, language.path);
+    if let Some(init) = &case.init {
+        return match loaded {
+            Err(Error::RouterLoad {
+                reason: LoadError::InitRefused(message),
+                ..
+            }) if message == init.refused => Ok(()),
+            Err(other) => Err(format!("load: expected refusal {:?}, got {other}", init.refused)),
+            Ok(_) => Err(format!("load: expected refusal {:?}, but it loaded", init.refused)),
+        };
+    }
+    let router = loaded.map_err(|e| format!("load: {e}"))?;
+    let mut problems = Vec::new();
+    if !router.info().deterministic {
+        problems.push("does not declare itself deterministic".to_owned());
+    }
+    let (model, hints) = (case.model(), case.hints());
+    for kind in [OpKind::Read, OpKind::Write] {
+        let op = Operation {
+            kind,
+            model: &model,
+            hints: &hints,
+        };
+        // Twice: the second answer may come from the host's cache.
+        for attempt in 0..2 {
+            let got = match kind {
+                OpKind::Read => router.db_for_read(&op),
+                OpKind::Write => router.db_for_write(&op),
+            };
+            let ok = match (case.expected(kind), &got) {
+                (Expected::Use(name), Ok(Decision::Use(db))) => db == name.as_str(),
+                (Expected::Refused(r), Ok(Decision::Refuse(message))) => *message == r.refused,
+                _ => false,
+            };
+            if !ok {
+                problems.push(format!(
+                    "{kind} (call {}): expected {}, got {}",
+                    attempt + 1,
+                    expected_text(case.expected(kind)),
+                    describe(&got)
+                ));
+            }
+        }
+    }
+    if language.is_complete() {
+        for (db, expected) in &case.migrate {
+            let db = ConnectionName::new(db).expect("a connection name");
+            let got = router.allow_migrate(&Migration {
+                db,
+                model: &model,
+                hints: &hints,
+            });
+            if got.as_ref().ok() != Some(expected) {
+                problems.push(format!("allow_migrate on {db}: expected {expected:?}, got {got:?}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Every case against every language, through the host. Prints the table
+/// of results; fails listing every case that differs.
+#[test]
+fn every_language_gives_the_reference_answers() {
+    let table = table();
+    let languages = languages(&table);
+    let runtime = runtime();
+    let mut failures = Vec::new();
+    let mut report = String::new();
+    let width = table.cases.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let _ = write!(report, "{:width$}", "case");
+    for language in &languages {
+        let _ = write!(report, " | {:^14}", language.name);
+    }
+    report.push('\n');
+    let mut passed: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for case in &table.cases {
+        let _ = write!(report, "{:width$}", case.name);
+        for language in &languages {
+            let cell = if language.runs(case) {
+                let tally = passed.entry(language.name).or_default();
+                tally.1 += 1;
+                match run_case(language, case, &table, &runtime) {
+                    Ok(()) => {
+                        tally.0 += 1;
+                        "pass"
+                    }
+                    Err(problem) => {
+                        failures.push(format!("{} / {}: {problem}", language.name, case.name));
+                        "FAIL"
+                    }
+                }
+            } else {
+                "-"
+            };
+            let _ = write!(report, " | {cell:^14}");
+        }
+        report.push('\n');
+    }
+    for (name, subset) in &table.subsets {
+        let _ = writeln!(
+            report,
+            "-: not implemented by {name}, which implements {}",
+            subset.implements
+        );
+    }
+    println!("{report}");
+    let summary: Vec<String> = passed
+        .iter()
+        .map(|(name, (ok, all))| format!("{name} {ok}/{all}"))
+        .collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "conformance: cases passed per language: {}",
+        summary.join(", ")
+    );
+    assert!(failures.is_empty(), "{report}\n{}", failures.join("\n"));
+}
+
+/// The table of a language in the databases: one per language, so that
+/// the languages never see each other's rows.
+fn table_name(language: &Language) -> String {
+    format!("conformance_{}", language.name)
+}
+
+/// Routes real rows through every language's router into six databases of
+/// `backend` (one per connection of the table): writes land where the case
+/// says and nowhere else, reads come from where it says, refused writes
+/// write nothing, and allow_migrate answers through the engine.
+async fn rows_land_where_routed(backend: Backend) {
+    let table = table();
+    let languages = languages(&table);
+    let mut dbs = Vec::new();
+    for _ in &table.connections {
+        dbs.push(TestDb::new(backend).await);
+    }
+    let mut builder =
+        Engine::builder().router_limits(RouterLimits::new().time_budget(std::time::Duration::from_secs(2)));
+    for (name, db) in table.connections.iter().zip(&dbs) {
+        builder = builder.connection(name, &db.url);
+    }
+    let engine = builder.build().await.expect("engine");
+    let p = |n| dbs[0].p(n);
+
+    let mut failures = Vec::new();
+    let mut routed = 0;
+    for language in &languages {
+        let t = table_name(language);
+        // Each database holds one row saying which database it is (id 0).
+        for name in &table.connections {
+            let conn = engine.connection(Some(name)).expect("a registered connection");
+            conn.execute(AssertSqlSafe(format!("CREATE TABLE {t} (id INTEGER, note TEXT)")), &[])
+                .await
+                .expect("create table");
+            conn.execute(
+                AssertSqlSafe(format!("INSERT INTO {t} (id, note) VALUES ({}, {})", p(1), p(2))),
+                &params![0, name.as_str()],
+            )
+            .await
+            .expect("insert");
+        }
+        for (index, case) in table.cases.iter().enumerate() {
+            if case.init.is_some() || !language.runs(case) {
+                continue;
+            }
+            let id = i64::try_from(index).expect("a small index") + 1;
+            let router = engine
+                .load_router(language.builder(&case.config), RouterSource::File(language.path.into()))
+                .unwrap_or_else(|e| panic!("{} / {}: {e}", language.name, case.name));
+            engine.set_router(router);
+            let (model, hints) = (case.model(), case.hints());
+            let mut fail = |what: String| failures.push(format!("{} / {}: {what}", language.name, case.name));
+
+            // A read returns the row of the connection the case names.
+            let read = engine
+                .read_model(&model)
+                .hints(&hints)
+                .fetch_all(AssertSqlSafe(format!("SELECT note FROM {t} WHERE id = 0")), &[])
+                .await;
+            match (case.expected(OpKind::Read), read) {
+                (Expected::Use(db), Ok(rows)) => {
+                    let notes: Vec<String> = rows.iter().map(|r| r.get("note")).collect();
+                    if notes != [db.as_str()] {
+                        fail(format!("read: expected the row of {db}, read {notes:?}"));
+                    }
+                }
+                (expected, got) => fail(format!("read: expected {}, got {got:?}", expected_text(expected))),
+            }
+
+            // A write lands on the connection the case names, or nowhere.
+            let write = engine
+                .write_model(&model)
+                .hints(&hints)
+                .execute(
+                    AssertSqlSafe(format!("INSERT INTO {t} (id, note) VALUES ({}, {})", p(1), p(2))),
+                    &params![id, case.name.as_str()],
+                )
+                .await;
+            let lands_on = match (case.expected(OpKind::Write), write) {
+                (Expected::Use(db), Ok(_)) => Some(db.as_str()),
+                (Expected::Refused(r), Err(Error::RouterRefused { message, .. })) if message == r.refused => None,
+                (expected, got) => {
+                    fail(format!("write: expected {}, got {got:?}", expected_text(expected)));
+                    None
+                }
+            };
+            for name in &table.connections {
+                let rows = engine
+                    .connection(Some(name))
+                    .expect("a registered connection")
+                    .fetch_one(
+                        AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {t} WHERE id = {}", p(1))),
+                        &params![id],
+                    )
+                    .await
+                    .expect("count")
+                    .get::<i64, _>("n");
+                let want = i64::from(lands_on == Some(name.as_str()));
+                if rows != want {
+                    fail(format!("write: {rows} row(s) on {name}, expected {want}"));
+                }
+            }
+
+            // allow_migrate through the engine: no opinion means yes.
+            if language.is_complete() {
+                for (db, expected) in &case.migrate {
+                    let got = engine.allow_migrate(db, &model, &hints);
+                    if got.as_ref().ok() != Some(&expected.unwrap_or(true)) {
+                        fail(format!(
+                            "allow_migrate on {db} through the engine: expected {expected:?}, got {got:?}"
+                        ));
+                    }
+                }
+            }
+            routed += 1;
+        }
+    }
+    engine.close().await;
+    let _ = writeln!(
+        std::io::stderr(),
+        "conformance: {routed} cases routed real rows on {backend:?} through {} languages",
+        languages.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_land_where_every_language_routes_them_on_postgres() {
+    rows_land_where_routed(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_land_where_every_language_routes_them_on_sqlite() {
+    rows_land_where_routed(Backend::Sqlite).await;
+}
+
+/// Each language's page in `docs/routers/` shows its router as it is in
+/// `example-routers/`, so the docs cannot drift from the tested code.
+#[test]
+fn the_docs_show_the_routers_as_they_are() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let pages = [
+        ("rust", "example-routers/reference/src/lib.rs"),
+        ("c", "example-routers/c/reference.c"),
+        ("zig", "example-routers/zig/reference.zig"),
+        ("assemblyscript", "example-routers/assemblyscript/assembly/reference.ts"),
+        ("wat", "example-routers/wat/simple.wat"),
+    ];
+    for (language, source) in pages {
+        let page = format!("docs/routers/{language}.md");
+        let doc = std::fs::read_to_string(root.join(&page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        let code = std::fs::read_to_string(root.join(source)).unwrap_or_else(|e| panic!("{source}: {e}"));
+        // The Rust router's unit tests are not part of the page.
+        let code = code.split("\n#[cfg(test)]").next().unwrap_or_default().trim();
+        assert!(
+            doc.contains(code),
+            "{page} does not show {source} as it is: copy it in again"
+        );
+    }
+}
