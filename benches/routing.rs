@@ -53,14 +53,6 @@ impl Router for NativeReference {
     }
 }
 
-const FIXED_WAT: &str = r#"(module
-  (memory (export "memory") 1)
-  (data (i32.const 16) "replica")
-  (func (export "dbroute_abi_version") (result i32) i32.const 1)
-  (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
-  (func (export "db_for_read") (param i32 i32) (result i64) i64.const 0x0000001000000007)
-  (func (export "db_for_write") (param i32 i32) (result i64) i64.const 0))"#;
-
 static USER: ModelInfo = ModelInfo::new("User").table("users").app("auth");
 
 fn engine(rt: &Runtime, urls: &[(&str, &str)]) -> Engine {
@@ -110,10 +102,25 @@ fn decide(c: &mut Criterion) {
     };
     case("native", Some(Arc::new(NativeReference)));
     case("wasm-rust", Some(Arc::new(reference(&engine, false))));
+    // The same policy in the other languages, where their toolchains were
+    // there when the example routers were built.
+    for (language, path) in dbroute_example_routers::languages() {
+        let Some(path) = path.filter(|_| *language != "rust" && *language != "wat") else {
+            continue;
+        };
+        let router = engine
+            .load_router(
+                WasmRouter::builder(format!("reference-{language}")).answer_cache(false),
+                RouterSource::File((*path).into()),
+            )
+            .expect("reference router");
+        case(&format!("wasm-{language}"), Some(Arc::new(router)));
+    }
+    // The hand-written WAT router is the simplest policy: reads to replica.
     let wat = engine
         .load_router(
-            WasmRouter::builder("fixed"),
-            RouterSource::Bytes(FIXED_WAT.as_bytes().into()),
+            WasmRouter::builder("simple"),
+            RouterSource::File(dbroute_example_routers::WAT_SIMPLE.into()),
         )
         .unwrap();
     case("wasm-wat", Some(Arc::new(wat)));
@@ -183,6 +190,16 @@ fn query(c: &mut Criterion) {
             }
             _ => unreachable!(),
         }
+        let handle = engine.connection(Some("replica")).unwrap();
+        group.bench_function(format!("handle/{backend}"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let row = handle
+                    .fetch_one(dbroute::sqlx::AssertSqlSafe(select.as_str()), &params![1])
+                    .await
+                    .unwrap();
+                black_box(row.get::<String, _>(1))
+            })
+        });
         group.bench_function(format!("routed/{backend}"), |b| {
             b.to_async(&rt).iter(|| async {
                 let row = engine
