@@ -26,14 +26,15 @@ use crate::router::{Migration, OpKind, Operation, Relation, RelationSide, Router
 use crate::transaction::{self, Access, Transaction};
 
 /// What a read does when its router faults (traps, runs past a limit,
-/// answers badly). A write always fails.
+/// answers badly), or when the connection it chose cannot be reached. A
+/// write always fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadFailure {
     /// Fail the read (the default).
     #[default]
     Fail,
-    /// Log the fault and read from `default`.
+    /// Log the problem and read from `default`.
     FallBackToDefault,
 }
 

@@ -279,6 +279,22 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the error means the database could not be reached (no
+    /// connection could be had, or the link broke), as opposed to the
+    /// database refusing a statement.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Error::PoolTimedOut { .. } | Error::Connect { .. } => true,
+            Error::Query { source, .. } => matches!(
+                source,
+                sqlx::Error::PoolClosed | sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// Why a router module was refused when loading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

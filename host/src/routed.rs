@@ -6,8 +6,8 @@ use sqlx::SqlSafeStr;
 
 use crate::connection::handle::{Connection, QueryResult};
 use crate::connection::value::{Row, Value};
-use crate::engine::Engine;
-use crate::error::Result;
+use crate::engine::{Engine, ReadFailure};
+use crate::error::{Error, Result};
 use crate::model::{Hints, ModelInfo, NO_HINTS};
 use crate::router::OpKind;
 
@@ -101,28 +101,66 @@ impl<'a> Routed<'a> {
 
     /// Resolves, then fetches every row. See [`Connection::fetch_all`].
     ///
+    /// A read whose connection is unreachable is retried on `default` when
+    /// the engine's [`ReadFailure`] is `FallBackToDefault`.
+    ///
     /// # Errors
     ///
     /// As [`Routed::connection`] and [`Connection::fetch_all`].
     pub async fn fetch_all(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Vec<Row>> {
-        self.connection()?.fetch_all(sql, params).await
+        let sql = sql.into_sql_str();
+        let conn = self.connection()?;
+        match conn.fetch_all(sql.clone(), params).await {
+            Err(error) if self.falls_back(&conn, &error) => self.fallback(&conn, error)?.fetch_all(sql, params).await,
+            result => result,
+        }
     }
 
-    /// Resolves, then fetches the first row, if any.
+    /// Resolves, then fetches the first row, if any. Falls back as
+    /// [`Routed::fetch_all`] does.
     ///
     /// # Errors
     ///
     /// As [`Routed::connection`] and [`Connection::fetch_optional`].
     pub async fn fetch_optional(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Option<Row>> {
-        self.connection()?.fetch_optional(sql, params).await
+        let sql = sql.into_sql_str();
+        let conn = self.connection()?;
+        match conn.fetch_optional(sql.clone(), params).await {
+            Err(error) if self.falls_back(&conn, &error) => {
+                self.fallback(&conn, error)?.fetch_optional(sql, params).await
+            }
+            result => result,
+        }
     }
 
-    /// Resolves, then fetches exactly one row.
+    /// Resolves, then fetches exactly one row. Falls back as
+    /// [`Routed::fetch_all`] does.
     ///
     /// # Errors
     ///
     /// As [`Routed::connection`] and [`Connection::fetch_one`].
     pub async fn fetch_one(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Row> {
-        self.connection()?.fetch_one(sql, params).await
+        let sql = sql.into_sql_str();
+        let conn = self.connection()?;
+        match conn.fetch_one(sql.clone(), params).await {
+            Err(error) if self.falls_back(&conn, &error) => self.fallback(&conn, error)?.fetch_one(sql, params).await,
+            result => result,
+        }
+    }
+
+    /// Whether a failed read should be retried on `default`: the policy says
+    /// so, it is a read outside a transaction, not already on `default`, and
+    /// the connection could not be reached (the statement did not run).
+    fn falls_back(&self, conn: &Connection, error: &Error) -> bool {
+        self.kind == OpKind::Read
+            && self.engine.read_failure() == ReadFailure::FallBackToDefault
+            && !conn.in_transaction()
+            && conn.name() != self.engine.default_name()
+            && error.is_unreachable()
+    }
+
+    fn fallback(&self, conn: &Connection, error: Error) -> Result<Connection> {
+        tracing::warn!(connection = %conn.name(), model = self.model.name(), "read falls back to default: {error}");
+        self.engine.connection(None)
     }
 }
