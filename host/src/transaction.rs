@@ -111,6 +111,13 @@ async fn run(conn: &mut TxConn, core: &TxCore, sql: sqlx::AssertSqlSafe<String>)
     })
 }
 
+/// How a transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Commit,
+    Rollback,
+}
+
 /// Whether a transaction may only read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -248,23 +255,7 @@ impl Transaction {
     /// then. [`Error::TransactionFinished`] when an outer rollback or commit
     /// already ended this savepoint.
     pub async fn commit(mut self) -> Result<()> {
-        self.done = true;
-        if self.level == 0 {
-            let mut state = self.core.lock().await?;
-            let conn = std::mem::replace(&mut *state, TxConn::Finished);
-            let name = self.core.entry.name;
-            let error = |source| Error::Query {
-                connection: name.to_string(),
-                source,
-            };
-            return match conn {
-                TxConn::Postgres(tx) => tx.commit().await.map_err(error),
-                TxConn::MySql(tx) => tx.commit().await.map_err(error),
-                TxConn::Sqlite(tx) => tx.commit().await.map_err(error),
-                TxConn::Finished => Err(self.core.finished()),
-            };
-        }
-        self.end_savepoint(false).await
+        self.finish(Ending::Commit).await
     }
 
     /// Rolls back (the outer transaction) or rolls back to and releases (a
@@ -274,23 +265,31 @@ impl Transaction {
     ///
     /// As [`Transaction::commit`].
     pub async fn rollback(mut self) -> Result<()> {
+        self.finish(Ending::Rollback).await
+    }
+
+    async fn finish(&mut self, ending: Ending) -> Result<()> {
         self.done = true;
-        if self.level == 0 {
-            let mut state = self.core.lock().await?;
-            let conn = std::mem::replace(&mut *state, TxConn::Finished);
-            let name = self.core.entry.name;
-            let error = |source| Error::Query {
-                connection: name.to_string(),
-                source,
-            };
-            return match conn {
-                TxConn::Postgres(tx) => tx.rollback().await.map_err(error),
-                TxConn::MySql(tx) => tx.rollback().await.map_err(error),
-                TxConn::Sqlite(tx) => tx.rollback().await.map_err(error),
-                TxConn::Finished => Err(self.core.finished()),
-            };
+        if self.level > 0 {
+            return self.end_savepoint(ending == Ending::Rollback).await;
         }
-        self.end_savepoint(true).await
+        let mut state = self.core.lock().await?;
+        let conn = std::mem::replace(&mut *state, TxConn::Finished);
+        let name = self.core.entry.name;
+        let error = |source| Error::Query {
+            connection: name.to_string(),
+            source,
+        };
+        let rollback = ending == Ending::Rollback;
+        match conn {
+            TxConn::Postgres(tx) if rollback => tx.rollback().await.map_err(error),
+            TxConn::Postgres(tx) => tx.commit().await.map_err(error),
+            TxConn::MySql(tx) if rollback => tx.rollback().await.map_err(error),
+            TxConn::MySql(tx) => tx.commit().await.map_err(error),
+            TxConn::Sqlite(tx) if rollback => tx.rollback().await.map_err(error),
+            TxConn::Sqlite(tx) => tx.commit().await.map_err(error),
+            TxConn::Finished => Err(self.core.finished()),
+        }
     }
 
     async fn end_savepoint(&self, rollback: bool) -> Result<()> {
