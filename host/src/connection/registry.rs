@@ -97,7 +97,24 @@ type Hasher = foldhash::fast::RandomState;
 #[derive(Debug)]
 pub(crate) struct ConnectionMap {
     by_name: HashMap<ConnectionName, Arc<ConnectionEntry>, Hasher>,
+    /// The same entries, for a linear search when there are few: cheaper
+    /// than hashing the name on every decision.
+    few: Vec<Arc<ConnectionEntry>>,
     default: Arc<ConnectionEntry>,
+}
+
+/// Up to this many connections, lookups scan instead of hashing.
+const FEW: usize = 8;
+
+impl ConnectionMap {
+    fn new(by_name: HashMap<ConnectionName, Arc<ConnectionEntry>, Hasher>, default: Arc<ConnectionEntry>) -> Self {
+        let few = if by_name.len() <= FEW {
+            by_name.values().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        ConnectionMap { by_name, few, default }
+    }
 }
 
 impl ConnectionMap {
@@ -107,6 +124,9 @@ impl ConnectionMap {
     pub(crate) fn get(&self, name: &ConnectionName) -> Option<&Arc<ConnectionEntry>> {
         if name.is_default() {
             return Some(&self.default);
+        }
+        if self.by_name.len() <= FEW {
+            return self.few.iter().find(|e| e.name == *name);
         }
         self.by_name.get(name)
     }
@@ -153,7 +173,7 @@ impl Registry {
         }
         let default = by_name.get(&default).cloned().ok_or(Error::NoConnections)?;
         Ok(Registry {
-            current: ArcSwap::from_pointee(ConnectionMap { by_name, default }),
+            current: ArcSwap::from_pointee(ConnectionMap::new(by_name, default)),
             writer: std::sync::Mutex::new(()),
         })
     }
@@ -183,10 +203,8 @@ impl Registry {
         }
         let mut by_name = current.by_name.clone();
         by_name.insert(entry.name, entry.clone());
-        self.current.store(Arc::new(ConnectionMap {
-            by_name,
-            default: current.default.clone(),
-        }));
+        self.current
+            .store(Arc::new(ConnectionMap::new(by_name, current.default.clone())));
         Ok(())
     }
 
@@ -225,10 +243,8 @@ impl Registry {
         }
         let mut by_name = current.by_name.clone();
         by_name.remove(&entry.name);
-        self.current.store(Arc::new(ConnectionMap {
-            by_name,
-            default: current.default.clone(),
-        }));
+        self.current
+            .store(Arc::new(ConnectionMap::new(by_name, current.default.clone())));
         Ok(entry)
     }
 
