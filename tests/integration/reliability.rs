@@ -176,6 +176,12 @@ async fn a_dead_replica_fails_reads_fast_keeps_writes_and_recovers_by_itself() {
     }
     within(STEP, "failed reads", wait_for(bad.clone(), 3)).await;
     let failures_seen = bad.load(Ordering::Relaxed);
+    // The operator's view says so too: the killed replica is unhealthy, the
+    // primary healthy.
+    let status = within(STEP, "a health check", engine.check_health(Duration::from_millis(500))).await;
+    let health = |name: &str| status.iter().find(|s| s.name == name).map(|s| s.health);
+    assert_eq!(health("replica"), Some(dbroute::Health::Unhealthy), "{status:?}");
+    assert_eq!(health("default"), Some(dbroute::Health::Healthy), "{status:?}");
 
     let restart_began = Instant::now();
     let restart_took = within(STEP, "pg_ctl start", server.restart()).await;
