@@ -23,5 +23,5 @@ cd "$here"
 # --runtime stub: a bump allocator, used only for the input buffer and the
 # tenant map; --use abort=...: a trap instead of an `env.abort` import.
 "$asc" assembly/reference.ts -o "$out/assemblyscript-reference.wasm" \
-  --runtime stub -Oz --noAssert --use abort=assembly/dbroute/trap
+  --runtime stub -O3 --noAssert --use abort=assembly/dbroute/trap
 echo "$out/assemblyscript-reference.wasm"

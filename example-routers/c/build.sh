@@ -24,7 +24,7 @@ if [ "$(basename "$wasm_ld")" != wasm-ld ] || [ "$(command -v wasm-ld || true)" 
   ln -sf "$wasm_ld" "$out/bin/wasm-ld"
   export PATH="$out/bin:$PATH"
 fi
-"$clang" --target=wasm32 -std=c11 -Oz -ffreestanding -nostdlib -mbulk-memory \
+"$clang" --target=wasm32 -std=c11 -O2 -ffreestanding -nostdlib -mbulk-memory \
   -Wall -Wextra -Werror \
   -Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=65536 \
   -o "$out/c-reference.wasm" "$here/reference.c"

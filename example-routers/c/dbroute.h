@@ -29,6 +29,11 @@
  * allocating and without ever reading outside it. It is not a validator:
  * it finds members in well-formed JSON (what the host writes), and on
  * malformed JSON it either finds nothing or answers "malformed input".
+ * The exports read their input in one pass over its members and the
+ * model's, keeping op (db for allow_migrate), model, name, tags and hints
+ * and skipping the others; a hint is looked up only when the router asks
+ * for it. An input whose members, or the model's, are not `"key": value`
+ * pairs between commas is malformed.
  * Strings are compared and copied decoded (every escape of JSON, \uXXXX
  * with surrogate pairs included), so "Ev\u0065nt" is "Event". Limits:
  * nesting inside skipped values is matched by bracket count, not type;
@@ -53,6 +58,8 @@
 #endif
 
 #define DBROUTE_API static __attribute__((unused))
+/* The scanner's innermost helpers: inlined into each caller. */
+#define DBROUTE__HOT static __attribute__((unused, always_inline))
 #define DBROUTE_EXPORT(name) __attribute__((export_name(name), visibility("default")))
 
 /* ---- answers ---------------------------------------------------------- */
@@ -164,14 +171,35 @@ typedef struct {
   uint32_t len;
 } dbroute_json;
 
+/* Past the blanks at p (none, the common case, is told without a loop). */
 DBROUTE_API const char *dbroute__ws(const char *p, const char *e) {
+  if (p < e && (unsigned char)*p > ' ') return p;
   while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
   return p;
 }
 
-/* Past the string that starts at p (a '"'), or 0. */
-DBROUTE_API const char *dbroute__skip_str(const char *p, const char *e) {
-  for (p++; p < e; p++) {
+/* Past the string that starts at p (a '"'), or 0. Eight bytes at a time
+ * while eight are left: the first '"' or '\\' among them is found with
+ * the zero-byte test (x - 0x01..) & ~x & 0x80.., whose lowest set bit is
+ * exact. */
+DBROUTE__HOT const char *dbroute__skip_str(const char *p, const char *e) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  p++;
+  while (e - p >= 8) {
+    uint64_t w, q, b, hit;
+    __builtin_memcpy(&w, p, 8);
+    q = w ^ (ones * '"');
+    b = w ^ (ones * '\\');
+    hit = (((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+    if (!hit) {
+      p += 8;
+      continue;
+    }
+    p += __builtin_ctzll(hit) >> 3;
+    if (*p == '"') return p + 1;
+    p += 2;
+  }
+  for (; p < e; p++) {
     if (*p == '"') return p + 1;
     if (*p == '\\') p++;
   }
@@ -197,9 +225,11 @@ DBROUTE_API const char *dbroute__skip(const char *p, const char *e) {
     }
     return 0;
   }
+  /* A number, true, false or null: up to a delimiter, blank, quote or
+   * bracket. */
   const char *start = p;
   while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ':' && *p != ' ' && *p != '\t' &&
-         *p != '\n' && *p != '\r')
+         *p != '\n' && *p != '\r' && *p != '"' && *p != '{' && *p != '[')
     p++;
   return p > start ? p : 0;
 }
@@ -282,12 +312,20 @@ DBROUTE_API const char *dbroute__char(const char *p, const char *e, char out[4],
   return p;
 }
 
-/* Whether v is a JSON string whose decoded text is s[0..n]. */
+/* Whether v is a JSON string whose decoded text is s[0..n]. Plain ASCII is
+ * compared as it is; an escape or a multi-byte character is decoded. */
 DBROUTE_API int dbroute_str_is_n(dbroute_json v, const char *s, uint32_t n) {
   if (!dbroute_is_string(v)) return 0;
   const char *p = v.ptr + 1, *e = v.ptr + v.len - 1;
   uint32_t i = 0;
   while (p < e) {
+    unsigned char b = (unsigned char)*p;
+    if (b != '\\' && b < 0xC0) {
+      if (i == n || (char)b != s[i]) return 0;
+      i++;
+      p++;
+      continue;
+    }
     char buf[4];
     uint32_t k;
     p = dbroute__char(p, e, buf, &k);
@@ -405,23 +443,117 @@ typedef struct {
   dbroute_json hints; /* an object, or absent */
 } dbroute_migration;
 
+/* One step through the members of an object, for the parsers below, which
+ * read the input in one pass: *p is just past the object's '{' (first) or
+ * past a member's value. Returns 1 with the next member's key in *key and
+ * *p at its value; 0 at the object's '}', *p past it; -1 when the object is
+ * malformed. */
+DBROUTE__HOT int dbroute__key(const char **p, const char *e, int first, dbroute_json *key) {
+  const char *q = dbroute__ws(*p, e);
+  if (q >= e) return -1;
+  if (*q == '}') {
+    *p = q + 1;
+    return 0;
+  }
+  if (!first) {
+    if (*q != ',') return -1;
+    q = dbroute__ws(q + 1, e);
+  }
+  if (q >= e || *q != '"') return -1;
+  const char *k = q;
+  q = dbroute__skip_str(q, e);
+  if (!q) return -1;
+  *key = (dbroute_json){k, (uint32_t)(q - k)};
+  q = dbroute__ws(q, e);
+  if (q >= e || *q != ':') return -1;
+  *p = dbroute__ws(q + 1, e);
+  return 1;
+}
+
+/* Past the value at p, or 0: dbroute__skip, with a string (most values
+ * are) inline. */
+DBROUTE__HOT const char *dbroute__value(const char *p, const char *e) {
+  return p < e && *p == '"' ? dbroute__skip_str(p, e) : dbroute__skip(p, e);
+}
+
+/* Whether the key k is the ASCII name lit[0..n], n > 0. An escape makes a
+ * string's text longer than its decoded bytes, so a key of n + 2 bytes is
+ * compared as it is, and only a longer one that starts with an escape or
+ * with lit[0] is decoded. */
+DBROUTE_API int dbroute__key_is(dbroute_json k, const char *lit, uint32_t n) {
+  if (k.len == n + 2) {
+    for (uint32_t i = 0; i < n; i++)
+      if (k.ptr[i + 1] != lit[i]) return 0;
+    return 1;
+  }
+  return k.len > n + 2 && (k.ptr[1] == '\\' || k.ptr[1] == lit[0]) && dbroute_str_is_n(k, lit, n);
+}
+#define DBROUTE__KEY_IS(k, lit) dbroute__key_is((k), (lit), sizeof(lit) - 1)
+
+/* Reads the model value at p, keeping its name and tags (the last ones,
+ * should they repeat; absent when it is not an object): past it, or 0. */
+DBROUTE_API const char *dbroute__model(const char *p, const char *e, dbroute_json *model,
+                                       dbroute_json *name, dbroute_json *tags) {
+  const char *v = p;
+  *name = *tags = (dbroute_json){0, 0};
+  if (p < e && *p == '{') {
+    dbroute_json k;
+    int r;
+    p++;
+    for (int first = 1; (r = dbroute__key(&p, e, first, &k)) == 1; first = 0) {
+      const char *at = p;
+      if (!(p = dbroute__value(p, e))) return 0;
+      dbroute_json value = {at, (uint32_t)(p - at)};
+      if (DBROUTE__KEY_IS(k, "name")) *name = value;
+      else if (DBROUTE__KEY_IS(k, "tags")) *tags = value;
+    }
+    if (r < 0) return 0;
+  } else if (!(p = dbroute__skip(p, e))) {
+    return 0;
+  }
+  *model = (dbroute_json){v, (uint32_t)(p - v)};
+  return p;
+}
+
+/* Reads a db_for_read / db_for_write input (kind 0) or an allow_migrate
+ * one (kind 1) in one pass over the top-level object, the model object
+ * included: each member is read once, unknown ones skipped; the last of a
+ * repeated member counts, as in dbroute_get. Returns 0 when the input is
+ * not a well-formed object. */
+DBROUTE_API int dbroute__parse(const char *ptr, int32_t len, int kind, dbroute_json *op_or_db,
+                               dbroute_json *model, dbroute_json *name, dbroute_json *tags,
+                               dbroute_json *hints) {
+  const char *e = ptr + (len > 0 ? len : 0);
+  const char *p = dbroute__ws(ptr, e);
+  dbroute_json k;
+  int r;
+  if (p >= e || *p != '{') return 0;
+  p++;
+  for (int first = 1; (r = dbroute__key(&p, e, first, &k)) == 1; first = 0) {
+    if (DBROUTE__KEY_IS(k, "model")) {
+      if (!(p = dbroute__model(p, e, model, name, tags))) return 0;
+      continue;
+    }
+    const char *at = p;
+    if (!(p = dbroute__value(p, e))) return 0;
+    dbroute_json value = {at, (uint32_t)(p - at)};
+    if (kind ? DBROUTE__KEY_IS(k, "db") : DBROUTE__KEY_IS(k, "op")) *op_or_db = value;
+    else if (DBROUTE__KEY_IS(k, "hints")) *hints = value;
+  }
+  return r == 0;
+}
+
 DBROUTE_API int dbroute__parse_op(const char *ptr, int32_t len, dbroute_op *op) {
-  dbroute_json in = dbroute__whole(ptr, len);
-  op->op = dbroute_get(in, "op");
-  op->model = dbroute_get(in, "model");
-  op->name = dbroute_get(op->model, "name");
-  op->tags = dbroute_get(op->model, "tags");
-  op->hints = dbroute_get(in, "hints");
-  return dbroute_is_string(op->name);
+  *op = (dbroute_op){{0, 0}, {0, 0}, {0, 0}, {0, 0}, {0, 0}};
+  return dbroute__parse(ptr, len, 0, &op->op, &op->model, &op->name, &op->tags, &op->hints) &&
+         dbroute_is_string(op->name);
 }
 
 DBROUTE_API int dbroute__parse_migration(const char *ptr, int32_t len, dbroute_migration *m) {
-  dbroute_json in = dbroute__whole(ptr, len);
-  m->db = dbroute_get(in, "db");
-  m->model = dbroute_get(in, "model");
-  m->name = dbroute_get(m->model, "name");
-  m->hints = dbroute_get(in, "hints");
-  return dbroute_is_string(m->name) && dbroute_is_string(m->db);
+  dbroute_json tags;
+  *m = (dbroute_migration){{0, 0}, {0, 0}, {0, 0}, {0, 0}};
+  return dbroute__parse(ptr, len, 1, &m->db, &m->model, &m->name, &tags, &m->hints) &&
+         dbroute_is_string(m->name) && dbroute_is_string(m->db);
 }
 
 /* The hint `key`, or absent. */

@@ -28,6 +28,6 @@ have="$("$zig" version 2>/dev/null || true)"
 mkdir -p "$out"
 cd "$here"
 "$zig" build-exe reference.zig -target wasm32-freestanding -fno-entry -rdynamic \
-  -O ReleaseSmall -fstrip --stack 65536 \
+  -O ReleaseFast -fstrip --stack 65536 \
   --cache-dir "$out/zig-cache" -femit-bin="$out/zig-reference.wasm"
 echo "$out/zig-reference.wasm"

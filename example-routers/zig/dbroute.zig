@@ -20,12 +20,16 @@
 //! The JSON scanner reads what a router needs without allocating and
 //! without reading outside the input. It is not a validator: it finds
 //! members in well-formed JSON (what the host writes); on malformed JSON it
-//! finds nothing, or answers "malformed input". Strings are compared and
-//! copied decoded (every JSON escape, \uXXXX with surrogate pairs), so
-//! "Ev\u0065nt" is "Event". Limits: nesting inside skipped values is matched
-//! by bracket count, not type; a `StrMap` has a fixed capacity (init refuses
-//! a larger map, saying so); a refusal `Message` is cut at 1024 bytes, at a
-//! character boundary.
+//! finds nothing, or answers "malformed input". The exports read their
+//! input in one pass over its members and the model's, keeping op (db for
+//! allow_migrate), model, name, tags and hints and skipping the others; a
+//! hint is looked up only when the router asks for it. An input whose
+//! members, or the model's, are not `"key": value` pairs between commas is
+//! malformed. Strings are compared and copied decoded (every JSON escape,
+//! \uXXXX with surrogate pairs), so "Ev\u0065nt" is "Event". Limits:
+//! nesting inside skipped values is matched by bracket count, not type; a
+//! `StrMap` has a fixed capacity (init refuses a larger map, saying so); a
+//! refusal `Message` is cut at 1024 bytes, at a character boundary.
 
 // ---- answers --------------------------------------------------------------
 
@@ -107,15 +111,35 @@ fn isWs(c: u8) bool {
     return c == ' ' or c == '\t' or c == '\n' or c == '\r';
 }
 
+/// Past the blanks at s[i] (none, the common case, is told without a loop).
 fn ws(s: []const u8, i: usize) usize {
+    if (i < s.len and s[i] > ' ') return i;
     var j = i;
     while (j < s.len and isWs(s[j])) j += 1;
     return j;
 }
 
-/// Past the string that starts at s[i] (a '"'), or null.
+/// Past the string that starts at s[i] (a '"'), or null. Eight bytes at a
+/// time while eight are left: the first '"' or '\\' among them is found
+/// with the zero-byte test (x - 0x01..) & ~x & 0x80.., whose lowest set bit
+/// is exact.
 fn skipStr(s: []const u8, i: usize) ?usize {
+    const ones: u64 = 0x0101010101010101;
+    const highs: u64 = 0x8080808080808080;
     var j = i + 1;
+    while (j + 8 <= s.len) {
+        const w = @as(*align(1) const u64, @ptrCast(s[j..].ptr)).*;
+        const q = w ^ (ones * '"');
+        const b = w ^ (ones * '\\');
+        const hit = (((q -% ones) & ~q) | ((b -% ones) & ~b)) & highs;
+        if (hit == 0) {
+            j += 8;
+            continue;
+        }
+        j += @ctz(hit) >> 3;
+        if (s[j] == '"') return j + 1;
+        j += 2;
+    }
     while (j < s.len) : (j += 1) {
         if (s[j] == '"') return j + 1;
         if (s[j] == '\\') j += 1;
@@ -149,10 +173,12 @@ fn skip(s: []const u8, i: usize) ?usize {
             return null;
         },
         else => {
+            // A number, true, false or null: up to a delimiter, blank,
+            // quote or bracket.
             var j = i;
             while (j < s.len) : (j += 1) {
                 switch (s[j]) {
-                    ',', '}', ']', ':', ' ', '\t', '\n', '\r' => break,
+                    ',', '}', ']', ':', ' ', '\t', '\n', '\r', '"', '{', '[' => break,
                     else => {},
                 }
             }
@@ -291,18 +317,28 @@ pub const Json = struct {
         return .{ .s = v.s[1 .. v.s.len - 1] };
     }
 
-    /// Whether `v` is a string whose decoded text is `lit`.
+    /// Whether `v` is a string whose decoded text is `lit`. Plain ASCII is
+    /// compared as it is; an escape or a multi-byte character is decoded.
     pub fn strIs(v: Json, lit: []const u8) bool {
         var it = v.chars() orelse return false;
+        const s = it.s;
         var i: usize = 0;
-        while (it.next()) |c| {
+        while (it.i < s.len) {
+            const b = s[it.i];
+            if (b != '\\' and b < 0xC0) {
+                if (i == lit.len or b != lit[i]) return false;
+                i += 1;
+                it.i += 1;
+                continue;
+            }
+            const c = it.next() orelse return false;
             if (c.len > lit.len - i) return false;
-            for (c.slice()) |b| {
-                if (b != lit[i]) return false;
+            for (c.slice()) |x| {
+                if (x != lit[i]) return false;
                 i += 1;
             }
         }
-        return !it.bad and i == lit.len;
+        return i == lit.len;
     }
 
     /// Decodes the string `v` into `out`: the text, or null when `v` is not
@@ -399,6 +435,114 @@ fn whole(ptr: [*]const u8, len: usize) Json {
     return .{ .s = s[i..end] };
 }
 
+/// One step at a time through the members of an object, for the parsers
+/// below, which read the input in one pass: `i` is just past the object's
+/// '{', then past each member's value.
+const Walk = struct {
+    s: []const u8,
+    i: usize,
+    first: bool = true,
+
+    /// The next member's key, `i` then at its value; null at the object's
+    /// '}' (`i` past it).
+    inline fn key(w: *Walk) error{Malformed}!?Json {
+        const s = w.s;
+        var i = ws(s, w.i);
+        if (i >= s.len) return error.Malformed;
+        if (s[i] == '}') {
+            w.i = i + 1;
+            return null;
+        }
+        if (!w.first) {
+            if (s[i] != ',') return error.Malformed;
+            i = ws(s, i + 1);
+        }
+        w.first = false;
+        if (i >= s.len or s[i] != '"') return error.Malformed;
+        const k = i;
+        i = skipStr(s, i) orelse return error.Malformed;
+        const name = Json{ .s = s[k..i] };
+        i = ws(s, i);
+        if (i >= s.len or s[i] != ':') return error.Malformed;
+        w.i = ws(s, i + 1);
+        return name;
+    }
+
+    /// The value at `i`, `i` then past it.
+    inline fn value(w: *Walk) error{Malformed}!Json {
+        const s = w.s;
+        const v = w.i;
+        const end = (if (v < s.len and s[v] == '"') skipStr(s, v) else skip(s, v)) orelse return error.Malformed;
+        w.i = end;
+        return .{ .s = s[v..end] };
+    }
+};
+
+/// Whether the key `k` is the ASCII name `lit` (not empty). An escape makes
+/// a string's text longer than its decoded bytes, so a key of `lit.len + 2`
+/// bytes is compared as it is, and only a longer one that starts with an
+/// escape or with `lit[0]` is decoded.
+inline fn keyIs(k: Json, comptime lit: []const u8) bool {
+    comptime if (lit.len == 0) @compileError("keyIs needs a name");
+    if (k.s.len == lit.len + 2) {
+        inline for (lit, 0..) |c, j| {
+            if (k.s[j + 1] != c) return false;
+        }
+        return true;
+    }
+    return k.s.len > lit.len + 2 and (k.s[1] == '\\' or k.s[1] == lit[0]) and k.strIs(lit);
+}
+
+/// What the parsers read: `op` (or `db`), the model, its name and tags,
+/// the hints.
+const Fields = struct { first: Json = .{}, model: Json = .{}, name: Json = .{}, tags: Json = .{}, hints: Json = .{} };
+
+/// Reads a `db_for_read` / `db_for_write` input (`first` "op") or an
+/// `allow_migrate` one ("db") in one pass over the top-level object, the
+/// model object included: each member is read once, unknown ones skipped;
+/// the last of a repeated member counts, as in `Json.get`. Null when its
+/// members, or the model's, are not `"key": value` pairs between commas.
+fn parseFields(ptr: [*]const u8, len: usize, comptime first: []const u8) ?Fields {
+    return scanFields(ptr[0..len], first) catch null;
+}
+
+fn scanFields(s: []const u8, comptime first: []const u8) error{Malformed}!Fields {
+    var f = Fields{};
+    const i = ws(s, 0);
+    if (i >= s.len or s[i] != '{') return error.Malformed;
+    var w = Walk{ .s = s, .i = i + 1 };
+    while (try w.key()) |k| {
+        if (keyIs(k, "model")) {
+            f.name = .{};
+            f.tags = .{};
+            const v = w.i;
+            if (v < s.len and s[v] == '{') {
+                var m = Walk{ .s = s, .i = v + 1 };
+                while (try m.key()) |mk| {
+                    const value = try m.value();
+                    if (keyIs(mk, "name")) {
+                        f.name = value;
+                    } else if (keyIs(mk, "tags")) {
+                        f.tags = value;
+                    }
+                }
+                w.i = m.i;
+                f.model = .{ .s = s[v..m.i] };
+            } else {
+                f.model = try w.value();
+            }
+            continue;
+        }
+        const value = try w.value();
+        if (keyIs(k, first)) {
+            f.first = value;
+        } else if (keyIs(k, "hints")) {
+            f.hints = value;
+        }
+    }
+    return f;
+}
+
 /// A `db_for_read` or `db_for_write` input.
 pub const Op = struct {
     /// "read" or "write".
@@ -412,16 +556,10 @@ pub const Op = struct {
     /// An object, or absent.
     hints: Json,
 
-    fn parse(input: Json) ?Op {
-        const model = input.get("model");
-        const op = Op{
-            .op = input.get("op"),
-            .model = model,
-            .name = model.get("name"),
-            .tags = model.get("tags"),
-            .hints = input.get("hints"),
-        };
-        return if (op.name.isString()) op else null;
+    fn parse(ptr: [*]const u8, len: usize) ?Op {
+        const f = parseFields(ptr, len, "op") orelse return null;
+        if (!f.name.isString()) return null;
+        return .{ .op = f.first, .model = f.model, .name = f.name, .tags = f.tags, .hints = f.hints };
     }
 
     /// The hint `key`, or absent.
@@ -449,10 +587,10 @@ pub const Migration = struct {
     /// An object, or absent.
     hints: Json,
 
-    fn parse(input: Json) ?Migration {
-        const model = input.get("model");
-        const m = Migration{ .db = input.get("db"), .model = model, .name = model.get("name"), .hints = input.get("hints") };
-        return if (m.name.isString() and m.db.isString()) m else null;
+    fn parse(ptr: [*]const u8, len: usize) ?Migration {
+        const f = parseFields(ptr, len, "db") orelse return null;
+        if (!f.name.isString() or !f.first.isString()) return null;
+        return .{ .db = f.first, .model = f.model, .name = f.name, .hints = f.hints };
     }
 };
 
@@ -560,15 +698,15 @@ pub fn exportRouter(comptime R: type) void {
             return R.init(input.get("config"), input.get("connections"));
         }
         fn read(ptr: [*]const u8, len: usize) callconv(.c) i64 {
-            const op = Op.parse(whole(ptr, len)) orelse return refuse(malformed);
+            const op = Op.parse(ptr, len) orelse return refuse(malformed);
             return R.read(op);
         }
         fn write(ptr: [*]const u8, len: usize) callconv(.c) i64 {
-            const op = Op.parse(whole(ptr, len)) orelse return refuse(malformed);
+            const op = Op.parse(ptr, len) orelse return refuse(malformed);
             return R.write(op);
         }
         fn migrate(ptr: [*]const u8, len: usize) callconv(.c) i32 {
-            const m = Migration.parse(whole(ptr, len)) orelse {
+            const m = Migration.parse(ptr, len) orelse {
                 logMessage(.err, malformed);
                 @trap();
             };

@@ -24,7 +24,12 @@
 //
 // The scanner never allocates and never reads outside the input. It is not
 // a validator: it finds members in well-formed JSON (what the host writes);
-// on malformed JSON it finds nothing, or answers "malformed input". Limits:
+// on malformed JSON it finds nothing, or answers "malformed input".
+// Op.parse and Migration.parse read the input in one pass over its members
+// and the model's, keeping op (db for allow_migrate), model, name, tags and
+// hints and skipping the others; a hint is looked up only when the router
+// asks for it. An input whose members, or the model's, are not
+// `"key": value` pairs between commas is malformed. Limits:
 // nesting inside skipped values is matched by bracket count, not type; a
 // StrMap has a fixed capacity (init refuses a larger map, saying so); a
 // refusal Message is cut at 1024 bytes, at a character boundary. The only
@@ -179,8 +184,29 @@ function codePoint(s: string, i: i32): i32 {
 // Writes s as UTF-8 at `at`, at most `cap` bytes, whole characters only;
 // returns the bytes written.
 function encode(s: string, at: usize, cap: usize): usize {
+  // ASCII (connection names are) four code units at a time, then one at a
+  // time, then the rest.
+  const units = changetype<usize>(s);
+  const len = s.length;
   let n: usize = 0;
-  for (let i = 0; i < s.length; ) {
+  let i = 0;
+  while (i + 4 <= len && n + 4 <= cap) {
+    const w = load<u64>(units + (<usize>i << 1));
+    if (w & 0xFF80FF80FF80FF80) break;
+    const lo = (w & 0xFF) | ((w >> 8) & 0xFF00);
+    const hi = ((w >> 16) & 0xFF0000) | ((w >> 24) & 0xFF000000);
+    store<u32>(at + n, <u32>(lo | hi));
+    n += 4;
+    i += 4;
+  }
+  while (i < len && n < cap) {
+    const c = load<u16>(units + (<usize>i << 1));
+    if (c >= 0x80) break;
+    store<u8>(at + n, <u8>c);
+    n++;
+    i++;
+  }
+  while (i < len) {
     const cp = codePoint(s, i);
     const k = utf8Len(cp);
     if (k > cap - n) break;
@@ -219,18 +245,41 @@ export function isNull(v: u64): bool {
   return lenOf(v) == 4 && load<u32>(ptrOf(v)) == 0x6C6C756E; // "null"
 }
 
-function isWs(c: u8): bool {
+// @ts-ignore: decorator
+@inline function isWs(c: u8): bool {
   return c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D;
 }
 
-function ws(p: usize, e: usize): usize {
+// @ts-ignore: decorator
+@inline function ws(p: usize, e: usize): usize {
+  // None, the common case, is told without a loop.
+  if (p < e && load<u8>(p) > 0x20) return p;
   while (p < e && isWs(load<u8>(p))) p++;
   return p;
 }
 
-// Past the string that starts at p (a '"'), or 0.
-function skipStr(p: usize, e: usize): usize {
-  for (p++; p < e; p++) {
+// Past the string that starts at p (a '"'), or 0. Eight bytes at a time
+// while eight are left: the first '"' or '\\' among them is found with the
+// zero-byte test (x - 0x01..) & ~x & 0x80.., whose lowest set bit is exact.
+// @ts-ignore: decorator
+@inline function skipStr(p: usize, e: usize): usize {
+  const ones: u64 = 0x0101010101010101;
+  const highs: u64 = 0x8080808080808080;
+  p++;
+  while (p + 8 <= e) {
+    const w = load<u64>(p);
+    const q = w ^ (ones * 0x22);
+    const b = w ^ (ones * 0x5C);
+    const hit = (((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+    if (!hit) {
+      p += 8;
+      continue;
+    }
+    p += <usize>(ctz<u64>(hit) >> 3);
+    if (load<u8>(p) == 0x22) return p + 1;
+    p += 2;
+  }
+  for (; p < e; p++) {
     const c = load<u8>(p);
     if (c == 0x22) return p + 1;
     if (c == 0x5C) p++;
@@ -261,10 +310,13 @@ function skip(p: usize, e: usize): usize {
     }
     return 0;
   }
+  // A number, true, false or null: up to a delimiter, blank, quote or
+  // bracket.
   const start = p;
   while (p < e) {
     const c = load<u8>(p);
     if (c == 0x2C || c == 0x7D || c == 0x5D || c == 0x3A || isWs(c)) break;
+    if (c == 0x22 || c == 0x7B || c == 0x5B) break;
     p++;
   }
   return p > start ? p : 0;
@@ -330,19 +382,29 @@ function fail(): i32 {
   return -1;
 }
 
-// Whether v is a JSON string whose decoded text is `lit`.
+// Whether v is a JSON string whose decoded text is `lit`. Plain ASCII is
+// compared as it is; an escape or a multi-byte character is decoded.
 export function strIs(v: u64, lit: string): bool {
   if (!isString(v)) return false;
   cur = ptrOf(v) + 1;
   const e = ptrOf(v) + lenOf(v) - 1;
   bad = false;
+  const n = lit.length;
+  const units = changetype<usize>(lit);
   let i = 0;
   while (cur < e) {
+    const b = <i32>load<u8>(cur);
+    if (b != 0x5C && b < 0x80) {
+      if (i >= n || <i32>load<u16>(units + (<usize>i << 1)) != b) return false;
+      i++;
+      cur++;
+      continue;
+    }
     const cp = nextChar(e);
-    if (cp < 0 || i >= lit.length || codePoint(lit, i) != cp) return false;
+    if (cp < 0 || i >= n || codePoint(lit, i) != cp) return false;
     i += cp >= 0x10000 ? 2 : 1;
   }
-  return i == lit.length;
+  return i == n;
 }
 
 // Whether v is a JSON string whose decoded text is the `n` UTF-8 bytes at p.
@@ -354,6 +416,13 @@ export function strIsBytes(v: u64, p: usize, n: usize): bool {
   let i: usize = 0;
   const scratch = LOG_BUF; // 4 bytes, used only between two stores here
   while (cur < e) {
+    const b = load<u8>(cur);
+    if (b != 0x5C && b < 0xC0) {
+      if (i == n || b != load<u8>(p + i)) return false;
+      i++;
+      cur++;
+      continue;
+    }
     const cp = nextChar(e);
     if (cp < 0) return false;
     const k = utf8Len(cp);
@@ -453,6 +522,121 @@ function whole(ptr: usize, len: usize): u64 {
   return json(p, end);
 }
 
+// The parsers below read the input in one pass over the top-level object,
+// the model object included: each member is read once, unknown ones
+// skipped; the last of a repeated member counts, as in get. `walkAt` is
+// the position of the walk: just past an object's '{', then past each
+// member's value.
+let walkAt: usize = 0;
+
+// Not a key: the object is malformed.
+const BAD: u64 = <u64>-1;
+
+// The next member's key, walkAt then at its value; 0 at the object's '}'
+// (walkAt past it); BAD when the object is malformed.
+// @ts-ignore: decorator
+@inline function walkKey(e: usize, first: bool): u64 {
+  let p = ws(walkAt, e);
+  if (p >= e) return BAD;
+  let c = load<u8>(p);
+  if (c == 0x7D) {
+    walkAt = p + 1;
+    return 0;
+  }
+  if (!first) {
+    if (c != 0x2C) return BAD;
+    p = ws(p + 1, e);
+    if (p >= e) return BAD;
+    c = load<u8>(p);
+  }
+  if (c != 0x22) return BAD;
+  const k = p;
+  p = skipStr(p, e);
+  if (!p) return BAD;
+  const key = json(k, p);
+  p = ws(p, e);
+  if (p >= e || load<u8>(p) != 0x3A) return BAD;
+  walkAt = ws(p + 1, e);
+  return key;
+}
+
+// The value at walkAt, walkAt then past it; 0 when there is none.
+// @ts-ignore: decorator
+@inline function walkValue(e: usize): u64 {
+  const v = walkAt;
+  const end = v < e && load<u8>(v) == 0x22 ? skipStr(v, e) : skip(v, e);
+  if (!end) return 0;
+  walkAt = end;
+  return json(v, end);
+}
+
+// Whether the key k is the ASCII name lit. An escape makes a string's text
+// longer than its decoded bytes, so a key of lit.length + 2 bytes is
+// compared as it is, and only a longer one that starts with an escape or
+// with lit's first character is decoded.
+// @ts-ignore: decorator
+@inline function keyIs(k: u64, lit: string): bool {
+  const n = <usize>lit.length;
+  const len = lenOf(k);
+  const p = ptrOf(k) + 1;
+  const units = changetype<usize>(lit);
+  if (len == n + 2) {
+    for (let j: usize = 0; j < n; j++) {
+      if (<u32>load<u8>(p + j) != <u32>load<u16>(units + (j << 1))) return false;
+    }
+    return true;
+  }
+  if (len <= n + 2) return false;
+  const first = <u32>load<u8>(p);
+  return (first == 0x5C || first == <u32>load<u16>(units)) && strIs(k, lit);
+}
+
+// What parseFields read: `op` (or `db`), the model, its name and tags, the
+// hints.
+let fieldFirst: u64 = 0;
+let fieldModel: u64 = 0;
+let fieldName: u64 = 0;
+let fieldTags: u64 = 0;
+let fieldHints: u64 = 0;
+
+// Reads a db_for_read / db_for_write input (first: "op") or an
+// allow_migrate one ("db") into the field* globals; false when its
+// members, or the model's, are not `"key": value` pairs between commas.
+function parseFields(ptr: usize, len: usize, first: string): bool {
+  fieldFirst = fieldModel = fieldName = fieldTags = fieldHints = 0;
+  const e = ptr + len;
+  const p = ws(ptr, e);
+  if (p >= e || load<u8>(p) != 0x7B) return false;
+  walkAt = p + 1;
+  for (let k = walkKey(e, true); k; k = walkKey(e, false)) {
+    if (k == BAD) return false;
+    if (keyIs(k, "model")) {
+      fieldName = fieldTags = 0;
+      const v = walkAt;
+      if (v < e && load<u8>(v) == 0x7B) {
+        walkAt = v + 1;
+        for (let mk = walkKey(e, true); mk; mk = walkKey(e, false)) {
+          if (mk == BAD) return false;
+          const value = walkValue(e);
+          if (!value) return false;
+          if (keyIs(mk, "name")) fieldName = value;
+          else if (keyIs(mk, "tags")) fieldTags = value;
+        }
+        fieldModel = json(v, walkAt);
+      } else {
+        fieldModel = walkValue(e);
+        if (!fieldModel) return false;
+      }
+      continue;
+    }
+    const value = walkValue(e);
+    if (!value) return false;
+    if (keyIs(k, first)) fieldFirst = value;
+    else if (keyIs(k, "hints")) fieldHints = value;
+  }
+  return true;
+}
+
 // The db_for_read or db_for_write input of this call.
 export class Op {
   static op: u64 = 0; // "read" or "write"
@@ -463,13 +647,13 @@ export class Op {
 
   // Reads the input; false when it is malformed (no string model.name).
   static parse(ptr: usize, len: usize): bool {
-    const input = whole(ptr, len);
-    Op.op = get(input, "op");
-    Op.model = get(input, "model");
-    Op.name = get(Op.model, "name");
-    Op.tags = get(Op.model, "tags");
-    Op.hints = get(input, "hints");
-    return isString(Op.name);
+    const ok = parseFields(ptr, len, "op");
+    Op.op = fieldFirst;
+    Op.model = fieldModel;
+    Op.name = fieldName;
+    Op.tags = fieldTags;
+    Op.hints = fieldHints;
+    return ok && isString(Op.name);
   }
 
   // The hint `key`, or absent.
@@ -496,12 +680,12 @@ export class Migration {
   // Reads the input; on malformed input, logs and traps (allow_migrate
   // cannot carry a message).
   static parse(ptr: usize, len: usize): void {
-    const input = whole(ptr, len);
-    Migration.db = get(input, "db");
-    Migration.model = get(input, "model");
-    Migration.name = get(Migration.model, "name");
-    Migration.hints = get(input, "hints");
-    if (!isString(Migration.name) || !isString(Migration.db)) {
+    const ok = parseFields(ptr, len, "db");
+    Migration.db = fieldFirst;
+    Migration.model = fieldModel;
+    Migration.name = fieldName;
+    Migration.hints = fieldHints;
+    if (!ok || !isString(Migration.name) || !isString(Migration.db)) {
       log(ERROR, MALFORMED);
       unreachable();
     }
