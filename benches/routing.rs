@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dbroute::{
-    ConnectionName, Decision, Engine, Fault, Hints, ModelInfo, Operation, Router, RouterIdentity, RouterLimits,
-    RouterRuntime, RouterSource, WasmRouter, params,
+    ConnectionName, Decision, Engine, Fault, Hints, ModelInfo, Operation, Router, RouterIdentity, RouterSource,
+    WasmRouter, params,
 };
 use tokio::runtime::Runtime;
 
@@ -283,7 +283,3 @@ criterion_group! {
     targets = decide, query, swap, scale
 }
 criterion_main!(benches);
-
-// Not all helpers are used by every target.
-#[allow(dead_code)]
-fn _runtime(_: &RouterRuntime, _: RouterLimits) {}

@@ -11,6 +11,23 @@ use crate::error::{Error, Result};
 use crate::model::{Hints, ModelInfo, NO_HINTS};
 use crate::router::OpKind;
 
+/// Runs `$method` on the resolved connection; a read that may fall back
+/// (see [`Routed::may_fall_back`]) and finds its connection unreachable runs
+/// once more on `default`. The SQL is copied only when a retry is possible.
+macro_rules! read_with_fallback {
+    ($self:ident, $method:ident, $sql:ident, $params:ident) => {{
+        let sql = $sql.into_sql_str();
+        let conn = $self.connection()?;
+        if !$self.may_fall_back(&conn) {
+            return conn.$method(sql, $params).await;
+        }
+        match conn.$method(sql.clone(), $params).await {
+            Err(error) if error.is_unreachable() => $self.fallback(&conn, error)?.$method(sql, $params).await,
+            result => result,
+        }
+    }};
+}
+
 /// A routed read or write: add hints or an override, then resolve it to a
 /// connection or run SQL on the connection it resolves to.
 ///
@@ -108,12 +125,7 @@ impl<'a> Routed<'a> {
     ///
     /// As [`Routed::connection`] and [`Connection::fetch_all`].
     pub async fn fetch_all(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Vec<Row>> {
-        let sql = sql.into_sql_str();
-        let conn = self.connection()?;
-        match conn.fetch_all(sql.clone(), params).await {
-            Err(error) if self.falls_back(&conn, &error) => self.fallback(&conn, error)?.fetch_all(sql, params).await,
-            result => result,
-        }
+        read_with_fallback!(self, fetch_all, sql, params)
     }
 
     /// Resolves, then fetches the first row, if any. Falls back as
@@ -123,14 +135,7 @@ impl<'a> Routed<'a> {
     ///
     /// As [`Routed::connection`] and [`Connection::fetch_optional`].
     pub async fn fetch_optional(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Option<Row>> {
-        let sql = sql.into_sql_str();
-        let conn = self.connection()?;
-        match conn.fetch_optional(sql.clone(), params).await {
-            Err(error) if self.falls_back(&conn, &error) => {
-                self.fallback(&conn, error)?.fetch_optional(sql, params).await
-            }
-            result => result,
-        }
+        read_with_fallback!(self, fetch_optional, sql, params)
     }
 
     /// Resolves, then fetches exactly one row. Falls back as
@@ -140,23 +145,17 @@ impl<'a> Routed<'a> {
     ///
     /// As [`Routed::connection`] and [`Connection::fetch_one`].
     pub async fn fetch_one(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Row> {
-        let sql = sql.into_sql_str();
-        let conn = self.connection()?;
-        match conn.fetch_one(sql.clone(), params).await {
-            Err(error) if self.falls_back(&conn, &error) => self.fallback(&conn, error)?.fetch_one(sql, params).await,
-            result => result,
-        }
+        read_with_fallback!(self, fetch_one, sql, params)
     }
 
-    /// Whether a failed read should be retried on `default`: the policy says
-    /// so, it is a read outside a transaction, not already on `default`, and
-    /// the connection could not be reached (the statement did not run).
-    fn falls_back(&self, conn: &Connection, error: &Error) -> bool {
+    /// Whether a read on `conn` may be retried on `default` if `conn`
+    /// proves unreachable: the policy says so, it is a read outside a
+    /// transaction, and it is not already on `default`.
+    fn may_fall_back(&self, conn: &Connection) -> bool {
         self.kind == OpKind::Read
             && self.engine.read_failure() == ReadFailure::FallBackToDefault
             && !conn.in_transaction()
             && conn.name() != self.engine.default_name()
-            && error.is_unreachable()
     }
 
     fn fallback(&self, conn: &Connection, error: Error) -> Result<Connection> {

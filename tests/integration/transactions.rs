@@ -5,8 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dbroute::{
-    ConnectionName, Decision, Engine, Error, Fault, Hints, ModelInfo, Operation, Router, RouterIdentity, params,
-    sqlx::AssertSqlSafe,
+    Decision, Engine, Error, Fault, Hints, ModelInfo, Operation, Router, RouterIdentity, params, sqlx::AssertSqlSafe,
 };
 
 use crate::support::{TestDb, per_backend};
@@ -396,5 +395,4 @@ async fn read_only_transactions_refuse_writes_where_supported() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("read-only"), "{err}");
-    let _ = ConnectionName::DEFAULT;
 }
