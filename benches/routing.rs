@@ -85,25 +85,14 @@ fn reference(engine: &Engine, cache: bool) -> WasmRouter {
         .expect("reference router")
 }
 
-fn decide(c: &mut Criterion) {
-    let rt = Runtime::new().unwrap();
-    let engine = sqlite_names(&rt);
-    let hints = Hints::new();
-    let mut group = c.benchmark_group("decide");
-    let mut case = |name: &str, router: Option<Arc<dyn Router>>| {
-        match router {
-            Some(r) => engine.set_router(dbroute::RouterChain::new().then_shared(r)),
-            None => engine.clear_router(),
-        };
-        assert_eq!(engine.db_for_read(&USER, &hints).unwrap(), "replica", "{name}");
-        group.bench_function(name, |b| {
-            b.iter(|| engine.db_for_read(black_box(&USER), black_box(&hints)))
-        });
-    };
-    case("native", Some(Arc::new(NativeReference)));
-    case("wasm-rust", Some(Arc::new(reference(&engine, false))));
-    // The same policy in the other languages, where their toolchains were
-    // there when the example routers were built.
+/// The routers of the `decide` and `route` groups: the reference policy in
+/// every language whose toolchain was there when the example routers were
+/// built, the simplest WAT router, and the Rust one with its answer cache.
+fn routers(engine: &Engine) -> Vec<(String, Arc<dyn Router>)> {
+    let mut routers: Vec<(String, Arc<dyn Router>)> = vec![
+        ("native".into(), Arc::new(NativeReference)),
+        ("wasm-rust".into(), Arc::new(reference(engine, false))),
+    ];
     for (language, path) in dbroute_example_routers::languages() {
         let Some(path) = path.filter(|_| *language != "rust" && *language != "wat") else {
             continue;
@@ -114,17 +103,58 @@ fn decide(c: &mut Criterion) {
                 RouterSource::File((*path).into()),
             )
             .expect("reference router");
-        case(&format!("wasm-{language}"), Some(Arc::new(router)));
+        routers.push((format!("wasm-{language}"), Arc::new(router)));
     }
     // The hand-written WAT router is the simplest policy: reads to replica.
     let wat = engine
         .load_router(
-            WasmRouter::builder("simple"),
+            WasmRouter::builder("simple").answer_cache(false),
             RouterSource::File(dbroute_example_routers::WAT_SIMPLE.into()),
         )
         .unwrap();
-    case("wasm-wat", Some(Arc::new(wat)));
-    case("cached", Some(Arc::new(reference(&engine, true))));
+    routers.push(("wasm-wat".into(), Arc::new(wat)));
+    routers.push(("cached".into(), Arc::new(reference(engine, true))));
+    routers
+}
+
+/// One decision through the router alone: the `Router` call the engine
+/// makes (for a Wasm router: the ABI input, an instance from the pool, the
+/// two calls into the module, the answer checked).
+fn decide(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let engine = sqlite_names(&rt);
+    let hints = Hints::new();
+    let op = Operation {
+        kind: dbroute::OpKind::Read,
+        model: &USER,
+        hints: &hints,
+    };
+    let mut group = c.benchmark_group("decide");
+    for (name, router) in routers(&engine) {
+        assert_eq!(router.db_for_read(&op).unwrap(), Decision::Use(REPLICA), "{name}");
+        group.bench_function(&name, |b| b.iter(|| router.db_for_read(black_box(&op))));
+    }
+    group.finish();
+}
+
+/// One decision through the engine: `Engine::db_for_read`, which adds the
+/// registry and router snapshots, scoped hints, the name check and the
+/// per-connection counters to `decide`.
+fn route(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let engine = sqlite_names(&rt);
+    let hints = Hints::new();
+    let mut group = c.benchmark_group("route");
+    for (name, router) in routers(&engine) {
+        if !matches!(name.as_str(), "native" | "wasm-rust" | "cached") {
+            continue;
+        }
+        engine.set_router(dbroute::RouterChain::new().then_shared(router));
+        assert_eq!(engine.db_for_read(&USER, &hints).unwrap(), "replica", "{name}");
+        group.bench_function(&name, |b| {
+            b.iter(|| engine.db_for_read(black_box(&USER), black_box(&hints)))
+        });
+    }
     group.finish();
 }
 
@@ -218,12 +248,28 @@ fn query(c: &mut Criterion) {
     group.finish();
 }
 
+/// An engine like `sqlite_names` that keeps compiled routers in `dir`.
+fn engine_with_compiled_cache(rt: &Runtime, dir: &std::path::Path) -> Engine {
+    rt.block_on(async {
+        Engine::builder()
+            .connection("default", "sqlite::memory:")
+            .connection("replica", "sqlite::memory:")
+            .connection("analytics", "sqlite::memory:")
+            .compiled_router_cache(dir)
+            .build()
+            .await
+            .expect("engine")
+    })
+}
+
 fn swap(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let engine = sqlite_names(&rt);
     let bytes: Arc<[u8]> = std::fs::read(dbroute_example_routers::REFERENCE).unwrap().into();
     let mut group = c.benchmark_group("swap");
     group.sample_size(20);
+    // From `.wasm` bytes: compile, check the ABI, make and init an
+    // instance, activate.
     group.bench_function("bytes", |b| {
         b.iter(|| {
             let router = engine
@@ -232,9 +278,187 @@ fn swap(c: &mut Criterion) {
             engine.set_router(router)
         })
     });
+    // The same bytes, compiled before and kept on disk by content hash.
+    let dir = tempfile::tempdir().unwrap();
+    let cached = engine_with_compiled_cache(&rt, dir.path());
+    let first = cached
+        .load_router(WasmRouter::builder("reference"), RouterSource::Bytes(bytes.clone()))
+        .unwrap();
+    assert!(!first.info().compiled_from_cache);
+    cached.set_router(first);
+    group.bench_function("precompiled", |b| {
+        b.iter(|| {
+            let router = cached
+                .load_router(WasmRouter::builder("reference"), RouterSource::Bytes(bytes.clone()))
+                .unwrap();
+            assert!(router.info().compiled_from_cache);
+            cached.set_router(router)
+        })
+    });
+    // A router already loaded: only the activation.
     let loaded = reference(&engine, true);
     group.bench_function("loaded", |b| b.iter(|| engine.set_router(loaded.clone())));
+    // One decision by 64 tasks while the router is swapped every 0.5 ms.
+    group.bench_function("under-load", |b| {
+        b.iter_custom(|iters| {
+            let run = under_load(
+                &cached,
+                &bytes,
+                Stop::Decisions(iters),
+                Some(Duration::from_micros(500)),
+            );
+            assert_eq!(run.failed, 0, "decisions failed during swaps");
+            run.elapsed.mul_f64(iters as f64 / run.latencies.len() as f64)
+        })
+    });
     group.finish();
+    swap_latency_report(&cached, &bytes);
+}
+
+/// When [`under_load`] stops.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// After this many decisions in all.
+    Decisions(u64),
+    /// After this many swaps.
+    Swaps(u64),
+    /// After this long.
+    After(Duration),
+}
+
+/// What [`under_load`] saw.
+struct UnderLoad {
+    /// Wall time of all the decisions.
+    elapsed: Duration,
+    /// Every decision's time, in nanoseconds.
+    latencies: Vec<u32>,
+    /// Decisions that failed or answered anything but `replica`.
+    failed: u64,
+    /// Swaps made meanwhile.
+    swaps: u64,
+}
+
+/// Tasks routing while the router is swapped: 64 tokio tasks on two
+/// worker threads make decisions, timing each, while this thread loads the
+/// reference router (from the compiled cache) and activates it, pausing
+/// `pause` between swaps (no swaps when `None`), until `stop`.
+fn under_load(engine: &Engine, bytes: &Arc<[u8]>, stop: Stop, pause: Option<Duration>) -> UnderLoad {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    const TASKS: u64 = 64;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let per_task = match stop {
+        Stop::Decisions(n) => n.div_ceil(TASKS),
+        _ => u64::MAX,
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (engine, done) = (engine.clone(), done.clone());
+            rt.spawn(async move {
+                let hints = Hints::new();
+                let mut latencies = Vec::new();
+                let mut failed = 0u64;
+                for i in 0..per_task {
+                    let started = Instant::now();
+                    let answer = engine.db_for_read(&USER, &hints);
+                    latencies.push(started.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32);
+                    if !matches!(answer, Ok(name) if name == "replica") {
+                        if failed == 0 {
+                            eprintln!("a decision during swaps: {answer:?}");
+                        }
+                        failed += 1;
+                    }
+                    if i % 32 == 31 {
+                        if done.load(Relaxed) {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                }
+                (latencies, failed)
+            })
+        })
+        .collect();
+    let swapper = {
+        let (engine, done, bytes) = (engine.clone(), done.clone(), bytes.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !done.load(Relaxed) {
+                let finished = match stop {
+                    Stop::Swaps(n) => swaps == n,
+                    Stop::After(limit) => start.elapsed() >= limit,
+                    Stop::Decisions(_) => false,
+                };
+                if finished {
+                    done.store(true, Relaxed);
+                    break;
+                }
+                let Some(pause) = pause else {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                };
+                let router = engine
+                    .load_router(
+                        WasmRouter::builder("reference").answer_cache(false),
+                        RouterSource::Bytes(bytes.clone()),
+                    )
+                    .unwrap();
+                engine.set_router(router);
+                swaps += 1;
+                std::thread::sleep(pause);
+            }
+            swaps
+        })
+    };
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    for task in tasks {
+        let (l, f) = rt.block_on(task).unwrap();
+        latencies.extend(l);
+        failed += f;
+    }
+    let elapsed = start.elapsed();
+    done.store(true, Relaxed);
+    let swaps = swapper.join().unwrap();
+    UnderLoad {
+        elapsed,
+        latencies,
+        failed,
+        swaps,
+    }
+}
+
+/// The latency report of `swap/under-load`: 1,000 swaps while 64 tasks
+/// route, against the same tasks as long without swaps. Printed, and
+/// checked: no decision may fail.
+fn swap_latency_report(engine: &Engine, bytes: &Arc<[u8]>) {
+    let percentile = |latencies: &mut Vec<u32>, p: f64| {
+        latencies.sort_unstable();
+        latencies[((latencies.len() - 1) as f64 * p) as usize]
+    };
+    engine.set_router(reference(engine, false));
+    let mut swapping = under_load(engine, bytes, Stop::Swaps(1000), Some(Duration::from_micros(500)));
+    engine.set_router(reference(engine, false));
+    let mut steady = under_load(engine, bytes, Stop::After(swapping.elapsed), None);
+    assert_eq!(steady.failed + swapping.failed, 0, "decisions failed during swaps");
+    println!(
+        "swap/under-load report: steady: {} decisions in {:?}, p50 {} ns, p99 {} ns; \
+         during {} swaps: {} decisions in {:?}, p50 {} ns, p99 {} ns, {} failed",
+        steady.latencies.len(),
+        steady.elapsed,
+        percentile(&mut steady.latencies, 0.5),
+        percentile(&mut steady.latencies, 0.99),
+        swapping.swaps,
+        swapping.latencies.len(),
+        swapping.elapsed,
+        percentile(&mut swapping.latencies, 0.5),
+        percentile(&mut swapping.latencies, 0.99),
+        swapping.failed,
+    );
 }
 
 /// Decisions spread over `threads` threads; the time per decision.
@@ -280,6 +504,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = decide, query, swap, scale
+    targets = decide, route, query, swap, scale
 }
 criterion_main!(benches);

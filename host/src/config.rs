@@ -18,6 +18,7 @@ use crate::router::wasm::runtime::RouterLimits;
 ///
 /// ```toml
 /// read_failure = "fall_back_to_default"   # or "fail" (the default)
+/// compiled_router_cache = ".dbroute/compiled"  # optional, relative to the file
 ///
 /// [connections.default]
 /// url = "postgres://app:${DB_PASSWORD}@127.0.0.1/app"
@@ -67,6 +68,8 @@ struct ConfigFile {
     strict_transactions: bool,
     #[serde(default)]
     router_limits: LimitsConfig,
+    /// A folder for compiled routers (relative to the file).
+    compiled_router_cache: Option<PathBuf>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -185,6 +188,9 @@ impl Config {
             .read_failure(self.file.read_failure)
             .strict_transactions(self.file.strict_transactions)
             .router_limits(self.router_limits());
+        if let Some(dir) = &self.file.compiled_router_cache {
+            builder = builder.compiled_router_cache(self.base.join(dir));
+        }
         for (name, c) in &self.file.connections {
             let mut settings = PoolSettings::new();
             if let Some(n) = c.max_connections {

@@ -88,6 +88,7 @@ pub struct EngineBuilder {
     second_default: Option<(String, String)>,
     routers: Vec<PendingRouter>,
     limits: RouterLimits,
+    compiled_cache: Option<PathBuf>,
     read_failure: ReadFailure,
     strict_transactions: bool,
     factory: Option<ConnectionFactory>,
@@ -156,6 +157,15 @@ impl EngineBuilder {
     /// The limits WebAssembly routers run under.
     pub fn router_limits(mut self, limits: RouterLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Keeps compiled WebAssembly routers in the folder `dir` (made private
+    /// to this user if missing), keyed by their content hash: loading a
+    /// router compiled before, by this process or an earlier one, skips the
+    /// compiler (see [`RouterRuntime::with_compiled_cache`]).
+    pub fn compiled_router_cache(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.compiled_cache = Some(dir.into());
         self
     }
 
@@ -262,6 +272,7 @@ impl EngineBuilder {
                 swap: Mutex::new(()),
                 runtime: OnceLock::new(),
                 limits: self.limits,
+                compiled_cache: self.compiled_cache,
                 read_failure: self.read_failure,
                 strict_transactions: self.strict_transactions,
                 closed: AtomicBool::new(false),
@@ -308,6 +319,7 @@ struct EngineInner {
     swap: Mutex<()>,
     runtime: OnceLock<Result<RouterRuntime>>,
     limits: RouterLimits,
+    compiled_cache: Option<PathBuf>,
     read_failure: ReadFailure,
     strict_transactions: bool,
     closed: AtomicBool,
@@ -377,6 +389,7 @@ impl Engine {
             second_default: None,
             routers: Vec::new(),
             limits: RouterLimits::default(),
+            compiled_cache: None,
             read_failure: ReadFailure::default(),
             strict_transactions: false,
             factory: None,
@@ -512,10 +525,16 @@ impl Engine {
     pub fn router_runtime(&self) -> Result<&RouterRuntime> {
         self.inner
             .runtime
-            .get_or_init(|| RouterRuntime::new(self.inner.limits.clone()))
+            .get_or_init(|| {
+                let limits = self.inner.limits.clone();
+                match &self.inner.compiled_cache {
+                    Some(dir) => RouterRuntime::with_compiled_cache(limits, dir),
+                    None => RouterRuntime::new(limits),
+                }
+            })
             .as_ref()
             .map_err(|e| Error::Config {
-                origin: "router limits".into(),
+                origin: "router runtime".into(),
                 message: e.to_string(),
             })
     }

@@ -70,6 +70,7 @@ mod routed;
 mod router;
 mod schema;
 mod scope;
+mod thread_slot;
 mod transaction;
 
 pub use allow::AllowList;

@@ -1,25 +1,16 @@
 //! Counters cheap enough for the routing hot path.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Threads that get a stripe of their own.
-const STRIPES: usize = 8;
-
-/// The first `STRIPES` threads that ever count get one stripe each, for
-/// good; later threads share the overflow counter.
-static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static STRIPE: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-}
+use crate::thread_slot::{self, SLOTS, Slot};
 
 /// A counter that threads bump without a locked instruction or a shared
-/// cache line: each of the first 8 threads owns a stripe (one writer, so a
-/// plain load and store are exact); any further thread adds atomically to an
-/// overflow cell. Reading sums them.
+/// cache line: a thread that owns a slot (see [`thread_slot`]) is the only
+/// writer of its stripe, so a plain load and store are exact; any other
+/// thread adds atomically to the overflow cell. Reading sums them.
 #[derive(Default)]
 pub(crate) struct StripedCounter {
-    stripes: [Padded; STRIPES],
+    stripes: [Padded; SLOTS],
     overflow: Padded,
 }
 
@@ -30,10 +21,12 @@ struct Padded(AtomicU64);
 impl StripedCounter {
     #[inline]
     pub(crate) fn increment(&self) {
-        let stripe = STRIPE.with(|s| *s);
-        match self.stripes.get(stripe) {
-            Some(own) => own.0.store(own.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed),
-            None => {
+        match thread_slot::current() {
+            Slot::Owned(i) => {
+                let own = &self.stripes[i].0;
+                own.store(own.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
+            Slot::Shared(_) => {
                 self.overflow.0.fetch_add(1, Ordering::Relaxed);
             }
         }

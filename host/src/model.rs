@@ -29,7 +29,41 @@ use serde_json::{Map, Value as Json};
 /// ```
 pub struct ModelInfo {
     meta: Meta,
-    json: OnceLock<Box<str>>,
+    json: OnceLock<AbiJson>,
+}
+
+/// A piece of the router ABI's input, built once, with its hash: the answer
+/// cache keys on the input's bytes without hashing them on every call.
+#[derive(Clone)]
+pub(crate) struct AbiJson {
+    text: Box<str>,
+    hash: u64,
+}
+
+/// The hasher of [`AbiJson`]: seeded at random once per process.
+static ABI_HASHER: std::sync::LazyLock<foldhash::fast::RandomState> =
+    std::sync::LazyLock::new(foldhash::fast::RandomState::default);
+
+impl AbiJson {
+    fn new(text: String) -> Self {
+        use std::hash::BuildHasher;
+        AbiJson {
+            hash: ABI_HASHER.hash_one(text.as_bytes()),
+            text: text.into_boxed_str(),
+        }
+    }
+
+    /// The JSON text.
+    #[inline]
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The hash of the text.
+    #[inline]
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 enum Meta {
@@ -202,6 +236,12 @@ impl ModelInfo {
 
     /// The model as the router ABI's JSON object, built once.
     pub fn abi_json(&self) -> &str {
+        self.abi().text()
+    }
+
+    /// [`ModelInfo::abi_json`], with its hash.
+    #[inline]
+    pub(crate) fn abi(&self) -> &AbiJson {
         self.json.get_or_init(|| {
             // In the ABI's field order (routers may read it in one pass).
             let string = |s: &str| Json::from(s).to_string();
@@ -217,7 +257,7 @@ impl ModelInfo {
                 out.push_str(&format!(",\"tags\":[{}]", tags.join(",")));
             }
             out.push('}');
-            out.into_boxed_str()
+            AbiJson::new(out)
         })
     }
 }
@@ -272,7 +312,7 @@ pub trait Model {
 #[derive(Clone, Default)]
 pub struct Hints {
     map: Map<String, Json>,
-    json: OnceLock<Box<str>>,
+    json: OnceLock<AbiJson>,
 }
 
 impl Hints {
@@ -325,10 +365,16 @@ impl Hints {
     /// The JSON object followed by one more `}` (the end of the ABI input),
     /// built once, so the input is written without copying.
     pub(crate) fn abi_json_closed(&self) -> &str {
+        self.abi_closed().text()
+    }
+
+    /// [`Hints::abi_json_closed`], with its hash.
+    #[inline]
+    pub(crate) fn abi_closed(&self) -> &AbiJson {
         self.json.get_or_init(|| {
             let mut json = Json::Object(self.map.clone()).to_string();
             json.push('}');
-            json.into_boxed_str()
+            AbiJson::new(json)
         })
     }
 }

@@ -928,6 +928,9 @@ impl<'a> Value<'a> {
     /// assert!(user.get("missing").is_none());
     /// ```
     pub fn get(&self, key: &str) -> Option<Value<'a>> {
+        if self.raw == "{}" {
+            return None; // No hints: the common case, and the host's spelling.
+        }
         let mut members = self.members();
         let mut found = None;
         while let Some((k, value)) = members.next_span() {

@@ -4,6 +4,7 @@
 mod support;
 
 mod boundary_fuzz;
+mod compiled_cache;
 mod conformance;
 mod example_routers;
 mod hot_swap;

@@ -253,10 +253,13 @@ pub(crate) fn decode_decision(r: i64, memory: &[u8]) -> Result<Decision, Fault> 
             reason: "it is longer than 64 bytes",
         });
     }
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(Fault::InvalidUtf8);
+    match ConnectionName::from_bytes(bytes) {
+        Ok(name) => Ok(Decision::Use(name)),
+        // A name is ASCII, so valid UTF-8: only a refused name needs the
+        // UTF-8 check, to say which rule it broke.
+        Err(_) if std::str::from_utf8(bytes).is_err() => Err(Fault::InvalidUtf8),
+        Err(_) => decision_from_name(bytes),
     }
-    decision_from_name(bytes)
 }
 
 /// Decodes the result of `allow_relation` / `allow_migrate`.

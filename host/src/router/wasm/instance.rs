@@ -11,6 +11,7 @@ use super::abi;
 use super::runtime::RouterRuntime;
 use crate::error::{Fault, LoadError};
 use crate::router::{Decision, OpKind, RouterIdentity};
+use crate::thread_slot;
 
 /// What a store carries: the memory ceiling and whether it was hit, and the
 /// router's name for its log lines.
@@ -293,26 +294,62 @@ impl InstanceFactory {
     }
 }
 
-/// A bounded pool of idle instances. Taking and returning are lock-free;
-/// when none is idle a new one is made, and when the pool is full a
-/// returned instance is dropped.
+/// A bounded pool of idle instances, split into one shard per thread slot
+/// (see [`thread_slot`]): a thread takes and returns instances in its own
+/// shard, so two threads routing at once share no cache line. Taking and
+/// returning are lock-free; a thread whose shard is empty takes an idle
+/// instance from another shard, and only when none is idle is a new one
+/// made. A returned instance that does not fit is dropped.
 pub(crate) struct InstancePool {
     pub(crate) factory: InstanceFactory,
-    idle: ArrayQueue<Box<RouterInstance>>,
+    shards: Box<[ArrayQueue<Box<RouterInstance>>]>,
 }
 
 impl InstancePool {
     pub(crate) fn new(factory: InstanceFactory) -> Self {
-        let capacity = factory.runtime.limits().get_idle_instances();
-        InstancePool {
-            factory,
-            idle: ArrayQueue::new(capacity),
-        }
+        // The idle limit is split exactly: as many shards as slots (fewer
+        // when the limit is smaller), their capacities adding up to it.
+        let idle = factory.runtime.limits().get_idle_instances().max(1);
+        let count = idle.min(thread_slot::SLOTS);
+        let shards = (0..count)
+            .map(|i| ArrayQueue::new(idle / count + usize::from(i < idle % count)))
+            .collect();
+        InstancePool { factory, shards }
+    }
+
+    /// This thread's shard.
+    #[inline]
+    fn home(&self) -> &ArrayQueue<Box<RouterInstance>> {
+        let slot = thread_slot::current().index();
+        // No division on the hot path: shards are as many as slots, unless
+        // the idle limit is smaller.
+        let shard = if slot < self.shards.len() {
+            slot
+        } else {
+            slot % self.shards.len()
+        };
+        &self.shards[shard]
+    }
+
+    /// An idle instance: from this thread's shard, else from any other.
+    #[inline]
+    fn take_idle(&self, home: &ArrayQueue<Box<RouterInstance>>) -> Option<Box<RouterInstance>> {
+        home.pop().or_else(|| self.shards.iter().find_map(ArrayQueue::pop))
     }
 
     /// Puts a ready instance in the pool.
     pub(crate) fn offer(&self, instance: RouterInstance) {
-        let _ = self.idle.push(Box::new(instance));
+        let instance = Box::new(instance);
+        if let Err(instance) = self.home().push(instance) {
+            // This shard is full: any shard with room.
+            let mut instance = instance;
+            for shard in self.shards.iter() {
+                match shard.push(instance) {
+                    Ok(()) => return,
+                    Err(back) => instance = back,
+                }
+            }
+        }
     }
 
     /// Runs `call` on an instance; the instance goes back to the pool only
@@ -322,7 +359,8 @@ impl InstancePool {
         &self,
         call: impl FnOnce(&mut RouterInstance) -> Result<T, Fault>,
     ) -> Result<T, Fault> {
-        let mut instance = match self.idle.pop() {
+        let home = self.home();
+        let mut instance = match self.take_idle(home) {
             Some(instance) => instance,
             None => self
                 .factory
@@ -332,13 +370,13 @@ impl InstancePool {
         };
         let result = call(&mut instance);
         if result.is_ok() {
-            let _ = self.idle.push(instance);
+            let _ = home.push(instance);
         }
         result
     }
 
     /// Idle instances now.
     pub(crate) fn idle(&self) -> usize {
-        self.idle.len()
+        self.shards.iter().map(ArrayQueue::len).sum()
     }
 }

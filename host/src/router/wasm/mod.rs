@@ -3,6 +3,7 @@
 
 pub(crate) mod abi;
 mod cache;
+mod compiled_cache;
 pub(crate) mod instance;
 pub(crate) mod runtime;
 
@@ -15,7 +16,8 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use wasmtime::Module;
 
-use self::cache::DecisionCache;
+use self::cache::{CacheKey, DecisionCache};
+use self::compiled_cache::Origin;
 use self::instance::{InstanceFactory, InstancePool, classify, linker, new_store};
 use self::runtime::RouterRuntime;
 use crate::error::{Error, Fault, LoadError, Result};
@@ -232,10 +234,11 @@ impl WasmRouterBuilder {
             ))));
         }
         let hash: [u8; 32] = Sha256::digest(bytes).into();
-        let module =
-            Module::new(runtime.engine(), bytes).map_err(|e| self.refuse(LoadError::Compile(root_cause(&e))))?;
+        let (module, origin) = runtime
+            .module(bytes, &hash)
+            .map_err(|e| self.refuse(LoadError::Compile(root_cause(&e))))?;
         let compile_time = started.elapsed();
-        self.load_compiled(runtime, module, hash, bytes.len(), compile_time)
+        self.load_compiled(runtime, module, hash, bytes.len(), compile_time, origin)
     }
 
     fn load_compiled(
@@ -245,6 +248,7 @@ impl WasmRouterBuilder {
         hash: [u8; 32],
         size: usize,
         compile_time: Duration,
+        origin: Origin,
     ) -> Result<WasmRouter> {
         abi::check_has_version(&module).map_err(|e| self.refuse(e))?;
         let deterministic = probe(runtime, &module, &self.name).map_err(|e| self.refuse(e))?;
@@ -268,10 +272,12 @@ impl WasmRouterBuilder {
                 module,
                 config: self.config.clone(),
                 pool: ArcSwap::from_pointee(pool),
+                exports,
                 cache: (deterministic && self.answer_cache).then(DecisionCache::new),
                 info: RouterInfo {
                     size,
                     compile_time,
+                    compiled_from_cache: origin == Origin::Cached,
                     deterministic,
                     exports: exports.names(),
                 },
@@ -351,8 +357,12 @@ fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::R
 pub struct RouterInfo {
     /// The module's size in bytes.
     pub size: usize,
-    /// How long compiling took.
+    /// How long compiling took (or reading the compiled module from the
+    /// runtime's compiled-router cache).
     pub compile_time: Duration,
+    /// Whether the compiled module came from the runtime's compiled-router
+    /// cache (see [`RouterRuntime::with_compiled_cache`]).
+    pub compiled_from_cache: bool,
     /// Whether it declared `dbroute_deterministic() == 1`.
     pub deterministic: bool,
     /// The ABI exports it has.
@@ -371,6 +381,8 @@ struct Inner {
     module: Module,
     config: serde_json::Value,
     pool: ArcSwap<InstancePool>,
+    /// Which optional exports the module has (the same in every pool).
+    exports: abi::Exports,
     /// Present when the router declared itself deterministic.
     cache: Option<DecisionCache>,
     info: RouterInfo,
@@ -407,29 +419,67 @@ impl WasmRouter {
         self.inner.pool.load().idle()
     }
 
+    /// Makes instances until `n` are idle (at most the runtime's idle
+    /// limit), so that the first decisions after a swap do not wait for one
+    /// to be made (tens of microseconds each). Returns how many are idle.
+    ///
+    /// ```
+    /// # use dbroute::{RouterLimits, RouterRuntime, WasmRouter};
+    /// # let runtime = RouterRuntime::new(RouterLimits::default())?;
+    /// let wat = r#"(module (memory (export "memory") 1)
+    ///   (func (export "dbroute_abi_version") (result i32) i32.const 1)
+    ///   (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
+    ///   (func (export "db_for_read") (param i32 i32) (result i64) i64.const 0))"#;
+    /// let router = WasmRouter::builder("none").load(&runtime, wat.as_bytes())?;
+    /// assert_eq!(router.prepare_instances(4)?, 4);
+    /// # Ok::<(), dbroute::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RouterLoad`] when an instance cannot be made.
+    pub fn prepare_instances(&self, n: usize) -> Result<usize> {
+        let pool = self.inner.pool.load();
+        let limit = pool.factory.runtime.limits().get_idle_instances();
+        while pool.idle() < n.min(limit) {
+            let instance = pool.factory.instantiate().map_err(|reason| Error::RouterLoad {
+                router: self.inner.identity.to_string(),
+                reason,
+            })?;
+            pool.offer(instance);
+        }
+        Ok(pool.idle())
+    }
+
     /// One decision: from the cache when the router is deterministic and
-    /// has answered these exact bytes before, else from an instance.
+    /// has answered this exact input before, else from an instance.
     #[inline]
     fn decide(&self, kind: OpKind, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
-        let pool = self.inner.pool.load();
         let exported = match kind {
-            OpKind::Read => pool.factory.exports.db_for_read,
-            OpKind::Write => pool.factory.exports.db_for_write,
+            OpKind::Read => self.inner.exports.db_for_read,
+            OpKind::Write => self.inner.exports.db_for_write,
         };
         if !exported {
             return Ok(Decision::NoOpinion);
         }
-        let pieces = abi::decision_input(kind, op.model, op.hints);
         let Some(cache) = &self.inner.cache else {
-            return pool.with_instance(|instance| instance.decide(kind, &pieces, &pool.factory.runtime));
+            return self.call(kind, op);
         };
-        let hash = cache.hash(&pieces);
-        if let Some(decision) = cache.get(hash, &pieces) {
+        let key = CacheKey::new(kind, op.model, op.hints);
+        if let Some(decision) = cache.get(&key) {
             return Ok(decision);
         }
-        let decision = pool.with_instance(|instance| instance.decide(kind, &pieces, &pool.factory.runtime))?;
-        cache.put(hash, &pieces, &decision);
+        let decision = self.call(kind, op)?;
+        cache.put(&key, &decision);
         Ok(decision)
+    }
+
+    /// One decision from an instance of the router.
+    #[inline]
+    fn call(&self, kind: OpKind, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
+        let pool = self.inner.pool.load();
+        let pieces = abi::decision_input(kind, op.model, op.hints);
+        pool.with_instance(|instance| instance.decide(kind, &pieces, &pool.factory.runtime))
     }
 
     fn self_test(&self, case: &Expectation) -> std::result::Result<(), String> {

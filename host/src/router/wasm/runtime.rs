@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::compiled_cache::{CompiledCache, Origin};
 use crate::error::{Error, LoadError, Result};
 
 /// Limits every router call runs under.
@@ -135,6 +136,7 @@ pub struct RouterRuntime {
 struct RuntimeInner {
     engine: wasmtime::Engine,
     limits: RouterLimits,
+    compiled_cache: Option<CompiledCache>,
     stop: Arc<AtomicBool>,
     clock: Option<JoinHandle<()>>,
 }
@@ -165,6 +167,37 @@ impl RouterRuntime {
     /// When wasmtime cannot be configured (for example, a stack ceiling it
     /// does not accept).
     pub fn new(limits: RouterLimits) -> Result<Self> {
+        Self::make(limits, None)
+    }
+
+    /// Makes a runtime with these limits that keeps compiled routers in the
+    /// folder `dir`, keyed by the SHA-256 of their bytes and by this
+    /// wasmtime's version and settings. Loading a router that was compiled
+    /// before (by this process or an earlier one) then skips the compiler:
+    /// it takes about a millisecond instead of about a hundred.
+    ///
+    /// The folder's files are run as native code, so it must be private:
+    /// it is made with mode 700 when missing, and refused when others may
+    /// write to it. A damaged file is compiled again, not run.
+    ///
+    /// ```
+    /// use dbroute::{RouterLimits, RouterRuntime};
+    /// let dir = std::env::temp_dir().join(format!("dbroute-doc-{}", std::process::id()));
+    /// let runtime = RouterRuntime::with_compiled_cache(RouterLimits::default(), &dir)?;
+    /// # drop(runtime);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), dbroute::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`RouterRuntime::new`]; [`Error::Io`] when the folder cannot be
+    /// made; [`Error::Config`] when it is not private.
+    pub fn with_compiled_cache(limits: RouterLimits, dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        Self::make(limits, Some(dir.as_ref()))
+    }
+
+    fn make(limits: RouterLimits, cache_dir: Option<&std::path::Path>) -> Result<Self> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         config.max_wasm_stack(limits.stack_ceiling);
@@ -173,6 +206,7 @@ impl RouterRuntime {
             router: "(runtime)".into(),
             reason: LoadError::Instantiate(e.to_string()),
         })?;
+        let compiled_cache = cache_dir.map(|dir| CompiledCache::open(&engine, dir)).transpose()?;
         let stop = Arc::new(AtomicBool::new(false));
         let clock = {
             let engine = engine.weak();
@@ -197,6 +231,7 @@ impl RouterRuntime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 limits,
+                compiled_cache,
                 stop,
                 clock: Some(clock),
             }),
@@ -210,5 +245,14 @@ impl RouterRuntime {
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
         &self.inner.engine
+    }
+
+    /// Compiles `bytes` (whose SHA-256 is `hash`), or reads them compiled
+    /// from the cache when the runtime has one.
+    pub(crate) fn module(&self, bytes: &[u8], hash: &[u8; 32]) -> wasmtime::Result<(wasmtime::Module, Origin)> {
+        match &self.inner.compiled_cache {
+            Some(cache) => cache.module(&self.inner.engine, bytes, hash),
+            None => Ok((wasmtime::Module::new(&self.inner.engine, bytes)?, Origin::Compiled)),
+        }
     }
 }

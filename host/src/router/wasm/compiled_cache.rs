@@ -1,0 +1,220 @@
+//! An on-disk cache of compiled routers: wasmtime's serialized form of a
+//! module, keyed by the SHA-256 of the router's bytes and by the engine's
+//! compatibility fingerprint, so loading a router compiled before (by this
+//! process or an earlier one) skips cranelift.
+//!
+//! A cache file holds native code that is run as-is, so the cache is only
+//! as trustworthy as its folder: the folder must not be writable by anyone
+//! but the process's user (checked on Unix), and every file carries a
+//! SHA-256 of its contents, checked before use, so a torn or corrupted file
+//! is recompiled instead of run.
+
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, Module};
+
+use crate::error::{Error, Result};
+
+/// The length of the digest trailer at the end of every cache file.
+const DIGEST_LEN: usize = 32;
+
+/// Where compiled routers are kept.
+#[derive(Debug)]
+pub(crate) struct CompiledCache {
+    dir: PathBuf,
+    /// The engine's compatibility fingerprint, in hex: part of every file
+    /// name, so another wasmtime version or configuration never reads it.
+    engine_tag: String,
+}
+
+/// Where a module came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Compiled now (and stored, if it could be).
+    Compiled,
+    /// Read from the cache.
+    Cached,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl CompiledCache {
+    /// Opens (creating it, private to this user) the cache folder `dir`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when it cannot be created; [`Error::Config`] when it is
+    /// not a folder, or others than its owner may write to it.
+    pub(crate) fn open(engine: &Engine, dir: &Path) -> Result<Self> {
+        create_private_dir(dir).map_err(|e| io_error(dir, e))?;
+        check_private(dir)?;
+        let mut hasher = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Ok(CompiledCache {
+            dir: dir.to_path_buf(),
+            engine_tag: format!("{:016x}", hasher.finish()),
+        })
+    }
+
+    fn path_for(&self, source_hash: &[u8; 32]) -> PathBuf {
+        self.dir.join(format!("{}-{}.cwasm", hex(source_hash), self.engine_tag))
+    }
+
+    /// The module for `bytes` (whose SHA-256 is `source_hash`): from the
+    /// cache when a sound entry is there, else compiled, and then stored.
+    /// A cache that cannot be read or written only costs the compile (with
+    /// a warning); a module that does not compile is the error.
+    pub(crate) fn module(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        source_hash: &[u8; 32],
+    ) -> wasmtime::Result<(Module, Origin)> {
+        let path = self.path_for(source_hash);
+        if let Some(module) = self.read(engine, &path) {
+            return Ok((module, Origin::Cached));
+        }
+        let module = Module::new(engine, bytes)?;
+        if let Err(e) = self.write(&path, &module) {
+            tracing::warn!(path = %path.display(), "could not store a compiled router: {e}");
+        }
+        Ok((module, Origin::Compiled))
+    }
+
+    /// A cached module, if the file is there, whole, and this engine's.
+    fn read(&self, engine: &Engine, path: &Path) -> Option<Module> {
+        let contents = match fs::read(path) {
+            Ok(contents) => contents,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "could not read a compiled router: {e}");
+                return None;
+            }
+        };
+        let Some(body_len) = contents.len().checked_sub(DIGEST_LEN) else {
+            tracing::warn!(path = %path.display(), "a compiled router is truncated: compiling again");
+            return None;
+        };
+        let (body, digest) = contents.split_at(body_len);
+        if Sha256::digest(body)[..] != *digest {
+            tracing::warn!(path = %path.display(), "a compiled router is corrupted: compiling again");
+            return None;
+        }
+        match deserialize(engine, body) {
+            Ok(module) => Some(module),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "a compiled router was refused ({e}): compiling again");
+                None
+            }
+        }
+    }
+
+    /// Stores a module: written to a temporary file, then renamed into
+    /// place, so a reader never sees half a file.
+    fn write(&self, path: &Path, module: &Module) -> std::result::Result<(), String> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut body = module.serialize().map_err(|e| e.to_string())?;
+        let digest = Sha256::digest(&body);
+        body.extend_from_slice(&digest);
+        let temp = path.with_extension(format!(
+            "tmp.{}.{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = fs::File::create(&temp)
+            .and_then(|mut file| file.write_all(&body).and_then(|()| file.sync_all()))
+            .and_then(|()| fs::rename(&temp, path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(e.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Turns a cache file's body back into a module.
+///
+/// This is the host's only `unsafe` code. wasmtime cannot check that
+/// serialized bytes hold the code it once produced: it checks their format,
+/// its own version and the engine's settings, and then runs the native code
+/// they contain.
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, body: &[u8]) -> wasmtime::Result<Module> {
+    // SAFETY: `body` was written by `CompiledCache::write`, from
+    // `Module::serialize` of a module this engine's configuration compiled
+    // (the file name carries the engine's compatibility fingerprint, and
+    // wasmtime checks version and settings again). Nobody else writes the
+    // folder: `CompiledCache::open` refuses a folder that others may write
+    // to, and the digest checked by the caller rules out a torn or
+    // corrupted file. `Module::deserialize` copies the bytes, so nothing
+    // changes them while wasmtime uses them.
+    unsafe { Module::deserialize(engine, body) }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn check_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = fs::metadata(dir).map_err(|e| io_error(dir, e))?;
+    let refuse = |message: String| Error::Config {
+        origin: dir.display().to_string(),
+        message,
+    };
+    if !meta.is_dir() {
+        return Err(refuse("the compiled router cache must be a folder".into()));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o022 != 0 {
+        return Err(refuse(format!(
+            "the compiled router cache may be written by others (mode {:o}): its files are run as native code; \
+             make it private with `chmod 700 {}`",
+            mode & 0o777,
+            dir.display()
+        )));
+    }
+    // The folder must be this user's: std has no `geteuid`, so compare with
+    // the owner of a file this process creates there.
+    let probe = dir.join(format!(".owner-check.{}", std::process::id()));
+    let owner = fs::File::create(&probe)
+        .and_then(|file| file.metadata())
+        .map(|m| m.uid());
+    let _ = fs::remove_file(&probe);
+    match owner {
+        Ok(uid) if uid == meta.uid() => Ok(()),
+        Ok(_) => Err(refuse(
+            "the compiled router cache belongs to another user: its files are run as native code; \
+             use a folder of this user's"
+                .into(),
+        )),
+        Err(e) => Err(io_error(dir, e)),
+    }
+}
+
+#[cfg(not(unix))]
+fn check_private(_dir: &Path) -> Result<()> {
+    Ok(())
+}

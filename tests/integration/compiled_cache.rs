@@ -1,0 +1,169 @@
+//! The compiled-router cache: a router compiled once is read back from
+//! disk, by this engine or a new one, and a damaged or unsafe cache is
+//! never run.
+
+use std::path::{Path, PathBuf};
+
+use dbroute::{Config, Engine, Error, Hints, ModelInfo, Router, RouterLimits, RouterRuntime, RouterSource, WasmRouter};
+
+async fn engine(dir: &Path) -> Engine {
+    Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .connection("replica", "sqlite::memory:")
+        .connection("analytics", "sqlite::memory:")
+        .compiled_router_cache(dir)
+        .build()
+        .await
+        .unwrap()
+}
+
+fn load(engine: &Engine) -> WasmRouter {
+    engine
+        .load_router(
+            WasmRouter::builder("reference"),
+            RouterSource::File(dbroute_example_routers::REFERENCE.into()),
+        )
+        .unwrap()
+}
+
+fn cache_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    files.sort();
+    files
+}
+
+async fn routes_reads_to_replica(engine: &Engine, router: WasmRouter) {
+    engine.set_router(router);
+    let user = ModelInfo::named("User");
+    assert_eq!(engine.db_for_read(&user, &Hints::new()).unwrap(), "replica");
+    assert_eq!(engine.db_for_write(&user, &Hints::new()).unwrap(), "default");
+}
+
+#[tokio::test]
+async fn a_router_compiled_once_is_read_back_by_a_new_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = engine(dir.path()).await;
+    let compiled = load(&first);
+    assert!(!compiled.info().compiled_from_cache);
+    assert_eq!(cache_files(dir.path()).len(), 1, "one file per router and engine");
+    routes_reads_to_replica(&first, compiled).await;
+
+    // Another engine (as after a restart) finds it on disk.
+    let second = engine(dir.path()).await;
+    let cached = load(&second);
+    assert!(cached.info().compiled_from_cache);
+    assert_eq!(cached.identity(), load(&first).identity(), "same bytes, same identity");
+    routes_reads_to_replica(&second, cached).await;
+    assert_eq!(cache_files(dir.path()).len(), 1);
+}
+
+#[tokio::test]
+async fn a_damaged_file_is_compiled_again_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    drop(load(&engine));
+    let file = cache_files(dir.path()).pop().unwrap();
+    let original = std::fs::read(&file).unwrap();
+
+    // A flipped byte in the code, a truncated file, an empty one: each is
+    // refused by its digest, compiled again, and stored whole again.
+    let mut flipped = original.clone();
+    flipped[original.len() / 2] ^= 0x40;
+    for damaged in [flipped, original[..original.len() / 3].to_vec(), Vec::new()] {
+        std::fs::write(&file, &damaged).unwrap();
+        let router = load(&engine);
+        assert!(!router.info().compiled_from_cache, "a damaged file must not be used");
+        routes_reads_to_replica(&engine, router).await;
+        assert_eq!(std::fs::read(&file).unwrap(), original, "stored again, whole");
+        assert!(load(&engine).info().compiled_from_cache);
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_folder_others_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let error = RouterRuntime::with_compiled_cache(RouterLimits::default(), dir.path()).unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+    assert!(
+        text.contains("may be written by others") && text.contains("chmod 700"),
+        "{text}"
+    );
+
+    // Through the engine, the first router load says the same.
+    let engine = engine(dir.path()).await;
+    let error = engine
+        .load_router(
+            WasmRouter::builder("reference"),
+            RouterSource::File(dbroute_example_routers::REFERENCE.into()),
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("chmod 700"), "{error}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_missing_folder_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("compiled").join("routers");
+    let engine = engine(&dir).await;
+    drop(load(&engine));
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(cache_files(&dir).len(), 1);
+}
+
+#[tokio::test]
+async fn the_configuration_file_names_the_folder_relative_to_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+        compiled_router_cache = "compiled"
+
+        [connections.default]
+        url = "sqlite::memory:"
+        [connections.replica]
+        url = "sqlite::memory:"
+        [connections.analytics]
+        url = "sqlite::memory:"
+
+        [[routers]]
+        name = "reference"
+        path = "{}"
+        "#,
+        dbroute_example_routers::REFERENCE
+    );
+    let config = Config::from_toml_str(&toml, dir.path()).unwrap();
+    let engine = config.builder().build().await.unwrap();
+    assert_eq!(cache_files(&dir.path().join("compiled")).len(), 1);
+    assert_eq!(
+        engine.db_for_read(&ModelInfo::named("User"), &Hints::new()).unwrap(),
+        "replica"
+    );
+}
+
+#[tokio::test]
+async fn prepared_instances_stay_within_the_idle_limit() {
+    let engine = Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .connection("replica", "sqlite::memory:")
+        .connection("analytics", "sqlite::memory:")
+        .router_limits(RouterLimits::new().idle_instances(5))
+        .build()
+        .await
+        .unwrap();
+    let router = load(&engine);
+    assert_eq!(router.idle_instances(), 1, "the instance the load made");
+    assert_eq!(router.prepare_instances(3).unwrap(), 3);
+    assert_eq!(router.prepare_instances(100).unwrap(), 5, "never above the limit");
+    routes_reads_to_replica(&engine, router.clone()).await;
+    assert_eq!(router.idle_instances(), 5);
+}
