@@ -928,8 +928,8 @@ impl<'a> Value<'a> {
     /// assert!(user.get("missing").is_none());
     /// ```
     pub fn get(&self, key: &str) -> Option<Value<'a>> {
-        if self.raw == "{}" {
-            return None; // No hints: the common case, and the host's spelling.
+        if self.raw.len() == 2 {
+            return None; // `{}` (no hints: the common case) or not an object.
         }
         let mut members = self.members();
         let mut found = None;
