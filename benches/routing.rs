@@ -161,7 +161,12 @@ fn route(c: &mut Criterion) {
 const PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn query(c: &mut Criterion) {
-    let rt = Runtime::new().unwrap();
+    // One thread runs the futures: no hand-off between runtime workers
+    // (their wake-ups are the noisiest part of a query on two cores).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("query");
     for (backend, url) in [("sqlite", "sqlite::memory:"), ("postgres", PG)] {
         let engine = engine(&rt, &[("default", url), ("replica", url)]);
@@ -191,35 +196,10 @@ fn query(c: &mut Criterion) {
         let select = format!("SELECT id, name FROM {table} WHERE id = $1");
         engine.set_router(reference(&engine, false));
 
-        match engine.connection(Some("replica")).unwrap().pool() {
-            dbroute::DbPool::Sqlite(pool) => {
-                let pool = pool.clone();
-                group.bench_function(format!("raw-sqlx/{backend}"), |b| {
-                    b.to_async(&rt).iter(|| async {
-                        let row = dbroute::sqlx::query(dbroute::sqlx::AssertSqlSafe(select.as_str()))
-                            .bind(1i64)
-                            .fetch_one(&pool)
-                            .await
-                            .unwrap();
-                        black_box(dbroute::sqlx::Row::get::<String, _>(&row, 1))
-                    })
-                });
-            }
-            dbroute::DbPool::Postgres(pool) => {
-                let pool = pool.clone();
-                group.bench_function(format!("raw-sqlx/{backend}"), |b| {
-                    b.to_async(&rt).iter(|| async {
-                        let row = dbroute::sqlx::query(dbroute::sqlx::AssertSqlSafe(select.as_str()))
-                            .bind(1i32)
-                            .fetch_one(&pool)
-                            .await
-                            .unwrap();
-                        black_box(dbroute::sqlx::Row::get::<String, _>(&row, 1))
-                    })
-                });
-            }
-            _ => unreachable!(),
-        }
+        let pool = engine.connection(Some("replica")).unwrap().pool().clone();
+        group.bench_function(format!("raw-sqlx/{backend}"), |b| {
+            b.to_async(&rt).iter(|| raw_select(&pool, &select))
+        });
         let handle = engine.connection(Some("replica")).unwrap();
         group.bench_function(format!("handle/{backend}"), |b| {
             b.to_async(&rt).iter(|| async {
@@ -231,21 +211,100 @@ fn query(c: &mut Criterion) {
             })
         });
         group.bench_function(format!("routed/{backend}"), |b| {
-            b.to_async(&rt).iter(|| async {
-                let row = engine
-                    .read_model(&USER)
-                    .fetch_one(dbroute::sqlx::AssertSqlSafe(select.as_str()), &params![1])
-                    .await
-                    .unwrap();
-                black_box(row.get::<String, _>(1))
-            })
+            b.to_async(&rt).iter(|| routed_select(&engine, &select))
         });
+        if report_selected(&format!("query/paired/{backend}/report")) {
+            rt.block_on(paired_report(backend, &engine, &pool, &select));
+        }
         rt.block_on(async {
             let drop = dbroute::sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}"));
             engine.connection(None).unwrap().execute(drop, &[]).await.unwrap();
         });
     }
     group.finish();
+}
+
+/// The primary-key select through raw sqlx on the pool.
+async fn raw_select(pool: &dbroute::DbPool, select: &str) -> String {
+    let sql = || dbroute::sqlx::AssertSqlSafe(select);
+    let name = match pool {
+        dbroute::DbPool::Sqlite(pool) => {
+            let row = dbroute::sqlx::query(sql()).bind(1i64).fetch_one(pool).await.unwrap();
+            dbroute::sqlx::Row::get::<String, _>(&row, 1)
+        }
+        dbroute::DbPool::Postgres(pool) => {
+            let row = dbroute::sqlx::query(sql()).bind(1i32).fetch_one(pool).await.unwrap();
+            dbroute::sqlx::Row::get::<String, _>(&row, 1)
+        }
+        _ => unreachable!("the query benchmark runs on SQLite and PostgreSQL"),
+    };
+    black_box(name)
+}
+
+/// The same select, routed by the engine's router.
+async fn routed_select(engine: &Engine, select: &str) -> String {
+    let row = engine
+        .read_model(&USER)
+        .fetch_one(dbroute::sqlx::AssertSqlSafe(select), &params![1])
+        .await
+        .unwrap();
+    black_box(row.get::<String, _>(1))
+}
+
+/// The same select on a `Connection` handle (no routing).
+async fn handle_select(handle: &dbroute::Connection, select: &str) -> String {
+    let row = handle
+        .fetch_one(dbroute::sqlx::AssertSqlSafe(select), &params![1])
+        .await
+        .unwrap();
+    black_box(row.get::<String, _>(1))
+}
+
+/// Routed (and on a handle) against raw, measured in rounds: 101 rounds of
+/// 100 selects each way, in rotating order, and the median of the rounds'
+/// ratios. Queries on loopback drift by more than the difference being
+/// measured; comparing within a round cancels the drift.
+async fn paired_report(backend: &str, engine: &Engine, pool: &dbroute::DbPool, select: &str) {
+    const ROUNDS: usize = 101;
+    const QUERIES: usize = 100;
+    let handle = engine.connection(Some("replica")).unwrap();
+    let mut routed_ratios = Vec::with_capacity(ROUNDS);
+    let mut handle_ratios = Vec::with_capacity(ROUNDS);
+    let mut totals = [Duration::ZERO; 3];
+    for round in 0..ROUNDS {
+        let mut times = [Duration::ZERO; 3];
+        for k in 0..3 {
+            let way = (round + k) % 3;
+            let started = Instant::now();
+            for _ in 0..QUERIES {
+                match way {
+                    0 => drop(raw_select(pool, select).await),
+                    1 => drop(handle_select(&handle, select).await),
+                    _ => drop(routed_select(engine, select).await),
+                }
+            }
+            times[way] = started.elapsed();
+        }
+        handle_ratios.push(times[1].as_secs_f64() / times[0].as_secs_f64());
+        routed_ratios.push(times[2].as_secs_f64() / times[0].as_secs_f64());
+        for (total, time) in totals.iter_mut().zip(times) {
+            *total += time;
+        }
+    }
+    let median = |ratios: &mut Vec<f64>| {
+        ratios.sort_by(f64::total_cmp);
+        ratios[ROUNDS / 2]
+    };
+    let per_query = |total: Duration| total / (ROUNDS * QUERIES) as u32;
+    println!(
+        "query/paired/{backend} report: median of {ROUNDS} rounds, against raw sqlx: routed {:.3}x, \
+         handle {:.3}x; mean per query: raw {:?}, handle {:?}, routed {:?}",
+        median(&mut routed_ratios),
+        median(&mut handle_ratios),
+        per_query(totals[0]),
+        per_query(totals[1]),
+        per_query(totals[2]),
+    );
 }
 
 /// An engine like `sqlite_names` that keeps compiled routers in `dir`.
@@ -312,7 +371,9 @@ fn swap(c: &mut Criterion) {
         })
     });
     group.finish();
-    swap_latency_report(&cached, &bytes);
+    if report_selected("swap/under-load/report") {
+        swap_latency_report(&cached, &bytes);
+    }
 }
 
 /// When [`under_load`] stops.
@@ -495,6 +556,106 @@ fn scale(c: &mut Criterion) {
     group.finish();
 }
 
+/// Whether the report `name` is selected by the filter on the command line
+/// (`cargo bench -- <filter>`; its `|` alternatives are matched as
+/// substrings), as criterion selects benchmarks: the reports are not
+/// criterion benchmarks, so they check for themselves.
+fn report_selected(name: &str) -> bool {
+    const TAKES_VALUE: &[&str] = &[
+        "--warm-up-time",
+        "--measurement-time",
+        "--profile-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--output-format",
+        "--color",
+        "--noise-threshold",
+        "--significance-level",
+        "--confidence-level",
+        "--nresamples",
+        "--plotting-backend",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut filters = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if TAKES_VALUE.contains(&args[i].as_str()) {
+            i += 1;
+        } else if !args[i].starts_with('-') {
+            filters.push(args[i].clone());
+        }
+        i += 1;
+    }
+    filters.is_empty() || filters.iter().any(|f| f.split('|').any(|p| name.contains(p)))
+}
+
+/// This process's resident memory, in bytes (Linux).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// The memory report: resident memory of a loaded router (its compiled
+/// code and first instance), of each further instance, and of a full pool
+/// at the default idle limit. Printed; not a timing.
+fn memory(_c: &mut Criterion) {
+    const INSTANCES: usize = 64;
+    if !report_selected("memory/report") {
+        return;
+    }
+    let Some(before) = resident_bytes() else {
+        println!("memory report: /proc/self/statm is not readable here");
+        return;
+    };
+    let rt = Runtime::new().unwrap();
+    let engine = rt.block_on(async {
+        Engine::builder()
+            .connection("default", "sqlite::memory:")
+            .connection("replica", "sqlite::memory:")
+            .connection("analytics", "sqlite::memory:")
+            .router_limits(dbroute::RouterLimits::new().idle_instances(INSTANCES + 1))
+            .build()
+            .await
+            .expect("engine")
+    });
+    engine.router_runtime().unwrap();
+    let hints = Hints::new();
+    let mut report = Vec::new();
+    for (language, path) in dbroute_example_routers::languages() {
+        let Some(path) = path else { continue };
+        let start = resident_bytes().unwrap_or(before);
+        let router = engine
+            .load_router(
+                WasmRouter::builder(format!("memory-{language}")).answer_cache(false),
+                RouterSource::File((*path).into()),
+            )
+            .unwrap();
+        let op = Operation {
+            kind: dbroute::OpKind::Read,
+            model: &USER,
+            hints: &hints,
+        };
+        router.db_for_read(&op).unwrap();
+        let loaded = resident_bytes().unwrap_or(start);
+        router.prepare_instances(INSTANCES + 1).unwrap();
+        for _ in 0..1000 {
+            router.db_for_read(&op).unwrap();
+        }
+        let full = resident_bytes().unwrap_or(loaded);
+        let per_instance = full.saturating_sub(loaded) / INSTANCES as u64;
+        report.push(format!(
+            "{language}: loaded (code + 1 instance) {} KiB, each further instance {} KiB, \
+             a pool of 32 idle instances {} KiB",
+            loaded.saturating_sub(start) / 1024,
+            per_instance / 1024,
+            32 * per_instance / 1024,
+        ));
+    }
+    println!("memory report (resident):\n  {}", report.join("\n  "));
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -504,6 +665,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = decide, route, query, swap, scale
+    targets = decide, route, query, swap, scale, memory
 }
 criterion_main!(benches);
