@@ -58,7 +58,7 @@ const fn is_name_byte(b: u8) -> bool {
 }
 
 /// [`is_name_byte`] for every byte: one load per byte on the hot path.
-static NAME_BYTES: [bool; 256] = {
+const NAME_BYTES: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
@@ -79,7 +79,7 @@ pub(crate) const fn check_name(bytes: &[u8]) -> Result<(), NameProblem> {
     }
     let mut i = 0;
     while i < bytes.len() {
-        if !is_name_byte(bytes[i]) {
+        if !NAME_BYTES[bytes[i] as usize] {
             return Err(NameProblem::BadCharacter);
         }
         i += 1;
@@ -110,19 +110,11 @@ impl ConnectionName {
     /// fast path used at run time.
     #[inline]
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, NameProblem> {
-        if bytes.is_empty() || bytes.len() > MAX_NAME_LEN {
-            return Err(check_name(bytes).err().unwrap_or(NameProblem::TooLong));
-        }
-        // Checked and copied in one pass (names are short: a byte loop
-        // beats a call to `memcpy`).
+        check_name(bytes)?;
+        // Names are short: a byte loop beats a call to `memcpy`.
         let mut out = [0u8; MAX_NAME_LEN];
-        let mut valid = true;
         for (to, &b) in out.iter_mut().zip(bytes) {
-            valid &= NAME_BYTES[usize::from(b)];
             *to = b;
-        }
-        if !valid {
-            return Err(NameProblem::BadCharacter);
         }
         Ok(ConnectionName {
             len: bytes.len() as u8,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::error::Fault;
 use crate::model::{Hints, ModelInfo};
-use crate::name::{ConnectionName, check_name};
+use crate::name::ConnectionName;
 
 /// Whether an operation reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,20 +112,6 @@ impl Decision {
                 name: crate::name::printable(name),
                 reason: problem.describe(),
             }),
-        }
-    }
-}
-
-/// Checks a name a router returned, as bytes.
-pub(crate) fn decision_from_name(bytes: &[u8]) -> Result<Decision, Fault> {
-    match ConnectionName::from_bytes(bytes) {
-        Ok(name) => Ok(Decision::Use(name)),
-        Err(problem) => {
-            debug_assert!(check_name(bytes).is_err());
-            Err(Fault::MalformedName {
-                name: crate::name::printable(&String::from_utf8_lossy(bytes)),
-                reason: problem.describe(),
-            })
         }
     }
 }

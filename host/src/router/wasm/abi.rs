@@ -6,7 +6,7 @@ use wasmtime::{ExternType, FuncType, Module, ValType};
 use crate::error::{Fault, LoadError};
 use crate::model::{Hints, ModelInfo};
 use crate::name::{ConnectionName, MAX_NAME_LEN};
-use crate::router::{Decision, OpKind, decision_from_name};
+use crate::router::{Decision, OpKind};
 
 /// The router ABI version this host speaks (see `docs/ABI.md`).
 pub const ABI_VERSION: i32 = 1;
@@ -258,7 +258,10 @@ pub(crate) fn decode_decision(r: i64, memory: &[u8]) -> Result<Decision, Fault> 
         // A name is ASCII, so valid UTF-8: only a refused name needs the
         // UTF-8 check, to say which rule it broke.
         Err(_) if std::str::from_utf8(bytes).is_err() => Err(Fault::InvalidUtf8),
-        Err(_) => decision_from_name(bytes),
+        Err(problem) => Err(Fault::MalformedName {
+            name: crate::name::printable(&String::from_utf8_lossy(bytes)),
+            reason: problem.describe(),
+        }),
     }
 }
 

@@ -221,7 +221,6 @@ pub(crate) struct InstanceFactory {
     pub(crate) runtime: RouterRuntime,
     pub(crate) pre: InstancePre<HostState>,
     pub(crate) identity: RouterIdentity,
-    pub(crate) exports: abi::Exports,
     pub(crate) init_input: String,
 }
 
@@ -230,7 +229,6 @@ impl InstanceFactory {
         runtime: &RouterRuntime,
         module: &Module,
         identity: RouterIdentity,
-        exports: abi::Exports,
         init_input: String,
     ) -> Result<Self, LoadError> {
         let pre = linker(runtime)
@@ -240,7 +238,6 @@ impl InstanceFactory {
             runtime: runtime.clone(),
             pre,
             identity,
-            exports,
             init_input,
         })
     }
@@ -339,15 +336,12 @@ impl InstancePool {
 
     /// Puts a ready instance in the pool.
     pub(crate) fn offer(&self, instance: RouterInstance) {
-        let instance = Box::new(instance);
-        if let Err(instance) = self.home().push(instance) {
-            // This shard is full: any shard with room.
-            let mut instance = instance;
-            for shard in self.shards.iter() {
-                match shard.push(instance) {
-                    Ok(()) => return,
-                    Err(back) => instance = back,
-                }
+        // This thread's shard, else any shard with room.
+        let mut instance = Box::new(instance);
+        for shard in std::iter::once(self.home()).chain(self.shards.iter()) {
+            match shard.push(instance) {
+                Ok(()) => return,
+                Err(back) => instance = back,
             }
         }
     }

@@ -261,8 +261,8 @@ impl WasmRouterBuilder {
             .map(|n| ConnectionName::new(n))
             .collect::<Result<Vec<_>>>()?;
         let init_input = abi::init_input(&self.config, &connections);
-        let factory = InstanceFactory::new(runtime, &module, identity.clone(), exports, init_input)
-            .map_err(|e| self.refuse(e))?;
+        let factory =
+            InstanceFactory::new(runtime, &module, identity.clone(), init_input).map_err(|e| self.refuse(e))?;
         let first = factory.instantiate().map_err(|e| self.refuse(e))?;
         let pool = InstancePool::new(factory);
         pool.offer(first);
@@ -524,7 +524,7 @@ impl Router for WasmRouter {
 
     fn allow_relation(&self, relation: &Relation<'_>) -> std::result::Result<Option<bool>, Fault> {
         let pool = self.inner.pool.load();
-        if !pool.factory.exports.allow_relation {
+        if !self.inner.exports.allow_relation {
             return Ok(None);
         }
         let input = abi::relation_input(
@@ -537,7 +537,7 @@ impl Router for WasmRouter {
 
     fn allow_migrate(&self, migration: &Migration<'_>) -> std::result::Result<Option<bool>, Fault> {
         let pool = self.inner.pool.load();
-        if !pool.factory.exports.allow_migrate {
+        if !self.inner.exports.allow_migrate {
             return Ok(None);
         }
         let input = abi::migrate_input(migration.db, migration.model, migration.hints);
@@ -555,7 +555,6 @@ impl Router for WasmRouter {
             &factory.runtime,
             &self.inner.module,
             factory.identity.clone(),
-            factory.exports,
             init_input,
         ) {
             Ok(factory) => {
