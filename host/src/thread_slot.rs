@@ -31,6 +31,7 @@ impl Slot {
     }
 }
 
+/// Which slots are leased.
 struct Leases {
     /// Slots given back by threads that exited.
     free: Vec<usize>,
@@ -38,41 +39,54 @@ struct Leases {
     next: usize,
 }
 
-static LEASES: Mutex<Leases> = Mutex::new(Leases {
-    free: Vec::new(),
-    next: 0,
-});
+impl Leases {
+    const fn new() -> Self {
+        Leases {
+            free: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// A slot for a new thread: one given back, else a fresh one, else a
+    /// shared one.
+    fn take(&mut self) -> Slot {
+        if let Some(i) = self.free.pop() {
+            return Slot::Owned(i);
+        }
+        let n = self.next;
+        self.next += 1;
+        if n < SLOTS {
+            Slot::Owned(n)
+        } else {
+            Slot::Shared(n % SLOTS)
+        }
+    }
+
+    /// A thread's slot, when it exits.
+    fn give_back(&mut self, slot: Slot) {
+        if let Slot::Owned(i) = slot {
+            self.free.push(i);
+        }
+    }
+}
+
+static LEASES: Mutex<Leases> = Mutex::new(Leases::new());
+
+fn leases() -> std::sync::MutexGuard<'static, Leases> {
+    LEASES.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A thread's lease: given back when the thread's locals are destroyed.
 struct Lease(Slot);
 
-impl Lease {
-    fn take() -> Lease {
-        let mut leases = LEASES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(i) = leases.free.pop() {
-            return Lease(Slot::Owned(i));
-        }
-        let n = leases.next;
-        leases.next += 1;
-        Lease(if n < SLOTS {
-            Slot::Owned(n)
-        } else {
-            Slot::Shared(n % SLOTS)
-        })
-    }
-}
-
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Slot::Owned(i) = self.0 {
-            let mut leases = LEASES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            leases.free.push(i);
-        }
+        leases().give_back(self.0);
     }
 }
 
 thread_local! {
-    static LEASE: Lease = Lease::take();
+    static LEASE: Lease = Lease(leases().take());
 }
 
 /// This thread's slot. A thread whose locals are being destroyed gets a
@@ -85,6 +99,22 @@ pub(crate) fn current() -> Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_are_owned_until_given_back_then_shared() {
+        let mut leases = Leases::new();
+        let first: Vec<Slot> = (0..SLOTS).map(|_| leases.take()).collect();
+        assert_eq!(first, (0..SLOTS).map(Slot::Owned).collect::<Vec<_>>());
+        // A ninth thread shares.
+        let ninth = leases.take();
+        assert_eq!(ninth, Slot::Shared(0));
+        // A thread that exits gives its slot to the next one; a shared slot
+        // given back changes nothing.
+        leases.give_back(ninth);
+        leases.give_back(first[3]);
+        assert_eq!(leases.take(), Slot::Owned(3));
+        assert_eq!(leases.take(), Slot::Shared(1));
+    }
 
     #[test]
     fn live_threads_never_own_the_same_slot() {
