@@ -704,6 +704,8 @@ impl Engine {
         self.check_open()?;
         let registry = self.inner.registry.snapshot();
         let made: Arc<ConnectionEntry>;
+        // The chain's generation, for route stats, when the chain decided.
+        let mut decided_by = None;
         let entry = if let Some(using) = using {
             let name = ConnectionName::new(using)?;
             match registry.get(&name) {
@@ -715,6 +717,7 @@ impl Engine {
             }
         } else {
             let routers = self.inner.routers.load();
+            decided_by = Some(routers.generation);
             let hints = crate::scope::effective(hints);
             let op = Operation {
                 kind,
@@ -750,7 +753,8 @@ impl Engine {
             entry.touch();
         }
         if let Some(stats) = &self.inner.route_stats {
-            stats.record(self.inner.routers.load().generation, kind, model.name(), entry.name);
+            let generation = decided_by.unwrap_or_else(|| self.inner.routers.load().generation);
+            stats.record(generation, kind, model.name(), entry.name);
         }
         Ok(then(entry))
     }
