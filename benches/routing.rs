@@ -56,24 +56,31 @@ impl Router for NativeReference {
 static USER: ModelInfo = ModelInfo::new("User").table("users").app("auth");
 
 fn engine(rt: &Runtime, urls: &[(&str, &str)]) -> Engine {
-    rt.block_on(async {
-        let mut builder = Engine::builder();
-        for (name, url) in urls {
-            builder = builder.connection(*name, *url);
-        }
-        builder.build().await.expect("engine")
-    })
+    engine_with(rt, urls, |builder| builder)
 }
 
+/// An engine with these connections, and whatever else `configure` sets.
+fn engine_with(
+    rt: &Runtime,
+    urls: &[(&str, &str)],
+    configure: impl FnOnce(dbroute::EngineBuilder) -> dbroute::EngineBuilder,
+) -> Engine {
+    let mut builder = Engine::builder();
+    for (name, url) in urls {
+        builder = builder.connection(*name, *url);
+    }
+    rt.block_on(configure(builder).build()).expect("engine")
+}
+
+/// The connections the reference policy names, all in-memory SQLite.
+const SQLITE_NAMES: [(&str, &str); 3] = [
+    ("default", "sqlite::memory:"),
+    ("replica", "sqlite::memory:"),
+    ("analytics", "sqlite::memory:"),
+];
+
 fn sqlite_names(rt: &Runtime) -> Engine {
-    engine(
-        rt,
-        &[
-            ("default", "sqlite::memory:"),
-            ("replica", "sqlite::memory:"),
-            ("analytics", "sqlite::memory:"),
-        ],
-    )
+    engine(rt, &SQLITE_NAMES)
 }
 
 fn reference(engine: &Engine, cache: bool) -> WasmRouter {
@@ -307,20 +314,6 @@ async fn paired_report(backend: &str, engine: &Engine, pool: &dbroute::DbPool, s
     );
 }
 
-/// An engine like `sqlite_names` that keeps compiled routers in `dir`.
-fn engine_with_compiled_cache(rt: &Runtime, dir: &std::path::Path) -> Engine {
-    rt.block_on(async {
-        Engine::builder()
-            .connection("default", "sqlite::memory:")
-            .connection("replica", "sqlite::memory:")
-            .connection("analytics", "sqlite::memory:")
-            .compiled_router_cache(dir)
-            .build()
-            .await
-            .expect("engine")
-    })
-}
-
 fn swap(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let engine = sqlite_names(&rt);
@@ -339,7 +332,7 @@ fn swap(c: &mut Criterion) {
     });
     // The same bytes, compiled before and kept on disk by content hash.
     let dir = tempfile::tempdir().unwrap();
-    let cached = engine_with_compiled_cache(&rt, dir.path());
+    let cached = engine_with(&rt, &SQLITE_NAMES, |b| b.compiled_router_cache(dir.path()));
     let first = cached
         .load_router(WasmRouter::builder("reference"), RouterSource::Bytes(bytes.clone()))
         .unwrap();
@@ -610,15 +603,8 @@ fn memory(_c: &mut Criterion) {
         return;
     };
     let rt = Runtime::new().unwrap();
-    let engine = rt.block_on(async {
-        Engine::builder()
-            .connection("default", "sqlite::memory:")
-            .connection("replica", "sqlite::memory:")
-            .connection("analytics", "sqlite::memory:")
-            .router_limits(dbroute::RouterLimits::new().idle_instances(INSTANCES + 1))
-            .build()
-            .await
-            .expect("engine")
+    let engine = engine_with(&rt, &SQLITE_NAMES, |b| {
+        b.router_limits(dbroute::RouterLimits::new().idle_instances(INSTANCES + 1))
     });
     engine.router_runtime().unwrap();
     let hints = Hints::new();

@@ -4,13 +4,21 @@
 
 use std::path::{Path, PathBuf};
 
-use dbroute::{Config, Engine, Error, Hints, ModelInfo, Router, RouterLimits, RouterRuntime, RouterSource, WasmRouter};
+use dbroute::{
+    Config, Engine, EngineBuilder, Error, Hints, ModelInfo, Router, RouterLimits, RouterRuntime, RouterSource,
+    WasmRouter,
+};
 
-async fn engine(dir: &Path) -> Engine {
+/// The connections the reference router names.
+fn reference_connections() -> EngineBuilder {
     Engine::builder()
         .connection("default", "sqlite::memory:")
         .connection("replica", "sqlite::memory:")
         .connection("analytics", "sqlite::memory:")
+}
+
+async fn engine(dir: &Path) -> Engine {
+    reference_connections()
         .compiled_router_cache(dir)
         .build()
         .await
@@ -152,10 +160,7 @@ async fn the_configuration_file_names_the_folder_relative_to_itself() {
 
 #[tokio::test]
 async fn prepared_instances_stay_within_the_idle_limit() {
-    let engine = Engine::builder()
-        .connection("default", "sqlite::memory:")
-        .connection("replica", "sqlite::memory:")
-        .connection("analytics", "sqlite::memory:")
+    let engine = reference_connections()
         .router_limits(RouterLimits::new().idle_instances(5))
         .build()
         .await

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use dbroute::sqlx::AssertSqlSafe;
-use dbroute::{Config, Engine, Expectation, ModelInfo, RouterSource, WasmRouter, params};
+use dbroute::{Config, Connection, Engine, Expectation, ModelInfo, RouterSource, WasmRouter, params};
 
 use crate::{DemoArgs, EXIT_FAILURE, error_chain, fail, one_line};
 
@@ -104,15 +104,8 @@ impl Demo {
     /// task's open transaction). Returns the connection and rows written.
     pub(crate) async fn write(&self, model: &ModelInfo, label: &str) -> anyhow::Result<(String, u64)> {
         let conn = self.engine.write_model(model).connection()?;
-        let p = |n| conn.backend().placeholder(n);
-        let sql = format!(
-            "INSERT INTO {} (run, label) VALUES ({}, {})",
-            Self::table(model),
-            p(1),
-            p(2)
-        );
-        let done = conn.execute(AssertSqlSafe(sql), &params![&self.run, label]).await?;
-        Ok((conn.name().to_string(), done.rows_affected))
+        let written = self.insert(&conn, model, label).await?;
+        Ok((conn.name().to_string(), written))
     }
 
     /// Reads this run's rows of `model`, routed by `db_for_read`. Returns
@@ -135,6 +128,11 @@ impl Demo {
     /// Inserts a row straight into a named connection, bypassing routers.
     pub(crate) async fn seed(&self, connection: &str, model: &ModelInfo, label: &str) -> anyhow::Result<u64> {
         let conn = self.engine.connection(Some(connection))?;
+        self.insert(&conn, model, label).await
+    }
+
+    /// Inserts one row of this run into `model`'s table on `conn`.
+    async fn insert(&self, conn: &Connection, model: &ModelInfo, label: &str) -> anyhow::Result<u64> {
         let p = |n| conn.backend().placeholder(n);
         let sql = format!(
             "INSERT INTO {} (run, label) VALUES ({}, {})",
