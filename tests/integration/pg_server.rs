@@ -82,7 +82,7 @@ impl Ctl {
         };
         // The postgres user may not be allowed into the test's folder.
         command
-            .current_dir(self.data.parent().unwrap_or(Path::new("/")))
+            .current_dir(self.data.parent().unwrap_or_else(|| Path::new("/")))
             .stdin(Stdio::null());
         command
     }

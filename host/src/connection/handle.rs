@@ -326,8 +326,10 @@ impl Connection {
     /// [`Error::RowNotFound`] when there is none; otherwise as
     /// [`Connection::fetch_all`].
     pub async fn fetch_one(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Row> {
-        self.fetch_optional(sql, params).await?.ok_or(Error::RowNotFound {
-            connection: self.entry.name.to_string(),
-        })
+        self.fetch_optional(sql, params)
+            .await?
+            .ok_or_else(|| Error::RowNotFound {
+                connection: self.entry.name.to_string(),
+            })
     }
 }

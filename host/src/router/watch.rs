@@ -73,7 +73,7 @@ impl RouterWatcher {
         let folder = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+            .unwrap_or_else(|| Path::new("."));
         debouncer
             .watcher()
             .watch(folder, RecursiveMode::NonRecursive)
