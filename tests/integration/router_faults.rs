@@ -849,6 +849,42 @@ fn a_fault_discards_the_instance_and_its_state() {
     assert_eq!(router.idle_instances(), 1);
 }
 
+#[test]
+fn a_thread_keeps_its_instance_and_gives_it_back_when_it_exits() {
+    let runtime = runtime(limits());
+    let router = load("counter", &runtime).unwrap();
+    let call = |n: &str| Ok(Decision::Use(ConnectionName::new(n).unwrap()));
+    let in_thread = router.clone();
+    // `join` (unlike a scoped thread's end) waits for the thread's locals
+    // to be destroyed.
+    std::thread::spawn(move || {
+        // The same instance, kept by this thread, answers both calls;
+        // kept, it still counts as idle.
+        assert_eq!(read_directly(&in_thread, PLAIN), call("call-1"));
+        assert_eq!(read_directly(&in_thread, PLAIN), call("call-2"));
+        assert_eq!(in_thread.idle_instances(), 1);
+    })
+    .join()
+    .expect("the routing thread");
+    // The thread exited: its instance went back to the pool, state and all.
+    assert_eq!(router.idle_instances(), 1);
+    assert_eq!(read_directly(&router, PLAIN), call("call-3"));
+}
+
+#[test]
+fn new_connections_mean_new_instances_even_for_a_thread_that_keeps_one() {
+    let runtime = runtime(limits());
+    let router = load("counter", &runtime).unwrap();
+    let call = |n: &str| Ok(Decision::Use(ConnectionName::new(n).unwrap()));
+    assert_eq!(read_directly(&router, PLAIN), call("call-1"));
+    assert_eq!(read_directly(&router, PLAIN), call("call-2"));
+    let names = ["default", "replica", "reports"].map(|n| ConnectionName::new(n).unwrap());
+    router.connections_changed(&names);
+    // A fresh instance, initialised with the new names: the count restarts.
+    assert_eq!(read_directly(&router, PLAIN), call("call-1"));
+    assert_eq!(router.idle_instances(), 1);
+}
+
 #[tokio::test]
 async fn idle_instances_never_exceed_the_configured_number() {
     let setup = routed_by("fault_trap", ReadFailure::Fail, limits()).await;

@@ -3,21 +3,26 @@
 //! discarded after any fault.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use wasmtime::{Caller, InstancePre, Linker, Memory, Module, ResourceLimiter, Store, Trap, TypedFunc};
 
-use super::abi;
 use super::runtime::RouterRuntime;
+use super::{abi, kept};
 use crate::error::{Fault, LoadError};
 use crate::router::{Decision, OpKind, RouterIdentity};
 use crate::thread_slot;
 
-/// What a store carries: the memory ceiling and whether it was hit, and the
-/// router's name for its log lines.
+/// What a store carries: the limits a call runs under, whether the memory
+/// ceiling was hit, and the router's name for its log lines.
 pub(crate) struct HostState {
     memory_ceiling: usize,
     ceiling_hit: bool,
+    /// The time budget, in clock ticks, and as a duration for its fault.
+    budget_ticks: u64,
+    time_budget: Duration,
     router: Arc<str>,
 }
 
@@ -72,7 +77,7 @@ pub(crate) fn linker(runtime: &RouterRuntime) -> Linker<HostState> {
 }
 
 /// Turns a wasmtime error from a router call into a fault.
-pub(crate) fn classify(error: &wasmtime::Error, state: &HostState, runtime: &RouterRuntime) -> Fault {
+pub(crate) fn classify(error: &wasmtime::Error, state: &HostState) -> Fault {
     if state.ceiling_hit {
         return Fault::MemoryLimit {
             limit: state.memory_ceiling,
@@ -80,7 +85,7 @@ pub(crate) fn classify(error: &wasmtime::Error, state: &HostState, runtime: &Rou
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Fault::Timeout {
-            budget: runtime.limits().get_time_budget(),
+            budget: state.time_budget,
         },
         Some(Trap::StackOverflow) => Fault::StackOverflow,
         Some(trap) => Fault::Trap(trap.to_string()),
@@ -89,16 +94,19 @@ pub(crate) fn classify(error: &wasmtime::Error, state: &HostState, runtime: &Rou
 }
 
 pub(crate) fn new_store(runtime: &RouterRuntime, router: Arc<str>) -> Store<HostState> {
+    let limits = runtime.limits();
     let mut store = Store::new(
         runtime.engine(),
         HostState {
-            memory_ceiling: runtime.limits().get_memory_ceiling(),
+            memory_ceiling: limits.get_memory_ceiling(),
             ceiling_hit: false,
+            budget_ticks: limits.budget_ticks(),
+            time_budget: limits.get_time_budget(),
             router,
         },
     );
     store.limiter(|state| state);
-    store.set_epoch_deadline(runtime.limits().budget_ticks());
+    store.set_epoch_deadline(limits.budget_ticks());
     store
 }
 
@@ -123,19 +131,16 @@ struct Calls {
 /// from an earlier call (a router may cope with a refused `memory.grow`; a
 /// later trap is then not a memory-limit fault).
 #[inline]
-fn start_call(store: &mut Store<HostState>, runtime: &RouterRuntime) {
-    store.set_epoch_deadline(runtime.limits().budget_ticks());
-    store.data_mut().ceiling_hit = false;
+fn start_call(store: &mut Store<HostState>) {
+    let state = store.data_mut();
+    state.ceiling_hit = false;
+    let ticks = state.budget_ticks;
+    store.set_epoch_deadline(ticks);
 }
 
 /// Writes `pieces` as the next call's input; returns its pointer and length.
 #[inline]
-fn write_input(
-    store: &mut Store<HostState>,
-    calls: &Calls,
-    pieces: &[&[u8]],
-    runtime: &RouterRuntime,
-) -> Result<(i32, i32), Fault> {
+fn write_input(store: &mut Store<HostState>, calls: &Calls, pieces: &[&[u8]]) -> Result<(i32, i32), Fault> {
     let len: usize = pieces.iter().map(|p| p.len()).sum();
     let Ok(len32) = i32::try_from(len) else {
         return Err(Fault::InputAllocation { len });
@@ -143,7 +148,7 @@ fn write_input(
     let ptr = calls
         .input
         .call(&mut *store, len32)
-        .map_err(|e| classify(&e, store.data(), runtime))?;
+        .map_err(|e| classify(&e, store.data()))?;
     if ptr == 0 {
         return Err(Fault::InputAllocation { len });
     }
@@ -168,12 +173,7 @@ impl RouterInstance {
     /// Calls `db_for_read` / `db_for_write`; no opinion when the module
     /// lacks the export.
     #[inline]
-    pub(crate) fn decide(
-        &mut self,
-        kind: OpKind,
-        pieces: &[&[u8]],
-        runtime: &RouterRuntime,
-    ) -> Result<Decision, Fault> {
+    pub(crate) fn decide(&mut self, kind: OpKind, pieces: &[&[u8]]) -> Result<Decision, Fault> {
         let RouterInstance { store, calls } = self;
         let func = match kind {
             OpKind::Read => calls.read.as_ref(),
@@ -182,21 +182,16 @@ impl RouterInstance {
         let Some(func) = func else {
             return Ok(Decision::NoOpinion);
         };
-        start_call(store, runtime);
-        let (ptr, len) = write_input(store, calls, pieces, runtime)?;
+        start_call(store);
+        let (ptr, len) = write_input(store, calls, pieces)?;
         let r = func
             .call(&mut *store, (ptr, len))
-            .map_err(|e| classify(&e, store.data(), runtime))?;
+            .map_err(|e| classify(&e, store.data()))?;
         abi::decode_decision(r, calls.memory.data(&*store))
     }
 
     /// Calls `allow_relation` (`relation == true`) or `allow_migrate`.
-    pub(crate) fn allow(
-        &mut self,
-        relation: bool,
-        input: &str,
-        runtime: &RouterRuntime,
-    ) -> Result<Option<bool>, Fault> {
+    pub(crate) fn allow(&mut self, relation: bool, input: &str) -> Result<Option<bool>, Fault> {
         let RouterInstance { store, calls } = self;
         let (func, export) = if relation {
             (calls.relation.as_ref(), abi::ALLOW_RELATION)
@@ -206,11 +201,11 @@ impl RouterInstance {
         let Some(func) = func else {
             return Ok(None);
         };
-        start_call(store, runtime);
-        let (ptr, len) = write_input(store, calls, &[input.as_bytes()], runtime)?;
+        start_call(store);
+        let (ptr, len) = write_input(store, calls, &[input.as_bytes()])?;
         let value = func
             .call(&mut *store, (ptr, len))
-            .map_err(|e| classify(&e, store.data(), runtime))?;
+            .map_err(|e| classify(&e, store.data()))?;
         abi::decode_allow(export, value)
     }
 }
@@ -247,7 +242,7 @@ impl InstanceFactory {
         let runtime = &self.runtime;
         let mut store = new_store(runtime, Arc::from(self.identity.name()));
         let instance = self.pre.instantiate(&mut store).map_err(|e| {
-            let fault = classify(&e, store.data(), runtime);
+            let fault = classify(&e, store.data());
             match fault {
                 Fault::MemoryLimit { .. } | Fault::Timeout { .. } => LoadError::Instantiate(fault.to_string()),
                 _ => LoadError::Instantiate(e.to_string()),
@@ -277,12 +272,12 @@ impl InstanceFactory {
             migrate,
         };
         if let Some(init) = init {
-            start_call(&mut store, runtime);
-            let (ptr, len) = write_input(&mut store, &calls, &[self.init_input.as_bytes()], runtime)
-                .map_err(LoadError::InitFault)?;
+            start_call(&mut store);
+            let (ptr, len) =
+                write_input(&mut store, &calls, &[self.init_input.as_bytes()]).map_err(LoadError::InitFault)?;
             let r = init
                 .call(&mut store, (ptr, len))
-                .map_err(|e| LoadError::InitFault(classify(&e, store.data(), runtime)))?;
+                .map_err(|e| LoadError::InitFault(classify(&e, store.data())))?;
             abi::decode_init(r, calls.memory.data(&store))
                 .map_err(LoadError::InitFault)?
                 .map_err(LoadError::InitRefused)?;
@@ -291,27 +286,66 @@ impl InstanceFactory {
     }
 }
 
-/// A bounded pool of idle instances, split into one shard per thread slot
-/// (see [`thread_slot`]): a thread takes and returns instances in its own
-/// shard, so two threads routing at once share no cache line. Taking and
-/// returning are lock-free; a thread whose shard is empty takes an idle
-/// instance from another shard, and only when none is idle is a new one
-/// made. A returned instance that does not fit is dropped.
+/// A bounded pool of idle instances.
+///
+/// Idle instances are in two places: in the pool's shards, one per thread
+/// slot (see [`thread_slot`]), taken and returned lock-free; and kept by the
+/// threads that route (see [`kept`](super::kept)): a thread keeps the
+/// instance it last used, so its next decision touches no shared memory.
+/// A thread takes from its own shard, else from any other, and only when
+/// none is idle is a new instance made.
+///
+/// Counting: `idle` is the number of instances in the shards plus those
+/// kept by threads (a kept instance counts as idle even during its
+/// thread's call), and never exceeds the runtime's idle limit; at most half
+/// of the limit may be kept by threads, so the shards always have room for
+/// the rest. An instance that does not fit is dropped.
 pub(crate) struct InstancePool {
     pub(crate) factory: InstanceFactory,
+    /// Unique among all pools of the process: what a kept instance is
+    /// matched with.
+    id: u64,
     shards: Box<[ArrayQueue<Box<RouterInstance>>]>,
+    limit: usize,
+    idle: AtomicUsize,
+    /// How many of `idle` threads keep; at most `keep_limit`.
+    kept: AtomicUsize,
+    keep_limit: usize,
+}
+
+/// The source of pool ids.
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Adds one to `counter` unless it is at `limit`.
+fn reserve(counter: &AtomicUsize, limit: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+        .is_ok()
 }
 
 impl InstancePool {
     pub(crate) fn new(factory: InstanceFactory) -> Self {
         // The idle limit is split exactly: as many shards as slots (fewer
         // when the limit is smaller), their capacities adding up to it.
-        let idle = factory.runtime.limits().get_idle_instances().max(1);
-        let count = idle.min(thread_slot::SLOTS);
+        let limit = factory.runtime.limits().get_idle_instances().max(1);
+        let count = limit.min(thread_slot::SLOTS);
         let shards = (0..count)
-            .map(|i| ArrayQueue::new(idle / count + usize::from(i < idle % count)))
+            .map(|i| ArrayQueue::new(limit / count + usize::from(i < limit % count)))
             .collect();
-        InstancePool { factory, shards }
+        InstancePool {
+            factory,
+            id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+            shards,
+            limit,
+            idle: AtomicUsize::new(0),
+            kept: AtomicUsize::new(0),
+            keep_limit: limit / 2,
+        }
+    }
+
+    /// The id kept instances of this pool carry.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// This thread's shard.
@@ -328,49 +362,90 @@ impl InstancePool {
         &self.shards[shard]
     }
 
-    /// An idle instance: from this thread's shard, else from any other.
-    #[inline]
-    fn take_idle(&self, home: &ArrayQueue<Box<RouterInstance>>) -> Option<Box<RouterInstance>> {
-        home.pop().or_else(|| self.shards.iter().find_map(ArrayQueue::pop))
+    /// An idle instance from the shards (this thread's first), else a new
+    /// one.
+    fn take(&self) -> Result<Box<RouterInstance>, Fault> {
+        let home = self.home();
+        if let Some(instance) = home.pop().or_else(|| self.shards.iter().find_map(ArrayQueue::pop)) {
+            self.idle.fetch_sub(1, Ordering::AcqRel);
+            return Ok(instance);
+        }
+        self.factory
+            .instantiate()
+            .map(Box::new)
+            .map_err(|e| Fault::Trap(format!("a new instance could not start: {e}")))
     }
 
-    /// Puts a ready instance in the pool.
-    pub(crate) fn offer(&self, instance: RouterInstance) {
-        // This thread's shard, else any shard with room.
-        let mut instance = Box::new(instance);
+    /// Puts an idle instance in the shards, if the idle limit allows.
+    pub(crate) fn offer(&self, instance: Box<RouterInstance>) {
+        if reserve(&self.idle, self.limit) {
+            self.push(instance);
+        }
+    }
+
+    /// Puts an instance already counted as idle in the shards: this
+    /// thread's, else any with room (the count guarantees one has room).
+    fn push(&self, mut instance: Box<RouterInstance>) {
         for shard in std::iter::once(self.home()).chain(self.shards.iter()) {
             match shard.push(instance) {
                 Ok(()) => return,
                 Err(back) => instance = back,
             }
         }
+        // Unreachable while the count is right; dropping is the safe answer.
+        self.idle.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Runs `call` on an instance; the instance goes back to the pool only
-    /// when the call did not fault.
-    #[inline]
+    /// After a call that did not fault: this thread keeps the instance if
+    /// the limits allow, else it goes back to the shards.
+    fn give_back(self: &Arc<Self>, instance: Box<RouterInstance>) {
+        if !reserve(&self.idle, self.limit) {
+            return;
+        }
+        if reserve(&self.kept, self.keep_limit) {
+            if let Err(refused) = kept::keep(Arc::downgrade(self), self.id, instance) {
+                self.kept.fetch_sub(1, Ordering::AcqRel);
+                self.push(refused);
+            }
+        } else {
+            self.push(instance);
+        }
+    }
+
+    /// A kept instance leaves its thread for good: back to the shards
+    /// (`idle`) or dropped.
+    pub(crate) fn forget_kept(&self, instance: Option<Box<RouterInstance>>) {
+        self.kept.fetch_sub(1, Ordering::AcqRel);
+        match instance {
+            Some(instance) => self.push(instance),
+            None => {
+                self.idle.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Runs `call` on an instance from the pool; afterwards the instance is
+    /// idle again (kept by this thread, or in the shards), unless the call
+    /// faulted: then it is dropped.
     pub(crate) fn with_instance<T>(
-        &self,
+        self: &Arc<Self>,
         call: impl FnOnce(&mut RouterInstance) -> Result<T, Fault>,
     ) -> Result<T, Fault> {
-        let home = self.home();
-        let mut instance = match self.take_idle(home) {
-            Some(instance) => instance,
-            None => self
-                .factory
-                .instantiate()
-                .map(Box::new)
-                .map_err(|e| Fault::Trap(format!("a new instance could not start: {e}")))?,
-        };
+        let mut instance = self.take()?;
         let result = call(&mut instance);
         if result.is_ok() {
-            let _ = home.push(instance);
+            self.give_back(instance);
         }
         result
     }
 
-    /// Idle instances now.
+    /// Idle instances now: in the shards and kept by threads.
     pub(crate) fn idle(&self) -> usize {
-        self.shards.iter().map(ArrayQueue::len).sum()
+        self.idle.load(Ordering::Acquire)
+    }
+
+    /// The idle limit.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
 }

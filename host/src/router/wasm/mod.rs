@@ -5,11 +5,13 @@ pub(crate) mod abi;
 mod cache;
 mod compiled_cache;
 pub(crate) mod instance;
+mod kept;
 pub(crate) mod runtime;
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -265,12 +267,13 @@ impl WasmRouterBuilder {
             InstanceFactory::new(runtime, &module, identity.clone(), init_input).map_err(|e| self.refuse(e))?;
         let first = factory.instantiate().map_err(|e| self.refuse(e))?;
         let pool = InstancePool::new(factory);
-        pool.offer(first);
+        pool.offer(Box::new(first));
         let router = WasmRouter {
             inner: Arc::new(Inner {
                 identity,
                 module,
                 config: self.config.clone(),
+                pool_id: AtomicU64::new(pool.id()),
                 pool: ArcSwap::from_pointee(pool),
                 exports,
                 cache: (deterministic && self.answer_cache).then(DecisionCache::new),
@@ -336,7 +339,7 @@ fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::R
             // A start function that calls a forbidden import traps here:
             // report the import, it is the actionable problem.
             abi::check_imports(module)?;
-            return Err(LoadError::Instantiate(classify(&e, store.data(), runtime).to_string()));
+            return Err(LoadError::Instantiate(classify(&e, store.data()).to_string()));
         }
     };
     let call_i32 = |store: &mut wasmtime::Store<_>, export: &str| -> std::result::Result<Option<i32>, LoadError> {
@@ -345,7 +348,7 @@ fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::R
         };
         func.call(&mut *store, ())
             .map(Some)
-            .map_err(|e| LoadError::Instantiate(format!("`{export}` failed: {}", classify(&e, store.data(), runtime))))
+            .map_err(|e| LoadError::Instantiate(format!("`{export}` failed: {}", classify(&e, store.data()))))
     };
     let version = call_i32(&mut store, abi::VERSION)?.ok_or(LoadError::NotARouter)?;
     abi::check_version(version)?;
@@ -380,6 +383,9 @@ struct Inner {
     identity: RouterIdentity,
     module: Module,
     config: serde_json::Value,
+    /// The id of `pool`'s current value: what a thread's kept instance must
+    /// match (reading it needs no `ArcSwap` load).
+    pool_id: AtomicU64,
     pool: ArcSwap<InstancePool>,
     /// Which optional exports the module has (the same in every pool).
     exports: abi::Exports,
@@ -440,13 +446,12 @@ impl WasmRouter {
     /// [`Error::RouterLoad`] when an instance cannot be made.
     pub fn prepare_instances(&self, n: usize) -> Result<usize> {
         let pool = self.inner.pool.load();
-        let limit = pool.factory.runtime.limits().get_idle_instances();
-        while pool.idle() < n.min(limit) {
+        while pool.idle() < n.min(pool.limit()) {
             let instance = pool.factory.instantiate().map_err(|reason| Error::RouterLoad {
                 router: self.inner.identity.to_string(),
                 reason,
             })?;
-            pool.offer(instance);
+            pool.offer(Box::new(instance));
         }
         Ok(pool.idle())
     }
@@ -477,9 +482,27 @@ impl WasmRouter {
     /// One decision from an instance of the router.
     #[inline]
     fn call(&self, kind: OpKind, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
-        let pool = self.inner.pool.load();
         let pieces = abi::decision_input(kind, op.model, op.hints);
-        pool.with_instance(|instance| instance.decide(kind, &pieces, &pool.factory.runtime))
+        self.with_instance(|instance| instance.decide(kind, &pieces))
+    }
+
+    /// Runs `call` on the instance this thread keeps when it has one, else
+    /// on one from the pool. An instance that faulted is dropped.
+    #[inline]
+    fn with_instance<T>(
+        &self,
+        call: impl FnOnce(&mut instance::RouterInstance) -> std::result::Result<T, Fault>,
+    ) -> std::result::Result<T, Fault> {
+        if let Some(mut kept) = kept::take(self.inner.pool_id.load(Ordering::Acquire)) {
+            let result = call(kept.instance());
+            if result.is_ok() {
+                kept::put_back(kept);
+            } else {
+                kept.discard();
+            }
+            return result;
+        }
+        self.inner.pool.load().with_instance(call)
     }
 
     fn self_test(&self, case: &Expectation) -> std::result::Result<(), String> {
@@ -523,7 +546,6 @@ impl Router for WasmRouter {
     }
 
     fn allow_relation(&self, relation: &Relation<'_>) -> std::result::Result<Option<bool>, Fault> {
-        let pool = self.inner.pool.load();
         if !self.inner.exports.allow_relation {
             return Ok(None);
         }
@@ -532,16 +554,15 @@ impl Router for WasmRouter {
             (relation.b.model, relation.b.db),
             relation.hints,
         );
-        pool.with_instance(|instance| instance.allow(true, &input, &pool.factory.runtime))
+        self.with_instance(|instance| instance.allow(true, &input))
     }
 
     fn allow_migrate(&self, migration: &Migration<'_>) -> std::result::Result<Option<bool>, Fault> {
-        let pool = self.inner.pool.load();
         if !self.inner.exports.allow_migrate {
             return Ok(None);
         }
         let input = abi::migrate_input(migration.db, migration.model, migration.hints);
-        pool.with_instance(|instance| instance.allow(false, &input, &pool.factory.runtime))
+        self.with_instance(|instance| instance.allow(false, &input))
     }
 
     fn connections_changed(&self, names: &[ConnectionName]) {
@@ -558,7 +579,10 @@ impl Router for WasmRouter {
             init_input,
         ) {
             Ok(factory) => {
-                self.inner.pool.store(Arc::new(InstancePool::new(factory)));
+                let pool = InstancePool::new(factory);
+                let id = pool.id();
+                self.inner.pool.store(Arc::new(pool));
+                self.inner.pool_id.store(id, Ordering::Release);
                 // Answers may depend on the connections init was told about.
                 if let Some(cache) = &self.inner.cache {
                     cache.clear();
