@@ -6,8 +6,10 @@ use alloc::borrow::Cow;
 /// refusal.
 ///
 /// A `Decision` may borrow its text from the router (its configuration),
-/// from the operation (its model, its hints) or from a literal, or own it;
-/// the SDK copies it where the host can read it.
+/// from the operation (its model, its hints) or from a literal, or own it.
+/// The host reads borrowed text where it is, with no copy (it stays valid
+/// until the next call into the instance, as the ABI requires); the SDK
+/// keeps owned text until then.
 ///
 /// ```
 /// use dbroute_sdk::Decision;

@@ -26,16 +26,26 @@ pub(crate) enum Reply {
     Refuse,
 }
 
-/// Routes one read or write: parses `input`, asks `router`, and leaves the
-/// connection name or refusal message in `out`. Malformed input is refused.
+/// Routes one read or write: parses `input`, asks `router`, and hands the
+/// reply and its text (the connection name or the refusal message; empty
+/// for no opinion) to `answer`. Malformed input is refused.
+///
+/// The text is borrowed when the decision borrows it (from a literal, the
+/// router or the input): both stay as they are until the next call into the
+/// instance, as long as the ABI needs the text.
 #[inline(always)]
-pub(crate) fn decide<R: Router>(router: &mut R, kind: OpKind, input: &[u8], out: &mut String) -> Reply {
-    out.clear();
+pub(crate) fn decide<R: Router, T>(
+    router: &mut R,
+    kind: OpKind,
+    input: &[u8],
+    answer: impl FnOnce(Reply, Cow<'_, str>) -> T,
+) -> T {
     let op = match json::text(input).and_then(|text| Operation::parse(kind, text)) {
         Ok(op) => op,
         Err(e) => {
-            e.write_to(out);
-            return Reply::Refuse;
+            let mut message = String::new();
+            e.write_to(&mut message);
+            return answer(Reply::Refuse, Cow::Owned(message));
         }
     };
     let decision = match kind {
@@ -43,25 +53,22 @@ pub(crate) fn decide<R: Router>(router: &mut R, kind: OpKind, input: &[u8], out:
         OpKind::Write => router.db_for_write(&op),
     };
     match decision.0 {
-        Choice::NoOpinion => Reply::NoOpinion,
-        Choice::Use(name) => {
-            push_cow(out, name);
-            Reply::Use
-        }
-        Choice::Refuse(message) => {
-            push_cow(out, message);
-            Reply::Refuse
-        }
+        Choice::NoOpinion => answer(Reply::NoOpinion, Cow::Borrowed("")),
+        Choice::Use(name) => answer(Reply::Use, name),
+        Choice::Refuse(message) => answer(Reply::Refuse, message),
     }
 }
 
-/// `out.push_str(&cow)`, without the call that `Deref` costs at opt-level
-/// "s".
+/// Where the host reads `text`: where it is when borrowed, else in `buffer`,
+/// which takes it.
 #[inline(always)]
-fn push_cow(out: &mut String, cow: Cow<'_, str>) {
-    match cow {
-        Cow::Borrowed(s) => out.push_str(s),
-        Cow::Owned(s) => out.push_str(&s),
+fn place(buffer: &mut String, text: Cow<'_, str>) -> (usize, usize) {
+    match text {
+        Cow::Borrowed(text) => (text.as_ptr() as usize, text.len()),
+        Cow::Owned(text) => {
+            *buffer = text;
+            (buffer.as_ptr() as usize, buffer.len())
+        }
     }
 }
 
@@ -134,7 +141,12 @@ pub(crate) fn fault(reason: &'static str) -> ! {
 pub struct Instance<R> {
     router: Option<R>,
     input: Vec<u8>,
+    /// An answer's text that the SDK owns (a refusal's message built at
+    /// run time, an owned connection name).
     answer: String,
+    /// Where the last answer's text is (in `answer`, or what the decision
+    /// borrowed): address and length.
+    answer_at: (usize, usize),
 }
 
 impl<R> core::fmt::Debug for Instance<R> {
@@ -153,6 +165,7 @@ impl<R> Instance<R> {
             router: None,
             input: Vec::new(),
             answer: String::new(),
+            answer_at: (0, 0),
         }
     }
 
@@ -200,13 +213,16 @@ impl<R: Router> Instance<R> {
         let input = checked_input(&self.input, ptr, len);
         let mut router = R::default();
         let reply = init(&mut router, input, &mut self.answer);
+        self.answer_at = (self.answer.as_ptr() as usize, self.answer.len());
         self.router = (reply == Reply::NoOpinion).then_some(router);
         reply
     }
 
     #[inline(always)]
     fn parts(&mut self, ptr: usize, len: usize) -> (&mut R, &[u8], &mut String) {
-        let Instance { router, input, answer } = self;
+        let Instance {
+            router, input, answer, ..
+        } = self;
         let Some(router) = router.as_mut() else {
             fault("router called before dbroute_init succeeded");
         };
@@ -216,8 +232,10 @@ impl<R: Router> Instance<R> {
     /// `db_for_read` and `db_for_write`.
     #[inline(always)]
     pub(crate) fn decide(&mut self, kind: OpKind, ptr: usize, len: usize) -> Reply {
-        let (router, input, answer) = self.parts(ptr, len);
-        decide(router, kind, input, answer)
+        let (router, input, buffer) = self.parts(ptr, len);
+        let (reply, at) = decide(router, kind, input, |reply, text| (reply, place(buffer, text)));
+        self.answer_at = at;
+        reply
     }
 
     /// `allow_relation`; malformed input is a fault.
@@ -238,13 +256,13 @@ impl<R: Router> Instance<R> {
         }
     }
 
-    /// The ABI's result for `reply`, pointing into the answer buffer.
+    /// The ABI's result for `reply`, pointing at the answer's text.
     #[inline(always)]
     pub(crate) fn result(&self, reply: Reply) -> i64 {
-        let answer = self.answer();
+        let (ptr, len) = self.answer_at;
         match reply {
             Reply::NoOpinion => 0,
-            Reply::Use | Reply::Refuse => encode_text(answer.as_ptr() as usize, answer.len(), reply == Reply::Refuse)
+            Reply::Use | Reply::Refuse => encode_text(ptr, len, reply == Reply::Refuse)
                 .unwrap_or_else(|| fault("answer is out of the ABI's address range")),
         }
     }

@@ -76,8 +76,10 @@
 //!   address; anything else breaks the ABI and traps.
 //! - `dbroute_init` makes the router with `Default` and calls
 //!   [`Router::init`]; a call before a successful init traps.
-//! - Answers (connection names, refusal messages) are copied into a buffer
-//!   of the instance and stay valid until the next call.
+//! - Answers (connection names, refusal messages) are passed to the host
+//!   where they are: a literal, the router's own data, or the input. Text
+//!   the router built (a `String`) is kept by the instance. Either way, it
+//!   stays valid until the next call.
 //! - Malformed input is refused by `db_for_read`, `db_for_write` and
 //!   `dbroute_init` (with a message saying what and where), and traps in
 //!   `allow_relation` and `allow_migrate`, which cannot carry a message.

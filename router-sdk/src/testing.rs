@@ -106,8 +106,8 @@ pub fn write<R: Router>(router: &mut R, input: &str) -> Answer {
 }
 
 fn decide<R: Router>(router: &mut R, kind: OpKind, input: &str) -> Answer {
-    let mut out = String::new();
-    match export::decide(router, kind, input.as_bytes(), &mut out) {
+    let (reply, out) = export::decide(router, kind, input.as_bytes(), |reply, text| (reply, text.into_owned()));
+    match reply {
         Reply::NoOpinion => Answer::NoOpinion,
         Reply::Refuse => Answer::Refuse(out),
         Reply::Use if is_connection_name(&out) => Answer::Use(out),

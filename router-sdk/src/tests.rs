@@ -396,9 +396,10 @@ fn invalid_utf8_is_an_error() {
     let bytes = b"{\"model\":{\"name\":\"\xff\"}}";
     let e = json::text(bytes).unwrap_err();
     assert_eq!((e.offset, e.what), (18, "input is not valid UTF-8"));
-    let mut out = String::new();
     let mut router = Fixed;
-    let reply = crate::export::decide(&mut router, OpKind::Read, bytes, &mut out);
+    let (reply, out) = crate::export::decide(&mut router, OpKind::Read, bytes, |reply, text| {
+        (reply, text.into_owned())
+    });
     assert_eq!(reply, Reply::Refuse);
     assert_eq!(out, "malformed input: input is not valid UTF-8 (at byte 18)");
 }

@@ -127,6 +127,35 @@ async fn analytics_keeps_events_in_their_own_database() {
 }
 
 #[tokio::test]
+async fn app_sends_each_apps_models_to_the_connection_named_after_it() {
+    // The answer is borrowed from the input (the model's `app`): the host
+    // reads it where it is.
+    let (main, billing) = (TestDb::sqlite(), TestDb::postgres().await);
+    let engine = engine_with(
+        &[("default", &main), ("billing", &billing)],
+        "app",
+        dbroute_example_routers::APP,
+        json!(null),
+    )
+    .await;
+    let invoice = ModelInfo::new("Invoice").app("billing");
+    let user = ModelInfo::new("User").app("auth");
+    assert_eq!(
+        routed_write(&engine, &invoice, &Hints::new(), "paid").await.unwrap(),
+        "billing"
+    );
+    assert_eq!(
+        routed_write(&engine, &user, &Hints::new(), "ada").await.unwrap(),
+        "default"
+    );
+    assert_eq!(engine.db_for_read(&invoice, &Hints::new()).unwrap(), "billing");
+    assert_eq!(engine.db_for_read(&user, &Hints::new()).unwrap(), "default");
+    let notes = notes(&engine).await;
+    assert_eq!(notes["billing"], ["paid"]);
+    assert_eq!(notes["default"], ["ada"]);
+}
+
+#[tokio::test]
 async fn cache_puts_snapshots_in_sqlite_beside_postgres() {
     let (main, cache) = (TestDb::postgres().await, TestDb::sqlite());
     let engine = engine_with(
