@@ -201,7 +201,11 @@ fn query(c: &mut Criterion) {
             }
         });
         let select = format!("SELECT id, name FROM {table} WHERE id = $1");
-        engine.set_router(reference(&engine, false));
+        // The reference router declares itself deterministic: as loaded by
+        // default, its answers are cached. The uncached case is the most a
+        // decision costs.
+        let cached = reference(&engine, true);
+        let uncached = reference(&engine, false);
 
         let pool = engine.connection(Some("replica")).unwrap().pool().clone();
         group.bench_function(format!("raw-sqlx/{backend}"), |b| {
@@ -209,19 +213,29 @@ fn query(c: &mut Criterion) {
         });
         let handle = engine.connection(Some("replica")).unwrap();
         group.bench_function(format!("handle/{backend}"), |b| {
-            b.to_async(&rt).iter(|| async {
-                let row = handle
-                    .fetch_one(dbroute::sqlx::AssertSqlSafe(select.as_str()), &params![1])
-                    .await
-                    .unwrap();
-                black_box(row.get::<String, _>(1))
-            })
+            b.to_async(&rt).iter(|| handle_select(&handle, &select))
         });
+        engine.set_router(cached.clone());
         group.bench_function(format!("routed/{backend}"), |b| {
             b.to_async(&rt).iter(|| routed_select(&engine, &select))
         });
+        engine.set_router(uncached.clone());
+        group.bench_function(format!("routed-uncached/{backend}"), |b| {
+            b.to_async(&rt).iter(|| routed_select(&engine, &select))
+        });
         if report_selected(&format!("query/paired/{backend}/report")) {
-            rt.block_on(paired_report(backend, &engine, &pool, &select));
+            let ways = Ways {
+                engine: &engine,
+                pool: &pool,
+                handle: &handle,
+                select: &select,
+                cached: &cached,
+                uncached: &uncached,
+            };
+            rt.block_on(paired_report(backend, &ways));
+        }
+        if report_selected(&format!("query/decision-after-query/{backend}/report")) {
+            rt.block_on(decision_after_query_report(backend, &engine, &pool, &select));
         }
         rt.block_on(async {
             let drop = dbroute::sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}"));
@@ -267,50 +281,116 @@ async fn handle_select(handle: &dbroute::Connection, select: &str) -> String {
     black_box(row.get::<String, _>(1))
 }
 
-/// Routed (and on a handle) against raw, measured in rounds: 101 rounds of
-/// 100 selects each way, in rotating order, and the median of the rounds'
-/// ratios. Queries on loopback drift by more than the difference being
-/// measured; comparing within a round cancels the drift.
-async fn paired_report(backend: &str, engine: &Engine, pool: &dbroute::DbPool, select: &str) {
-    const ROUNDS: usize = 101;
-    const QUERIES: usize = 100;
-    let handle = engine.connection(Some("replica")).unwrap();
-    let mut routed_ratios = Vec::with_capacity(ROUNDS);
-    let mut handle_ratios = Vec::with_capacity(ROUNDS);
-    let mut totals = [Duration::ZERO; 3];
-    for round in 0..ROUNDS {
-        let mut times = [Duration::ZERO; 3];
-        for k in 0..3 {
-            let way = (round + k) % 3;
-            let started = Instant::now();
-            for _ in 0..QUERIES {
-                match way {
-                    0 => drop(raw_select(pool, select).await),
-                    1 => drop(handle_select(&handle, select).await),
-                    _ => drop(routed_select(engine, select).await),
-                }
+/// The ways the paired report runs the same select.
+struct Ways<'a> {
+    engine: &'a Engine,
+    pool: &'a dbroute::DbPool,
+    handle: &'a dbroute::Connection,
+    select: &'a str,
+    cached: &'a WasmRouter,
+    uncached: &'a WasmRouter,
+}
+
+impl Ways<'_> {
+    const NAMES: [&'static str; 4] = ["raw", "handle", "routed", "routed-uncached"];
+
+    /// Activates the router the `way`-th way routes with, if any.
+    fn prepare(&self, way: usize) {
+        let router = match way {
+            2 => self.cached,
+            3 => self.uncached,
+            _ => return,
+        };
+        self.engine.set_router(router.clone());
+    }
+
+    /// Runs the select `n` times the `way`-th way.
+    async fn run(&self, way: usize, n: usize) {
+        for _ in 0..n {
+            match way {
+                0 => drop(raw_select(self.pool, self.select).await),
+                1 => drop(handle_select(self.handle, self.select).await),
+                _ => drop(routed_select(self.engine, self.select).await),
             }
-            times[way] = started.elapsed();
-        }
-        handle_ratios.push(times[1].as_secs_f64() / times[0].as_secs_f64());
-        routed_ratios.push(times[2].as_secs_f64() / times[0].as_secs_f64());
-        for (total, time) in totals.iter_mut().zip(times) {
-            *total += time;
         }
     }
-    let median = |ratios: &mut Vec<f64>| {
-        ratios.sort_by(f64::total_cmp);
-        ratios[ROUNDS / 2]
-    };
-    let per_query = |total: Duration| total / (ROUNDS * QUERIES) as u32;
+}
+
+/// Each way against raw, measured in rounds: 101 rounds of 100 selects each
+/// way, in rotating order, and the median of the rounds' ratios. Queries on
+/// loopback drift by more than the difference being measured; comparing
+/// within a round cancels the drift.
+async fn paired_report(backend: &str, ways: &Ways<'_>) {
+    const ROUNDS: usize = 101;
+    const QUERIES: usize = 100;
+    const WAYS: usize = Ways::NAMES.len();
+    let mut ratios: Vec<Vec<f64>> = (0..WAYS).map(|_| Vec::with_capacity(ROUNDS)).collect();
+    let mut totals = [Duration::ZERO; WAYS];
+    for round in 0..ROUNDS {
+        let mut times = [Duration::ZERO; WAYS];
+        for k in 0..WAYS {
+            let way = (round + k) % WAYS;
+            ways.prepare(way);
+            let started = Instant::now();
+            ways.run(way, QUERIES).await;
+            times[way] = started.elapsed();
+        }
+        for way in 0..WAYS {
+            ratios[way].push(times[way].as_secs_f64() / times[0].as_secs_f64());
+            totals[way] += times[way];
+        }
+    }
+    let summary: Vec<String> = (1..WAYS)
+        .map(|way| {
+            ratios[way].sort_by(f64::total_cmp);
+            format!("{} {:.3}x", Ways::NAMES[way], ratios[way][ROUNDS / 2])
+        })
+        .collect();
+    let means: Vec<String> = (0..WAYS)
+        .map(|way| format!("{} {:?}", Ways::NAMES[way], totals[way] / (ROUNDS * QUERIES) as u32))
+        .collect();
     println!(
-        "query/paired/{backend} report: median of {ROUNDS} rounds, against raw sqlx: routed {:.3}x, \
-         handle {:.3}x; mean per query: raw {:?}, handle {:?}, routed {:?}",
-        median(&mut routed_ratios),
-        median(&mut handle_ratios),
-        per_query(totals[0]),
-        per_query(totals[1]),
-        per_query(totals[2]),
+        "query/paired/{backend} report: median of {ROUNDS} rounds, against raw sqlx: {}; mean per query: {}",
+        summary.join(", "),
+        means.join(", ")
+    );
+}
+
+/// What one decision costs right after a query, when the query has pushed
+/// the router's code and memory out of the core's caches (as in a
+/// service): each router in turn decides once after a select, 2,000 times.
+async fn decision_after_query_report(backend: &str, engine: &Engine, pool: &dbroute::DbPool, select: &str) {
+    const TIMES: usize = 2000;
+    let routers: Vec<_> = routers(engine)
+        .into_iter()
+        .filter(|(name, _)| matches!(name.as_str(), "native" | "wasm-rust" | "wasm-wat" | "cached"))
+        .collect();
+    let hints = Hints::new();
+    let op = Operation {
+        kind: dbroute::OpKind::Read,
+        model: &USER,
+        hints: &hints,
+    };
+    let mut times: Vec<Vec<Duration>> = routers.iter().map(|_| Vec::with_capacity(TIMES)).collect();
+    for _ in 0..TIMES {
+        for (k, (_, router)) in routers.iter().enumerate() {
+            drop(raw_select(pool, select).await);
+            let started = Instant::now();
+            black_box(router.db_for_read(black_box(&op)).unwrap());
+            times[k].push(started.elapsed());
+        }
+    }
+    let medians: Vec<String> = routers
+        .iter()
+        .zip(&mut times)
+        .map(|((name, _), times)| {
+            times.sort();
+            format!("{name} {:?}", times[TIMES / 2])
+        })
+        .collect();
+    println!(
+        "query/decision-after-query/{backend} report: median of {TIMES} decisions, each right after a select: {}",
+        medians.join(", ")
     );
 }
 
