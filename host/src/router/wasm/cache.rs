@@ -3,6 +3,7 @@
 //! router (so a swap starts empty).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 
@@ -99,14 +100,24 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 
 /// A direct-mapped cache: one slot per hash bucket, each an atomically
 /// swapped pointer. Reading takes no lock and writes no shared memory.
+///
+/// Storing into an `ArcSwapOption`, or dropping one, walks every thread's
+/// `arc_swap` debt list (so that no reader's guard outlives the value it
+/// borrows): for all 4096 slots and 17 threads that took 0.4 ms, paid by the
+/// swap that dropped a router. So a bitmap records which slots were given
+/// an answer, and clearing and dropping touch only those; a slot never
+/// given one (a null pointer, nothing to free) is forgotten, not dropped.
 pub(crate) struct DecisionCache {
     slots: Box<[ArcSwapOption<Cached>]>,
+    /// One bit per slot: set when the slot is given an answer.
+    filled: Box<[AtomicU64]>,
 }
 
 impl DecisionCache {
     pub(crate) fn new() -> Self {
         DecisionCache {
             slots: (0..SLOTS).map(|_| ArcSwapOption::empty()).collect(),
+            filled: (0..SLOTS.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -132,13 +143,31 @@ impl DecisionCache {
             model_len: key.model.len(),
             decision: decision.clone(),
         };
-        self.slots[key.hash as usize % SLOTS].store(Some(Arc::new(cached)));
+        let slot = key.hash as usize % SLOTS;
+        self.slots[slot].store(Some(Arc::new(cached)));
+        self.filled[slot / 64].fetch_or(1 << (slot % 64), Ordering::AcqRel);
     }
 
     /// Forgets every answer.
     pub(crate) fn clear(&self) {
-        for slot in self.slots.iter() {
-            slot.store(None);
+        for (word, filled) in self.filled.iter().enumerate() {
+            let mut bits = filled.swap(0, Ordering::AcqRel);
+            while bits != 0 {
+                self.slots[word * 64 + bits.trailing_zeros() as usize].store(None);
+                bits &= bits - 1;
+            }
+        }
+    }
+}
+
+impl Drop for DecisionCache {
+    fn drop(&mut self) {
+        let filled: Vec<u64> = self.filled.iter_mut().map(|bits| *bits.get_mut()).collect();
+        for (i, slot) in std::mem::take(&mut self.slots).into_vec().into_iter().enumerate() {
+            if filled[i / 64] & (1 << (i % 64)) == 0 {
+                // Never given an answer: a null pointer.
+                std::mem::forget(slot);
+            }
         }
     }
 }
@@ -147,6 +176,37 @@ impl DecisionCache {
 mod tests {
     use super::*;
     use crate::name::ConnectionName;
+
+    #[test]
+    fn clearing_and_dropping_free_every_answer() {
+        let cache = DecisionCache::new();
+        let answer = Decision::Use(ConnectionName::from_static("replica"));
+        let models: Vec<ModelInfo> = (0..100).map(|i| ModelInfo::named(format!("M{i}"))).collect();
+        let no_hints = Hints::new();
+        let keys: Vec<CacheKey<'_>> = models
+            .iter()
+            .map(|m| CacheKey::new(OpKind::Read, m, &no_hints))
+            .collect();
+        for key in &keys {
+            cache.put(key, &answer);
+        }
+        // A reader's guard keeps its answer alive across the clear and the
+        // drop, and the cache holds no other reference to anything.
+        let slot = &cache.slots[keys[7].hash as usize % SLOTS];
+        let guard = slot.load_full().expect("cached");
+        cache.clear();
+        assert!(keys.iter().all(|key| cache.get(key).is_none()));
+        cache.put(&keys[7], &answer);
+        let again = slot.load_full().expect("cached again");
+        drop(cache);
+        assert_eq!(
+            Arc::strong_count(&guard),
+            1,
+            "the cleared answer is freed but for the guard"
+        );
+        assert_eq!(Arc::strong_count(&again), 1, "the dropped cache released its answer");
+        assert_eq!(guard.decision, answer);
+    }
 
     #[test]
     fn answers_only_for_the_same_input() {
