@@ -151,6 +151,31 @@ impl ConnectionName {
         }
     }
 
+    /// The name's length and bytes as little-endian words (zero-padded),
+    /// for the answer cache's plain-word slots.
+    #[inline]
+    pub(crate) fn to_words(self) -> (u8, [u64; MAX_NAME_LEN / 8]) {
+        let mut words = [0u64; MAX_NAME_LEN / 8];
+        for (word, bytes) in words.iter_mut().zip(self.bytes.chunks_exact(8)) {
+            *word = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+        }
+        (self.len, words)
+    }
+
+    /// A name back from [`ConnectionName::to_words`], unchanged (the answer
+    /// cache checks that with its sequence lock): not checked again, but in
+    /// debug builds.
+    #[inline]
+    pub(crate) fn from_words(len: u8, words: [u64; MAX_NAME_LEN / 8]) -> Self {
+        let mut bytes = [0u8; MAX_NAME_LEN];
+        for (to, word) in bytes.chunks_exact_mut(8).zip(words) {
+            to.copy_from_slice(&word.to_le_bytes());
+        }
+        let name = ConnectionName { len, bytes };
+        debug_assert!(check_name(name.as_bytes()).is_ok());
+        name
+    }
+
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
         // Only ASCII bytes are ever stored, so this cannot fail.
