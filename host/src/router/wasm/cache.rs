@@ -85,6 +85,12 @@ fn each_word(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
         .chain(last)
 }
 
+/// Whether `key`'s words fit in a slot.
+#[inline]
+fn fits(key: &CacheKey<'_>) -> bool {
+    words(key.model) + words(key.hints) <= KEY_WORDS
+}
+
 /// What a slot holds, besides its key's bytes and the name: the operation,
 /// the lengths, and the answer.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -226,13 +232,18 @@ impl DecisionCache {
     /// The cached answer for this input, if any.
     #[inline]
     pub(crate) fn get(&self, key: &CacheKey<'_>) -> Option<Decision> {
+        // A key that cannot be stored is never an answer (and its lengths
+        // would not fit the slot's shape word).
+        if !fits(key) {
+            return None;
+        }
         self.slots[key.hash as usize % SLOTS].get(key, self.generation.load(Ordering::Acquire))
     }
 
     /// Remembers an answer. Refusals (whose messages may be long) and
     /// inputs longer than the slot's key are not kept.
     pub(crate) fn put(&self, key: &CacheKey<'_>, decision: &Decision) {
-        if words(key.model) + words(key.hints) > KEY_WORDS {
+        if !fits(key) {
             return;
         }
         let (answer, name) = match decision {
@@ -401,6 +412,22 @@ mod tests {
         let key = CacheKey::new(OpKind::Read, &large, &NO);
         cache.put(&key, &answer);
         assert_eq!(cache.get(&key), None);
+    }
+
+    #[test]
+    fn an_input_too_long_to_keep_never_hits_a_shorter_one() {
+        // A model over 64 KiB would overflow the slot's length fields: it
+        // must not be taken for a short input that shares its start.
+        let cache = DecisionCache::new();
+        let answer = Decision::Use(ConnectionName::from_static("replica"));
+        let short = ModelInfo::named("x");
+        let long = ModelInfo::named("x".repeat(65_537));
+        let short_key = CacheKey::new(OpKind::Read, &short, &NO);
+        cache.put(&short_key, &answer);
+        let mut long_key = CacheKey::new(OpKind::Read, &long, &NO);
+        long_key.hash = short_key.hash;
+        assert_eq!(cache.get(&long_key), None);
+        assert_eq!(cache.get(&short_key), Some(answer));
     }
 
     static NO: std::sync::LazyLock<Hints> = std::sync::LazyLock::new(Hints::new);
