@@ -316,21 +316,31 @@ mod tests {
             .collect();
         let cache = DecisionCache::new();
         let hits = AtomicU64::new(0);
+        let writing = AtomicU64::new(2);
         std::thread::scope(|scope| {
             for writer in 0..2 {
-                let (models, answers, cache) = (&models, &answers, &cache);
+                let (models, answers, cache, writing) = (&models, &answers, &cache, &writing);
                 scope.spawn(move || {
                     for round in 0..20_000 {
                         let i = (round + writer) % models.len();
                         cache.put(&CacheKey::new(OpKind::Read, &models[i], &NO), &answers[i]);
                     }
+                    writing.fetch_sub(1, Ordering::Release);
                 });
             }
             for _ in 0..2 {
-                let (models, answers, cache, hits) = (&models, &answers, &cache, &hits);
+                let (models, answers, cache, hits, writing) = (&models, &answers, &cache, &hits, &writing);
                 scope.spawn(move || {
-                    for round in 0..40_000 {
-                        let i = round % models.len();
+                    // While the writers write, then one whole pass after: the
+                    // last answer stored stays, so that pass hits once.
+                    let mut after = 0;
+                    for i in (0..models.len()).cycle() {
+                        if writing.load(Ordering::Acquire) == 0 {
+                            if after == models.len() {
+                                break;
+                            }
+                            after += 1;
+                        }
                         if let Some(got) = cache.get(&CacheKey::new(OpKind::Read, &models[i], &NO)) {
                             assert_eq!(got, answers[i], "the answer of another input");
                             hits.fetch_add(1, Ordering::Relaxed);
