@@ -47,6 +47,30 @@ async fn routed_write(engine: &Engine, model: &ModelInfo, hints: &Hints, note: &
     Ok(conn.name().to_string())
 }
 
+/// For each `(model, connection, note)`: a write of `note` for `model` goes
+/// to `connection`, so does a read, and afterwards each connection holds
+/// exactly the notes written to it.
+async fn writes_and_reads_land(engine: &Engine, cases: &[(&ModelInfo, &str, &str)]) {
+    for (model, connection, note) in cases {
+        assert_eq!(
+            routed_write(engine, model, &Hints::new(), note).await.unwrap(),
+            *connection,
+            "write of {}",
+            model.name()
+        );
+        assert_eq!(
+            engine.db_for_read(model, &Hints::new()).unwrap(),
+            *connection,
+            "read of {}",
+            model.name()
+        );
+    }
+    let notes = notes(engine).await;
+    for (_, connection, note) in cases {
+        assert_eq!(notes[*connection], [*note], "notes on {connection}");
+    }
+}
+
 /// The notes stored on each connection.
 async fn notes(engine: &Engine) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
@@ -111,19 +135,7 @@ async fn analytics_keeps_events_in_their_own_database() {
     )
     .await;
     let (event, user) = (ModelInfo::named("Event"), ModelInfo::named("User"));
-    assert_eq!(
-        routed_write(&engine, &event, &Hints::new(), "clicked").await.unwrap(),
-        "analytics"
-    );
-    assert_eq!(
-        routed_write(&engine, &user, &Hints::new(), "ada").await.unwrap(),
-        "default"
-    );
-    assert_eq!(engine.db_for_read(&event, &Hints::new()).unwrap(), "analytics");
-    assert_eq!(engine.db_for_read(&user, &Hints::new()).unwrap(), "default");
-    let notes = notes(&engine).await;
-    assert_eq!(notes["analytics"], ["clicked"]);
-    assert_eq!(notes["default"], ["ada"]);
+    writes_and_reads_land(&engine, &[(&event, "analytics", "clicked"), (&user, "default", "ada")]).await;
 }
 
 #[tokio::test]
@@ -140,19 +152,7 @@ async fn app_sends_each_apps_models_to_the_connection_named_after_it() {
     .await;
     let invoice = ModelInfo::new("Invoice").app("billing");
     let user = ModelInfo::new("User").app("auth");
-    assert_eq!(
-        routed_write(&engine, &invoice, &Hints::new(), "paid").await.unwrap(),
-        "billing"
-    );
-    assert_eq!(
-        routed_write(&engine, &user, &Hints::new(), "ada").await.unwrap(),
-        "default"
-    );
-    assert_eq!(engine.db_for_read(&invoice, &Hints::new()).unwrap(), "billing");
-    assert_eq!(engine.db_for_read(&user, &Hints::new()).unwrap(), "default");
-    let notes = notes(&engine).await;
-    assert_eq!(notes["billing"], ["paid"]);
-    assert_eq!(notes["default"], ["ada"]);
+    writes_and_reads_land(&engine, &[(&invoice, "billing", "paid"), (&user, "default", "ada")]).await;
 }
 
 #[tokio::test]

@@ -835,53 +835,59 @@ async fn an_unregistered_connection_is_an_error_naming_it() {
 
 // ---- instances ----
 
+/// The `counter` fixture: each instance answers `call-1`, `call-2`, ... in
+/// turn.
+fn counter() -> WasmRouter {
+    load("counter", &runtime(limits())).unwrap()
+}
+
+/// Reads through `router`, expecting the counter's answers `call-N` for each
+/// `N` of `calls` in turn.
+#[track_caller]
+fn expect_calls(router: &WasmRouter, calls: std::ops::RangeInclusive<u32>) {
+    for n in calls {
+        let expected = ConnectionName::new(&format!("call-{n}")).unwrap();
+        assert_eq!(read_directly(router, PLAIN), Ok(Decision::Use(expected)));
+    }
+}
+
 #[test]
 fn a_fault_discards_the_instance_and_its_state() {
-    let runtime = runtime(limits());
-    let router = load("counter", &runtime).unwrap();
-    let call = |n: &str| Ok(Decision::Use(ConnectionName::new(n).unwrap()));
-    assert_eq!(read_directly(&router, PLAIN), call("call-1"));
-    assert_eq!(read_directly(&router, PLAIN), call("call-2"));
+    let router = counter();
+    expect_calls(&router, 1..=2);
     assert!(matches!(read_directly(&router, FAULTY), Err(Fault::Trap(_))));
     // A fresh, initialised instance: the count starts again.
-    assert_eq!(read_directly(&router, PLAIN), call("call-1"));
-    assert_eq!(read_directly(&router, PLAIN), call("call-2"));
+    expect_calls(&router, 1..=2);
     assert_eq!(router.idle_instances(), 1);
 }
 
 #[test]
 fn a_thread_keeps_its_instance_and_gives_it_back_when_it_exits() {
-    let runtime = runtime(limits());
-    let router = load("counter", &runtime).unwrap();
-    let call = |n: &str| Ok(Decision::Use(ConnectionName::new(n).unwrap()));
+    let router = counter();
     let in_thread = router.clone();
     // `join` (unlike a scoped thread's end) waits for the thread's locals
     // to be destroyed.
     std::thread::spawn(move || {
         // The same instance, kept by this thread, answers both calls;
         // kept, it still counts as idle.
-        assert_eq!(read_directly(&in_thread, PLAIN), call("call-1"));
-        assert_eq!(read_directly(&in_thread, PLAIN), call("call-2"));
+        expect_calls(&in_thread, 1..=2);
         assert_eq!(in_thread.idle_instances(), 1);
     })
     .join()
     .expect("the routing thread");
     // The thread exited: its instance went back to the pool, state and all.
     assert_eq!(router.idle_instances(), 1);
-    assert_eq!(read_directly(&router, PLAIN), call("call-3"));
+    expect_calls(&router, 3..=3);
 }
 
 #[test]
 fn new_connections_mean_new_instances_even_for_a_thread_that_keeps_one() {
-    let runtime = runtime(limits());
-    let router = load("counter", &runtime).unwrap();
-    let call = |n: &str| Ok(Decision::Use(ConnectionName::new(n).unwrap()));
-    assert_eq!(read_directly(&router, PLAIN), call("call-1"));
-    assert_eq!(read_directly(&router, PLAIN), call("call-2"));
+    let router = counter();
+    expect_calls(&router, 1..=2);
     let names = ["default", "replica", "reports"].map(|n| ConnectionName::new(n).unwrap());
     router.connections_changed(&names);
     // A fresh instance, initialised with the new names: the count restarts.
-    assert_eq!(read_directly(&router, PLAIN), call("call-1"));
+    expect_calls(&router, 1..=1);
     assert_eq!(router.idle_instances(), 1);
 }
 
