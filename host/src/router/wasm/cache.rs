@@ -93,7 +93,7 @@ fn fits(key: &CacheKey<'_>) -> bool {
 
 /// What a slot holds, besides its key's bytes and the name: the operation,
 /// the lengths, and the answer.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Shape(u64);
 
 /// Kinds of answer a slot holds.
@@ -213,6 +213,14 @@ impl Slot {
     }
 }
 
+/// A lookup that found no answer, and the generation it looked in. The
+/// answer is stored in that generation: one computed while the cache was
+/// cleared (by an instance that knew the old connections) stays hidden.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Miss {
+    generation: u64,
+}
+
 /// A direct-mapped cache: one slot per hash bucket.
 pub(crate) struct DecisionCache {
     slots: Box<[Slot]>,
@@ -229,20 +237,23 @@ impl DecisionCache {
         }
     }
 
-    /// The cached answer for this input, if any.
+    /// The cached answer for this input, or the miss to store the answer
+    /// with.
     #[inline]
-    pub(crate) fn get(&self, key: &CacheKey<'_>) -> Option<Decision> {
+    pub(crate) fn get(&self, key: &CacheKey<'_>) -> Result<Decision, Miss> {
+        let generation = self.generation.load(Ordering::Acquire);
         // A key that cannot be stored is never an answer (and its lengths
         // would not fit the slot's shape word).
-        if !fits(key) {
-            return None;
-        }
-        self.slots[key.hash as usize % SLOTS].get(key, self.generation.load(Ordering::Acquire))
+        let hit = fits(key)
+            .then(|| self.slots[key.hash as usize % SLOTS].get(key, generation))
+            .flatten();
+        hit.ok_or(Miss { generation })
     }
 
-    /// Remembers an answer. Refusals (whose messages may be long) and
-    /// inputs longer than the slot's key are not kept.
-    pub(crate) fn put(&self, key: &CacheKey<'_>, decision: &Decision) {
+    /// Remembers the answer to the input `miss` was for. Refusals (whose
+    /// messages may be long) and inputs longer than the slot's key are not
+    /// kept.
+    pub(crate) fn put(&self, key: &CacheKey<'_>, miss: Miss, decision: &Decision) {
         if !fits(key) {
             return;
         }
@@ -251,8 +262,7 @@ impl DecisionCache {
             Decision::Use(name) => (CONNECTION, name.to_words()),
             Decision::Refuse(_) => return,
         };
-        let generation = self.generation.load(Ordering::Acquire);
-        self.slots[key.hash as usize % SLOTS].put(key, generation, answer, name);
+        self.slots[key.hash as usize % SLOTS].put(key, miss.generation, answer, name);
     }
 
     /// Forgets every answer.
@@ -265,6 +275,27 @@ impl DecisionCache {
 mod tests {
     use super::*;
     use crate::name::ConnectionName;
+
+    impl DecisionCache {
+        /// `put` with a miss of the current generation.
+        fn put_now(&self, key: &CacheKey<'_>, decision: &Decision) {
+            let generation = self.generation.load(Ordering::Acquire);
+            self.put(key, Miss { generation }, decision);
+        }
+    }
+
+    #[test]
+    fn an_answer_asked_for_before_a_clear_stays_hidden_after_it() {
+        // The router was asked before the clear (with the old connections)
+        // and answers after it: that answer must not be served.
+        let cache = DecisionCache::new();
+        let user = ModelInfo::named("User");
+        let key = CacheKey::new(OpKind::Read, &user, &NO);
+        let miss = cache.get(&key).unwrap_err();
+        cache.clear();
+        cache.put(&key, miss, &Decision::Use(ConnectionName::from_static("replica")));
+        assert_eq!(cache.get(&key).ok(), None);
+    }
 
     /// `count` models whose keys share one slot.
     fn colliding_models(count: usize) -> Vec<ModelInfo> {
@@ -287,13 +318,13 @@ mod tests {
         let models: Vec<ModelInfo> = (0..100).map(|i| ModelInfo::named(format!("M{i}"))).collect();
         let keys: Vec<CacheKey<'_>> = models.iter().map(|m| CacheKey::new(OpKind::Read, m, &NO)).collect();
         for key in &keys {
-            cache.put(key, &answer);
+            cache.put_now(key, &answer);
         }
-        assert!(keys.iter().any(|key| cache.get(key).is_some()));
+        assert!(keys.iter().any(|key| cache.get(key).is_ok()));
         cache.clear();
-        assert!(keys.iter().all(|key| cache.get(key).is_none()));
-        cache.put(&keys[7], &Decision::NoOpinion);
-        assert_eq!(cache.get(&keys[7]), Some(Decision::NoOpinion));
+        assert!(keys.iter().all(|key| cache.get(key).is_err()));
+        cache.put_now(&keys[7], &Decision::NoOpinion);
+        assert_eq!(cache.get(&keys[7]).ok(), Some(Decision::NoOpinion));
     }
 
     #[test]
@@ -301,8 +332,8 @@ mod tests {
         let cache = DecisionCache::new();
         let user = ModelInfo::named("User");
         let key = CacheKey::new(OpKind::Write, &user, &NO);
-        cache.put(&key, &Decision::Refuse("no".into()));
-        assert_eq!(cache.get(&key), None);
+        cache.put_now(&key, &Decision::Refuse("no".into()));
+        assert_eq!(cache.get(&key).ok(), None);
     }
 
     #[test]
@@ -323,7 +354,7 @@ mod tests {
                 scope.spawn(move || {
                     for round in 0..20_000 {
                         let i = (round + writer) % models.len();
-                        cache.put(&CacheKey::new(OpKind::Read, &models[i], &NO), &answers[i]);
+                        cache.put_now(&CacheKey::new(OpKind::Read, &models[i], &NO), &answers[i]);
                     }
                     writing.fetch_sub(1, Ordering::Release);
                 });
@@ -341,7 +372,7 @@ mod tests {
                             }
                             after += 1;
                         }
-                        if let Some(got) = cache.get(&CacheKey::new(OpKind::Read, &models[i], &NO)) {
+                        if let Ok(got) = cache.get(&CacheKey::new(OpKind::Read, &models[i], &NO)) {
                             assert_eq!(got, answers[i], "the answer of another input");
                             hits.fetch_add(1, Ordering::Relaxed);
                         }
@@ -360,26 +391,28 @@ mod tests {
         let no_hints = Hints::new();
         let acme = Hints::new().with("tenant", "acme");
         let read = CacheKey::new(OpKind::Read, &user, &no_hints);
-        assert_eq!(cache.get(&read), None);
-        cache.put(&read, &answer);
-        assert_eq!(cache.get(&read), Some(answer.clone()));
+        assert_eq!(cache.get(&read).ok(), None);
+        cache.put_now(&read, &answer);
+        assert_eq!(cache.get(&read).ok(), Some(answer.clone()));
         // The same bytes from another `ModelInfo` hit; any other part misses.
         let same_user = ModelInfo::named("User");
         assert_eq!(
-            cache.get(&CacheKey::new(OpKind::Read, &same_user, &no_hints)),
+            cache.get(&CacheKey::new(OpKind::Read, &same_user, &no_hints)).ok(),
             Some(answer.clone())
         );
-        assert_eq!(cache.get(&CacheKey::new(OpKind::Write, &user, &no_hints)), None);
-        assert_eq!(cache.get(&CacheKey::new(OpKind::Read, &user, &acme)), None);
+        assert_eq!(cache.get(&CacheKey::new(OpKind::Write, &user, &no_hints)).ok(), None);
+        assert_eq!(cache.get(&CacheKey::new(OpKind::Read, &user, &acme)).ok(), None);
         let usr = ModelInfo::named("Usr");
-        assert_eq!(cache.get(&CacheKey::new(OpKind::Read, &usr, &no_hints)), None);
+        assert_eq!(cache.get(&CacheKey::new(OpKind::Read, &usr, &no_hints)).ok(), None);
         let user_with_table = ModelInfo::named("User").with_table("users");
         assert_eq!(
-            cache.get(&CacheKey::new(OpKind::Read, &user_with_table, &no_hints)),
+            cache
+                .get(&CacheKey::new(OpKind::Read, &user_with_table, &no_hints))
+                .ok(),
             None
         );
         cache.clear();
-        assert_eq!(cache.get(&read), None);
+        assert_eq!(cache.get(&read).ok(), None);
     }
 
     #[test]
@@ -392,10 +425,10 @@ mod tests {
         let models = colliding_models(2);
         let first = CacheKey::new(OpKind::Read, &models[0], &NO);
         let other = CacheKey::new(OpKind::Read, &models[1], &NO);
-        cache.put(&first, &replica);
-        cache.put(&other, &analytics);
-        assert_eq!(cache.get(&first), None);
-        assert_eq!(cache.get(&other), Some(analytics));
+        cache.put_now(&first, &replica);
+        cache.put_now(&other, &analytics);
+        assert_eq!(cache.get(&first).ok(), None);
+        assert_eq!(cache.get(&other).ok(), Some(analytics));
     }
 
     #[test]
@@ -411,21 +444,21 @@ mod tests {
         let answer = Decision::Use(ConnectionName::from_static("replica"));
         let cache = DecisionCache::new();
         let stored = key(b"12345678", b"ABCDEFGH");
-        cache.put(&stored, &answer);
-        assert_eq!(cache.get(&stored), Some(answer.clone()));
+        cache.put_now(&stored, &answer);
+        assert_eq!(cache.get(&stored).ok(), Some(answer.clone()));
         // The same lengths, one byte different.
-        assert_eq!(cache.get(&key(b"12345678", b"ABCDEFGX")), None);
+        assert_eq!(cache.get(&key(b"12345678", b"ABCDEFGX")).ok(), None);
         // The same words, split between model and hints elsewhere.
-        assert_eq!(cache.get(&key(b"12345678ABCDEFGH", b"")), None);
+        assert_eq!(cache.get(&key(b"12345678ABCDEFGH", b"")).ok(), None);
         // A model whose length overflows the slot's length field into the
         // hints' one, and whose first words are the stored ones.
         let short = key(b"abcd", b"x");
-        cache.put(&short, &answer);
+        cache.put_now(&short, &answer);
         let mut long = b"abcd\0\0\0\0x".to_vec();
         long.resize(65_536 + 4, 0);
         let long: &'static [u8] = long.leak();
-        assert_eq!(cache.get(&key(long, b"")), None);
-        assert_eq!(cache.get(&short), Some(answer));
+        assert_eq!(cache.get(&key(long, b"")).ok(), None);
+        assert_eq!(cache.get(&short).ok(), Some(answer));
     }
 
     #[test]
@@ -434,8 +467,8 @@ mod tests {
         let answer = Decision::Use(ConnectionName::from_static("replica"));
         let large = ModelInfo::named("x".repeat(KEY_WORDS * 8 + 1));
         let key = CacheKey::new(OpKind::Read, &large, &NO);
-        cache.put(&key, &answer);
-        assert_eq!(cache.get(&key), None);
+        cache.put_now(&key, &answer);
+        assert_eq!(cache.get(&key).ok(), None);
     }
 
     static NO: std::sync::LazyLock<Hints> = std::sync::LazyLock::new(Hints::new);

@@ -471,11 +471,12 @@ impl WasmRouter {
             return self.call(kind, op);
         };
         let key = CacheKey::new(kind, op.model, op.hints);
-        if let Some(decision) = cache.get(&key) {
-            return Ok(decision);
-        }
+        let miss = match cache.get(&key) {
+            Ok(decision) => return Ok(decision),
+            Err(miss) => miss,
+        };
         let decision = self.call(kind, op)?;
-        cache.put(&key, &decision);
+        cache.put(&key, miss, &decision);
         Ok(decision)
     }
 
