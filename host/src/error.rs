@@ -281,14 +281,19 @@ pub enum Error {
 
 impl Error {
     /// Whether the error means the database could not be reached (no
-    /// connection could be had, or the link broke), as opposed to the
-    /// database refusing a statement.
+    /// connection could be had, or the link broke, or the wire protocol
+    /// broke off), as opposed to the database refusing a statement. A
+    /// connection's health and the read fallback both go by it.
     pub fn is_unreachable(&self) -> bool {
         match self {
             Error::PoolTimedOut { .. } | Error::Connect { .. } => true,
             Error::Query { source, .. } => matches!(
                 source,
-                sqlx::Error::PoolClosed | sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+                sqlx::Error::PoolClosed
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
             ),
             _ => false,
         }

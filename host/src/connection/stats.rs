@@ -127,9 +127,7 @@ impl ConnectionStats {
     pub(crate) fn record_error(&self, error: &crate::Error) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.metric_errors.increment(1);
-        let unreachable = matches!(error, crate::Error::PoolTimedOut { .. } | crate::Error::Connect { .. })
-            || matches!(error, crate::Error::Query { source, .. } if matches!(source, sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_)));
-        if unreachable {
+        if error.is_unreachable() {
             self.health.store(2, Ordering::Relaxed);
         }
         // Messages never hold credentials (URLs are always redacted).
