@@ -26,8 +26,10 @@ use crate::router::{Migration, OpKind, Operation, Relation, RelationSide, Router
 use crate::transaction::{self, Access, Transaction};
 
 /// What a read does when its router faults (traps, runs past a limit,
-/// answers badly), or when the connection it chose cannot be reached. A
-/// write always fails.
+/// answers badly), or, for a read run through [`Engine::read`] and its
+/// kin (`Routed::fetch_*`), when the connection the router chose cannot be
+/// reached. A write, a read on a connection named with `using`, and a read
+/// in a transaction always fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadFailure {
@@ -169,7 +171,8 @@ impl EngineBuilder {
         self
     }
 
-    /// What a read does when its router faults.
+    /// What a read does when its router faults or its connection cannot
+    /// be reached (see [`ReadFailure`]).
     pub fn read_failure(mut self, policy: ReadFailure) -> Self {
         self.read_failure = policy;
         self
@@ -443,7 +446,8 @@ impl Engine {
         Ok(Connection::new(entry.clone(), None))
     }
 
-    /// What a read does when its router faults.
+    /// What a read does when its router faults or its connection cannot
+    /// be reached (see [`ReadFailure`]).
     pub fn read_failure(&self) -> ReadFailure {
         self.inner.read_failure
     }

@@ -149,10 +149,12 @@ impl<'a> Routed<'a> {
     }
 
     /// Whether a read on `conn` may be retried on `default` if `conn`
-    /// proves unreachable: the policy says so, it is a read outside a
-    /// transaction, and it is not already on `default`.
+    /// proves unreachable: the policy says so, it is a read the router
+    /// routed (not one `using` named), outside a transaction, and it is not
+    /// already on `default`.
     fn may_fall_back(&self, conn: &Connection) -> bool {
         self.kind == OpKind::Read
+            && self.using.is_none()
             && self.engine.read_failure() == ReadFailure::FallBackToDefault
             && !conn.in_transaction()
             && conn.name() != self.engine.default_name()

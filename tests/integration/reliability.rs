@@ -259,7 +259,8 @@ async fn a_dead_replica_fails_reads_fast_keeps_writes_and_recovers_by_itself() {
 
 /// With `ReadFailure::FallBackToDefault`, a read that the router sends to a
 /// database that cannot be reached is served by `default` (after the
-/// acquire timeout); without it, the read fails naming the connection.
+/// acquire timeout); without it, or when the read names the connection
+/// with `using`, the read fails naming the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fall_back_to_default_serves_reads_of_a_dead_database() {
     let primary = TestDb::postgres().await;
@@ -295,11 +296,18 @@ async fn fall_back_to_default_serves_reads_of_a_dead_database() {
     let took = started.elapsed();
     assert_eq!(port, 5432, "the read was served by default");
     assert!(took <= acquire + SLACK, "took {took:?}");
-    // Writes are unaffected.
+    // Writes are unaffected, and a read that names its connection with
+    // `using` (the router was not asked) fails rather than go elsewhere.
     let model = item();
     within(STEP, "a write", lenient.write_model(&model).execute("SELECT 1", &[]))
         .await
         .unwrap();
+    let named = lenient
+        .read_model(&model)
+        .using("replica")
+        .fetch_one("SELECT inet_server_port() AS port", &[]);
+    let err = within(STEP, "a read using the dead replica", named).await.unwrap_err();
+    assert!(matches!(err, Error::PoolTimedOut { .. }), "{err:?}");
     println!(
         "fallback policy: a read routed to a dead database was served by default after {took:?} (acquire {acquire:?})"
     );
