@@ -107,23 +107,9 @@ impl ConnectionName {
     }
 
     /// Builds a name from raw bytes (for example a router's answer): the
-    /// fast path used at run time.
+    /// fast path used at run time, and usable in constants.
     #[inline]
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, NameProblem> {
-        check_name(bytes)?;
-        // Names are short: a byte loop beats a call to `memcpy`.
-        let mut out = [0u8; MAX_NAME_LEN];
-        for (to, &b) in out.iter_mut().zip(bytes) {
-            *to = b;
-        }
-        Ok(ConnectionName {
-            len: bytes.len() as u8,
-            bytes: out,
-        })
-    }
-
-    /// As [`ConnectionName::from_bytes`], usable in constants.
-    const fn from_bytes_const(bytes: &[u8]) -> Result<Self, NameProblem> {
+    pub(crate) const fn from_bytes(bytes: &[u8]) -> Result<Self, NameProblem> {
         if let Err(problem) = check_name(bytes) {
             return Err(problem);
         }
@@ -145,7 +131,7 @@ impl ConnectionName {
     ///
     /// Panics (at compile time, in a `const`) when `name` is not a valid name.
     pub const fn from_static(name: &'static str) -> Self {
-        match Self::from_bytes_const(name.as_bytes()) {
+        match Self::from_bytes(name.as_bytes()) {
             Ok(n) => n,
             Err(_) => panic!("invalid connection name: use 1-64 bytes of A-Z a-z 0-9 _ - ."),
         }
