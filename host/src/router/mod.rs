@@ -150,8 +150,13 @@ impl RouterIdentity {
 
     /// The module's SHA-256 as 64 hex digits (`None` for a native router).
     pub fn content_hash(&self) -> Option<String> {
-        self.0.hash.map(|h| h.iter().map(|b| format!("{b:02x}")).collect())
+        self.0.hash.as_ref().map(|h| hex(h))
     }
+}
+
+/// `bytes` as lowercase hex digits, two per byte.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl fmt::Display for RouterIdentity {

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
 use crate::error::{Error, Result};
+use crate::router::hex;
 
 /// The length of the digest trailer at the end of every cache file.
 const DIGEST_LEN: usize = 32;
@@ -39,10 +40,6 @@ pub(crate) enum Origin {
     Compiled,
     /// Read from the cache.
     Cached,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> Error {
