@@ -521,11 +521,14 @@ impl Engine {
     // ---- routers ----
 
     /// The runtime WebAssembly routers of this engine run in, made on first
-    /// use with the engine's [`RouterLimits`].
+    /// use with the engine's [`RouterLimits`] (and its compiled-router
+    /// cache, when [`EngineBuilder::compiled_router_cache`] set one).
     ///
     /// # Errors
     ///
-    /// When wasmtime cannot be configured with the limits.
+    /// [`Error::Config`] (origin "router runtime", the same every call)
+    /// when wasmtime cannot be configured with the limits, or the
+    /// compiled-router cache's folder cannot be made or is not private.
     pub fn router_runtime(&self) -> Result<&RouterRuntime> {
         self.inner
             .runtime
