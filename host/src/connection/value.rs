@@ -1,6 +1,7 @@
 //! Values that cross the SQL boundary: bound parameters and the cells of
 //! result rows, the same on every backend.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -298,6 +299,33 @@ pub(crate) fn convert_rows<R: DecodeRow>(rows: &[R]) -> Result<Vec<Row>> {
     rows.iter().map(|r| r.to_row(columns.clone())).collect()
 }
 
+thread_local! {
+    /// The column names of the last row this thread read.
+    static LAST_COLUMNS: RefCell<Option<Arc<[Box<str>]>>> = const { RefCell::new(None) };
+}
+
+/// The column names `names` as a shared list: the last row's list when it
+/// has the same names (a service runs the same statements again and again),
+/// so that reading a row does not allocate every column's name.
+fn shared_column_names<'a>(names: impl ExactSizeIterator<Item = &'a str> + Clone) -> Arc<[Box<str>]> {
+    let same_as = |list: &Arc<[Box<str>]>| list.len() == names.len() && list.iter().map(|n| &**n).eq(names.clone());
+    LAST_COLUMNS
+        .try_with(|last| {
+            let mut last = last.try_borrow_mut().ok()?;
+            match &*last {
+                Some(list) if same_as(list) => Some(list.clone()),
+                _ => {
+                    let list: Arc<[Box<str>]> = names.clone().map(Box::from).collect();
+                    *last = Some(list.clone());
+                    Some(list)
+                }
+            }
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| names.map(Box::from).collect())
+}
+
 /// A driver row that can be read into a [`Row`].
 pub(crate) trait DecodeRow {
     fn column_names(&self) -> Arc<[Box<str>]>;
@@ -327,10 +355,7 @@ macro_rules! decode_row_impl {
     ($row:ty, $db:ty, $decode:ident) => {
         impl DecodeRow for $row {
             fn column_names(&self) -> Arc<[Box<str>]> {
-                self.columns()
-                    .iter()
-                    .map(|c| Box::<str>::from(c.name()))
-                    .collect()
+                shared_column_names(self.columns().iter().map(|c| c.name()))
             }
             fn to_row(&self, columns: Arc<[Box<str>]>) -> Result<Row> {
                 let mut values = Vec::with_capacity(columns.len());
@@ -348,8 +373,10 @@ fn pg_value(column: &str, raw: sqlx::postgres::PgValueRef<'_>) -> Result<Value> 
     if raw.is_null() {
         return Ok(Value::Null);
     }
-    let type_name = raw.type_info().name().to_owned();
-    let decoded: std::result::Result<Value, BoxDynError> = match type_name.as_str() {
+    // The type, owned so that `raw` can be decoded: a copy of a small enum
+    // (where copying its name into a `String` cost an allocation per value).
+    let type_info = raw.type_info().into_owned();
+    let decoded: std::result::Result<Value, BoxDynError> = match type_info.name() {
         "BOOL" => <bool as Decode<Postgres>>::decode(raw).map(Value::Bool),
         "INT2" => <i16 as Decode<Postgres>>::decode(raw).map(Value::from),
         "INT4" => <i32 as Decode<Postgres>>::decode(raw).map(Value::from),
@@ -378,8 +405,8 @@ fn mysql_value(column: &str, raw: sqlx::mysql::MySqlValueRef<'_>) -> Result<Valu
     if raw.is_null() {
         return Ok(Value::Null);
     }
-    let type_name = raw.type_info().name().to_owned();
-    let decoded: std::result::Result<Value, BoxDynError> = match type_name.as_str() {
+    let type_info = raw.type_info().into_owned();
+    let decoded: std::result::Result<Value, BoxDynError> = match type_info.name() {
         "BOOLEAN" => <bool as Decode<MySql>>::decode(raw).map(Value::Bool),
         "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "YEAR" => {
             <i64 as Decode<MySql>>::decode(raw).map(Value::from)
@@ -410,8 +437,8 @@ fn sqlite_value(column: &str, raw: sqlx::sqlite::SqliteValueRef<'_>) -> Result<V
         return Ok(Value::Null);
     }
     // SQLite types values, not columns: read by the value's storage class.
-    let type_name = raw.type_info().name().to_owned();
-    let decoded: std::result::Result<Value, BoxDynError> = match type_name.as_str() {
+    let type_info = raw.type_info().into_owned();
+    let decoded: std::result::Result<Value, BoxDynError> = match type_info.name() {
         "INTEGER" | "BOOLEAN" | "INT8" => <i64 as Decode<Sqlite>>::decode(raw).map(Value::Int),
         "REAL" => <f64 as Decode<Sqlite>>::decode(raw).map(Value::Float),
         "BLOB" => <Vec<u8> as Decode<Sqlite>>::decode(raw).map(Value::Bytes),
@@ -515,5 +542,25 @@ impl<'q> Encode<'q, Sqlite> for Value {
             Value::Text(v) => <String as Encode<Sqlite>>::encode_by_ref(v, buf),
             Value::Bytes(v) => <Vec<u8> as Encode<Sqlite>>::encode_by_ref(v, buf),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_with_the_same_columns_share_one_list_of_names() {
+        let first = shared_column_names(["id", "name"].into_iter());
+        let again = shared_column_names(["id", "name"].into_iter());
+        assert!(Arc::ptr_eq(&first, &again));
+        for other in [&["id", "title"][..], &["id"], &["id", "name", "email"], &["name", "id"]] {
+            let list = shared_column_names(other.iter().copied());
+            assert_eq!(list.iter().map(|n| &**n).collect::<Vec<_>>(), other);
+            assert!(!Arc::ptr_eq(&first, &list), "{other:?} shares {first:?}");
+        }
+        // The names are right whichever list a row gets.
+        let back = shared_column_names(["id", "name"].into_iter());
+        assert_eq!(&*back, &[Box::from("id"), Box::from("name")]);
     }
 }
