@@ -159,6 +159,7 @@ impl ConnectionName {
         }
         let name = ConnectionName { len, bytes };
         debug_assert!(check_name(name.as_bytes()).is_ok());
+        debug_assert!(name.bytes[len as usize..].iter().all(|b| *b == 0));
         name
     }
 
@@ -189,8 +190,14 @@ pub(crate) fn printable(text: &str) -> String {
 }
 
 impl PartialEq for ConnectionName {
+    /// Compares the whole fixed-size array, not the slices: every
+    /// constructor zero-fills the bytes past `len`, so equal names have
+    /// equal arrays, and a fixed-size comparison is a few vector
+    /// instructions instead of a call to `memcmp` (the registry compares
+    /// names on every decision).
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        self.len == other.len && self.bytes == other.bytes
     }
 }
 impl Eq for ConnectionName {}
@@ -282,6 +289,26 @@ mod tests {
             let err = ConnectionName::new(url).unwrap_err();
             assert!(!format!("{err} {err:?}").contains("hunter2"), "{err}");
         }
+    }
+
+    #[test]
+    fn names_are_equal_exactly_when_their_text_is() {
+        let names = ["a", "ab", "ba", "default", "replica-1", "replica-10", &"x".repeat(64)];
+        for a in names {
+            for b in names {
+                let (x, y) = (ConnectionName::new(a).unwrap(), ConnectionName::new(b).unwrap());
+                assert_eq!(x == y, a == b, "{a} == {b}");
+                let (len, words) = y.to_words();
+                assert_eq!(
+                    x == ConnectionName::from_words(len, words),
+                    a == b,
+                    "{a} == {b} from words"
+                );
+            }
+        }
+        // A shorter name is not equal to a longer one that starts with it,
+        // even though the rest of its array is zeros.
+        assert_ne!(ConnectionName::from_static("db"), ConnectionName::from_static("db0"));
     }
 
     #[test]
