@@ -137,6 +137,11 @@ fn decide(c: &mut Criterion) {
         hints: &hints,
     };
     let mut group = c.benchmark_group("decide");
+    // A language whose toolchain was missing has no case: say so, or its
+    // absence from the results goes unnoticed.
+    for (language, reason) in dbroute_example_routers::skipped() {
+        eprintln!("decide/wasm-{language} skipped: {reason}");
+    }
     for (name, router) in routers(&engine) {
         assert_eq!(router.db_for_read(&op).unwrap(), Decision::Use(REPLICA), "{name}");
         group.bench_function(&name, |b| b.iter(|| router.db_for_read(black_box(&op))));
