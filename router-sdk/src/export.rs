@@ -186,10 +186,18 @@ impl<R> Instance<R> {
         &mut self.input
     }
 
-    /// The answer the last call left for the host.
-    #[inline(always)]
+    /// What the last call wrote into the answer buffer: an owned answer (a
+    /// refusal's message, a name the router built). A borrowed answer is
+    /// not copied there; [`Instance::answer_at`] says where it is.
+    #[cfg(test)]
     pub(crate) fn answer(&self) -> &str {
         &self.answer
+    }
+
+    /// Where the last call's answer is, as the host will read it.
+    #[cfg(test)]
+    pub(crate) fn answer_at(&self) -> (usize, usize) {
+        self.answer_at
     }
 }
 

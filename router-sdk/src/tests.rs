@@ -782,6 +782,30 @@ fn instance_round_trip() {
     assert_eq!(inst.answer(), "no default");
 }
 
+/// An answer borrowed from the input is read where it is, in the input
+/// buffer, not copied into the answer buffer.
+#[test]
+fn instance_points_at_an_answer_borrowed_from_the_input() {
+    let mut inst: Instance<Fixed> = Instance::new();
+    let write_input = |inst: &mut Instance<Fixed>, text: &str| {
+        let ptr = inst.input_buffer(text.len()).unwrap();
+        inst.input_mut()[..text.len()].copy_from_slice(text.as_bytes());
+        (ptr, text.len())
+    };
+    let (ptr, len) = write_input(&mut inst, r#"{"config":null,"connections":["default"]}"#);
+    assert_eq!(inst.init(ptr, len), Reply::NoOpinion);
+    let input = r#"{"op":"read","model":{"name":"U"},"hints":{"answer":"replica"}}"#;
+    let (ptr, len) = write_input(&mut inst, input);
+    assert_eq!(inst.decide(OpKind::Read, ptr, len), Reply::Use);
+    let (at, answer_len) = inst.answer_at();
+    assert!(
+        at >= ptr && at + answer_len <= ptr + len,
+        "the answer is not in the input"
+    );
+    assert_eq!(&inst.input_mut()[at - ptr..at - ptr + answer_len], b"replica");
+    assert!(inst.answer().is_empty(), "copied: {:?}", inst.answer());
+}
+
 #[test]
 #[should_panic(expected = "router called before dbroute_init succeeded")]
 fn calls_before_init_fault() {
