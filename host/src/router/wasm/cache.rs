@@ -216,7 +216,6 @@ impl Slot {
 /// A lookup that found no answer, and the generation it looked in. The
 /// answer is stored in that generation: one computed while the cache was
 /// cleared (by an instance that knew the old connections) stays hidden.
-#[derive(Debug, Clone, Copy)]
 pub(crate) struct Miss {
     generation: u64,
 }
@@ -254,7 +253,9 @@ impl DecisionCache {
     /// messages may be long) and inputs longer than the slot's key are not
     /// kept.
     pub(crate) fn put(&self, key: &CacheKey<'_>, miss: Miss, decision: &Decision) {
-        if !fits(key) {
+        // An answer from before a clear would never be served: do not let
+        // it take a slot from a current one.
+        if !fits(key) || miss.generation != self.generation.load(Ordering::Acquire) {
             return;
         }
         let (answer, name) = match decision {
@@ -295,6 +296,19 @@ mod tests {
         cache.clear();
         cache.put(&key, miss, &Decision::Use(ConnectionName::from_static("replica")));
         assert_eq!(cache.get(&key).ok(), None);
+    }
+
+    #[test]
+    fn an_answer_from_before_a_clear_does_not_replace_a_current_one() {
+        let cache = DecisionCache::new();
+        let user = ModelInfo::named("User");
+        let key = CacheKey::new(OpKind::Read, &user, &NO);
+        let stale = cache.get(&key).unwrap_err();
+        cache.clear();
+        let current = Decision::Use(ConnectionName::from_static("replica"));
+        cache.put_now(&key, &current);
+        cache.put(&key, stale, &Decision::Use(ConnectionName::from_static("old")));
+        assert_eq!(cache.get(&key).ok(), Some(current));
     }
 
     /// `count` models whose keys share one slot.
