@@ -125,8 +125,8 @@ fn routers(engine: &Engine) -> Vec<(String, Arc<dyn Router>)> {
 }
 
 /// One decision through the router alone: the `Router` call the engine
-/// makes (for a Wasm router: the ABI input, an instance from the pool, the
-/// two calls into the module, the answer checked).
+/// makes (for a Wasm router: the ABI input, the instance the thread keeps,
+/// the two calls into the module, the answer checked).
 fn decide(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let engine = sqlite_names(&rt);

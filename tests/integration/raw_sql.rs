@@ -181,11 +181,8 @@ per_backend!(
 async fn statement_futures_stay_small() {
     const MOST: usize = 4 << 10;
     static USER: dbroute::ModelInfo = dbroute::ModelInfo::new("User");
-    let engine = dbroute::Engine::builder()
-        .connection("default", "sqlite::memory:")
-        .build()
-        .await
-        .unwrap();
+    let db = TestDb::sqlite();
+    let engine = engine_on(&db).await;
     let conn = engine.connection(None).unwrap();
     let p = params![1];
     let sizes = [

@@ -292,8 +292,10 @@ impl InstanceFactory {
 /// slot (see [`thread_slot`]), taken and returned lock-free; and kept by the
 /// threads that route (see [`kept`](super::kept)): a thread keeps the
 /// instance it last used, so its next decision touches no shared memory.
-/// A thread takes from its own shard, else from any other, and only when
-/// none is idle is a new instance made.
+/// A thread uses the instance it keeps, else takes from its own shard,
+/// else from any other; when none of those has one, a new instance is
+/// made (an instance another thread keeps is not lent, so `idle` may be
+/// above zero then).
 ///
 /// Counting: `idle` is the number of instances in the shards plus those
 /// kept by threads (a kept instance counts as idle even during its
@@ -392,7 +394,9 @@ impl InstancePool {
                 Err(back) => instance = back,
             }
         }
-        // Unreachable while the count is right; dropping is the safe answer.
+        // The count says some shard has room, but other threads' pops and
+        // pushes can move it behind this scan: dropping (and uncounting)
+        // the instance is the safe answer.
         self.idle.fetch_sub(1, Ordering::AcqRel);
     }
 

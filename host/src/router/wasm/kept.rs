@@ -9,8 +9,10 @@
 //! The pool counts kept instances as idle and bounds them (see
 //! [`InstancePool`]). A kept instance that leaves its thread goes back to
 //! its pool's shards (an eviction, the thread's exit), or is dropped after
-//! a fault; either way its pool's counts follow. Instances of a pool that no
-//! longer exists are dropped.
+//! a fault; either way its pool's counts follow. An instance of a pool that
+//! no longer exists (its router was swapped out) is dropped when its
+//! thread next keeps an instance in its slot, or exits: until then an idle
+//! thread may hold up to [`PER_THREAD`] such instances.
 
 use std::cell::RefCell;
 use std::sync::Weak;

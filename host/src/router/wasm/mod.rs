@@ -420,7 +420,8 @@ impl WasmRouter {
         &self.inner.info
     }
 
-    /// Idle instances in the pool now.
+    /// Idle instances now: in the pool's shards, and kept by the threads
+    /// that route (each can use only the one it keeps).
     pub fn idle_instances(&self) -> usize {
         self.inner.pool.load().idle()
     }
