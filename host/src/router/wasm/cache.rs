@@ -485,5 +485,26 @@ mod tests {
         assert_eq!(cache.get(&key).ok(), None);
     }
 
+    #[test]
+    fn a_key_of_exactly_the_limit_is_kept_and_one_word_more_is_not() {
+        let cache = DecisionCache::new();
+        let answer = Decision::Use(ConnectionName::from_static("replica"));
+        let models: Vec<ModelInfo> = (1..KEY_WORDS * 8).map(|n| ModelInfo::named("x".repeat(n))).collect();
+        let words_of = |model: &ModelInfo| words(CacheKey::new(OpKind::Read, model, &NO).model);
+        let at_limit = models
+            .iter()
+            .rfind(|m| words_of(m) == KEY_WORDS)
+            .expect("a key of the limit");
+        let over = models
+            .iter()
+            .find(|m| words_of(m) == KEY_WORDS + 1)
+            .expect("a key over it");
+        for (model, kept) in [(at_limit, true), (over, false)] {
+            let key = CacheKey::new(OpKind::Read, model, &NO);
+            cache.put_now(&key, &answer);
+            assert_eq!(cache.get(&key).is_ok(), kept, "{} words", words_of(model));
+        }
+    }
+
     static NO: std::sync::LazyLock<Hints> = std::sync::LazyLock::new(Hints::new);
 }
