@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dbroute::{
-    ConnectionName, Decision, Engine, Fault, Hints, ModelInfo, Operation, Router, RouterIdentity, RouterSource,
-    WasmRouter, params,
+    Compilation, ConnectionName, Decision, Engine, Fault, Hints, ModelInfo, Operation, Router, RouterIdentity,
+    RouterSource, Tier, WasmRouter, params,
 };
 use tokio::runtime::Runtime;
 
@@ -83,10 +83,18 @@ fn sqlite_names(rt: &Runtime) -> Engine {
     engine(rt, &SQLITE_NAMES)
 }
 
+/// The Rust reference router on optimized code (as it runs once its
+/// optimizing compile is done), with or without its answer cache.
 fn reference(engine: &Engine, cache: bool) -> WasmRouter {
+    reference_compiled(engine, cache, Compilation::Optimized)
+}
+
+fn reference_compiled(engine: &Engine, cache: bool, compilation: Compilation) -> WasmRouter {
     engine
         .load_router(
-            WasmRouter::builder("reference").answer_cache(cache),
+            WasmRouter::builder("reference")
+                .answer_cache(cache)
+                .compilation(compilation),
             RouterSource::File(dbroute_example_routers::REFERENCE.into()),
         )
         .expect("reference router")
@@ -106,7 +114,9 @@ fn routers(engine: &Engine) -> Vec<(String, Arc<dyn Router>)> {
         };
         let router = engine
             .load_router(
-                WasmRouter::builder(format!("reference-{language}")).answer_cache(false),
+                WasmRouter::builder(format!("reference-{language}"))
+                    .answer_cache(false)
+                    .compilation(Compilation::Optimized),
                 RouterSource::File((*path).into()),
             )
             .expect("reference router");
@@ -115,12 +125,17 @@ fn routers(engine: &Engine) -> Vec<(String, Arc<dyn Router>)> {
     // The hand-written WAT router is the simplest policy: reads to replica.
     let wat = engine
         .load_router(
-            WasmRouter::builder("simple").answer_cache(false),
+            WasmRouter::builder("simple")
+                .answer_cache(false)
+                .compilation(Compilation::Optimized),
             RouterSource::File(dbroute_example_routers::WAT_SIMPLE.into()),
         )
         .unwrap();
     routers.push(("wasm-wat".into(), Arc::new(wat)));
     routers.push(("cached".into(), Arc::new(reference(engine, true))));
+    // The Rust router before its optimizing compile is done.
+    let baseline = reference_compiled(engine, false, Compilation::Baseline);
+    routers.push(("wasm-rust-baseline".into(), Arc::new(baseline)));
     routers
 }
 
@@ -406,12 +421,25 @@ fn swap(c: &mut Criterion) {
     let bytes: Arc<[u8]> = std::fs::read(dbroute_example_routers::REFERENCE).unwrap().into();
     let mut group = c.benchmark_group("swap");
     group.sample_size(20);
-    // From `.wasm` bytes: compile, check the ABI, make and init an
-    // instance, activate.
+    // From `.wasm` bytes: compile (baseline tier), check the ABI, make and
+    // init an instance, activate. The optimizing compile that follows runs
+    // on the optimizer thread meanwhile, for the router active then.
     group.bench_function("bytes", |b| {
         b.iter(|| {
             let router = engine
                 .load_router(WasmRouter::builder("reference"), RouterSource::Bytes(bytes.clone()))
+                .unwrap();
+            engine.set_router(router)
+        })
+    });
+    // The same, optimized before the load returns.
+    group.bench_function("bytes-optimized", |b| {
+        b.iter(|| {
+            let router = engine
+                .load_router(
+                    WasmRouter::builder("reference").compilation(Compilation::Optimized),
+                    RouterSource::Bytes(bytes.clone()),
+                )
                 .unwrap();
             engine.set_router(router)
         })
@@ -423,6 +451,8 @@ fn swap(c: &mut Criterion) {
         .load_router(WasmRouter::builder("reference"), RouterSource::Bytes(bytes.clone()))
         .unwrap();
     assert!(!first.info().compiled_from_cache);
+    // Optimized in the background, and then in the cache.
+    assert_eq!(first.wait_until_optimized(Duration::from_secs(120)), Tier::Optimized);
     cached.set_router(first);
     group.bench_function("precompiled", |b| {
         b.iter(|| {
@@ -700,7 +730,9 @@ fn memory(_c: &mut Criterion) {
         let start = resident_bytes().unwrap_or(before);
         let router = engine
             .load_router(
-                WasmRouter::builder(format!("memory-{language}")).answer_cache(false),
+                WasmRouter::builder(format!("memory-{language}"))
+                    .answer_cache(false)
+                    .compilation(Compilation::Optimized),
                 RouterSource::File((*path).into()),
             )
             .unwrap();

@@ -17,7 +17,8 @@
 use std::time::{Duration, Instant};
 
 use dbroute::{
-    AllowList, ConnectionName, Engine, Error, Fault, Hints, ModelInfo, RouterLimits, RouterSource, WasmRouter,
+    AllowList, Compilation, ConnectionName, Engine, Error, Fault, Hints, ModelInfo, RouterLimits, RouterSource,
+    WasmRouter,
 };
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -420,7 +421,11 @@ fn reference_engine(rt: &tokio::runtime::Runtime) -> Engine {
     let engine = engine(rt, &REFERENCE_CONNECTIONS);
     let router = engine
         .load_router(
-            WasmRouter::builder("reference").config(serde_json::json!({"tenants": {"acme": "tenant_acme"}})),
+            // Optimized at once: no move to optimized code (a new instance,
+            // and the compiler's memory) in the middle of a test.
+            WasmRouter::builder("reference")
+                .config(serde_json::json!({"tenants": {"acme": "tenant_acme"}}))
+                .compilation(Compilation::Optimized),
             RouterSource::File(dbroute_example_routers::REFERENCE.into()),
         )
         .unwrap();

@@ -3,9 +3,10 @@
 //! never run.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use dbroute::{
-    Config, Engine, EngineBuilder, Error, Hints, ModelInfo, Router, RouterLimits, RouterRuntime, RouterSource,
+    Config, Engine, EngineBuilder, Error, Hints, ModelInfo, Router, RouterLimits, RouterRuntime, RouterSource, Tier,
     WasmRouter,
 };
 
@@ -25,13 +26,21 @@ async fn engine(dir: &Path) -> Engine {
         .unwrap()
 }
 
+/// A generous bound on the optimizing compile in the background (a safety
+/// net, not a measurement: it takes a fraction of a second).
+const OPTIMIZED_WITHIN: Duration = Duration::from_secs(120);
+
+/// Loads the reference router, and waits until it runs optimized code (the
+/// optimizing compiler stores it in the cache first).
 fn load(engine: &Engine) -> WasmRouter {
-    engine
+    let router = engine
         .load_router(
             WasmRouter::builder("reference"),
             RouterSource::File(dbroute_example_routers::REFERENCE.into()),
         )
-        .unwrap()
+        .unwrap();
+    assert_eq!(router.wait_until_optimized(OPTIMIZED_WITHIN), Tier::Optimized);
+    router
 }
 
 fn cache_files(dir: &Path) -> Vec<PathBuf> {
@@ -57,6 +66,11 @@ async fn a_router_compiled_once_is_read_back_by_a_new_engine() {
     let first = engine(dir.path()).await;
     let compiled = load(&first);
     assert!(!compiled.info().compiled_from_cache);
+    assert_eq!(
+        compiled.info().tier,
+        Tier::Baseline,
+        "loaded on baseline code, optimized after"
+    );
     assert_eq!(cache_files(dir.path()).len(), 1, "one file per router and engine");
     routes_reads_to_replica(&first, compiled).await;
 
@@ -64,6 +78,7 @@ async fn a_router_compiled_once_is_read_back_by_a_new_engine() {
     let second = engine(dir.path()).await;
     let cached = load(&second);
     assert!(cached.info().compiled_from_cache);
+    assert_eq!(cached.info().tier, Tier::Optimized, "optimized code from the start");
     assert_eq!(cached.identity(), load(&first).identity(), "same bytes, same identity");
     routes_reads_to_replica(&second, cached).await;
     assert_eq!(cache_files(dir.path()).len(), 1);
@@ -151,6 +166,11 @@ async fn the_configuration_file_names_the_folder_relative_to_itself() {
     );
     let config = Config::from_toml_str(&toml, dir.path()).unwrap();
     let engine = config.builder().build().await.unwrap();
+    // The optimizing compiler stores the router in the background.
+    let started = Instant::now();
+    while cache_files(&dir.path().join("compiled")).is_empty() && started.elapsed() < OPTIMIZED_WITHIN {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(cache_files(&dir.path().join("compiled")).len(), 1);
     assert_eq!(
         engine.db_for_read(&ModelInfo::named("User"), &Hints::new()).unwrap(),
@@ -166,7 +186,11 @@ async fn prepared_instances_stay_within_the_idle_limit() {
         .await
         .unwrap();
     let router = load(&engine);
-    assert_eq!(router.idle_instances(), 1, "the instance the load made");
+    assert_eq!(
+        router.idle_instances(),
+        1,
+        "the instance the move to optimized code made"
+    );
     assert_eq!(router.prepare_instances(3).unwrap(), 3);
     assert_eq!(router.prepare_instances(100).unwrap(), 5, "never above the limit");
     routes_reads_to_replica(&engine, router.clone()).await;

@@ -10,6 +10,10 @@
 //! connection the case names and on no other, a read returns the row of the
 //! connection it names, a refused write writes nothing.
 //!
+//! The answers are checked on the code of both compiler tiers, baseline
+//! and optimized; the rows are routed on baseline code (the one a router
+//! runs first).
+//!
 //! A language whose toolchain is not installed is skipped, and said so on
 //! stderr; with `DBROUTE_REQUIRE_ALL_LANGUAGES=1` (as `.ci/run` sets it) a
 //! skipped language fails the suite instead.
@@ -22,8 +26,8 @@ use std::sync::Once;
 
 use dbroute::sqlx::AssertSqlSafe;
 use dbroute::{
-    Backend, ConnectionName, Decision, Engine, Error, Hints, LoadError, Migration, ModelInfo, OpKind, Operation,
-    Router, RouterLimits, RouterRuntime, RouterSource, WasmRouter, WasmRouterBuilder, params,
+    Backend, Compilation, ConnectionName, Decision, Engine, Error, Hints, LoadError, Migration, ModelInfo, OpKind,
+    Operation, Router, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter, WasmRouterBuilder, params,
 };
 use dbroute_example_routers as routers;
 use serde::Deserialize;
@@ -171,8 +175,12 @@ impl Language {
         self.subset.is_none()
     }
 
-    fn builder(&self, config: &serde_json::Value) -> WasmRouterBuilder {
-        WasmRouter::builder(format!("{}-reference", self.name)).config(config.clone())
+    /// Its router with `config`, compiled by the tier `compilation` names
+    /// (and never moved to another).
+    fn builder(&self, config: &serde_json::Value, compilation: Compilation) -> WasmRouterBuilder {
+        WasmRouter::builder(format!("{}-reference", self.name))
+            .config(config.clone())
+            .compilation(compilation)
     }
 }
 
@@ -212,8 +220,8 @@ fn languages(table: &Table) -> Vec<Language> {
         .collect()
 }
 
-fn runtime() -> RouterRuntime {
-    RouterRuntime::new(RouterLimits::new().time_budget(std::time::Duration::from_secs(2))).expect("router runtime")
+fn limits() -> RouterLimits {
+    RouterLimits::new().time_budget(std::time::Duration::from_secs(2))
 }
 
 /// The answer a router gave, as the table writes it.
@@ -235,9 +243,19 @@ fn expected_text(expected: &Expected) -> String {
 
 /// Runs one case against one language's module, directly through the host's
 /// `WasmRouter`. `Err` says every answer that differs.
-fn run_case(language: &Language, case: &Case, table: &Table, runtime: &RouterRuntime) -> Result<(), String> {
+fn run_case(
+    language: &Language,
+    case: &Case,
+    table: &Table,
+    runtime: &RouterRuntime,
+    tier: Tier,
+) -> Result<(), String> {
+    let compilation = match tier {
+        Tier::Baseline => Compilation::Baseline,
+        Tier::Optimized => Compilation::Optimized,
+    };
     let loaded = language
-        .builder(&case.config)
+        .builder(&case.config, compilation)
         .connections(&table.connections)
         .load_file(runtime, language.path);
     if let Some(init) = &case.init {
@@ -252,6 +270,9 @@ fn run_case(language: &Language, case: &Case, table: &Table, runtime: &RouterRun
     }
     let router = loaded.map_err(|e| format!("load: {e}"))?;
     let mut problems = Vec::new();
+    if router.tier() != tier {
+        problems.push(format!("runs {:?} code", router.tier()));
+    }
     if !router.info().deterministic {
         problems.push("does not declare itself deterministic".to_owned());
     }
@@ -303,13 +324,19 @@ fn run_case(language: &Language, case: &Case, table: &Table, runtime: &RouterRun
     }
 }
 
-/// Every case against every language, through the host. Prints the table
-/// of results; fails listing every case that differs.
+/// Every case against every language, through the host, on each tier's
+/// code. Prints the table of results; fails listing every case that
+/// differs.
 #[test]
 fn every_language_gives_the_reference_answers() {
     let table = table();
     let languages = languages(&table);
-    let runtime = runtime();
+    // Optimized code: each language's module is compiled once, and read
+    // from the cache for the other cases. Baseline code: no cache (it
+    // would give the optimized code).
+    let cache = tempfile::tempdir().expect("a folder for compiled routers");
+    let optimizing = RouterRuntime::with_compiled_cache(limits(), cache.path()).expect("router runtime");
+    let baseline = RouterRuntime::new(limits()).expect("router runtime");
     let mut failures = Vec::new();
     let mut report = String::new();
     let width = table.cases.iter().map(|c| c.name.len()).max().unwrap_or(0);
@@ -325,15 +352,18 @@ fn every_language_gives_the_reference_answers() {
             let cell = if language.runs(case) {
                 let tally = passed.entry(language.name).or_default();
                 tally.1 += 1;
-                match run_case(language, case, &table, &runtime) {
-                    Ok(()) => {
-                        tally.0 += 1;
-                        "pass"
+                let mut problems = Vec::new();
+                for (tier, runtime) in [(Tier::Baseline, &baseline), (Tier::Optimized, &optimizing)] {
+                    if let Err(problem) = run_case(language, case, &table, runtime, tier) {
+                        problems.push(format!("{} / {} ({tier:?} code): {problem}", language.name, case.name));
                     }
-                    Err(problem) => {
-                        failures.push(format!("{} / {}: {problem}", language.name, case.name));
-                        "FAIL"
-                    }
+                }
+                if problems.is_empty() {
+                    tally.0 += 1;
+                    "pass"
+                } else {
+                    failures.extend(problems);
+                    "FAIL"
                 }
             } else {
                 "-"
@@ -379,8 +409,7 @@ async fn rows_land_where_routed(backend: Backend) {
     for _ in &table.connections {
         dbs.push(TestDb::new(backend).await);
     }
-    let mut builder =
-        Engine::builder().router_limits(RouterLimits::new().time_budget(std::time::Duration::from_secs(2)));
+    let mut builder = Engine::builder().router_limits(limits());
     for (name, db) in table.connections.iter().zip(&dbs) {
         builder = builder.connection(name, &db.url);
     }
@@ -410,7 +439,10 @@ async fn rows_land_where_routed(backend: Backend) {
             }
             let id = i64::try_from(index).expect("a small index") + 1;
             let router = engine
-                .load_router(language.builder(&case.config), RouterSource::File(language.path.into()))
+                .load_router(
+                    language.builder(&case.config, Compilation::Baseline),
+                    RouterSource::File(language.path.into()),
+                )
                 .unwrap_or_else(|e| panic!("{} / {}: {e}", language.name, case.name));
             engine.set_router(router);
             let (model, hints) = (case.model(), case.hints());

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use dbroute::{Engine, Error, Hints, ModelInfo, RouterSource, WasmRouter, params, sqlx::AssertSqlSafe};
+use dbroute::{Compilation, Engine, Error, Hints, ModelInfo, RouterSource, WasmRouter, params, sqlx::AssertSqlSafe};
 use serde_json::json;
 
 use crate::support::TestDb;
@@ -25,9 +25,13 @@ async fn engine_with(dbs: &[(&str, &TestDb)], router: &str, path: &str, config: 
             .await
             .unwrap();
     }
+    // Baseline code only: no move to optimized code replaces the instances
+    // mid-test (the round-robin router's turns are per instance).
     let router = engine
         .load_router(
-            WasmRouter::builder(router).config(config),
+            WasmRouter::builder(router)
+                .config(config)
+                .compilation(Compilation::Baseline),
             RouterSource::File(path.into()),
         )
         .unwrap();

@@ -16,4 +16,5 @@ mod router_faults;
 mod schema;
 mod secrets;
 mod tenants;
+mod tiers;
 mod transactions;

@@ -8,6 +8,11 @@
 //! `default`), so each test can check that the very next call through the
 //! same router works: the instance that faulted was discarded and the
 //! process is healthy.
+//!
+//! The routers are compiled by one tier only, so that no move to optimized
+//! code replaces their instances during a test: the baseline tier (the
+//! quicker to compile), except for the call-time faults, which every tier's
+//! code must stop the same way and which are run on both.
 
 // The helpers hand back `dbroute::Result` as the engine returns it, however
 // large `dbroute::Error` is.
@@ -17,8 +22,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dbroute::{
-    ConnectionName, Decision, Engine, Error, Expectation, Fault, Hints, LoadError, Migration, ModelInfo, OpKind,
-    Operation, ReadFailure, Router, RouterLimits, RouterRuntime, RouterSource, WasmRouter, WasmRouterBuilder,
+    Compilation, ConnectionName, Decision, Engine, Error, Expectation, Fault, Hints, LoadError, Migration, ModelInfo,
+    OpKind, Operation, ReadFailure, Router, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter,
+    WasmRouterBuilder,
 };
 
 use crate::support::fixture;
@@ -56,10 +62,15 @@ fn runtime(limits: RouterLimits) -> RouterRuntime {
     RouterRuntime::new(limits).expect("router runtime")
 }
 
+/// A router called `name`, compiled by the baseline tier only.
+fn builder(name: &str) -> WasmRouterBuilder {
+    WasmRouter::builder(name).compilation(Compilation::Baseline)
+}
+
 /// Loads fixture `name` as a router called `name`, told that `default` and
 /// `replica` exist.
 fn load(name: &str, runtime: &RouterRuntime) -> dbroute::Result<WasmRouter> {
-    WasmRouter::builder(name)
+    builder(name)
         .connections(["default", "replica"])
         .load_file(runtime, router_file(name))
 }
@@ -156,9 +167,17 @@ struct Setup {
 }
 
 async fn routed_by(file: &str, policy: ReadFailure, limits: RouterLimits) -> Setup {
+    routed_by_tier(file, policy, limits, Compilation::Baseline).await
+}
+
+/// [`routed_by`], with the router's code compiled as `compilation` says.
+async fn routed_by_tier(file: &str, policy: ReadFailure, limits: RouterLimits, compilation: Compilation) -> Setup {
     let engine = engine(policy, limits).await;
     let router = engine
-        .load_router(WasmRouter::builder(file), RouterSource::File(router_file(file)))
+        .load_router(
+            WasmRouter::builder(file).compilation(compilation),
+            RouterSource::File(router_file(file)),
+        )
         .expect("the router loads");
     engine.set_router(router.clone());
     Setup { engine, router }
@@ -191,27 +210,34 @@ struct Faulted {
     took: Duration,
 }
 
-/// Reads, then writes, `model` through fixture `file`: both must fault.
-/// Before, between and after, ordinary reads and writes still work, and
-/// each fault discards the instance that made it.
-async fn faults_then_recovers(file: &str, model: &str, limits: RouterLimits) -> [Faulted; 2] {
-    let setup = routed_by(file, ReadFailure::Fail, limits).await;
-    setup.assert_healthy();
+/// Reads, then writes, `model` through fixture `file`, compiled by each
+/// tier in turn: all four calls must fault. Before, between and after,
+/// ordinary reads and writes still work, and each fault discards the
+/// instance that made it.
+async fn faults_then_recovers(file: &str, model: &str, limits: RouterLimits) -> Vec<Faulted> {
     let mut faulted = Vec::new();
-    for op in [Setup::read, Setup::write] {
-        let started = Instant::now();
-        let result = op(&setup, model);
-        let took = started.elapsed();
-        let (fault, message) = fault_of(result, &setup.router);
-        assert_eq!(
-            setup.router.idle_instances(),
-            0,
-            "the instance that faulted went back to the pool"
-        );
+    for (compilation, tier) in [
+        (Compilation::Baseline, Tier::Baseline),
+        (Compilation::Optimized, Tier::Optimized),
+    ] {
+        let setup = routed_by_tier(file, ReadFailure::Fail, limits.clone(), compilation).await;
+        assert_eq!(setup.router.tier(), tier, "{file}");
         setup.assert_healthy();
-        faulted.push(Faulted { fault, message, took });
+        for op in [Setup::read, Setup::write] {
+            let started = Instant::now();
+            let result = op(&setup, model);
+            let took = started.elapsed();
+            let (fault, message) = fault_of(result, &setup.router);
+            assert_eq!(
+                setup.router.idle_instances(),
+                0,
+                "the instance that faulted went back to the pool ({tier:?} code)"
+            );
+            setup.assert_healthy();
+            faulted.push(Faulted { fault, message, took });
+        }
     }
-    faulted.try_into().expect("two calls")
+    faulted
 }
 
 // ---- valid routers ----
@@ -260,7 +286,7 @@ async fn router_with_every_optional_export() {
         .unwrap();
     let load = |config: serde_json::Value| {
         engine.load_router(
-            WasmRouter::builder("all-exports").config(config),
+            builder("all-exports").config(config),
             RouterSource::File(router_file("all_exports")),
         )
     };
@@ -346,7 +372,7 @@ async fn logging_at_every_level_does_not_fault() {
 #[test]
 fn a_self_test_that_holds_lets_the_router_load() {
     let runtime = runtime(limits());
-    let router = WasmRouter::builder("minimal")
+    let router = builder("minimal")
         .connections(["default", "replica"])
         .expect(Expectation::read(PLAIN).answers("replica"))
         .expect(Expectation::write(PLAIN).has_no_opinion())
@@ -363,7 +389,7 @@ fn a_self_test_that_holds_lets_the_router_load() {
 #[test]
 fn a_module_without_a_version_is_not_a_router() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("not-a-router"), "not_a_router", &runtime);
+    let (reason, message) = refused(builder("not-a-router"), "not_a_router", &runtime);
     assert_eq!(reason, LoadError::NotARouter);
     assert!(message.contains("not a dbroute router"), "{message}");
     assert!(message.contains("dbroute_abi_version"), "{message}");
@@ -372,7 +398,7 @@ fn a_module_without_a_version_is_not_a_router() {
 #[test]
 fn another_abi_version_is_refused_with_both_numbers() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("v2"), "abi_version_2", &runtime);
+    let (reason, message) = refused(builder("v2"), "abi_version_2", &runtime);
     assert_eq!(reason, LoadError::AbiVersion { found: 2, supported: 1 });
     assert!(message.contains("version 2"), "{message}");
     assert!(message.contains("version 1"), "{message}");
@@ -381,7 +407,7 @@ fn another_abi_version_is_refused_with_both_numbers() {
 #[test]
 fn a_mistyped_version_export_is_refused() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("v-i64"), "abi_version_wrong_type", &runtime);
+    let (reason, message) = refused(builder("v-i64"), "abi_version_wrong_type", &runtime);
     assert_eq!(
         reason,
         LoadError::ExportType {
@@ -398,7 +424,7 @@ fn a_mistyped_version_export_is_refused() {
 #[test]
 fn a_wasi_import_is_refused_by_name() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("wasi"), "wasi_import", &runtime);
+    let (reason, message) = refused(builder("wasi"), "wasi_import", &runtime);
     assert_eq!(
         reason,
         LoadError::ForbiddenImport {
@@ -412,7 +438,7 @@ fn a_wasi_import_is_refused_by_name() {
 #[test]
 fn the_version_is_checked_before_the_imports() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("wasi-v2"), "wasi_import_abi_version_2", &runtime);
+    let (reason, message) = refused(builder("wasi-v2"), "wasi_import_abi_version_2", &runtime);
     assert_eq!(reason, LoadError::AbiVersion { found: 2, supported: 1 });
     assert!(message.contains("version 2"), "{message}");
 }
@@ -420,7 +446,7 @@ fn the_version_is_checked_before_the_imports() {
 #[test]
 fn a_log_import_of_the_wrong_type_is_refused() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("bad-log"), "log_import_wrong_type", &runtime);
+    let (reason, message) = refused(builder("bad-log"), "log_import_wrong_type", &runtime);
     assert_eq!(
         reason,
         LoadError::ForbiddenImport {
@@ -434,7 +460,7 @@ fn a_log_import_of_the_wrong_type_is_refused() {
 #[test]
 fn a_router_without_dbroute_input_is_refused() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("no-input"), "missing_input", &runtime);
+    let (reason, message) = refused(builder("no-input"), "missing_input", &runtime);
     assert_eq!(reason, LoadError::MissingExport("dbroute_input"));
     assert!(message.contains("does not export `dbroute_input`"), "{message}");
 }
@@ -442,7 +468,7 @@ fn a_router_without_dbroute_input_is_refused() {
 #[test]
 fn a_router_without_an_exported_memory_is_refused() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("no-memory"), "missing_memory", &runtime);
+    let (reason, message) = refused(builder("no-memory"), "missing_memory", &runtime);
     assert_eq!(reason, LoadError::MissingExport("memory"));
     assert!(message.contains("does not export `memory`"), "{message}");
 }
@@ -450,7 +476,7 @@ fn a_router_without_an_exported_memory_is_refused() {
 #[test]
 fn a_memory_export_that_is_not_a_memory_is_refused() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("global-memory"), "memory_not_a_memory", &runtime);
+    let (reason, message) = refused(builder("global-memory"), "memory_not_a_memory", &runtime);
     assert_eq!(
         reason,
         LoadError::ExportType {
@@ -464,7 +490,7 @@ fn a_memory_export_that_is_not_a_memory_is_refused() {
 #[test]
 fn a_mistyped_decision_export_is_refused() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("i32-read"), "wrong_export_type", &runtime);
+    let (reason, message) = refused(builder("i32-read"), "wrong_export_type", &runtime);
     assert_eq!(
         reason,
         LoadError::ExportType {
@@ -481,7 +507,7 @@ fn a_mistyped_decision_export_is_refused() {
 #[test]
 fn a_router_with_no_decision_export_is_refused() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("undecided"), "no_decision_export", &runtime);
+    let (reason, message) = refused(builder("undecided"), "no_decision_export", &runtime);
     assert_eq!(reason, LoadError::NoDecisionExport);
     assert!(
         message.contains("neither `db_for_read` nor `db_for_write`"),
@@ -492,7 +518,7 @@ fn a_router_with_no_decision_export_is_refused() {
 #[test]
 fn an_init_refusal_is_refused_with_the_routers_message() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("init-refuses"), "init_refuses", &runtime);
+    let (reason, message) = refused(builder("init-refuses"), "init_refuses", &runtime);
     assert_eq!(reason, LoadError::InitRefused("no replicas configured".into()));
     assert!(
         message.contains("dbroute_init refused: no replicas configured"),
@@ -503,7 +529,7 @@ fn an_init_refusal_is_refused_with_the_routers_message() {
 #[test]
 fn a_positive_init_result_is_a_fault() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("init-positive"), "init_positive", &runtime);
+    let (reason, message) = refused(builder("init-positive"), "init_positive", &runtime);
     assert_eq!(
         reason,
         LoadError::InitFault(Fault::BadResult {
@@ -517,22 +543,24 @@ fn a_positive_init_result_is_a_fault() {
 #[test]
 fn an_init_that_never_returns_is_stopped() {
     let runtime = runtime(limits().time_budget(BUDGET));
-    let started = Instant::now();
-    let (reason, message) = refused(WasmRouter::builder("init-loops"), "init_loops", &runtime);
-    assert!(started.elapsed() < STOPPED_WITHIN, "took {:?}", started.elapsed());
-    assert_eq!(reason, LoadError::InitFault(Fault::Timeout { budget: BUDGET }));
-    assert!(message.contains("time budget"), "{message}");
+    for compilation in [Compilation::Baseline, Compilation::Optimized] {
+        let started = Instant::now();
+        let (reason, message) = refused(builder("init-loops").compilation(compilation), "init_loops", &runtime);
+        assert!(started.elapsed() < STOPPED_WITHIN, "took {:?}", started.elapsed());
+        assert_eq!(reason, LoadError::InitFault(Fault::Timeout { budget: BUDGET }));
+        assert!(message.contains("time budget"), "{message}");
+    }
 }
 
 #[test]
 fn bytes_that_are_not_webassembly_do_not_compile() {
     let runtime = runtime(limits());
-    let (reason, message) = refused(WasmRouter::builder("garbage"), "not_wasm", &runtime);
+    let (reason, message) = refused(builder("garbage"), "not_wasm", &runtime);
     assert!(matches!(reason, LoadError::Compile(_)), "{reason:?}");
     assert!(message.contains("not a valid WebAssembly module"), "{message}");
 
     // Binary garbage behind a valid magic number, too.
-    let error = WasmRouter::builder("binary-garbage")
+    let error = builder("binary-garbage")
         .load(&runtime, b"\0asm\x01\0\0\0\xff\xff\xff\xff")
         .expect_err("refused");
     let (reason, message) = refusal(error, "binary-garbage");
@@ -544,7 +572,7 @@ fn bytes_that_are_not_webassembly_do_not_compile() {
 fn an_initial_memory_above_the_ceiling_cannot_be_instantiated() {
     let ceiling = 1 << 20;
     let runtime = runtime(limits().memory_ceiling(ceiling));
-    let (reason, message) = refused(WasmRouter::builder("big-memory"), "memory_too_large", &runtime);
+    let (reason, message) = refused(builder("big-memory"), "memory_too_large", &runtime);
     assert!(matches!(reason, LoadError::Instantiate(_)), "{reason:?}");
     assert!(message.contains("could not be instantiated"), "{message}");
     assert!(message.contains(&format!("ceiling of {ceiling} bytes")), "{message}");
@@ -553,7 +581,7 @@ fn an_initial_memory_above_the_ceiling_cannot_be_instantiated() {
 #[test]
 fn a_self_test_that_does_not_hold_refuses_the_router() {
     let runtime = runtime(limits());
-    let builder = WasmRouter::builder("minimal")
+    let builder = builder("minimal")
         .connections(["default", "replica"])
         .expect(Expectation::read(PLAIN).answers("default"));
     let (reason, message) = refused(builder, "minimal", &runtime);
@@ -569,10 +597,7 @@ fn a_self_test_that_does_not_hold_refuses_the_router() {
 async fn an_engine_refuses_a_router_at_load_and_at_build() {
     let engine = engine(ReadFailure::Fail, limits()).await;
     let error = engine
-        .load_router(
-            WasmRouter::builder("wasi"),
-            RouterSource::File(router_file("wasi_import")),
-        )
+        .load_router(builder("wasi"), RouterSource::File(router_file("wasi_import")))
         .expect_err("refused");
     let (reason, _) = refusal(error, "wasi");
     assert!(matches!(reason, LoadError::ForbiddenImport { .. }), "{reason:?}");
@@ -584,10 +609,7 @@ async fn an_engine_refuses_a_router_at_load_and_at_build() {
 
     let error = Engine::builder()
         .connection("default", "sqlite::memory:")
-        .wasm_router(
-            WasmRouter::builder("v2"),
-            RouterSource::File(router_file("abi_version_2")),
-        )
+        .wasm_router(builder("v2"), RouterSource::File(router_file("abi_version_2")))
         .build()
         .await
         .expect_err("refused");

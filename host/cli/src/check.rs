@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use dbroute::Router;
+use dbroute::{Router, Tier};
 use serde_json::json;
 
 use crate::{ABI_VERSION, CheckArgs, fail, one_line};
@@ -41,6 +41,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
             "size_bytes": info.size,
             "sha256": hash,
             "compile_time_ms": (compile_ms * 1000.0).round() / 1000.0,
+            "compiled_by": tier_name(info.tier),
             "deterministic": info.deterministic,
             "connections": connections,
             "time_budget_ms": load.time_budget_ms,
@@ -52,7 +53,10 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
         say!("  exports        {}", info.exports.join(", "));
         say!("  size           {} bytes", info.size);
         say!("  sha256         {hash}");
-        say!("  compile time   {compile_ms:.2} ms");
+        say!(
+            "  compile time   {compile_ms:.2} ms ({} compiler)",
+            tier_name(info.tier)
+        );
         say!(
             "  deterministic  {}",
             if info.deterministic {
@@ -68,4 +72,12 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The compiler a tier names, as the report says it.
+fn tier_name(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Baseline => "baseline",
+        Tier::Optimized => "optimizing",
+    }
 }

@@ -34,7 +34,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dbroute::{ConnectionName, RouterLimits, RouterRuntime, WasmRouter, WasmRouterBuilder};
+use dbroute::{Compilation, ConnectionName, RouterLimits, RouterRuntime, WasmRouter, WasmRouterBuilder};
 
 /// Exit code when the router would be refused, answered with a refusal or a
 /// fault, or a demo claim failed.
@@ -138,9 +138,13 @@ impl LoadArgs {
         RouterLimits::new().time_budget(Duration::from_millis(self.time_budget_ms))
     }
 
-    /// The builder the host would use for this router.
+    /// The builder the host would use for this router. Baseline code only:
+    /// a host loads a router on that code too, and this process makes too
+    /// few decisions to gain from optimizing it.
     fn builder(&self) -> WasmRouterBuilder {
-        let mut builder = WasmRouter::builder(self.router_name()).connections(self.connection_names());
+        let mut builder = WasmRouter::builder(self.router_name())
+            .connections(self.connection_names())
+            .compilation(Compilation::Baseline);
         if let Some(config) = &self.config {
             builder = builder.config(config.clone());
         }

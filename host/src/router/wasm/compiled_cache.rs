@@ -1,7 +1,8 @@
-//! An on-disk cache of compiled routers: wasmtime's serialized form of a
-//! module, keyed by the SHA-256 of the router's bytes and by the engine's
-//! compatibility fingerprint, so loading a router compiled before (by this
-//! process or an earlier one) skips cranelift.
+//! An on-disk cache of compiled routers: wasmtime's serialized form of an
+//! optimized (Cranelift) module, keyed by the SHA-256 of the router's bytes
+//! and by the engine's compatibility fingerprint, so loading a router
+//! optimized before (by this process or an earlier one) compiles nothing
+//! and runs optimized code at once.
 //!
 //! A cache file holds native code that is run as-is, so the cache is only
 //! as trustworthy as its folder: the folder must not be writable by anyone
@@ -33,15 +34,6 @@ pub(crate) struct CompiledCache {
     engine_tag: String,
 }
 
-/// Where a module came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// Compiled now (and stored, if it could be).
-    Compiled,
-    /// Read from the cache.
-    Cached,
-}
-
 fn io_error(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: path.display().to_string(),
@@ -71,25 +63,21 @@ impl CompiledCache {
         self.dir.join(format!("{}-{}.cwasm", hex(source_hash), self.engine_tag))
     }
 
-    /// The module for `bytes` (whose SHA-256 is `source_hash`): from the
-    /// cache when a sound entry is there, else compiled, and then stored.
-    /// A cache that cannot be read or written only costs the compile (with
-    /// a warning); a module that does not compile is the error.
-    pub(crate) fn module(
-        &self,
-        engine: &Engine,
-        bytes: &[u8],
-        source_hash: &[u8; 32],
-    ) -> wasmtime::Result<(Module, Origin)> {
+    /// The module compiled from the bytes whose SHA-256 is `source_hash`,
+    /// when a sound entry is there. A cache that cannot be read costs only
+    /// a compile (with a warning).
+    pub(crate) fn lookup(&self, engine: &Engine, source_hash: &[u8; 32]) -> Option<Module> {
+        self.read(engine, &self.path_for(source_hash))
+    }
+
+    /// Stores `module`, compiled from the bytes whose SHA-256 is
+    /// `source_hash`. A cache that cannot be written costs only the next
+    /// compile (with a warning).
+    pub(crate) fn store(&self, source_hash: &[u8; 32], module: &Module) {
         let path = self.path_for(source_hash);
-        if let Some(module) = self.read(engine, &path) {
-            return Ok((module, Origin::Cached));
-        }
-        let module = Module::new(engine, bytes)?;
-        if let Err(e) = self.write(&path, &module) {
+        if let Err(e) = self.write(&path, module) {
             tracing::warn!(path = %path.display(), "could not store a compiled router: {e}");
         }
-        Ok((module, Origin::Compiled))
     }
 
     /// A cached module, if the file is there, whole, and this engine's.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
-use wasmtime::{Caller, InstancePre, Linker, Memory, Module, ResourceLimiter, Store, Trap, TypedFunc};
+use wasmtime::{Caller, Engine, InstancePre, Linker, Memory, Module, ResourceLimiter, Store, Trap, TypedFunc};
 
 use super::runtime::RouterRuntime;
 use super::{abi, kept};
@@ -50,9 +50,10 @@ impl ResourceLimiter for HostState {
     }
 }
 
-/// The linker every router is instantiated with: `dbroute.log` only.
-pub(crate) fn linker(runtime: &RouterRuntime) -> Linker<HostState> {
-    let mut linker = Linker::new(runtime.engine());
+/// The linker every router is instantiated with: `dbroute.log` only. For
+/// modules of `engine` (one per compiler tier).
+pub(crate) fn linker(engine: &Engine) -> Linker<HostState> {
+    let mut linker = Linker::new(engine);
     let defined = linker.func_wrap(
         abi::IMPORT_MODULE,
         abi::IMPORT_LOG,
@@ -93,10 +94,11 @@ pub(crate) fn classify(error: &wasmtime::Error, state: &HostState) -> Fault {
     }
 }
 
-pub(crate) fn new_store(runtime: &RouterRuntime, router: Arc<str>) -> Store<HostState> {
+/// A store for instances of `module`, under the runtime's limits.
+pub(crate) fn new_store(runtime: &RouterRuntime, module: &Module, router: Arc<str>) -> Store<HostState> {
     let limits = runtime.limits();
     let mut store = Store::new(
-        runtime.engine(),
+        module.engine(),
         HostState {
             memory_ceiling: limits.get_memory_ceiling(),
             ceiling_hit: false,
@@ -226,7 +228,7 @@ impl InstanceFactory {
         identity: RouterIdentity,
         init_input: String,
     ) -> Result<Self, LoadError> {
-        let pre = linker(runtime)
+        let pre = linker(module.engine())
             .instantiate_pre(module)
             .map_err(|e| LoadError::Instantiate(e.to_string()))?;
         Ok(InstanceFactory {
@@ -240,7 +242,7 @@ impl InstanceFactory {
     /// Makes and initialises an instance.
     pub(crate) fn instantiate(&self) -> Result<RouterInstance, LoadError> {
         let runtime = &self.runtime;
-        let mut store = new_store(runtime, Arc::from(self.identity.name()));
+        let mut store = new_store(runtime, self.pre.module(), Arc::from(self.identity.name()));
         let instance = self.pre.instantiate(&mut store).map_err(|e| {
             let fault = classify(&e, store.data());
             match fault {

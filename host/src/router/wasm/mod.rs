@@ -10,8 +10,8 @@ pub(crate) mod runtime;
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -19,9 +19,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::Module;
 
 use self::cache::{CacheKey, DecisionCache};
-use self::compiled_cache::Origin;
 use self::instance::{InstanceFactory, InstancePool, classify, linker, new_store};
-use self::runtime::RouterRuntime;
+use self::runtime::{Compilation, Compiled, RouterRuntime, Tier};
 use crate::error::{Error, Fault, LoadError, Result};
 use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
@@ -150,6 +149,7 @@ pub struct WasmRouterBuilder {
     connections: Vec<String>,
     expectations: Vec<Expectation>,
     answer_cache: bool,
+    compilation: Compilation,
 }
 
 impl WasmRouterBuilder {
@@ -158,6 +158,13 @@ impl WasmRouterBuilder {
     /// never cached.
     pub fn answer_cache(mut self, enabled: bool) -> Self {
         self.answer_cache = enabled;
+        self
+    }
+
+    /// How to compile the router's bytes (default: [`Compilation::Tiered`],
+    /// baseline code at once and optimized code from the background).
+    pub fn compilation(mut self, compilation: Compilation) -> Self {
+        self.compilation = compilation;
         self
     }
 
@@ -221,6 +228,13 @@ impl WasmRouterBuilder {
     /// makes a first instance and runs its `dbroute_init` and the
     /// self-test.
     ///
+    /// Unless the runtime's compiled-router cache holds these bytes
+    /// optimized, they are compiled by the baseline compiler, several times
+    /// faster, and the router returned runs that code; the optimizing
+    /// compiler then runs in the background and the router moves to its
+    /// code when it is done (see [`WasmRouter::tier`], and
+    /// [`WasmRouterBuilder::compilation`] for the other choices).
+    ///
     /// # Errors
     ///
     /// [`Error::RouterLoad`] with the reason: not WebAssembly, not a router,
@@ -236,22 +250,31 @@ impl WasmRouterBuilder {
             ))));
         }
         let hash: [u8; 32] = Sha256::digest(bytes).into();
-        let (module, origin) = runtime
-            .module(bytes, &hash)
+        let compiled = runtime
+            .compile(bytes, &hash, self.compilation != Compilation::Optimized)
             .map_err(|e| self.refuse(LoadError::Compile(root_cause(&e))))?;
         let compile_time = started.elapsed();
-        self.load_compiled(runtime, module, hash, bytes.len(), compile_time, origin)
+        let (tier, compilation) = (compiled.tier, self.compilation);
+        let router = self.load_compiled(runtime, compiled, hash, bytes.len(), compile_time)?;
+        if tier == Tier::Baseline && compilation == Compilation::Tiered {
+            optimize_in_background(runtime, &router, bytes.into(), hash);
+        }
+        Ok(router)
     }
 
     fn load_compiled(
         self,
         runtime: &RouterRuntime,
-        module: Module,
+        compiled: Compiled,
         hash: [u8; 32],
         size: usize,
         compile_time: Duration,
-        origin: Origin,
     ) -> Result<WasmRouter> {
+        let Compiled {
+            module,
+            tier,
+            from_cache,
+        } = compiled;
         abi::check_has_version(&module).map_err(|e| self.refuse(e))?;
         let deterministic = probe(runtime, &module, &self.name).map_err(|e| self.refuse(e))?;
         abi::check_imports(&module).map_err(|e| self.refuse(e))?;
@@ -271,16 +294,18 @@ impl WasmRouterBuilder {
         let router = WasmRouter {
             inner: Arc::new(Inner {
                 identity,
-                module,
                 config: self.config.clone(),
                 pool_id: AtomicU64::new(pool.id()),
                 pool: ArcSwap::from_pointee(pool),
                 exports,
                 cache: (deterministic && self.answer_cache).then(DecisionCache::new),
+                replacing_pool: Mutex::new(()),
+                tier: TierState::new(tier),
                 info: RouterInfo {
                     size,
                     compile_time,
-                    compiled_from_cache: origin == Origin::Cached,
+                    compiled_from_cache: from_cache,
+                    tier,
                     deterministic,
                     exports: exports.names(),
                 },
@@ -293,6 +318,67 @@ impl WasmRouterBuilder {
         }
         tracing::info!(router = %router.identity(), "router loaded");
         Ok(router)
+    }
+}
+
+/// Has the runtime's optimizer thread compile `bytes` (whose SHA-256 is
+/// `hash`) with the optimizing compiler, then move `router` to that code,
+/// unless the router is gone by then: a router swapped out before its turn
+/// costs nothing more.
+fn optimize_in_background(runtime: &RouterRuntime, router: &WasmRouter, bytes: Arc<[u8]>, hash: [u8; 32]) {
+    let weak: Weak<Inner> = Arc::downgrade(&router.inner);
+    router.inner.tier.set(Tier::Baseline, true);
+    let queued = runtime.in_background(move || {
+        let Some(runtime) = weak.upgrade().map(|inner| inner.pool.load().factory.runtime.clone()) else {
+            return;
+        };
+        let started = Instant::now();
+        let optimized = runtime.optimize(&bytes, &hash);
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let router = WasmRouter { inner };
+        let installed = optimized
+            .map_err(|e| LoadError::Compile(root_cause(&e)))
+            .and_then(|module| router.use_module(&module));
+        match installed {
+            Ok(()) => {
+                router.inner.tier.set(Tier::Optimized, false);
+                tracing::info!(router = %router.identity(), took = ?started.elapsed(), "router optimized");
+            }
+            Err(e) => {
+                router.inner.tier.set(Tier::Baseline, false);
+                tracing::warn!(router = %router.identity(), "could not optimize the router, it stays on baseline code: {e}");
+            }
+        }
+    });
+    if !queued {
+        router.inner.tier.set(Tier::Baseline, false);
+    }
+}
+
+/// Which tier a router runs, and whether it is being optimized; a condition
+/// variable to wait for the optimization.
+struct TierState {
+    now: Mutex<(Tier, bool)>,
+    changed: Condvar,
+}
+
+impl TierState {
+    fn new(tier: Tier) -> Self {
+        TierState {
+            now: Mutex::new((tier, false)),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (Tier, bool)> {
+        self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, tier: Tier, optimizing: bool) {
+        *self.lock() = (tier, optimizing);
+        self.changed.notify_all();
     }
 }
 
@@ -328,11 +414,11 @@ pub(crate) fn read_router_file(path: &Path) -> Result<Vec<u8>> {
 /// Instantiates the module once with every unknown import trapping, to read
 /// `dbroute_abi_version` before anything else, and `dbroute_deterministic`.
 fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::Result<bool, LoadError> {
-    let mut linker = linker(runtime);
+    let mut linker = linker(module.engine());
     linker
         .define_unknown_imports_as_traps(module)
         .map_err(|e| LoadError::Instantiate(e.to_string()))?;
-    let mut store = new_store(runtime, Arc::from(name));
+    let mut store = new_store(runtime, module, Arc::from(name));
     let instance = match linker.instantiate(&mut store, module) {
         Ok(instance) => instance,
         Err(e) => {
@@ -366,6 +452,9 @@ pub struct RouterInfo {
     /// Whether the compiled module came from the runtime's compiled-router
     /// cache (see [`RouterRuntime::with_compiled_cache`]).
     pub compiled_from_cache: bool,
+    /// The compiler tier it was loaded with; [`WasmRouter::tier`] says
+    /// which code it runs now.
+    pub tier: Tier,
     /// Whether it declared `dbroute_deterministic() == 1`.
     pub deterministic: bool,
     /// The ABI exports it has.
@@ -381,7 +470,6 @@ pub struct WasmRouter {
 
 struct Inner {
     identity: RouterIdentity,
-    module: Module,
     config: serde_json::Value,
     /// The id of `pool`'s current value: what a thread's kept instance must
     /// match (reading it needs no `ArcSwap` load).
@@ -391,6 +479,10 @@ struct Inner {
     exports: abi::Exports,
     /// Present when the router declared itself deterministic.
     cache: Option<DecisionCache>,
+    /// Held while `pool` is replaced (new connections, optimized code), so
+    /// that one replacement does not undo the other.
+    replacing_pool: Mutex<()>,
+    tier: TierState,
     info: RouterInfo,
 }
 
@@ -412,12 +504,49 @@ impl WasmRouter {
             connections: Vec::new(),
             expectations: Vec::new(),
             answer_cache: true,
+            compilation: Compilation::Tiered,
         }
     }
 
     /// Facts about the module.
     pub fn info(&self) -> &RouterInfo {
         &self.inner.info
+    }
+
+    /// Which compiler's code the router runs now: [`Tier::Baseline`] until
+    /// the optimizing compiler, run in the background after a load from
+    /// bytes, has finished (see [`WasmRouterBuilder::load`]).
+    pub fn tier(&self) -> Tier {
+        self.inner.tier.lock().0
+    }
+
+    /// Waits, at most `timeout`, until the router runs optimized code, and
+    /// returns the tier it runs then. It returns at once when there is
+    /// nothing to wait for: the router runs optimized code, or optimizing
+    /// it failed (logged; it keeps its baseline code).
+    ///
+    /// ```
+    /// # use dbroute::{RouterLimits, RouterRuntime, Tier, WasmRouter};
+    /// # use std::time::Duration;
+    /// # let runtime = RouterRuntime::new(RouterLimits::default())?;
+    /// let wat = r#"(module (memory (export "memory") 1)
+    ///   (func (export "dbroute_abi_version") (result i32) i32.const 1)
+    ///   (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
+    ///   (func (export "db_for_read") (param i32 i32) (result i64) i64.const 0))"#;
+    /// let router = WasmRouter::builder("none").load(&runtime, wat.as_bytes())?;
+    /// assert_eq!(router.wait_until_optimized(Duration::from_secs(60)), Tier::Optimized);
+    /// # Ok::<(), dbroute::Error>(())
+    /// ```
+    pub fn wait_until_optimized(&self, timeout: Duration) -> Tier {
+        let state = &self.inner.tier;
+        let now = state.lock();
+        let (now, _) = state
+            .changed
+            .wait_timeout_while(now, timeout, |(tier, optimizing)| {
+                *tier == Tier::Baseline && *optimizing
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        now.0
     }
 
     /// Idle instances now: in the pool's shards, and kept by the threads
@@ -507,6 +636,34 @@ impl WasmRouter {
         self.inner.pool.load().with_instance(call)
     }
 
+    /// Moves the router to `module` (the same bytes, compiled again): a
+    /// new pool of its instances, for the connections the current pool's
+    /// were told about, with one instance made and initialised. Answers
+    /// stay cached: the code is another compiler's, the router the same.
+    fn use_module(&self, module: &Module) -> std::result::Result<(), LoadError> {
+        let _replacing = self.inner.replacing_pool.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.inner.pool.load();
+        let factory = InstanceFactory::new(
+            &current.factory.runtime,
+            module,
+            current.factory.identity.clone(),
+            current.factory.init_input.clone(),
+        )?;
+        let first = factory.instantiate()?;
+        let pool = InstancePool::new(factory);
+        pool.offer(Box::new(first));
+        self.replace_pool(pool);
+        Ok(())
+    }
+
+    /// Makes `pool` the one decisions use; threads drop the instances they
+    /// keep of the one before. The caller holds `replacing_pool`.
+    fn replace_pool(&self, pool: InstancePool) {
+        let id = pool.id();
+        self.inner.pool.store(Arc::new(pool));
+        self.inner.pool_id.store(id, Ordering::Release);
+    }
+
     fn self_test(&self, case: &Expectation) -> std::result::Result<(), String> {
         let op = Operation {
             kind: case.kind,
@@ -568,6 +725,7 @@ impl Router for WasmRouter {
     }
 
     fn connections_changed(&self, names: &[ConnectionName]) {
+        let _replacing = self.inner.replacing_pool.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.inner.pool.load();
         let factory = &current.factory;
         let init_input = abi::init_input(&self.inner.config, names);
@@ -576,15 +734,12 @@ impl Router for WasmRouter {
         }
         match InstanceFactory::new(
             &factory.runtime,
-            &self.inner.module,
+            factory.pre.module(),
             factory.identity.clone(),
             init_input,
         ) {
             Ok(factory) => {
-                let pool = InstancePool::new(factory);
-                let id = pool.id();
-                self.inner.pool.store(Arc::new(pool));
-                self.inner.pool_id.store(id, Ordering::Release);
+                self.replace_pool(InstancePool::new(factory));
                 // Answers may depend on the connections init was told about.
                 if let Some(cache) = &self.inner.cache {
                     cache.clear();

@@ -1,12 +1,15 @@
-//! The WebAssembly runtime routers run in: one wasmtime engine configured
-//! with the limits, and the clock that enforces the time budget.
+//! The WebAssembly runtime routers run in: wasmtime engines configured
+//! with the limits (one per compiler tier), the clock that enforces the
+//! time budget, and the thread that optimizes routers in the background.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::compiled_cache::{CompiledCache, Origin};
+use wasmtime::Module;
+
+use super::compiled_cache::CompiledCache;
 use crate::error::{Error, LoadError, Result};
 
 /// Limits every router call runs under.
@@ -136,12 +139,73 @@ pub struct RouterRuntime {
     inner: Arc<RuntimeInner>,
 }
 
+/// Which compiler made the code a router runs.
+///
+/// A router loaded from bytes that the compiled-router cache does not hold
+/// starts on the [`Tier::Baseline`] code, which compiles several times
+/// faster, and moves to the [`Tier::Optimized`] code when the optimizing
+/// compiler, run in the background, has finished (see
+/// [`WasmRouter::wait_until_optimized`](crate::WasmRouter::wait_until_optimized)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// wasmtime's baseline compiler (Winch): one pass, no optimizations.
+    Baseline,
+    /// wasmtime's optimizing compiler (Cranelift).
+    Optimized,
+}
+
+/// How a router loaded from bytes is compiled (see
+/// [`WasmRouterBuilder::compilation`](crate::WasmRouterBuilder::compilation)).
+/// Bytes the compiled-router cache holds are always read optimized.
+///
+/// # Examples
+///
+/// ```
+/// use dbroute::{Compilation, WasmRouter};
+/// // A one-off check compiles fast and never optimizes.
+/// let builder = WasmRouter::builder("tenant").compilation(Compilation::Baseline);
+/// # let _ = builder;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compilation {
+    /// Baseline code at once, optimized code when the optimizing compiler,
+    /// run in the background, is done: the fastest swap (the default).
+    #[default]
+    Tiered,
+    /// Optimized code before the load returns: a slower load, and no
+    /// period on slower code.
+    Optimized,
+    /// Baseline code only, never optimized: for a router that makes few
+    /// decisions (a check, a test).
+    Baseline,
+}
+
+/// A compiled router and the tier that compiled it.
+pub(crate) struct Compiled {
+    pub(crate) module: Module,
+    pub(crate) tier: Tier,
+    /// Whether the module was read from the compiled-router cache.
+    pub(crate) from_cache: bool,
+}
+
+/// Work for the optimizer thread.
+type Job = Box<dyn FnOnce() + Send>;
+
 struct RuntimeInner {
+    /// Runs optimized (Cranelift) code; the compiled-router cache holds its
+    /// modules.
     engine: wasmtime::Engine,
+    /// Runs baseline (Winch) code. `None` where wasmtime has no baseline
+    /// compiler for this machine: routers are then compiled optimized at
+    /// once.
+    baseline: Option<wasmtime::Engine>,
     limits: RouterLimits,
     compiled_cache: Option<CompiledCache>,
     stop: Arc<AtomicBool>,
     clock: Option<JoinHandle<()>>,
+    /// Sends work to the optimizer thread, started on first use. Dropping
+    /// it ends the thread once its queue is empty.
+    optimizer: Mutex<Option<mpsc::Sender<Job>>>,
 }
 
 impl Drop for RuntimeInner {
@@ -201,27 +265,32 @@ impl RouterRuntime {
     }
 
     fn make(limits: RouterLimits, cache_dir: Option<&std::path::Path>) -> Result<Self> {
-        let mut config = wasmtime::Config::new();
-        config.epoch_interruption(true);
-        config.max_wasm_stack(limits.stack_ceiling);
-        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        let engine = wasmtime::Engine::new(&config).map_err(|e| Error::RouterLoad {
+        let engine = new_engine(&limits, wasmtime::Strategy::Cranelift).map_err(|e| Error::RouterLoad {
             router: "(runtime)".into(),
             reason: LoadError::Instantiate(e.to_string()),
         })?;
+        let baseline = match new_engine(&limits, wasmtime::Strategy::Winch) {
+            Ok(engine) => Some(engine),
+            Err(e) => {
+                tracing::debug!("no baseline compiler here ({e}): routers are compiled optimized at once");
+                None
+            }
+        };
         let compiled_cache = cache_dir.map(|dir| CompiledCache::open(&engine, dir)).transpose()?;
         let stop = Arc::new(AtomicBool::new(false));
         let clock = {
-            let engine = engine.weak();
+            let engines: Vec<_> = std::iter::once(&engine).chain(&baseline).map(|e| e.weak()).collect();
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("dbroute-router-clock".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::park_timeout(TICK);
-                        match engine.upgrade() {
-                            Some(engine) => engine.increment_epoch(),
-                            None => break,
+                        for engine in &engines {
+                            match engine.upgrade() {
+                                Some(engine) => engine.increment_epoch(),
+                                None => return,
+                            }
                         }
                     }
                 })
@@ -233,10 +302,12 @@ impl RouterRuntime {
         Ok(RouterRuntime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                baseline,
                 limits,
                 compiled_cache,
                 stop,
                 clock: Some(clock),
+                optimizer: Mutex::new(None),
             }),
         })
     }
@@ -246,16 +317,98 @@ impl RouterRuntime {
         &self.inner.limits
     }
 
-    pub(crate) fn engine(&self) -> &wasmtime::Engine {
-        &self.inner.engine
+    /// Compiles `bytes` (whose SHA-256 is `hash`): read optimized from the
+    /// compiled-router cache when it holds them, else with the baseline
+    /// compiler when `baseline` says so, else (or when there is no baseline
+    /// compiler here, or it refuses the module, e.g. for a proposal it does
+    /// not support) with the optimizing one.
+    pub(crate) fn compile(&self, bytes: &[u8], hash: &[u8; 32], baseline: bool) -> wasmtime::Result<Compiled> {
+        let inner = &self.inner;
+        if let Some(module) = inner
+            .compiled_cache
+            .as_ref()
+            .and_then(|c| c.lookup(&inner.engine, hash))
+        {
+            return Ok(Compiled {
+                module,
+                tier: Tier::Optimized,
+                from_cache: true,
+            });
+        }
+        if let Some(baseline) = inner.baseline.as_ref().filter(|_| baseline) {
+            match Module::new(baseline, bytes) {
+                Ok(module) => {
+                    return Ok(Compiled {
+                        module,
+                        tier: Tier::Baseline,
+                        from_cache: false,
+                    });
+                }
+                // The optimizing compiler says what is wrong, if anything.
+                Err(e) => tracing::debug!("the baseline compiler refused a router ({e:#}): optimizing it at once"),
+            }
+        }
+        Ok(Compiled {
+            module: self.optimize(bytes, hash)?,
+            tier: Tier::Optimized,
+            from_cache: false,
+        })
     }
 
-    /// Compiles `bytes` (whose SHA-256 is `hash`), or reads them compiled
-    /// from the cache when the runtime has one.
-    pub(crate) fn module(&self, bytes: &[u8], hash: &[u8; 32]) -> wasmtime::Result<(wasmtime::Module, Origin)> {
-        match &self.inner.compiled_cache {
-            Some(cache) => cache.module(&self.inner.engine, bytes, hash),
-            None => Ok((wasmtime::Module::new(&self.inner.engine, bytes)?, Origin::Compiled)),
+    /// Compiles `bytes` (whose SHA-256 is `hash`) with the optimizing
+    /// compiler, and stores the result in the compiled-router cache when
+    /// the runtime has one.
+    pub(crate) fn optimize(&self, bytes: &[u8], hash: &[u8; 32]) -> wasmtime::Result<Module> {
+        let module = Module::new(&self.inner.engine, bytes)?;
+        if let Some(cache) = &self.inner.compiled_cache {
+            cache.store(hash, &module);
         }
+        Ok(module)
     }
+
+    /// Runs `job` on the runtime's optimizer thread, after the jobs before
+    /// it: one at a time, so that routers loaded in a burst do not all
+    /// compile at once. A job that panics is logged and does not stop the
+    /// thread. False (logged) when the thread cannot be started.
+    pub(crate) fn in_background(&self, job: impl FnOnce() + Send + 'static) -> bool {
+        let mut optimizer = self.inner.optimizer.lock().unwrap_or_else(|e| e.into_inner());
+        let sender = match &*optimizer {
+            Some(sender) => sender,
+            None => match start_optimizer() {
+                Ok(sender) => optimizer.insert(sender),
+                Err(e) => {
+                    tracing::warn!("could not start the router optimizer thread ({e}): routers stay on baseline code");
+                    return false;
+                }
+            },
+        };
+        // The thread ends only when the sender is dropped, with the runtime.
+        sender.send(Box::new(job)).is_ok()
+    }
+}
+
+/// A wasmtime engine for `strategy`'s compiler, with the limits.
+fn new_engine(limits: &RouterLimits, strategy: wasmtime::Strategy) -> wasmtime::Result<wasmtime::Engine> {
+    let mut config = wasmtime::Config::new();
+    config.strategy(strategy);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(limits.stack_ceiling);
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    wasmtime::Engine::new(&config)
+}
+
+/// Starts the optimizer thread: it runs the jobs it is sent, in order,
+/// until the sender is dropped.
+fn start_optimizer() -> std::io::Result<mpsc::Sender<Job>> {
+    let (sender, jobs) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("dbroute-router-optimizer".into())
+        .spawn(move || {
+            for job in jobs {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                    tracing::error!("optimizing a router panicked: it stays on baseline code");
+                }
+            }
+        })?;
+    Ok(sender)
 }
