@@ -184,3 +184,28 @@ fn routers_dropped_before_their_turn_are_not_optimized() {
     assert_eq!(big.tier(), Tier::Optimized);
     assert_eq!(compiled_files(dir.path()), 2, "the big router and the last one only");
 }
+
+#[test]
+fn a_router_the_baseline_compiler_cannot_take_is_optimized_at_once() {
+    // Tail calls are a proposal wasmtime's baseline compiler does not
+    // support: the router is compiled by the optimizing one, whatever the
+    // load asked for.
+    let wat = r#"(module
+  (memory (export "memory") 1)
+  (data (i32.const 16) "replica")
+  (func (export "dbroute_abi_version") (result i32) i32.const 1)
+  (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
+  (func $answer (result i64) i64.const 0x0000001000000007)
+  (func (export "db_for_read") (param i32 i32) (result i64) return_call $answer))"#;
+    let runtime = RouterRuntime::new(RouterLimits::default()).unwrap();
+    for compilation in [Compilation::Tiered, Compilation::Baseline] {
+        let router = WasmRouter::builder("tail-call")
+            .compilation(compilation)
+            .load(&runtime, wat.as_bytes())
+            .unwrap();
+        assert_eq!(router.info().tier, Tier::Optimized, "{compilation:?}");
+        assert_eq!(router.wait_until_optimized(OPTIMIZED_WITHIN), Tier::Optimized);
+        let replica = ConnectionName::new("replica").unwrap();
+        assert_eq!(read_app(&router, "any"), Decision::Use(replica));
+    }
+}
