@@ -102,6 +102,7 @@ fn check_json_is_one_object() {
     assert_eq!(hash.len(), 64);
     assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{hash}");
     assert!(report["compile_time_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(report["compiled_by"], "baseline", "a check needs no optimized code");
     assert_eq!(report["deterministic"], true);
     let exports: Vec<&str> = report["exports"]
         .as_array()
