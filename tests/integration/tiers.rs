@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use dbroute::{
-    Compilation, ConnectionName, Decision, Engine, Hints, ModelInfo, OpKind, Operation, Router, RouterLimits,
-    RouterRuntime, RouterSource, Tier, WasmRouter,
+    Compilation, ConnectionName, Decision, Engine, Expectation, Hints, ModelInfo, OpKind, Operation, Router,
+    RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter,
 };
 
 /// A generous bound on the optimizing compile in the background (a safety
@@ -65,6 +65,26 @@ async fn a_router_from_bytes_answers_on_baseline_code_then_on_optimized_code() {
         1,
         "the optimized code's instance, made before the move"
     );
+}
+
+#[test]
+fn the_optimized_code_passes_the_self_test_before_it_is_used() {
+    // The self-test runs again on an instance of the optimized code; the
+    // router moves to it only when it holds.
+    let runtime = RouterRuntime::new(RouterLimits::default()).unwrap();
+    let router = WasmRouter::builder("reference")
+        .connections(["default", "replica", "analytics"])
+        .expect(Expectation::read("User").answers("replica"))
+        .expect(Expectation::write("Event").answers("analytics"))
+        .expect(
+            Expectation::write("Archive")
+                .model(ModelInfo::named("Archive").with_tags(["readonly"]))
+                .is_refused(),
+        )
+        .load_file(&runtime, dbroute_example_routers::REFERENCE)
+        .unwrap();
+    assert_eq!(router.info().tier, Tier::Baseline);
+    assert_eq!(router.wait_until_optimized(OPTIMIZED_WITHIN), Tier::Optimized);
 }
 
 #[tokio::test]

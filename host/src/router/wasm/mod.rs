@@ -254,10 +254,15 @@ impl WasmRouterBuilder {
             .compile(bytes, &hash, self.compilation != Compilation::Optimized)
             .map_err(|e| self.refuse(LoadError::Compile(root_cause(&e))))?;
         let compile_time = started.elapsed();
-        let (tier, compilation) = (compiled.tier, self.compilation);
+        let optimize_later = compiled.tier == Tier::Baseline && self.compilation == Compilation::Tiered;
+        let expectations = if optimize_later {
+            self.expectations.clone()
+        } else {
+            Vec::new()
+        };
         let router = self.load_compiled(runtime, compiled, hash, bytes.len(), compile_time)?;
-        if tier == Tier::Baseline && compilation == Compilation::Tiered {
-            optimize_in_background(runtime, &router, bytes.into(), hash);
+        if optimize_later {
+            optimize_in_background(runtime, &router, bytes.into(), hash, expectations);
         }
         Ok(router)
     }
@@ -288,7 +293,10 @@ impl WasmRouterBuilder {
         let init_input = abi::init_input(&self.config, &connections);
         let factory =
             InstanceFactory::new(runtime, &module, identity.clone(), init_input).map_err(|e| self.refuse(e))?;
-        let first = factory.instantiate().map_err(|e| self.refuse(e))?;
+        let mut first = factory.instantiate().map_err(|e| self.refuse(e))?;
+        for case in &self.expectations {
+            self_test(&mut first, case).map_err(|e| self.refuse(LoadError::SelfTest(e)))?;
+        }
         let pool = InstancePool::new(factory);
         pool.offer(Box::new(first));
         let router = WasmRouter {
@@ -311,21 +319,23 @@ impl WasmRouterBuilder {
                 },
             }),
         };
-        for case in &self.expectations {
-            router
-                .self_test(case)
-                .map_err(|e| self.refuse(LoadError::SelfTest(e)))?;
-        }
         tracing::info!(router = %router.identity(), "router loaded");
         Ok(router)
     }
 }
 
 /// Has the runtime's optimizer thread compile `bytes` (whose SHA-256 is
-/// `hash`) with the optimizing compiler, then move `router` to that code,
-/// unless the router is gone by then: a router swapped out before its turn
-/// costs nothing more.
-fn optimize_in_background(runtime: &RouterRuntime, router: &WasmRouter, bytes: Arc<[u8]>, hash: [u8; 32]) {
+/// `hash`) with the optimizing compiler, then move `router` to that code
+/// if it passes the router's self-test (`expectations`) too, unless the
+/// router is gone by then: a router swapped out before its turn costs
+/// nothing more.
+fn optimize_in_background(
+    runtime: &RouterRuntime,
+    router: &WasmRouter,
+    bytes: Arc<[u8]>,
+    hash: [u8; 32],
+    expectations: Vec<Expectation>,
+) {
     let weak: Weak<Inner> = Arc::downgrade(&router.inner);
     router.inner.tier.set(Tier::Baseline, true);
     let queued = runtime.in_background(move || {
@@ -340,7 +350,7 @@ fn optimize_in_background(runtime: &RouterRuntime, router: &WasmRouter, bytes: A
         let router = WasmRouter { inner };
         let installed = optimized
             .map_err(|e| LoadError::Compile(root_cause(&e)))
-            .and_then(|module| router.use_module(&module));
+            .and_then(|module| router.use_module(&module, &expectations));
         match installed {
             Ok(()) => {
                 router.inner.tier.set(Tier::Optimized, false);
@@ -360,24 +370,34 @@ fn optimize_in_background(runtime: &RouterRuntime, router: &WasmRouter, bytes: A
 /// Which tier a router runs, and whether it is being optimized; a condition
 /// variable to wait for the optimization.
 struct TierState {
-    now: Mutex<(Tier, bool)>,
+    now: Mutex<TierNow>,
     changed: Condvar,
+}
+
+#[derive(Clone, Copy)]
+struct TierNow {
+    tier: Tier,
+    /// Whether the optimizer thread has yet to finish with the router.
+    optimizing: bool,
 }
 
 impl TierState {
     fn new(tier: Tier) -> Self {
         TierState {
-            now: Mutex::new((tier, false)),
+            now: Mutex::new(TierNow {
+                tier,
+                optimizing: false,
+            }),
             changed: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, (Tier, bool)> {
+    fn lock(&self) -> MutexGuard<'_, TierNow> {
         self.now.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn set(&self, tier: Tier, optimizing: bool) {
-        *self.lock() = (tier, optimizing);
+        *self.lock() = TierNow { tier, optimizing };
         self.changed.notify_all();
     }
 }
@@ -439,6 +459,24 @@ fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::R
     let version = call_i32(&mut store, abi::VERSION)?.ok_or(LoadError::NotARouter)?;
     abi::check_version(version)?;
     Ok(call_i32(&mut store, abi::DETERMINISTIC)?.is_some_and(abi::decode_deterministic))
+}
+
+/// Checks `case` against `instance` (before it joins a pool: the code
+/// itself answers, not the answer cache).
+fn self_test(instance: &mut instance::RouterInstance, case: &Expectation) -> std::result::Result<(), String> {
+    let got = instance.decide(case.kind, &abi::decision_input(case.kind, &case.model, &case.hints));
+    let described = format!("{} of `{}`", case.kind, case.model.name());
+    let got = match got {
+        Ok(Decision::Use(name)) => Expected::Connection(name.to_string()),
+        Ok(Decision::NoOpinion) => Expected::NoOpinion,
+        Ok(Decision::Refuse(_)) => Expected::Refused,
+        Err(fault) => return Err(format!("{described}: {fault}")),
+    };
+    if got == case.expected {
+        Ok(())
+    } else {
+        Err(format!("{described}: expected {:?}, got {got:?}", case.expected))
+    }
 }
 
 /// Facts about a loaded router, for reports (`dbroute check`).
@@ -517,7 +555,7 @@ impl WasmRouter {
     /// the optimizing compiler, run in the background after a load from
     /// bytes, has finished (see [`WasmRouterBuilder::load`]).
     pub fn tier(&self) -> Tier {
-        self.inner.tier.lock().0
+        self.inner.tier.lock().tier
     }
 
     /// Waits, at most `timeout`, until the router runs optimized code, and
@@ -542,11 +580,9 @@ impl WasmRouter {
         let now = state.lock();
         let (now, _) = state
             .changed
-            .wait_timeout_while(now, timeout, |(tier, optimizing)| {
-                *tier == Tier::Baseline && *optimizing
-            })
+            .wait_timeout_while(now, timeout, |now| now.tier == Tier::Baseline && now.optimizing)
             .unwrap_or_else(|e| e.into_inner());
-        now.0
+        now.tier
     }
 
     /// Idle instances now: in the pool's shards, and kept by the threads
@@ -638,9 +674,10 @@ impl WasmRouter {
 
     /// Moves the router to `module` (the same bytes, compiled again): a
     /// new pool of its instances, for the connections the current pool's
-    /// were told about, with one instance made and initialised. Answers
-    /// stay cached: the code is another compiler's, the router the same.
-    fn use_module(&self, module: &Module) -> std::result::Result<(), LoadError> {
+    /// were told about, with one instance made and initialised, which must
+    /// pass the self-test `expectations` first. Answers stay cached: the
+    /// code is another compiler's, the router the same.
+    fn use_module(&self, module: &Module, expectations: &[Expectation]) -> std::result::Result<(), LoadError> {
         let _replacing = self.inner.replacing_pool.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.inner.pool.load();
         let factory = InstanceFactory::new(
@@ -649,7 +686,10 @@ impl WasmRouter {
             current.factory.identity.clone(),
             current.factory.init_input.clone(),
         )?;
-        let first = factory.instantiate()?;
+        let mut first = factory.instantiate()?;
+        for case in expectations {
+            self_test(&mut first, case).map_err(LoadError::SelfTest)?;
+        }
         let pool = InstancePool::new(factory);
         pool.offer(Box::new(first));
         self.replace_pool(pool);
@@ -662,30 +702,6 @@ impl WasmRouter {
         let id = pool.id();
         self.inner.pool.store(Arc::new(pool));
         self.inner.pool_id.store(id, Ordering::Release);
-    }
-
-    fn self_test(&self, case: &Expectation) -> std::result::Result<(), String> {
-        let op = Operation {
-            kind: case.kind,
-            model: &case.model,
-            hints: &case.hints,
-        };
-        let got = match case.kind {
-            OpKind::Read => self.db_for_read(&op),
-            OpKind::Write => self.db_for_write(&op),
-        };
-        let described = format!("{} of `{}`", case.kind, case.model.name());
-        let got = match got {
-            Ok(Decision::Use(name)) => Expected::Connection(name.to_string()),
-            Ok(Decision::NoOpinion) => Expected::NoOpinion,
-            Ok(Decision::Refuse(_)) => Expected::Refused,
-            Err(fault) => return Err(format!("{described}: {fault}")),
-        };
-        if got == case.expected {
-            Ok(())
-        } else {
-            Err(format!("{described}: expected {:?}, got {got:?}", case.expected))
-        }
     }
 }
 
