@@ -432,7 +432,18 @@ fn swap(c: &mut Criterion) {
             engine.set_router(router)
         })
     });
-    // The same, optimized before the load returns.
+    // A router of 100 KB (the size the target names), all code: about a
+    // thousand small generated functions.
+    let big: Arc<[u8]> = router_of_size(100 * 1024).into();
+    group.bench_function("bytes-100kb", |b| {
+        b.iter(|| {
+            let router = engine
+                .load_router(WasmRouter::builder("big"), RouterSource::Bytes(big.clone()))
+                .unwrap();
+            engine.set_router(router)
+        })
+    });
+    // The reference router, optimized before the load returns.
     group.bench_function("bytes-optimized", |b| {
         b.iter(|| {
             let router = engine
@@ -482,6 +493,64 @@ fn swap(c: &mut Criterion) {
     group.finish();
     if report_selected("swap/under-load/report") {
         swap_latency_report(&cached, &bytes);
+    }
+}
+
+/// A router module of about `size` bytes (within 2%): reads go to
+/// `replica`, after calling a chain of generated functions, each a loop
+/// over the input with branches, loads and arithmetic (the kind of code a
+/// policy compiles to), so that its compile time is that of code, not of
+/// data.
+fn router_of_size(size: usize) -> Vec<u8> {
+    let module = |functions: usize| {
+        let mut wat = String::from(
+            r#"(module
+  (memory (export "memory") 1)
+  (data (i32.const 16) "replica")
+  (func (export "dbroute_abi_version") (result i32) i32.const 1)
+  (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
+  (func (export "db_for_read") (param $ptr i32) (param $len i32) (result i64)
+    (drop (call $f0 (local.get $ptr) (local.get $len)))
+    i64.const 0x0000001000000007)
+"#,
+        );
+        for f in 0..functions {
+            let next = if f + 1 < functions {
+                format!("(call $f{} (local.get $p) (local.get $h))", f + 1)
+            } else {
+                "(local.get $h)".to_owned()
+            };
+            wat.push_str(&format!(
+                r#"  (func $f{f} (param $p i32) (param $n i32) (result i32) (local $h i32) (local $i i32)
+    (local.set $h (i32.const {f}))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $h (i32.xor (i32.mul (local.get $h) (i32.const 16777619))
+                             (i32.load8_u (i32.add (local.get $p) (local.get $i)))))
+      (if (i32.eq (i32.and (local.get $h) (i32.const 7)) (i32.const {k}))
+        (then (local.set $h (i32.rotl (local.get $h) (i32.const 5))))
+        (else (local.set $h (i32.add (local.get $h) (i32.shr_u (local.get $h) (i32.const 3))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (if (result i32) (i32.gt_u (local.get $h) (i32.const {limit}))
+      (then {next})
+      (else (i32.sub (local.get $h) (local.get $n)))))
+"#,
+                k = f % 8,
+                limit = 1_000_000 + f,
+            ));
+        }
+        wat.push(')');
+        wat::parse_str(&wat).expect("a valid module")
+    };
+    // Functions are about equal in size: scale from a sample, then correct.
+    let mut functions = 100;
+    loop {
+        let bytes = module(functions);
+        if bytes.len().abs_diff(size) * 50 <= size {
+            return bytes;
+        }
+        functions = (functions * size).div_ceil(bytes.len());
     }
 }
 
