@@ -88,7 +88,8 @@ pub use name::{ConnectionName, MAX_NAME_LEN};
 pub use route_stats::RouteCount;
 pub use routed::Routed;
 pub use router::wasm::abi::ABI_VERSION;
-pub use router::wasm::runtime::{Compilation, RouterLimits, RouterRuntime, Tier};
+pub use router::wasm::runtime::{RouterLimits, RouterRuntime};
+pub use router::wasm::tiers::{Compilation, Tier};
 pub use router::wasm::{Expectation, ExpectationBuilder, MAX_ROUTER_SIZE, RouterInfo, WasmRouter, WasmRouterBuilder};
 pub use router::watch::{RouterWatcher, WatchStatus};
 pub use router::{

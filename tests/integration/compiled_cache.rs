@@ -10,6 +10,8 @@ use dbroute::{
     WasmRouter,
 };
 
+use crate::support::FIRST_TIER;
+
 /// The connections the reference router names.
 fn reference_connections() -> EngineBuilder {
     Engine::builder()
@@ -67,8 +69,8 @@ async fn a_router_compiled_once_is_read_back_by_a_new_engine() {
     let compiled = load(&first);
     assert!(!compiled.info().compiled_from_cache);
     assert_eq!(
-        compiled.info().tier,
-        Tier::Baseline,
+        compiled.info().compiled_by,
+        FIRST_TIER,
         "loaded on baseline code, optimized after"
     );
     assert_eq!(cache_files(dir.path()).len(), 1, "one file per router and engine");
@@ -78,7 +80,11 @@ async fn a_router_compiled_once_is_read_back_by_a_new_engine() {
     let second = engine(dir.path()).await;
     let cached = load(&second);
     assert!(cached.info().compiled_from_cache);
-    assert_eq!(cached.info().tier, Tier::Optimized, "optimized code from the start");
+    assert_eq!(
+        cached.info().compiled_by,
+        Tier::Optimized,
+        "optimized code from the start"
+    );
     assert_eq!(cached.identity(), load(&first).identity(), "same bytes, same identity");
     routes_reads_to_replica(&second, cached).await;
     assert_eq!(cache_files(dir.path()).len(), 1);

@@ -27,7 +27,7 @@ use dbroute::{
     WasmRouterBuilder,
 };
 
-use crate::support::fixture;
+use crate::support::{FIRST_TIER, fixture};
 
 /// Idle instances each router keeps in these tests.
 const IDLE: usize = 2;
@@ -217,7 +217,7 @@ struct Faulted {
 async fn faults_then_recovers(file: &str, model: &str, limits: RouterLimits) -> Vec<Faulted> {
     let mut faulted = Vec::new();
     for (compilation, tier) in [
-        (Compilation::Baseline, Tier::Baseline),
+        (Compilation::Baseline, FIRST_TIER),
         (Compilation::Optimized, Tier::Optimized),
     ] {
         let setup = routed_by_tier(file, ReadFailure::Fail, limits.clone(), compilation).await;

@@ -165,3 +165,11 @@ macro_rules! per_backend {
     };
 }
 pub(crate) use per_backend;
+
+/// The tier a router from bytes starts on here: baseline code where
+/// wasmtime's baseline compiler exists (x86-64, AArch64), else optimized.
+pub(crate) const FIRST_TIER: dbroute::Tier = if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+    dbroute::Tier::Baseline
+} else {
+    dbroute::Tier::Optimized
+};

@@ -41,7 +41,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
             "size_bytes": info.size,
             "sha256": hash,
             "compile_time_ms": (compile_ms * 1000.0).round() / 1000.0,
-            "compiled_by": tier_name(info.tier),
+            "compiled_by": tier_name(info.compiled_by),
             "deterministic": info.deterministic,
             "connections": connections,
             "time_budget_ms": load.time_budget_ms,
@@ -55,7 +55,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
         say!("  sha256         {hash}");
         say!(
             "  compile time   {compile_ms:.2} ms ({} compiler)",
-            tier_name(info.tier)
+            tier_name(info.compiled_by)
         );
         say!(
             "  deterministic  {}",
@@ -79,5 +79,6 @@ fn tier_name(tier: Tier) -> &'static str {
     match tier {
         Tier::Baseline => "baseline",
         Tier::Optimized => "optimizing",
+        _ => "another",
     }
 }

@@ -387,6 +387,35 @@ impl InstancePool {
         }
     }
 
+    /// Puts `instances` in the shards, one shard after another, as far as
+    /// the idle limit allows (the rest are dropped). Unlike
+    /// [`InstancePool::offer`], it does not touch this thread's shard, so a
+    /// thread that never routes (the optimizer's) leases no thread slot.
+    pub(crate) fn offer_spread(&self, instances: Vec<RouterInstance>) {
+        for (i, instance) in instances.into_iter().enumerate() {
+            if !reserve(&self.idle, self.limit) {
+                return;
+            }
+            let mut instance = Box::new(instance);
+            let start = i % self.shards.len();
+            let shards = self.shards[start..].iter().chain(&self.shards[..start]);
+            let mut placed = false;
+            for shard in shards {
+                match shard.push(instance) {
+                    Ok(()) => {
+                        placed = true;
+                        break;
+                    }
+                    Err(back) => instance = back,
+                }
+            }
+            if !placed {
+                // As in `push`: dropped, and uncounted.
+                self.idle.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
     /// Puts an instance already counted as idle in the shards: this
     /// thread's, else any with room (the count guarantees one has room).
     fn push(&self, mut instance: Box<RouterInstance>) {

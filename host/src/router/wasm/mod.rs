@@ -1,5 +1,5 @@
 //! WebAssembly routers: load, validate, run under limits, swap instance
-//! pools when connections change.
+//! pools when connections change or optimized code is ready.
 
 pub(crate) mod abi;
 mod cache;
@@ -7,11 +7,12 @@ mod compiled_cache;
 pub(crate) mod instance;
 mod kept;
 pub(crate) mod runtime;
+pub(crate) mod tiers;
 
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -20,7 +21,8 @@ use wasmtime::Module;
 
 use self::cache::{CacheKey, DecisionCache};
 use self::instance::{InstanceFactory, InstancePool, classify, linker, new_store};
-use self::runtime::{Compilation, Compiled, RouterRuntime, Tier};
+use self::runtime::{Compiled, RouterRuntime};
+use self::tiers::{Compilation, Tier, TierState};
 use crate::error::{Error, Fault, LoadError, Result};
 use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
@@ -251,7 +253,7 @@ impl WasmRouterBuilder {
         }
         let hash: [u8; 32] = Sha256::digest(bytes).into();
         let compiled = runtime
-            .compile(bytes, &hash, self.compilation != Compilation::Optimized)
+            .compile(bytes, &hash, self.compilation)
             .map_err(|e| self.refuse(LoadError::Compile(root_cause(&e))))?;
         let compile_time = started.elapsed();
         let optimize_later = compiled.tier == Tier::Baseline && self.compilation == Compilation::Tiered;
@@ -313,7 +315,7 @@ impl WasmRouterBuilder {
                     size,
                     compile_time,
                     compiled_from_cache: from_cache,
-                    tier,
+                    compiled_by: tier,
                     deterministic,
                     exports: exports.names(),
                 },
@@ -327,8 +329,8 @@ impl WasmRouterBuilder {
 /// Has the runtime's optimizer thread compile `bytes` (whose SHA-256 is
 /// `hash`) with the optimizing compiler, then move `router` to that code
 /// if it passes the router's self-test (`expectations`) too, unless the
-/// router is gone by then: a router swapped out before its turn costs
-/// nothing more.
+/// router is gone by then: a router swapped out before its turn costs only
+/// its queued bytes.
 fn optimize_in_background(
     runtime: &RouterRuntime,
     router: &WasmRouter,
@@ -336,9 +338,18 @@ fn optimize_in_background(
     hash: [u8; 32],
     expectations: Vec<Expectation>,
 ) {
+    // What the router's instances were told at load: what its self-test
+    // was written for.
+    let as_loaded = router.inner.pool.load().factory.init_input.clone();
     let weak: Weak<Inner> = Arc::downgrade(&router.inner);
-    router.inner.tier.set(Tier::Baseline, true);
-    let queued = runtime.in_background(move || {
+    router.inner.tier.start();
+    let queued = runtime.queue_optimization(move || {
+        // However the job ends (a panic included), the router's tier is
+        // settled, so that nobody waits for it in vain.
+        let mut end = OptimizationEnd {
+            router: weak.clone(),
+            tier: Tier::Baseline,
+        };
         let Some(runtime) = weak.upgrade().map(|inner| inner.pool.load().factory.runtime.clone()) else {
             return;
         };
@@ -348,57 +359,36 @@ fn optimize_in_background(
             return;
         };
         let router = WasmRouter { inner };
-        let installed = optimized
+        let moved = optimized
             .map_err(|e| LoadError::Compile(root_cause(&e)))
-            .and_then(|module| router.use_module(&module, &expectations));
-        match installed {
+            .and_then(|module| router.move_to_module(&module, &as_loaded, &expectations));
+        match moved {
             Ok(()) => {
-                router.inner.tier.set(Tier::Optimized, false);
+                end.tier = Tier::Optimized;
                 tracing::info!(router = %router.identity(), took = ?started.elapsed(), "router optimized");
             }
             Err(e) => {
-                router.inner.tier.set(Tier::Baseline, false);
-                tracing::warn!(router = %router.identity(), "could not optimize the router, it stays on baseline code: {e}");
+                tracing::warn!(router = %router.identity(), "could not optimize the router, it stays on baseline code: {e}")
             }
         }
     });
     if !queued {
-        router.inner.tier.set(Tier::Baseline, false);
+        router.inner.tier.finish(Tier::Baseline);
     }
 }
 
-/// Which tier a router runs, and whether it is being optimized; a condition
-/// variable to wait for the optimization.
-struct TierState {
-    now: Mutex<TierNow>,
-    changed: Condvar,
-}
-
-#[derive(Clone, Copy)]
-struct TierNow {
+/// Settles a router's tier when its optimization job ends, however it
+/// ends.
+struct OptimizationEnd {
+    router: Weak<Inner>,
     tier: Tier,
-    /// Whether the optimizer thread has yet to finish with the router.
-    optimizing: bool,
 }
 
-impl TierState {
-    fn new(tier: Tier) -> Self {
-        TierState {
-            now: Mutex::new(TierNow {
-                tier,
-                optimizing: false,
-            }),
-            changed: Condvar::new(),
+impl Drop for OptimizationEnd {
+    fn drop(&mut self) {
+        if let Some(inner) = self.router.upgrade() {
+            inner.tier.finish(self.tier);
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, TierNow> {
-        self.now.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn set(&self, tier: Tier, optimizing: bool) {
-        *self.lock() = TierNow { tier, optimizing };
-        self.changed.notify_all();
     }
 }
 
@@ -481,6 +471,7 @@ fn self_test(instance: &mut instance::RouterInstance, case: &Expectation) -> std
 
 /// Facts about a loaded router, for reports (`dbroute check`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RouterInfo {
     /// The module's size in bytes.
     pub size: usize,
@@ -490,9 +481,9 @@ pub struct RouterInfo {
     /// Whether the compiled module came from the runtime's compiled-router
     /// cache (see [`RouterRuntime::with_compiled_cache`]).
     pub compiled_from_cache: bool,
-    /// The compiler tier it was loaded with; [`WasmRouter::tier`] says
-    /// which code it runs now.
-    pub tier: Tier,
+    /// The compiler whose code it was loaded with; [`WasmRouter::tier`]
+    /// says which code it runs now.
+    pub compiled_by: Tier,
     /// Whether it declared `dbroute_deterministic() == 1`.
     pub deterministic: bool,
     /// The ABI exports it has.
@@ -555,13 +546,15 @@ impl WasmRouter {
     /// the optimizing compiler, run in the background after a load from
     /// bytes, has finished (see [`WasmRouterBuilder::load`]).
     pub fn tier(&self) -> Tier {
-        self.inner.tier.lock().tier
+        self.inner.tier.tier()
     }
 
-    /// Waits, at most `timeout`, until the router runs optimized code, and
-    /// returns the tier it runs then. It returns at once when there is
-    /// nothing to wait for: the router runs optimized code, or optimizing
-    /// it failed (logged; it keeps its baseline code).
+    /// Waits, at most `timeout`, until the router's optimization in the
+    /// background is over, and returns the tier it runs then: at once when
+    /// none is under way (it was loaded on optimized code, or with
+    /// [`Compilation::Baseline`], or its optimization is over); after it,
+    /// [`Tier::Baseline`] when it failed (logged; the router keeps its
+    /// baseline code).
     ///
     /// ```
     /// # use dbroute::{RouterLimits, RouterRuntime, Tier, WasmRouter};
@@ -576,13 +569,7 @@ impl WasmRouter {
     /// # Ok::<(), dbroute::Error>(())
     /// ```
     pub fn wait_until_optimized(&self, timeout: Duration) -> Tier {
-        let state = &self.inner.tier;
-        let now = state.lock();
-        let (now, _) = state
-            .changed
-            .wait_timeout_while(now, timeout, |now| now.tier == Tier::Baseline && now.optimizing)
-            .unwrap_or_else(|e| e.into_inner());
-        now.tier
+        self.inner.tier.wait(timeout)
     }
 
     /// Idle instances now: in the pool's shards, and kept by the threads
@@ -672,26 +659,51 @@ impl WasmRouter {
         self.inner.pool.load().with_instance(call)
     }
 
-    /// Moves the router to `module` (the same bytes, compiled again): a
-    /// new pool of its instances, for the connections the current pool's
-    /// were told about, with one instance made and initialised, which must
-    /// pass the self-test `expectations` first. Answers stay cached: the
-    /// code is another compiler's, the router the same.
-    fn use_module(&self, module: &Module, expectations: &[Expectation]) -> std::result::Result<(), LoadError> {
-        let _replacing = self.inner.replacing_pool.lock().unwrap_or_else(|e| e.into_inner());
-        let current = self.inner.pool.load();
-        let factory = InstanceFactory::new(
-            &current.factory.runtime,
-            module,
-            current.factory.identity.clone(),
-            current.factory.init_input.clone(),
-        )?;
-        let mut first = factory.instantiate()?;
-        for case in expectations {
-            self_test(&mut first, case).map_err(LoadError::SelfTest)?;
+    /// Moves the router to `module` (the same bytes, compiled again).
+    ///
+    /// Outside the lock (wasm runs here, under the limits): an instance
+    /// made for the connections the router was loaded with (`as_loaded`)
+    /// must pass the self-test `expectations`; then as many instances as
+    /// are idle now (at least one) are made for the current connections.
+    /// Under the lock, the new pool replaces the current one; if the
+    /// connections changed meanwhile, it is made for the new ones instead,
+    /// its instances made on demand. Answers stay cached: the code is
+    /// another compiler's, the router the same.
+    fn move_to_module(
+        &self,
+        module: &Module,
+        as_loaded: &str,
+        expectations: &[Expectation],
+    ) -> std::result::Result<(), LoadError> {
+        let current = self.inner.pool.load_full();
+        let (runtime, identity) = (&current.factory.runtime, &current.factory.identity);
+        let factory = InstanceFactory::new(runtime, module, identity.clone(), current.factory.init_input.clone())?;
+        let mut instances = Vec::new();
+        if !expectations.is_empty() {
+            let mut tested = if factory.init_input == as_loaded {
+                factory.instantiate()?
+            } else {
+                InstanceFactory::new(runtime, module, identity.clone(), as_loaded.to_owned())?.instantiate()?
+            };
+            for case in expectations {
+                self_test(&mut tested, case).map_err(LoadError::SelfTest)?;
+            }
+            if factory.init_input == as_loaded {
+                instances.push(tested);
+            }
         }
-        let pool = InstancePool::new(factory);
-        pool.offer(Box::new(first));
+        while instances.len() < current.idle().clamp(1, current.limit()) {
+            instances.push(factory.instantiate()?);
+        }
+        let mut pool = InstancePool::new(factory);
+        pool.offer_spread(instances);
+
+        let _replacing = self.inner.replacing_pool.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.inner.pool.load();
+        if now.factory.init_input != pool.factory.init_input {
+            let init_input = now.factory.init_input.clone();
+            pool = InstancePool::new(InstanceFactory::new(runtime, module, identity.clone(), init_input)?);
+        }
         self.replace_pool(pool);
         Ok(())
     }
@@ -765,5 +777,94 @@ impl Router for WasmRouter {
                 tracing::error!(router = %self.inner.identity, "could not re-initialise for new connections: {e}")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::wasm::runtime::RouterLimits;
+    use std::sync::mpsc;
+
+    /// A router whose reads go to `replica`; `salt` makes its bytes (and so
+    /// its compiled-cache file) its own.
+    fn router_wat(salt: u32) -> String {
+        format!(
+            r#"(module
+  (memory (export "memory") 1)
+  (data (i32.const 16) "replica")
+  (global $salt i32 (i32.const {salt}))
+  (func (export "dbroute_abi_version") (result i32) i32.const 1)
+  (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
+  (func (export "db_for_read") (param i32 i32) (result i64) i64.const 0x0000001000000007))"#
+        )
+    }
+
+    fn compiled_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
+            .count()
+    }
+
+    // Where there is a baseline compiler: elsewhere every router is
+    // optimized before its load returns.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    fn routers_dropped_before_their_turn_are_not_optimized() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = RouterRuntime::with_compiled_cache(RouterLimits::default(), dir.path()).unwrap();
+        let load = |salt| {
+            WasmRouter::builder("r")
+                .load(&runtime, router_wat(salt).as_bytes())
+                .unwrap()
+        };
+        // The optimizer thread is busy until the twenty routers are gone.
+        let (release, held) = mpsc::channel::<()>();
+        assert!(runtime.queue_optimization(move || {
+            let _ = held.recv();
+        }));
+        for salt in 0..20 {
+            drop(load(salt));
+        }
+        let kept = load(20);
+        release.send(()).unwrap();
+        assert_eq!(kept.wait_until_optimized(Duration::from_secs(60)), Tier::Optimized);
+        // Each router optimized is stored in the cache: only the one kept.
+        assert_eq!(compiled_files(dir.path()), 1);
+    }
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    fn optimized_code_that_fails_the_self_test_is_not_used() {
+        let runtime = RouterRuntime::new(RouterLimits::default()).unwrap();
+        let wat = router_wat(0);
+        let router = WasmRouter::builder("r")
+            .connections(["default", "replica"])
+            .compilation(Compilation::Baseline)
+            .load(&runtime, wat.as_bytes())
+            .unwrap();
+        // A self-test its code does not pass (the load's own would have
+        // refused it): the optimized code is not used, and waiting ends.
+        let wrong = Expectation::read("User").answers("default");
+        let hash: [u8; 32] = Sha256::digest(wat.as_bytes()).into();
+        optimize_in_background(&runtime, &router, wat.as_bytes().into(), hash, vec![wrong]);
+        let started = Instant::now();
+        assert_eq!(router.wait_until_optimized(Duration::from_secs(60)), Tier::Baseline);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "waited {:?}",
+            started.elapsed()
+        );
+        assert_eq!(router.tier(), Tier::Baseline);
+        let op = Operation {
+            kind: OpKind::Read,
+            model: &ModelInfo::named("User"),
+            hints: &Hints::new(),
+        };
+        assert_eq!(
+            router.db_for_read(&op),
+            Ok(Decision::Use(ConnectionName::new("replica").unwrap()))
+        );
     }
 }

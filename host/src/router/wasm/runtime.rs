@@ -3,13 +3,14 @@
 //! time budget, and the thread that optimizes routers in the background.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::Module;
 
 use super::compiled_cache::CompiledCache;
+use super::tiers::{Compilation, Optimizer, Tier};
 use crate::error::{Error, LoadError, Result};
 
 /// Limits every router call runs under.
@@ -123,8 +124,10 @@ impl RouterLimits {
 }
 
 /// The runtime WebAssembly routers are compiled for and run in: a wasmtime
-/// engine with the [`RouterLimits`], and a clock thread that enforces the
-/// time budget. Cheap to clone; routers loaded in one runtime share it.
+/// engine per compiler [`Tier`] with the [`RouterLimits`], a clock thread
+/// that enforces the time budget, and a thread that optimizes routers in
+/// the background (started on first use). Cheap to clone; routers loaded
+/// in one runtime share it.
 ///
 /// # Examples
 ///
@@ -139,47 +142,6 @@ pub struct RouterRuntime {
     inner: Arc<RuntimeInner>,
 }
 
-/// Which compiler made the code a router runs.
-///
-/// A router loaded from bytes that the compiled-router cache does not hold
-/// starts on the [`Tier::Baseline`] code, which compiles several times
-/// faster, and moves to the [`Tier::Optimized`] code when the optimizing
-/// compiler, run in the background, has finished (see
-/// [`WasmRouter::wait_until_optimized`](crate::WasmRouter::wait_until_optimized)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tier {
-    /// wasmtime's baseline compiler (Winch): one pass, no optimizations.
-    Baseline,
-    /// wasmtime's optimizing compiler (Cranelift).
-    Optimized,
-}
-
-/// How a router loaded from bytes is compiled (see
-/// [`WasmRouterBuilder::compilation`](crate::WasmRouterBuilder::compilation)).
-/// Bytes the compiled-router cache holds are always read optimized.
-///
-/// # Examples
-///
-/// ```
-/// use dbroute::{Compilation, WasmRouter};
-/// // A one-off check compiles fast and never optimizes.
-/// let builder = WasmRouter::builder("tenant").compilation(Compilation::Baseline);
-/// # let _ = builder;
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compilation {
-    /// Baseline code at once, optimized code when the optimizing compiler,
-    /// run in the background, is done: the fastest swap (the default).
-    #[default]
-    Tiered,
-    /// Optimized code before the load returns: a slower load, and no
-    /// period on slower code.
-    Optimized,
-    /// Baseline code only, never optimized: for a router that makes few
-    /// decisions (a check, a test).
-    Baseline,
-}
-
 /// A compiled router and the tier that compiled it.
 pub(crate) struct Compiled {
     pub(crate) module: Module,
@@ -188,13 +150,10 @@ pub(crate) struct Compiled {
     pub(crate) from_cache: bool,
 }
 
-/// Work for the optimizer thread.
-type Job = Box<dyn FnOnce() + Send>;
-
 struct RuntimeInner {
     /// Runs optimized (Cranelift) code; the compiled-router cache holds its
     /// modules.
-    engine: wasmtime::Engine,
+    optimizing: wasmtime::Engine,
     /// Runs baseline (Winch) code. `None` where wasmtime has no baseline
     /// compiler for this machine: routers are then compiled optimized at
     /// once.
@@ -203,9 +162,9 @@ struct RuntimeInner {
     compiled_cache: Option<CompiledCache>,
     stop: Arc<AtomicBool>,
     clock: Option<JoinHandle<()>>,
-    /// Sends work to the optimizer thread, started on first use. Dropping
-    /// it ends the thread once its queue is empty.
-    optimizer: Mutex<Option<mpsc::Sender<Job>>>,
+    /// The optimizer thread's queue, started on first use. Dropping it
+    /// ends the thread once its queue is empty.
+    optimizer: Mutex<Option<Optimizer>>,
 }
 
 impl Drop for RuntimeInner {
@@ -239,9 +198,10 @@ impl RouterRuntime {
 
     /// Makes a runtime with these limits that keeps compiled routers in the
     /// folder `dir`, keyed by the SHA-256 of their bytes and by this
-    /// wasmtime's version and settings. Loading a router that was compiled
-    /// before (by this process or an earlier one) then skips the compiler:
-    /// it takes about a millisecond instead of about a hundred.
+    /// wasmtime's version and settings. Loading a router that was optimized
+    /// before (by this process or an earlier one) then compiles nothing and
+    /// runs optimized code at once: it takes about a millisecond, against
+    /// about ten on baseline code and a hundred on optimized code.
     ///
     /// The folder's files are run as native code, so it must be private:
     /// it is made with mode 700 when missing, and refused when others may
@@ -265,7 +225,7 @@ impl RouterRuntime {
     }
 
     fn make(limits: RouterLimits, cache_dir: Option<&std::path::Path>) -> Result<Self> {
-        let engine = new_engine(&limits, wasmtime::Strategy::Cranelift).map_err(|e| Error::RouterLoad {
+        let optimizing = new_engine(&limits, wasmtime::Strategy::Cranelift).map_err(|e| Error::RouterLoad {
             router: "(runtime)".into(),
             reason: LoadError::Instantiate(e.to_string()),
         })?;
@@ -276,10 +236,13 @@ impl RouterRuntime {
                 None
             }
         };
-        let compiled_cache = cache_dir.map(|dir| CompiledCache::open(&engine, dir)).transpose()?;
+        let compiled_cache = cache_dir.map(|dir| CompiledCache::open(&optimizing, dir)).transpose()?;
         let stop = Arc::new(AtomicBool::new(false));
         let clock = {
-            let engines: Vec<_> = std::iter::once(&engine).chain(&baseline).map(|e| e.weak()).collect();
+            let engines: Vec<_> = std::iter::once(&optimizing)
+                .chain(&baseline)
+                .map(|e| e.weak())
+                .collect();
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("dbroute-router-clock".into())
@@ -301,7 +264,7 @@ impl RouterRuntime {
         };
         Ok(RouterRuntime {
             inner: Arc::new(RuntimeInner {
-                engine,
+                optimizing,
                 baseline,
                 limits,
                 compiled_cache,
@@ -317,25 +280,27 @@ impl RouterRuntime {
         &self.inner.limits
     }
 
-    /// Compiles `bytes` (whose SHA-256 is `hash`): read optimized from the
-    /// compiled-router cache when it holds them, else with the baseline
-    /// compiler when `baseline` says so, else (or when there is no baseline
+    /// Compiles `bytes` (whose SHA-256 is `hash`) as `compilation` says:
+    /// read optimized from the compiled-router cache when it holds them,
+    /// else with the baseline compiler unless `compilation` is
+    /// [`Compilation::Optimized`], else (or when there is no baseline
     /// compiler here, or it refuses the module, e.g. for a proposal it does
     /// not support) with the optimizing one.
-    pub(crate) fn compile(&self, bytes: &[u8], hash: &[u8; 32], baseline: bool) -> wasmtime::Result<Compiled> {
-        let inner = &self.inner;
-        if let Some(module) = inner
-            .compiled_cache
-            .as_ref()
-            .and_then(|c| c.lookup(&inner.engine, hash))
-        {
+    pub(crate) fn compile(
+        &self,
+        bytes: &[u8],
+        hash: &[u8; 32],
+        compilation: Compilation,
+    ) -> wasmtime::Result<Compiled> {
+        if let Some(module) = self.cached(hash) {
             return Ok(Compiled {
                 module,
                 tier: Tier::Optimized,
                 from_cache: true,
             });
         }
-        if let Some(baseline) = inner.baseline.as_ref().filter(|_| baseline) {
+        let baseline = self.inner.baseline.as_ref();
+        if let Some(baseline) = baseline.filter(|_| compilation != Compilation::Optimized) {
             match Module::new(baseline, bytes) {
                 Ok(module) => {
                     return Ok(Compiled {
@@ -355,35 +320,49 @@ impl RouterRuntime {
         })
     }
 
-    /// Compiles `bytes` (whose SHA-256 is `hash`) with the optimizing
-    /// compiler, and stores the result in the compiled-router cache when
-    /// the runtime has one.
+    /// The optimized module of the bytes whose SHA-256 is `hash`, when the
+    /// compiled-router cache holds it.
+    fn cached(&self, hash: &[u8; 32]) -> Option<Module> {
+        let cache = self.inner.compiled_cache.as_ref()?;
+        cache.lookup(&self.inner.optimizing, hash)
+    }
+
+    /// The optimized module of `bytes` (whose SHA-256 is `hash`): from the
+    /// compiled-router cache when it holds it (another load of the same
+    /// bytes may have put it there), else compiled by the optimizing
+    /// compiler and stored in the cache when the runtime has one.
     pub(crate) fn optimize(&self, bytes: &[u8], hash: &[u8; 32]) -> wasmtime::Result<Module> {
-        let module = Module::new(&self.inner.engine, bytes)?;
+        if let Some(module) = self.cached(hash) {
+            return Ok(module);
+        }
+        let module = Module::new(&self.inner.optimizing, bytes)?;
         if let Some(cache) = &self.inner.compiled_cache {
             cache.store(hash, &module);
         }
         Ok(module)
     }
 
-    /// Runs `job` on the runtime's optimizer thread, after the jobs before
-    /// it: one at a time, so that routers loaded in a burst do not all
-    /// compile at once. A job that panics is logged and does not stop the
-    /// thread. False (logged) when the thread cannot be started.
-    pub(crate) fn in_background(&self, job: impl FnOnce() + Send + 'static) -> bool {
+    /// Queues `job` on the runtime's optimizer thread (see [`Optimizer`]).
+    /// False (logged) when the thread cannot be started or has stopped;
+    /// the next call then starts another.
+    pub(crate) fn queue_optimization(&self, job: impl FnOnce() + Send + 'static) -> bool {
         let mut optimizer = self.inner.optimizer.lock().unwrap_or_else(|e| e.into_inner());
-        let sender = match &*optimizer {
-            Some(sender) => sender,
-            None => match start_optimizer() {
-                Ok(sender) => optimizer.insert(sender),
+        let queue = match optimizer.take() {
+            Some(queue) => queue,
+            None => match Optimizer::start() {
+                Ok(queue) => queue,
                 Err(e) => {
                     tracing::warn!("could not start the router optimizer thread ({e}): routers stay on baseline code");
                     return false;
                 }
             },
         };
-        // The thread ends only when the sender is dropped, with the runtime.
-        sender.send(Box::new(job)).is_ok()
+        if !queue.queue(Box::new(job)) {
+            tracing::warn!("the router optimizer thread has stopped: this router stays on baseline code");
+            return false;
+        }
+        *optimizer = Some(queue);
+        true
     }
 }
 
@@ -395,20 +374,4 @@ fn new_engine(limits: &RouterLimits, strategy: wasmtime::Strategy) -> wasmtime::
     config.max_wasm_stack(limits.stack_ceiling);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
     wasmtime::Engine::new(&config)
-}
-
-/// Starts the optimizer thread: it runs the jobs it is sent, in order,
-/// until the sender is dropped.
-fn start_optimizer() -> std::io::Result<mpsc::Sender<Job>> {
-    let (sender, jobs) = mpsc::channel::<Job>();
-    std::thread::Builder::new()
-        .name("dbroute-router-optimizer".into())
-        .spawn(move || {
-            for job in jobs {
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-                    tracing::error!("optimizing a router panicked: it stays on baseline code");
-                }
-            }
-        })?;
-    Ok(sender)
 }
