@@ -164,8 +164,9 @@ impl EngineBuilder {
 
     /// Keeps compiled WebAssembly routers in the folder `dir` (made private
     /// to this user if missing), keyed by their content hash: loading a
-    /// router compiled before, by this process or an earlier one, skips the
-    /// compiler (see [`RouterRuntime::with_compiled_cache`]).
+    /// router optimized before, by this process or an earlier one, compiles
+    /// nothing and runs optimized code at once (see
+    /// [`RouterRuntime::with_compiled_cache`]).
     pub fn compiled_router_cache(mut self, dir: impl Into<PathBuf>) -> Self {
         self.compiled_cache = Some(dir.into());
         self

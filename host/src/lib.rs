@@ -11,7 +11,8 @@
 //! - [`Engine`]: one per service. Holds the named connection pools, the
 //!   active [`RouterChain`], and resolves every operation to a
 //!   [`Connection`]. Built by [`Engine::builder`] or from a [`Config`] file.
-//! - [`RouterRuntime`] and [`WasmRouter`]: a router module is compiled once
+//! - [`RouterRuntime`] and [`WasmRouter`]: a router module is compiled
+//!   (baseline code at once, optimized code from the background: [`Tier`])
 //!   and run in a bounded pool of sandboxed instances under
 //!   [`RouterLimits`] (time budget, memory and stack ceilings). The ABI
 //!   routers implement is fixed: see `ABI.md` in the repository.

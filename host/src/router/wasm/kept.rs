@@ -10,7 +10,8 @@
 //! [`InstancePool`]). A kept instance that leaves its thread goes back to
 //! its pool's shards (an eviction, the thread's exit), or is dropped after
 //! a fault; either way its pool's counts follow. An instance of a pool that
-//! no longer exists (its router was swapped out) is dropped when its
+//! no longer exists (its router was swapped out, or replaced its pool for
+//! new connections or optimized code) is dropped when its
 //! thread next keeps an instance in its slot, or exits: until then an idle
 //! thread may hold up to [`PER_THREAD`] such instances.
 

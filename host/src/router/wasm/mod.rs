@@ -490,7 +490,8 @@ pub struct RouterInfo {
     pub exports: Vec<&'static str>,
 }
 
-/// A loaded WebAssembly router: compiled once, run in a pool of sandboxed
+/// A loaded WebAssembly router: compiled (and, from baseline code, moved to
+/// optimized code when it is ready), run in a pool of sandboxed
 /// instances. Cheap to clone.
 #[derive(Clone)]
 pub struct WasmRouter {
@@ -581,6 +582,7 @@ impl WasmRouter {
     /// Makes instances until `n` are idle (at most the runtime's idle
     /// limit), so that the first decisions after a swap do not wait for one
     /// to be made (tens of microseconds each). Returns how many are idle.
+    /// The move to optimized code makes as many of its own.
     ///
     /// ```
     /// # use dbroute::{RouterLimits, RouterRuntime, WasmRouter};
