@@ -396,30 +396,26 @@ impl InstancePool {
             if !reserve(&self.idle, self.limit) {
                 return;
             }
-            let mut instance = Box::new(instance);
             let start = i % self.shards.len();
             let shards = self.shards[start..].iter().chain(&self.shards[..start]);
-            let mut placed = false;
-            for shard in shards {
-                match shard.push(instance) {
-                    Ok(()) => {
-                        placed = true;
-                        break;
-                    }
-                    Err(back) => instance = back,
-                }
-            }
-            if !placed {
-                // As in `push`: dropped, and uncounted.
-                self.idle.fetch_sub(1, Ordering::AcqRel);
-            }
+            self.place(shards, Box::new(instance));
         }
     }
 
     /// Puts an instance already counted as idle in the shards: this
     /// thread's, else any with room (the count guarantees one has room).
-    fn push(&self, mut instance: Box<RouterInstance>) {
-        for shard in std::iter::once(self.home()).chain(self.shards.iter()) {
+    fn push(&self, instance: Box<RouterInstance>) {
+        self.place(std::iter::once(self.home()).chain(self.shards.iter()), instance);
+    }
+
+    /// Puts an instance already counted as idle in the first of `shards`
+    /// with room.
+    fn place<'a>(
+        &'a self,
+        shards: impl Iterator<Item = &'a ArrayQueue<Box<RouterInstance>>>,
+        mut instance: Box<RouterInstance>,
+    ) {
+        for shard in shards {
             match shard.push(instance) {
                 Ok(()) => return,
                 Err(back) => instance = back,
