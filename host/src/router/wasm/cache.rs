@@ -91,36 +91,28 @@ fn fits(key: &CacheKey<'_>) -> bool {
     words(key.model) + words(key.hints) <= KEY_WORDS
 }
 
-/// What a slot holds, besides its key's bytes and the name: the operation,
-/// the lengths, and the answer.
+/// What a slot holds, besides its key's bytes and the name's words: the
+/// operation and the lengths.
 #[derive(Clone, Copy)]
 struct Shape(u64);
 
-/// Kinds of answer a slot holds.
-const EMPTY: u64 = 0;
-const NO_OPINION: u64 = 1;
-const CONNECTION: u64 = 2;
-
 impl Shape {
     /// The key's part: operation (bit 0), model length (bits 8..24), hints
-    /// length (bits 24..40). The answer's part: its kind (bits 40..42) and
-    /// the name's length (bits 48..56).
+    /// length (bits 24..40). The answer's part: the name's length (bits
+    /// 48..56), 0 for no opinion (a connection name is never empty).
     fn of_key(key: &CacheKey<'_>) -> u64 {
         key.kind as u64 | (key.model.len() as u64) << 8 | (key.hints.len() as u64) << 24
     }
     const KEY_BITS: u64 = (1 << 40) - 1;
 
-    fn new(key: &CacheKey<'_>, answer: u64, name_len: usize) -> Self {
-        Shape(Self::of_key(key) | answer << 40 | (name_len as u64) << 48)
+    fn new(key: &CacheKey<'_>, name_len: u8) -> Self {
+        Shape(Self::of_key(key) | u64::from(name_len) << 48)
     }
     fn answers(self, key: &CacheKey<'_>) -> bool {
-        self.0 & Self::KEY_BITS == Self::of_key(key) && self.answer() != EMPTY
+        self.0 & Self::KEY_BITS == Self::of_key(key)
     }
-    fn answer(self) -> u64 {
-        (self.0 >> 40) & 0b11
-    }
-    fn name_len(self) -> usize {
-        ((self.0 >> 48) & 0xFF) as usize
+    fn name_len(self) -> u8 {
+        (self.0 >> 48) as u8
     }
 }
 
@@ -177,17 +169,17 @@ impl Slot {
         if differ != 0 || self.seq.load(Ordering::Relaxed) != seq {
             return None;
         }
-        Some(match shape.answer() {
-            NO_OPINION => Decision::NoOpinion,
+        Some(match shape.name_len() {
+            0 => Decision::NoOpinion,
             // Stored from a name, and read back whole (the sequence number
             // did not move).
-            _ => Decision::Use(ConnectionName::from_words(shape.name_len() as u8, name)),
+            len => Decision::Use(ConnectionName::from_words(len, name)),
         })
     }
 
-    /// Stores `answer` for `key`, unless another thread is writing the
-    /// slot.
-    fn put(&self, key: &CacheKey<'_>, generation: u64, answer: u64, name: (u8, [u64; NAME_WORDS])) {
+    /// Stores the answer `name` (length 0: no opinion) for `key`, unless
+    /// another thread is writing the slot.
+    fn put(&self, key: &CacheKey<'_>, generation: u64, name: (u8, [u64; NAME_WORDS])) {
         let seq = self.seq.load(Ordering::Relaxed);
         if seq & 1 == 1
             || self
@@ -200,8 +192,7 @@ impl Slot {
         fence(Ordering::Release);
         self.generation.store(generation, Ordering::Relaxed);
         self.hash.store(key.hash, Ordering::Relaxed);
-        self.shape
-            .store(Shape::new(key, answer, name.0.into()).0, Ordering::Relaxed);
+        self.shape.store(Shape::new(key, name.0).0, Ordering::Relaxed);
         let given = each_word(key.model).chain(each_word(key.hints));
         for (slot, word) in self.key.iter().zip(given) {
             slot.store(word, Ordering::Relaxed);
@@ -224,7 +215,8 @@ pub(crate) struct Miss {
 pub(crate) struct DecisionCache {
     slots: Box<[Slot]>,
     /// Answers stored in an earlier generation are not answers: clearing
-    /// the cache moves to the next one.
+    /// the cache moves to the next one. It starts at 1, so a slot never
+    /// written (generation 0) answers nothing.
     generation: AtomicU64,
 }
 
@@ -258,12 +250,12 @@ impl DecisionCache {
         if !fits(key) || miss.generation != self.generation.load(Ordering::Acquire) {
             return;
         }
-        let (answer, name) = match decision {
-            Decision::NoOpinion => (NO_OPINION, (0, [0; NAME_WORDS])),
-            Decision::Use(name) => (CONNECTION, name.to_words()),
+        let name = match decision {
+            Decision::NoOpinion => (0, [0; NAME_WORDS]),
+            Decision::Use(name) => name.to_words(),
             Decision::Refuse(_) => return,
         };
-        self.slots[key.hash as usize % SLOTS].put(key, miss.generation, answer, name);
+        self.slots[key.hash as usize % SLOTS].put(key, miss.generation, name);
     }
 
     /// Forgets every answer.
