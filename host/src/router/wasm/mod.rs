@@ -343,6 +343,7 @@ fn optimize_in_background(
     let as_loaded = router.inner.pool.load().factory.init_input.clone();
     let weak: Weak<Inner> = Arc::downgrade(&router.inner);
     router.inner.tier.start();
+    let optimizer = runtime.clone();
     let queued = runtime.queue_optimization(move || {
         // However the job ends (a panic included), the router's tier is
         // settled, so that nobody waits for it in vain.
@@ -350,11 +351,11 @@ fn optimize_in_background(
             router: weak.clone(),
             tier: Tier::Baseline,
         };
-        let Some(runtime) = weak.upgrade().map(|inner| inner.pool.load().factory.runtime.clone()) else {
+        if weak.strong_count() == 0 {
             return;
-        };
+        }
         let started = Instant::now();
-        let optimized = runtime.optimize(&bytes, &hash);
+        let optimized = optimizer.optimize(&bytes, &hash);
         let Some(inner) = weak.upgrade() else {
             return;
         };
@@ -834,6 +835,42 @@ mod tests {
         assert_eq!(kept.wait_until_optimized(Duration::from_secs(60)), Tier::Optimized);
         // Each router optimized is stored in the cache: only the one kept.
         assert_eq!(compiled_files(dir.path()), 1);
+    }
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    fn optimized_code_is_self_tested_as_loaded_and_runs_with_the_connections_of_now() {
+        // The `app` router sends a model to the connection named after its
+        // app when its init was told that connection exists. Its self-test
+        // holds for the connections it was loaded with (no `billing`).
+        let runtime = RouterRuntime::new(RouterLimits::default()).unwrap();
+        let invoice = ModelInfo::named("Invoice").with_app("billing");
+        let (release, held) = mpsc::channel::<()>();
+        assert!(runtime.queue_optimization(move || {
+            let _ = held.recv();
+        }));
+        let router = WasmRouter::builder("app")
+            .connections(["default"])
+            .expect(Expectation::read("Invoice").model(invoice.clone()).has_no_opinion())
+            .load_file(&runtime, dbroute_example_routers::APP)
+            .unwrap();
+        assert_eq!(router.tier(), Tier::Baseline);
+        // New connections before the optimizer gets to it.
+        let names = ["default", "billing"].map(|n| ConnectionName::new(n).unwrap());
+        router.connections_changed(&names);
+        release.send(()).unwrap();
+        // Self-tested with the old connections, it passes; run with the new
+        // ones, it routes to `billing`.
+        assert_eq!(router.wait_until_optimized(Duration::from_secs(60)), Tier::Optimized);
+        let op = Operation {
+            kind: OpKind::Read,
+            model: &invoice,
+            hints: &Hints::new(),
+        };
+        assert_eq!(
+            router.db_for_read(&op),
+            Ok(Decision::Use(ConnectionName::new("billing").unwrap()))
+        );
     }
 
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
