@@ -6,19 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dbroute::{
-    Config, Engine, EngineBuilder, Error, Hints, ModelInfo, Router, RouterLimits, RouterRuntime, RouterSource, Tier,
-    WasmRouter,
+    Config, Engine, Error, Hints, ModelInfo, Router, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter,
 };
 
-use crate::support::FIRST_TIER;
-
-/// The connections the reference router names.
-fn reference_connections() -> EngineBuilder {
-    Engine::builder()
-        .connection("default", "sqlite::memory:")
-        .connection("replica", "sqlite::memory:")
-        .connection("analytics", "sqlite::memory:")
-}
+use crate::support::{FIRST_TIER, OPTIMIZED_WITHIN, reference_connections};
 
 async fn engine(dir: &Path) -> Engine {
     reference_connections()
@@ -27,10 +18,6 @@ async fn engine(dir: &Path) -> Engine {
         .await
         .unwrap()
 }
-
-/// A generous bound on the optimizing compile in the background (a safety
-/// net, not a measurement: it takes a fraction of a second).
-const OPTIMIZED_WITHIN: Duration = Duration::from_secs(120);
 
 /// Loads the reference router, and waits until it runs optimized code (the
 /// optimizing compiler stores it in the cache first).

@@ -23,11 +23,10 @@ use std::time::{Duration, Instant};
 
 use dbroute::{
     Compilation, ConnectionName, Decision, Engine, Error, Expectation, Fault, Hints, LoadError, Migration, ModelInfo,
-    OpKind, Operation, ReadFailure, Router, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter,
-    WasmRouterBuilder,
+    ReadFailure, Router, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter, WasmRouterBuilder,
 };
 
-use crate::support::{FIRST_TIER, fixture};
+use crate::support::{FIRST_TIER, fixture, read_directly};
 
 /// Idle instances each router keeps in these tests.
 const IDLE: usize = 2;
@@ -136,17 +135,6 @@ fn fault_of<T: Debug>(result: dbroute::Result<T>, router: &WasmRouter) -> (Fault
         }
         other => panic!("expected Error::RouterFault, got {other:?}: {message}"),
     }
-}
-
-/// Asks `router` directly (no engine) for a read of `model`.
-fn read_directly(router: &WasmRouter, model: &str) -> Result<Decision, Fault> {
-    let model = ModelInfo::named(model);
-    let hints = Hints::new();
-    router.db_for_read(&Operation {
-        kind: OpKind::Read,
-        model: &model,
-        hints: &hints,
-    })
 }
 
 async fn engine(policy: ReadFailure, limits: RouterLimits) -> Engine {

@@ -173,3 +173,28 @@ pub(crate) const FIRST_TIER: dbroute::Tier = if cfg!(any(target_arch = "x86_64",
 } else {
     dbroute::Tier::Optimized
 };
+
+/// A generous bound on a router's optimizing compile in the background (a
+/// safety net, not a measurement: it takes a fraction of a second).
+pub(crate) const OPTIMIZED_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// An engine builder with the three in-memory SQLite connections the
+/// reference router names: `default`, `replica`, `analytics`.
+pub(crate) fn reference_connections() -> dbroute::EngineBuilder {
+    dbroute::Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .connection("replica", "sqlite::memory:")
+        .connection("analytics", "sqlite::memory:")
+}
+
+/// Asks `router` directly (no engine) for a read of `model`.
+pub(crate) fn read_directly(router: &dbroute::WasmRouter, model: &str) -> Result<dbroute::Decision, dbroute::Fault> {
+    use dbroute::Router;
+    let model = dbroute::ModelInfo::named(model);
+    let hints = dbroute::Hints::new();
+    router.db_for_read(&dbroute::Operation {
+        kind: dbroute::OpKind::Read,
+        model: &model,
+        hints: &hints,
+    })
+}

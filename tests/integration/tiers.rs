@@ -1,30 +1,22 @@
 //! Compiler tiers: a router loaded from bytes answers at once on baseline
-//! code and moves to optimized code compiled in the background, keeping
-//! what it was told; each `Compilation` choice gives the tier it names.
-//! (The optimizer's queue, its skipping of dropped routers and its failures
-//! are unit tests in `host/src/router/wasm/mod.rs`.)
+//! code and moves to optimized code compiled in the background; each
+//! `Compilation` choice gives the tier it names; a module the baseline
+//! compiler cannot take is optimized at once. (The optimizer's queue, its
+//! skipping of dropped routers, the self-test and connections of the move,
+//! and its failures are unit tests in `host/src/router/wasm/mod.rs` and
+//! `tiers.rs`.)
 
 use std::time::{Duration, Instant};
 
 use dbroute::{
-    Compilation, ConnectionName, Decision, Engine, Expectation, Hints, ModelInfo, OpKind, Operation, Router,
-    RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter,
+    Compilation, ConnectionName, Decision, Engine, Hints, ModelInfo, RouterLimits, RouterRuntime, RouterSource, Tier,
+    WasmRouter,
 };
 
-use crate::support::FIRST_TIER;
-
-/// A generous bound on the optimizing compile in the background (a safety
-/// net, not a measurement: it takes a fraction of a second).
-const OPTIMIZED_WITHIN: Duration = Duration::from_secs(120);
+use crate::support::{FIRST_TIER, OPTIMIZED_WITHIN, read_directly, reference_connections};
 
 async fn reference_engine() -> Engine {
-    Engine::builder()
-        .connection("default", "sqlite::memory:")
-        .connection("replica", "sqlite::memory:")
-        .connection("analytics", "sqlite::memory:")
-        .build()
-        .await
-        .unwrap()
+    reference_connections().build().await.unwrap()
 }
 
 /// The reference router without its answer cache: every decision is the
@@ -75,26 +67,6 @@ async fn a_router_from_bytes_answers_on_baseline_code_then_on_optimized_code() {
     );
 }
 
-#[test]
-fn the_optimized_code_passes_the_self_test_before_it_is_used() {
-    // The self-test runs again on an instance of the optimized code; the
-    // router moves to it only when it holds.
-    let runtime = RouterRuntime::new(RouterLimits::default()).unwrap();
-    let router = WasmRouter::builder("reference")
-        .connections(["default", "replica", "analytics"])
-        .expect(Expectation::read("User").answers("replica"))
-        .expect(Expectation::write("Event").answers("analytics"))
-        .expect(
-            Expectation::write("Archive")
-                .model(ModelInfo::named("Archive").with_tags(["readonly"]))
-                .is_refused(),
-        )
-        .load_file(&runtime, dbroute_example_routers::REFERENCE)
-        .unwrap();
-    assert_eq!(router.info().compiled_by, FIRST_TIER);
-    assert_eq!(router.wait_until_optimized(OPTIMIZED_WITHIN), Tier::Optimized);
-}
-
 #[tokio::test]
 async fn each_compilation_choice_gives_the_tier_it_names() {
     let engine = reference_engine().await;
@@ -120,41 +92,6 @@ async fn each_compilation_choice_gives_the_tier_it_names() {
     assert_eq!(baseline.tier(), FIRST_TIER, "never optimized");
 }
 
-/// Reads `model` of app `app` through `router` directly.
-fn read_app(router: &WasmRouter, app: &str) -> Decision {
-    let model = ModelInfo::named("Invoice").with_app(app);
-    let hints = Hints::new();
-    router
-        .db_for_read(&Operation {
-            kind: OpKind::Read,
-            model: &model,
-            hints: &hints,
-        })
-        .unwrap()
-}
-
-#[test]
-fn optimized_code_is_told_the_connections_the_router_was_told_last() {
-    // The `app` router sends a model to the connection named after its app,
-    // when its init was told that connection exists.
-    let runtime = RouterRuntime::new(RouterLimits::default()).unwrap();
-    let router = WasmRouter::builder("app")
-        .connections(["default"])
-        .load_file(&runtime, dbroute_example_routers::APP)
-        .unwrap();
-    assert_eq!(router.info().compiled_by, FIRST_TIER);
-    assert_eq!(read_app(&router, "billing"), Decision::NoOpinion);
-
-    // New connections while the optimizing compiler runs (or, on a fast
-    // machine, after it is done): either way the code that runs at the end
-    // knows them.
-    let names = ["default", "billing"].map(|n| ConnectionName::new(n).unwrap());
-    router.connections_changed(&names);
-    assert_eq!(router.wait_until_optimized(OPTIMIZED_WITHIN), Tier::Optimized);
-    let billing = ConnectionName::new("billing").unwrap();
-    assert_eq!(read_app(&router, "billing"), Decision::Use(billing));
-}
-
 #[test]
 fn a_router_the_baseline_compiler_cannot_take_is_optimized_at_once() {
     // Tail calls are a proposal wasmtime's baseline compiler does not
@@ -176,6 +113,6 @@ fn a_router_the_baseline_compiler_cannot_take_is_optimized_at_once() {
         assert_eq!(router.info().compiled_by, Tier::Optimized, "{compilation:?}");
         assert_eq!(router.wait_until_optimized(OPTIMIZED_WITHIN), Tier::Optimized);
         let replica = ConnectionName::new("replica").unwrap();
-        assert_eq!(read_app(&router, "any"), Decision::Use(replica));
+        assert_eq!(read_directly(&router, "User"), Ok(Decision::Use(replica)));
     }
 }

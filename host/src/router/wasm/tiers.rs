@@ -168,17 +168,32 @@ mod tests {
 
     #[test]
     fn waiting_ends_when_the_optimization_is_over_whatever_its_outcome() {
-        let state = Arc::new(TierState::new(Tier::Baseline));
+        // Each wait must end well before its timeout: a missed wake-up, or
+        // an optimization never marked over, would wait the whole minute.
+        let prompt = |state: &TierState| {
+            let started = std::time::Instant::now();
+            let tier = state.wait(Duration::from_secs(60));
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "waited {:?}",
+                started.elapsed()
+            );
+            tier
+        };
         // Nothing under way: no wait.
-        assert_eq!(state.wait(Duration::from_secs(60)), Tier::Baseline);
+        assert_eq!(prompt(&TierState::new(Tier::Baseline)), Tier::Baseline);
         for outcome in [Tier::Optimized, Tier::Baseline] {
             let state = Arc::new(TierState::new(Tier::Baseline));
             state.start();
             let finisher = {
                 let state = state.clone();
-                std::thread::spawn(move || state.finish(outcome))
+                std::thread::spawn(move || {
+                    // Finish once the waiter is likely waiting.
+                    std::thread::sleep(Duration::from_millis(20));
+                    state.finish(outcome)
+                })
             };
-            assert_eq!(state.wait(Duration::from_secs(60)), outcome);
+            assert_eq!(prompt(&state), outcome);
             finisher.join().unwrap();
             assert_eq!(state.tier(), outcome);
         }
