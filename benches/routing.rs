@@ -83,21 +83,39 @@ fn sqlite_names(rt: &Runtime) -> Engine {
     engine(rt, &SQLITE_NAMES)
 }
 
+/// The router at `path`, called `name`, compiled as `compilation` says,
+/// with or without its answer cache.
+fn load(engine: &Engine, name: &str, path: &str, cache: bool, compilation: Compilation) -> WasmRouter {
+    engine
+        .load_router(
+            WasmRouter::builder(name).answer_cache(cache).compilation(compilation),
+            RouterSource::File(path.into()),
+        )
+        .unwrap_or_else(|e| panic!("router {name}: {e}"))
+}
+
 /// The Rust reference router on optimized code (as it runs once its
 /// optimizing compile is done), with or without its answer cache.
 fn reference(engine: &Engine, cache: bool) -> WasmRouter {
-    reference_compiled(engine, cache, Compilation::Optimized)
+    load(
+        engine,
+        "reference",
+        dbroute_example_routers::REFERENCE,
+        cache,
+        Compilation::Optimized,
+    )
 }
 
-fn reference_compiled(engine: &Engine, cache: bool, compilation: Compilation) -> WasmRouter {
-    engine
-        .load_router(
-            WasmRouter::builder("reference")
-                .answer_cache(cache)
-                .compilation(compilation),
-            RouterSource::File(dbroute_example_routers::REFERENCE.into()),
-        )
-        .expect("reference router")
+/// The hand-written WAT router, the simplest policy (reads to replica), on
+/// optimized code.
+fn simple(engine: &Engine) -> WasmRouter {
+    load(
+        engine,
+        "simple",
+        dbroute_example_routers::WAT_SIMPLE,
+        false,
+        Compilation::Optimized,
+    )
 }
 
 /// The routers of the `decide` and `route` groups: the reference policy in
@@ -112,29 +130,20 @@ fn routers(engine: &Engine) -> Vec<(String, Arc<dyn Router>)> {
         let Some(path) = path.filter(|_| *language != "rust" && *language != "wat") else {
             continue;
         };
-        let router = engine
-            .load_router(
-                WasmRouter::builder(format!("reference-{language}"))
-                    .answer_cache(false)
-                    .compilation(Compilation::Optimized),
-                RouterSource::File((*path).into()),
-            )
-            .expect("reference router");
+        let router = load(
+            engine,
+            &format!("reference-{language}"),
+            path,
+            false,
+            Compilation::Optimized,
+        );
         routers.push((format!("wasm-{language}"), Arc::new(router)));
     }
-    // The hand-written WAT router is the simplest policy: reads to replica.
-    let wat = engine
-        .load_router(
-            WasmRouter::builder("simple")
-                .answer_cache(false)
-                .compilation(Compilation::Optimized),
-            RouterSource::File(dbroute_example_routers::WAT_SIMPLE.into()),
-        )
-        .unwrap();
-    routers.push(("wasm-wat".into(), Arc::new(wat)));
+    routers.push(("wasm-wat".into(), Arc::new(simple(engine))));
     routers.push(("cached".into(), Arc::new(reference(engine, true))));
     // The Rust router before its optimizing compile is done.
-    let baseline = reference_compiled(engine, false, Compilation::Baseline);
+    let rust = dbroute_example_routers::REFERENCE;
+    let baseline = load(engine, "reference-baseline", rust, false, Compilation::Baseline);
     routers.push(("wasm-rust-baseline".into(), Arc::new(baseline)));
     routers
 }
@@ -345,6 +354,7 @@ async fn paired_report(backend: &str, ways: &Ways<'_>) {
     const ROUNDS: usize = 1001;
     const QUERIES: usize = 10;
     const WAYS: usize = Ways::NAMES.len();
+    // Way 0 is raw sqlx, what the others are compared with.
     let mut ratios: Vec<Vec<f64>> = (0..WAYS).map(|_| Vec::with_capacity(ROUNDS)).collect();
     let mut totals = [Duration::ZERO; WAYS];
     for round in 0..ROUNDS {
@@ -357,7 +367,9 @@ async fn paired_report(backend: &str, ways: &Ways<'_>) {
             times[way] = started.elapsed();
         }
         for way in 0..WAYS {
-            ratios[way].push(times[way].as_secs_f64() / times[0].as_secs_f64());
+            if way > 0 {
+                ratios[way].push(times[way].as_secs_f64() / times[0].as_secs_f64());
+            }
             totals[way] += times[way];
         }
     }
@@ -382,10 +394,12 @@ async fn paired_report(backend: &str, ways: &Ways<'_>) {
 /// service): each router in turn decides once after a select, 2,000 times.
 async fn decision_after_query_report(backend: &str, engine: &Engine, pool: &dbroute::DbPool, select: &str) {
     const TIMES: usize = 2000;
-    let routers: Vec<_> = routers(engine)
-        .into_iter()
-        .filter(|(name, _)| matches!(name.as_str(), "native" | "wasm-rust" | "wasm-wat" | "cached"))
-        .collect();
+    let routers: [(&str, Arc<dyn Router>); 4] = [
+        ("native", Arc::new(NativeReference)),
+        ("wasm-rust", Arc::new(reference(engine, false))),
+        ("wasm-wat", Arc::new(simple(engine))),
+        ("cached", Arc::new(reference(engine, true))),
+    ];
     let hints = Hints::new();
     let op = Operation {
         kind: dbroute::OpKind::Read,
@@ -421,40 +435,31 @@ fn swap(c: &mut Criterion) {
     let bytes: Arc<[u8]> = std::fs::read(dbroute_example_routers::REFERENCE).unwrap().into();
     let mut group = c.benchmark_group("swap");
     group.sample_size(20);
-    // From `.wasm` bytes: compile (baseline tier), check the ABI, make and
-    // init an instance, activate. The optimizing compile that follows runs
-    // on the optimizer thread meanwhile, for the router active then.
-    group.bench_function("bytes", |b| {
-        b.iter(|| {
-            let router = engine
-                .load_router(WasmRouter::builder("reference"), RouterSource::Bytes(bytes.clone()))
-                .unwrap();
-            engine.set_router(router)
-        })
-    });
-    // A router of 100 KB (the size the target names), all code: about a
-    // thousand small generated functions.
+    // From `.wasm` bytes: compile, check the ABI, make and init an
+    // instance, activate. Tiered (the default): baseline code at once, and
+    // the optimizing compile runs on the optimizer thread meanwhile, for
+    // the router active then. `bytes-100kb`: a router of 100 KB (the size
+    // the target names), all code, about a thousand small generated
+    // functions. `bytes-optimized`: optimized before the load returns.
     let big: Arc<[u8]> = router_of_size(100 * 1024).into();
-    group.bench_function("bytes-100kb", |b| {
-        b.iter(|| {
-            let router = engine
-                .load_router(WasmRouter::builder("big"), RouterSource::Bytes(big.clone()))
-                .unwrap();
-            engine.set_router(router)
-        })
-    });
-    // The reference router, optimized before the load returns.
-    group.bench_function("bytes-optimized", |b| {
-        b.iter(|| {
-            let router = engine
-                .load_router(
-                    WasmRouter::builder("reference").compilation(Compilation::Optimized),
-                    RouterSource::Bytes(bytes.clone()),
-                )
-                .unwrap();
-            engine.set_router(router)
-        })
-    });
+    let from_bytes = [
+        ("bytes", &bytes, Compilation::Tiered),
+        ("bytes-100kb", &big, Compilation::Tiered),
+        ("bytes-optimized", &bytes, Compilation::Optimized),
+    ];
+    for (case, module, compilation) in from_bytes {
+        group.bench_function(case, |b| {
+            b.iter(|| {
+                let router = engine
+                    .load_router(
+                        WasmRouter::builder(case).compilation(compilation),
+                        RouterSource::Bytes(module.clone()),
+                    )
+                    .unwrap();
+                engine.set_router(router)
+            })
+        });
+    }
     // The same bytes, compiled before and kept on disk by content hash.
     let dir = tempfile::tempdir().unwrap();
     let cached = engine_with(&rt, &SQLITE_NAMES, |b| b.compiled_router_cache(dir.path()));
