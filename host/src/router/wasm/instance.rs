@@ -293,7 +293,7 @@ impl InstanceFactory {
 /// Idle instances are in two places: in the pool's shards, one per thread
 /// slot (see [`thread_slot`]), taken and returned lock-free; and kept by the
 /// threads that route (see [`kept`](super::kept)): a thread keeps the
-/// instance it last used, so its next decision touches no shared memory.
+/// instance it last used, so its next decision writes no shared memory.
 /// A thread uses the instance it keeps, else takes from its own shard,
 /// else from any other; when none of those has one, a new instance is
 /// made (an instance another thread keeps is not lent, so `idle` may be

@@ -94,7 +94,7 @@ impl RouterLimits {
     }
     /// How many idle instances each router keeps for reuse (default 32):
     /// in its pool, and kept by the threads that route (each keeps the
-    /// instance it last used, so that its next decision touches no shared
+    /// instance it last used, so that its next decision writes no shared
     /// memory; at most half of this number are kept so).
     pub fn idle_instances(mut self, n: usize) -> Self {
         self.idle_instances = n.max(1);
