@@ -607,14 +607,57 @@ impl Engine {
             .collect()
     }
 
-    /// Watches a router file and reloads it (debounced) whenever it
-    /// changes; each good version becomes the whole active chain. A broken
-    /// or half-written file is refused and reported; the old router keeps
-    /// serving. Dropping the returned watcher stops watching.
+    /// Watches a router file and loads each new version of it; each good
+    /// version becomes the whole active chain. Dropping the returned
+    /// watcher stops watching (the active router stays).
+    ///
+    /// - **What counts as a change**: creations, writes, completed writes,
+    ///   renames and removals in the file's folder, and in the folder the
+    ///   path resolves to through symbolic links (so `cp`, `mv`, editors'
+    ///   rename-on-save and Kubernetes ConfigMap updates, which swap a
+    ///   `..data` link, are all seen). Opening or reading the file is not a
+    ///   change, so neither the watcher's own reads nor a `cat` reload it.
+    /// - **When it looks**: once the folder has been quiet for 150 ms. A
+    ///   file still growing while it is read is read again later.
+    /// - **What is loaded**: only content whose SHA-256 differs from the
+    ///   active router's and from the last refused content; a touched or
+    ///   re-copied file compiles nothing.
+    /// - **A bad file** (broken, half-written, refused by its self-test) is
+    ///   refused once per distinct content: one `ERROR` log line,
+    ///   [`WatchStatus::failures`](crate::WatchStatus::failures) and
+    ///   `last_error`; the active router keeps serving, and the file is
+    ///   loaded as soon as it is complete.
+    ///
+    /// [`RouterWatcher::status`](crate::RouterWatcher::status) counts what
+    /// the watcher did: changes seen, load attempts, reloads, failures.
     ///
     /// # Errors
     ///
     /// When the first load fails, or the file cannot be watched.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Engine, WasmRouter};
+    ///
+    /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// let dir = std::env::temp_dir().join(format!("dbroute-watch-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("router.wat");
+    /// std::fs::write(&path, r#"(module
+    ///   (memory (export "memory") 1)
+    ///   (func (export "dbroute_abi_version") (result i32) i32.const 1)
+    ///   (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
+    ///   (func (export "db_for_read") (param i32 i32) (result i64) i64.const 0))"#).unwrap();
+    /// let watcher = engine.watch_router(WasmRouter::builder("rules"), &path)?;
+    /// assert_eq!(watcher.status().reloads, 0);
+    /// assert_eq!(engine.router_status().routers[0].name(), "rules");
+    /// # drop(watcher);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok(()) }
+    /// ```
     pub fn watch_router(&self, builder: WasmRouterBuilder, path: impl AsRef<Path>) -> Result<crate::RouterWatcher> {
         crate::router::watch::RouterWatcher::start(self.clone(), builder, path.as_ref().to_path_buf())
     }

@@ -13,6 +13,7 @@ mod raw_sql;
 mod registry;
 mod reliability;
 mod router_faults;
+mod router_watch;
 mod schema;
 mod secrets;
 mod tenants;
