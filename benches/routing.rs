@@ -53,7 +53,8 @@ impl Router for NativeReference {
     }
 }
 
-static USER: ModelInfo = ModelInfo::new("User").table("users").app("auth");
+static USER: std::sync::LazyLock<ModelInfo> =
+    std::sync::LazyLock::new(|| ModelInfo::new("User").with_table("users").with_app("auth"));
 
 fn engine(rt: &Runtime, urls: &[(&str, &str)]) -> Engine {
     engine_with(rt, urls, |builder| builder)
@@ -714,7 +715,7 @@ fn run_threads(engine: &Engine, threads: usize, iters: u64) -> Duration {
         for t in 0..threads {
             let (engine, barrier) = (engine.clone(), barrier.clone());
             s.spawn(move || {
-                let model = ModelInfo::named(format!("Model{t}"));
+                let model = ModelInfo::new(format!("Model{t}"));
                 let hints = Hints::new();
                 barrier.wait();
                 for _ in 0..per_thread {

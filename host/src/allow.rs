@@ -34,7 +34,7 @@ use crate::name::ConnectionName;
 ///     .await?;
 /// // Requests may pick a replica, never the primary.
 /// let replicas = AllowList::new(["replica_eu", "replica_us"])?;
-/// let report = ModelInfo::named("Report");
+/// let report = ModelInfo::new("Report");
 ///
 /// // From a request: `?region=replica_eu`.
 /// let picked = replicas.check("replica_eu")?;

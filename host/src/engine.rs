@@ -356,7 +356,7 @@ struct EngineInner {
 ///     .connection("replica", "sqlite::memory:")
 ///     .build()
 ///     .await?;
-/// let user = ModelInfo::named("User");
+/// let user = ModelInfo::new("User");
 /// // No router: everything goes to default.
 /// assert_eq!(engine.db_for_read(&user, &Default::default())?, "default");
 /// // An explicit override wins.
@@ -1128,7 +1128,7 @@ impl Engine {
     ///
     /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
     /// engine.connection(None)?.execute("CREATE TABLE t (x INTEGER)", &[]).await?;
-    /// let model = ModelInfo::named("T");
+    /// let model = ModelInfo::new("T");
     /// engine
     ///     .transaction(|_tx| async {
     ///         // Joins the transaction without being handed it:

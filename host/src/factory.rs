@@ -36,7 +36,7 @@ type MakeUrl = dyn Fn(&str) -> Option<String> + Send + Sync;
 ///     .build()
 ///     .await?;
 /// // `tenant_acme` is not registered: the factory makes it.
-/// let acme = engine.read_model(&ModelInfo::named("Invoice")).using("acme").connection()?;
+/// let acme = engine.read_model(&ModelInfo::new("Invoice")).using("acme").connection()?;
 /// assert_eq!(acme.name(), "acme");
 /// acme.execute("CREATE TABLE invoices (id INTEGER)", &[]).await?;
 /// # std::fs::remove_dir_all(&dir).ok();

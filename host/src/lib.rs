@@ -47,7 +47,7 @@
 //! )?;
 //! engine.set_router(router);
 //!
-//! let user = ModelInfo::named("User");
+//! let user = ModelInfo::new("User");
 //! assert_eq!(engine.db_for_read(&user, &Default::default())?, "replica");
 //! assert_eq!(engine.db_for_write(&user, &Default::default())?, "default");
 //!
@@ -81,6 +81,42 @@ pub use connection::pool::{DbPool, PoolSettings};
 pub use connection::stats::{ConnectionStatus, Health};
 pub use connection::url::Backend;
 pub use connection::value::{ColumnIndex, FromValue, Row, Value};
+/// Implements [`Model`] for a type: its name is the model's name unless
+/// `name` says otherwise.
+///
+/// ```
+/// use dbroute::{Model, ModelInfo};
+///
+/// #[derive(Model)]
+/// #[dbroute(table = "audit_log", app = "audit", tags("append-only", "pii"))]
+/// struct AuditEntry {
+///     id: i64,
+/// }
+///
+/// #[derive(Model)]
+/// #[dbroute(name = "User")]
+/// struct UserRow;
+///
+/// assert_eq!(AuditEntry::model_info().table(), Some("audit_log"));
+/// assert_eq!(UserRow::model_info().name(), "User");
+/// # let _ = AuditEntry { id: 1 }.id;
+/// ```
+///
+/// Keys: `name`, `table`, `app` (strings, not empty) and `tags(...)`
+/// (string literals). Anything else does not compile:
+///
+/// ```compile_fail
+/// #[derive(dbroute::Model)]
+/// #[dbroute(tabel = "users")] // error: unknown key `tabel`
+/// struct User;
+/// ```
+///
+/// ```compile_fail
+/// #[derive(dbroute::Model)]
+/// #[dbroute(table = "")] // error: `table` must not be empty
+/// struct User;
+/// ```
+pub use dbroute_derive::Model;
 pub use engine::{DecisionCount, Engine, EngineBuilder, ReadFailure, RouterSource};
 pub use error::{Error, Fault, LoadError, Result};
 pub use factory::ConnectionFactory;

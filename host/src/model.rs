@@ -9,26 +9,36 @@ use serde_json::{Map, Value as Json};
 /// app and tags. The JSON the router ABI sends for it is built once and
 /// reused for every operation.
 ///
+/// Most models are Rust types: derive [`Model`](derive@crate::Model) and
+/// the engine's typed calls (`engine.read::<User>()`) use its metadata. A
+/// model known only at run time is a `ModelInfo` built with
+/// [`ModelInfo::new`] and the `with_*` methods.
+///
 /// # Examples
 ///
 /// ```
 /// use dbroute::{Model, ModelInfo};
 ///
+/// #[derive(Model)]
+/// #[dbroute(table = "users", app = "auth", tags("pii"))]
 /// struct User;
-/// impl Model for User {
-///     fn model_info() -> &'static ModelInfo {
-///         static INFO: ModelInfo = ModelInfo::new("User").table("users").app("auth").tags(&["pii"]);
-///         &INFO
-///     }
-/// }
-/// assert_eq!(User::model_info().name(), "User");
 ///
-/// // Or route by a plain name, decided at run time:
-/// let event = ModelInfo::named("Event");
-/// assert_eq!(event.table_name(), None);
+/// let user = User::model_info();
+/// assert_eq!(user.name(), "User");
+/// assert_eq!(user.table(), Some("users"));
+/// assert_eq!(user.app(), Some("auth"));
+/// assert!(user.has_tag("pii"));
+///
+/// // Or route by a name decided at run time:
+/// let event = ModelInfo::new(format!("Event{}", 2026)).with_tags(["append-only"]);
+/// assert_eq!(event.table(), None);
+/// assert_eq!(event.tags().collect::<Vec<_>>(), ["append-only"]);
 /// ```
 pub struct ModelInfo {
-    meta: Meta,
+    name: Box<str>,
+    table: Option<Box<str>>,
+    app: Option<Box<str>>,
+    tags: Box<[Box<str>]>,
     json: OnceLock<AbiJson>,
 }
 
@@ -66,172 +76,67 @@ impl AbiJson {
     }
 }
 
-enum Meta {
-    Static {
-        name: &'static str,
-        table: Option<&'static str>,
-        app: Option<&'static str>,
-        tags: &'static [&'static str],
-    },
-    Owned {
-        name: String,
-        table: Option<String>,
-        app: Option<String>,
-        tags: Vec<String>,
-    },
-}
-
 impl ModelInfo {
-    /// A model known when the program is written; usable in a `static`.
-    pub const fn new(name: &'static str) -> Self {
+    /// A model named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
         ModelInfo {
-            meta: Meta::Static {
-                name,
-                table: None,
-                app: None,
-                tags: &[],
-            },
-            json: OnceLock::new(),
-        }
-    }
-
-    /// A model named at run time.
-    pub fn named(name: impl Into<String>) -> Self {
-        ModelInfo {
-            meta: Meta::Owned {
-                name: name.into(),
-                table: None,
-                app: None,
-                tags: Vec::new(),
-            },
-            json: OnceLock::new(),
-        }
-    }
-
-    /// Replaces the static metadata (const-friendly: the old value owns no
-    /// heap memory, so forgetting it leaks nothing).
-    const fn with_static(
-        self,
-        table: Option<&'static str>,
-        app: Option<&'static str>,
-        tags: Option<&'static [&'static str]>,
-    ) -> Self {
-        let Meta::Static {
-            name,
-            table: old_table,
-            app: old_app,
-            tags: old_tags,
-        } = self.meta
-        else {
-            panic!("use with_table/with_app/with_tags on a ModelInfo made by ModelInfo::named");
-        };
-        std::mem::forget(self);
-        ModelInfo {
-            meta: Meta::Static {
-                name,
-                table: if table.is_some() { table } else { old_table },
-                app: if app.is_some() { app } else { old_app },
-                tags: match tags {
-                    Some(tags) => tags,
-                    None => old_tags,
-                },
-            },
+            name: name.into().into_boxed_str(),
+            table: None,
+            app: None,
+            tags: Box::default(),
             json: OnceLock::new(),
         }
     }
 
     /// Sets the table name.
-    pub const fn table(self, table: &'static str) -> Self {
-        self.with_static(Some(table), None, None)
+    pub fn with_table(mut self, table: impl Into<String>) -> Self {
+        self.table = Some(table.into().into_boxed_str());
+        self.json = OnceLock::new();
+        self
     }
 
-    /// Sets the app (the group of models it belongs to).
-    pub const fn app(self, app: &'static str) -> Self {
-        self.with_static(None, Some(app), None)
+    /// Sets the app (the group of models it belongs to, as Django's app
+    /// label).
+    pub fn with_app(mut self, app: impl Into<String>) -> Self {
+        self.app = Some(app.into().into_boxed_str());
+        self.json = OnceLock::new();
+        self
     }
 
-    /// Sets the tags.
-    pub const fn tags(self, tags: &'static [&'static str]) -> Self {
-        self.with_static(None, None, Some(tags))
-    }
-
-    fn into_owned(self) -> (String, Option<String>, Option<String>, Vec<String>) {
-        match self.meta {
-            Meta::Static { name, table, app, tags } => (
-                name.to_owned(),
-                table.map(str::to_owned),
-                app.map(str::to_owned),
-                tags.iter().map(|t| (*t).to_owned()).collect(),
-            ),
-            Meta::Owned { name, table, app, tags } => (name, table, app, tags),
-        }
-    }
-
-    fn owned(name: String, table: Option<String>, app: Option<String>, tags: Vec<String>) -> Self {
-        ModelInfo {
-            meta: Meta::Owned { name, table, app, tags },
-            json: OnceLock::new(),
-        }
-    }
-
-    /// Sets the table name, known at run time.
-    pub fn with_table(self, table: impl Into<String>) -> Self {
-        let (name, _, app, tags) = self.into_owned();
-        Self::owned(name, Some(table.into()), app, tags)
-    }
-
-    /// Sets the app, known at run time.
-    pub fn with_app(self, app: impl Into<String>) -> Self {
-        let (name, table, _, tags) = self.into_owned();
-        Self::owned(name, table, Some(app.into()), tags)
-    }
-
-    /// Sets the tags, known at run time.
-    pub fn with_tags<I, S>(self, tags: I) -> Self
+    /// Sets the tags (replacing any set before).
+    pub fn with_tags<I, S>(mut self, tags: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let (name, table, app, _) = self.into_owned();
-        Self::owned(name, table, app, tags.into_iter().map(Into::into).collect())
+        self.tags = tags.into_iter().map(|t| t.into().into_boxed_str()).collect();
+        self.json = OnceLock::new();
+        self
     }
 
     /// The model's name.
     pub fn name(&self) -> &str {
-        match &self.meta {
-            Meta::Static { name, .. } => name,
-            Meta::Owned { name, .. } => name,
-        }
+        &self.name
     }
 
     /// The table name, if set.
-    pub fn table_name(&self) -> Option<&str> {
-        match &self.meta {
-            Meta::Static { table, .. } => *table,
-            Meta::Owned { table, .. } => table.as_deref(),
-        }
+    pub fn table(&self) -> Option<&str> {
+        self.table.as_deref()
     }
 
     /// The app, if set.
-    pub fn app_name(&self) -> Option<&str> {
-        match &self.meta {
-            Meta::Static { app, .. } => *app,
-            Meta::Owned { app, .. } => app.as_deref(),
-        }
+    pub fn app(&self) -> Option<&str> {
+        self.app.as_deref()
     }
 
     /// The tags.
-    pub fn tag_list(&self) -> impl Iterator<Item = &str> {
-        let (a, b) = match &self.meta {
-            Meta::Static { tags, .. } => (Some(tags.iter().copied()), None),
-            Meta::Owned { tags, .. } => (None, Some(tags.iter().map(String::as_str))),
-        };
-        a.into_iter().flatten().chain(b.into_iter().flatten())
+    pub fn tags(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.tags.iter().map(|t| &**t)
     }
 
     /// Whether the model carries `tag`.
     pub fn has_tag(&self, tag: &str) -> bool {
-        self.tag_list().any(|t| t == tag)
+        self.tags().any(|t| t == tag)
     }
 
     /// The model as the router ABI's JSON object, built once.
@@ -246,13 +151,13 @@ impl ModelInfo {
             // In the ABI's field order (routers may read it in one pass).
             let string = |s: &str| Json::from(s).to_string();
             let mut out = format!("{{\"name\":{}", string(self.name()));
-            if let Some(table) = self.table_name() {
+            if let Some(table) = self.table() {
                 out.push_str(&format!(",\"table\":{}", string(table)));
             }
-            if let Some(app) = self.app_name() {
+            if let Some(app) = self.app() {
                 out.push_str(&format!(",\"app\":{}", string(app)));
             }
-            let tags: Vec<String> = self.tag_list().map(string).collect();
+            let tags: Vec<String> = self.tags().map(string).collect();
             if !tags.is_empty() {
                 out.push_str(&format!(",\"tags\":[{}]", tags.join(",")));
             }
@@ -264,22 +169,11 @@ impl ModelInfo {
 
 impl Clone for ModelInfo {
     fn clone(&self) -> Self {
-        let meta = match &self.meta {
-            Meta::Static { name, table, app, tags } => Meta::Static {
-                name,
-                table: *table,
-                app: *app,
-                tags,
-            },
-            Meta::Owned { name, table, app, tags } => Meta::Owned {
-                name: name.clone(),
-                table: table.clone(),
-                app: app.clone(),
-                tags: tags.clone(),
-            },
-        };
         ModelInfo {
-            meta,
+            name: self.name.clone(),
+            table: self.table.clone(),
+            app: self.app.clone(),
+            tags: self.tags.clone(),
             json: self.json.clone(),
         }
     }
@@ -291,8 +185,23 @@ impl fmt::Debug for ModelInfo {
     }
 }
 
-/// A type routed as a model. Implement it with a `static` [`ModelInfo`] (see
-/// there), or use [`ModelInfo::named`] to route by a plain name.
+/// A type routed as a model. Derive it (see [`Model`](derive@crate::Model)),
+/// or implement it with a `static` [`ModelInfo`]:
+///
+/// ```
+/// use std::sync::LazyLock;
+/// use dbroute::{Model, ModelInfo};
+///
+/// struct Invoice;
+/// impl Model for Invoice {
+///     fn model_info() -> &'static ModelInfo {
+///         static INFO: LazyLock<ModelInfo> =
+///             LazyLock::new(|| ModelInfo::new("Invoice").with_table("invoices").with_app("billing"));
+///         &INFO
+///     }
+/// }
+/// assert_eq!(Invoice::model_info().app(), Some("billing"));
+/// ```
 pub trait Model {
     /// The model's metadata.
     fn model_info() -> &'static ModelInfo;

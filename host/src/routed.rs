@@ -36,15 +36,11 @@ macro_rules! read_with_fallback {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> dbroute::Result<()> {
-/// use dbroute::{Engine, Model, ModelInfo};
+/// use dbroute::{Engine, Model};
 ///
+/// #[derive(Model)]
+/// #[dbroute(table = "events")]
 /// struct Event;
-/// impl Model for Event {
-///     fn model_info() -> &'static ModelInfo {
-///         static INFO: ModelInfo = ModelInfo::new("Event").table("events");
-///         &INFO
-///     }
-/// }
 ///
 /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
 /// engine.write::<Event>().execute("CREATE TABLE events (id INTEGER)", &[]).await?;

@@ -255,7 +255,7 @@ fn any_result_over_any_memory_decodes_to_the_documented_answer() {
     let rt = runtime();
     let engine = engine(&rt, &["default", "replica"]);
     activate(&engine, "puppet", PUPPET, Json::Null);
-    let model = ModelInfo::named("Puppet");
+    let model = ModelInfo::new("Puppet");
     let started = Instant::now();
     check(CASES, result_and_payload(), |(r, payload)| {
         let hints = puppet_hints(r, &payload);
@@ -275,7 +275,7 @@ fn any_allow_migrate_result_decodes_to_the_documented_answer() {
     let rt = runtime();
     let engine = engine(&rt, &["default", "replica"]);
     activate(&engine, "puppet", PUPPET, Json::Null);
-    let model = ModelInfo::named("Puppet");
+    let model = ModelInfo::new("Puppet");
     let values = prop_oneof![any::<i32>(), -2i32..=2];
     check(CASES, values, |value| {
         let hints = puppet_hints(i64::from(value), &[]);
@@ -451,10 +451,20 @@ fn depth(value: &Json) -> usize {
 /// refusal.
 fn check_reference(engine: &Engine, hints: &Hints) -> Result<(), TestCaseError> {
     let too_deep = 2 + hints.as_map().values().map(depth).max().unwrap_or(0) > SDK_MAX_DEPTH;
-    static USER: ModelInfo = ModelInfo::new("User").table("users");
-    static EVENT: ModelInfo = ModelInfo::new("Event");
-    static ARCHIVE: ModelInfo = ModelInfo::new("Archive").tags(&["readonly"]);
-    for (model, readonly) in [(&USER, false), (&EVENT, false), (&ARCHIVE, true)] {
+    #[derive(dbroute::Model)]
+    #[dbroute(table = "users")]
+    struct User;
+    #[derive(dbroute::Model)]
+    struct Event;
+    #[derive(dbroute::Model)]
+    #[dbroute(tags("readonly"))]
+    struct Archive;
+    use dbroute::Model;
+    for (model, readonly) in [
+        (User::model_info(), false),
+        (Event::model_info(), false),
+        (Archive::model_info(), true),
+    ] {
         for write in [false, true] {
             let answer = if write {
                 engine.db_for_write(model, hints)
@@ -503,7 +513,7 @@ fn arbitrary_hints_reach_the_router_exactly_and_route_as_the_reference_says() {
         &crate::hot_swap::fixed_router_wat("replica"),
         Json::Null,
     );
-    let model = ModelInfo::named("Any");
+    let model = ModelInfo::new("Any");
     let started = Instant::now();
     let largest = std::cell::Cell::new(0);
     check(CASES, hints(), |map| {
@@ -559,7 +569,7 @@ fn extreme_hints_deep_huge_and_odd_are_decided_or_refused_as_documented() {
     let echo = engine(&rt, &["default"]);
     activate(&echo, "echo", ECHO, Json::Null);
     let reference = reference_engine(&rt);
-    let model = ModelInfo::named("Any");
+    let model = ModelInfo::new("Any");
     let cases: Vec<(String, Hints)> = vec![
         ("empty".into(), Hints::new()),
         ("deep 1000".into(), Hints::new().with("deep", nested(1000, Json::Null))),
@@ -653,7 +663,7 @@ fn large_distinct_hints_are_not_kept_by_the_answer_cache() {
     // not stay in memory.
     let rt = runtime();
     let reference = reference_engine(&rt);
-    let model = ModelInfo::named("User");
+    let model = ModelInfo::new("User");
     let body = "x".repeat(1 << 20);
     let first = Hints::new().with("n", 0).with("big", body.as_str());
     assert_eq!(reference.db_for_read(&model, &first).unwrap(), "replica");

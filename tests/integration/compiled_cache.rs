@@ -44,7 +44,7 @@ fn cache_files(dir: &Path) -> Vec<PathBuf> {
 
 async fn routes_reads_to_replica(engine: &Engine, router: WasmRouter) {
     engine.set_router(router);
-    let user = ModelInfo::named("User");
+    let user = ModelInfo::new("User");
     assert_eq!(engine.db_for_read(&user, &Hints::new()).unwrap(), "replica");
     assert_eq!(engine.db_for_write(&user, &Hints::new()).unwrap(), "default");
 }
@@ -166,7 +166,7 @@ async fn the_configuration_file_names_the_folder_relative_to_itself() {
     }
     assert_eq!(cache_files(&dir.path().join("compiled")).len(), 1);
     assert_eq!(
-        engine.db_for_read(&ModelInfo::named("User"), &Hints::new()).unwrap(),
+        engine.db_for_read(&ModelInfo::new("User"), &Hints::new()).unwrap(),
         "replica"
     );
 }

@@ -94,7 +94,7 @@ impl Case {
             .model
             .as_ref()
             .unwrap_or_else(|| panic!("case `{}` has no model", self.name));
-        let mut model = ModelInfo::named(&m.name).with_tags(&m.tags);
+        let mut model = ModelInfo::new(&m.name).with_tags(&m.tags);
         if let Some(table) = &m.table {
             model = model.with_table(table);
         }

@@ -108,7 +108,7 @@ async fn replica_reads_from_the_replica_and_writes_to_the_primary() {
         json!(null),
     )
     .await;
-    let user = ModelInfo::named("User");
+    let user = ModelInfo::new("User");
     assert_eq!(
         routed_write(&engine, &user, &Hints::new(), "written").await.unwrap(),
         "default"
@@ -143,7 +143,7 @@ async fn analytics_keeps_events_in_their_own_database() {
         json!(null),
     )
     .await;
-    let (event, user) = (ModelInfo::named("Event"), ModelInfo::named("User"));
+    let (event, user) = (ModelInfo::new("Event"), ModelInfo::new("User"));
     writes_and_reads_land(&engine, &[(&event, "analytics", "clicked"), (&user, "default", "ada")]).await;
 }
 
@@ -159,8 +159,8 @@ async fn app_sends_each_apps_models_to_the_connection_named_after_it() {
         json!(null),
     )
     .await;
-    let invoice = ModelInfo::new("Invoice").app("billing");
-    let user = ModelInfo::new("User").app("auth");
+    let invoice = ModelInfo::new("Invoice").with_app("billing");
+    let user = ModelInfo::new("User").with_app("auth");
     writes_and_reads_land(&engine, &[(&invoice, "billing", "paid"), (&user, "default", "ada")]).await;
 }
 
@@ -174,7 +174,7 @@ async fn cache_puts_snapshots_in_sqlite_beside_postgres() {
         json!(null),
     )
     .await;
-    let (snapshot, user) = (ModelInfo::named("Snapshot"), ModelInfo::named("User"));
+    let (snapshot, user) = (ModelInfo::new("Snapshot"), ModelInfo::new("User"));
     writes_and_reads_land(&engine, &[(&snapshot, "cache", "snap"), (&user, "default", "ada")]).await;
     assert_eq!(
         engine.connection(Some("cache")).unwrap().backend(),
@@ -197,7 +197,7 @@ async fn tenant_routes_by_the_tenant_hint_and_guards_read_only_models() {
         json!({"tenants": {"acme": "tenant_acme", "globex": "tenant_globex"}}),
     )
     .await;
-    let invoice = ModelInfo::named("Invoice");
+    let invoice = ModelInfo::new("Invoice");
     let acme_hints = Hints::new().with("tenant", "acme");
     let globex_hints = Hints::new().with("tenant", "globex");
     assert_eq!(
@@ -219,7 +219,7 @@ async fn tenant_routes_by_the_tenant_hint_and_guards_read_only_models() {
     assert!(matches!(err, Error::RouterRefused { .. }), "{err}");
     assert!(err.to_string().contains("initech"), "{err}");
     // Writes to read-only models are refused; reads are fine.
-    let ledger = ModelInfo::named("Ledger").with_tags(["readonly"]);
+    let ledger = ModelInfo::new("Ledger").with_tags(["readonly"]);
     let err = routed_write(&engine, &ledger, &acme_hints, "x").await.unwrap_err();
     assert!(matches!(err, Error::RouterRefused { .. }), "{err}");
     assert_eq!(engine.db_for_read(&ledger, &acme_hints).unwrap(), "tenant_acme");
@@ -239,7 +239,7 @@ async fn round_robin_spreads_reads_over_its_replicas() {
         json!({"replicas": ["r1", "r2"]}),
     )
     .await;
-    let user = ModelInfo::named("User");
+    let user = ModelInfo::new("User");
     let mut seen = BTreeMap::new();
     for _ in 0..10 {
         *seen

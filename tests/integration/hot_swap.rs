@@ -55,7 +55,7 @@ async fn swapping_under_load_loses_no_decision() {
     for t in 0..16 {
         let (engine, stop, decisions) = (engine.clone(), stop.clone(), decisions.clone());
         tasks.push(tokio::spawn(async move {
-            let model = ModelInfo::named(format!("Model{t}"));
+            let model = ModelInfo::new(format!("Model{t}"));
             let hints = Hints::new().with("task", t);
             while !stop.load(Ordering::Relaxed) {
                 let before = engine.router_status().generation;
@@ -108,7 +108,7 @@ async fn clearing_the_router_sends_everything_to_default() {
         )
         .unwrap();
     engine.set_router(router);
-    let model = ModelInfo::named("User");
+    let model = ModelInfo::new("User");
     assert_eq!(engine.db_for_write(&model, &Hints::new()).unwrap(), "c0");
     engine.clear_router();
     assert_eq!(engine.db_for_write(&model, &Hints::new()).unwrap(), "default");

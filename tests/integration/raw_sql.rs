@@ -180,7 +180,9 @@ per_backend!(
 #[tokio::test]
 async fn statement_futures_stay_small() {
     const MOST: usize = 4 << 10;
-    static USER: dbroute::ModelInfo = dbroute::ModelInfo::new("User");
+    #[derive(dbroute::Model)]
+    struct User;
+    use dbroute::Model;
     let db = TestDb::sqlite();
     let engine = engine_on(&db).await;
     let conn = engine.connection(None).unwrap();
@@ -195,11 +197,11 @@ async fn statement_futures_stay_small() {
         ("fetch_one", std::mem::size_of_val(&conn.fetch_one("SELECT $1", &p))),
         (
             "routed fetch_one",
-            std::mem::size_of_val(&engine.read_model(&USER).fetch_one("SELECT $1", &p)),
+            std::mem::size_of_val(&engine.read_model(User::model_info()).fetch_one("SELECT $1", &p)),
         ),
         (
             "routed execute",
-            std::mem::size_of_val(&engine.write_model(&USER).execute("SELECT $1", &p)),
+            std::mem::size_of_val(&engine.write_model(User::model_info()).execute("SELECT $1", &p)),
         ),
     ];
     for (statement, size) in sizes {

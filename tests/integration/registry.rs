@@ -124,7 +124,7 @@ async fn an_unknown_name_lists_the_registered_ones() {
     let text = err.to_string();
     assert!(text.contains("replcia") && text.contains("default, replica"), "{text}");
     let err = engine
-        .read_model(&dbroute::ModelInfo::named("User"))
+        .read_model(&dbroute::ModelInfo::new("User"))
         .using("nope")
         .connection()
         .unwrap_err();

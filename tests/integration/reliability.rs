@@ -54,7 +54,7 @@ async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>)
 }
 
 fn item() -> ModelInfo {
-    ModelInfo::named("Item")
+    ModelInfo::new("Item")
 }
 
 /// Creates `items` on a connection.
@@ -616,7 +616,7 @@ fn index_of(name: &str) -> usize {
 /// around it, each write tags its row with the connection it was meant for,
 /// each read checks which database answered.
 async fn soak_task(engine: Engine, task: usize, deadline: Instant, databases: Arc<[String; 3]>, tally: Arc<Tally>) {
-    let model = ModelInfo::named(format!("Soak{task}"));
+    let model = ModelInfo::new(format!("Soak{task}"));
     let mut seq: u64 = 0;
     while Instant::now() < deadline {
         seq += 1;

@@ -173,11 +173,11 @@ async fn routed_by_tier(file: &str, policy: ReadFailure, limits: RouterLimits, c
 
 impl Setup {
     fn read(&self, model: &str) -> dbroute::Result<ConnectionName> {
-        self.engine.db_for_read(&ModelInfo::named(model), &Hints::new())
+        self.engine.db_for_read(&ModelInfo::new(model), &Hints::new())
     }
 
     fn write(&self, model: &str) -> dbroute::Result<ConnectionName> {
-        self.engine.db_for_write(&ModelInfo::named(model), &Hints::new())
+        self.engine.db_for_write(&ModelInfo::new(model), &Hints::new())
     }
 
     /// An ordinary read and write are routed as the router says, and one
@@ -235,7 +235,7 @@ async fn minimal_router_reads_from_replica_and_has_no_opinion_on_writes() {
     let setup = routed_by("minimal", ReadFailure::Fail, limits()).await;
     assert_eq!(setup.read(PLAIN).unwrap(), "replica");
     assert_eq!(setup.write(PLAIN).unwrap(), "default");
-    let routed = setup.engine.read_model(&ModelInfo::named(PLAIN)).connection().unwrap();
+    let routed = setup.engine.read_model(&ModelInfo::new(PLAIN)).connection().unwrap();
     assert_eq!(routed.name(), "replica");
 
     let info = setup.router.info();
@@ -245,7 +245,7 @@ async fn minimal_router_reads_from_replica_and_has_no_opinion_on_writes() {
         ["memory", "dbroute_abi_version", "dbroute_input", "db_for_read"]
     );
     // No allow_* export: the engine's own rules.
-    let (book, author) = (ModelInfo::named("Book"), ModelInfo::named("Author"));
+    let (book, author) = (ModelInfo::new("Book"), ModelInfo::new("Author"));
     let hints = Hints::new();
     assert!(setup.engine.allow_migrate("replica", &book, &hints).unwrap());
     assert!(
@@ -299,16 +299,16 @@ async fn router_with_every_optional_export() {
     );
     engine.set_router(router.clone());
     let hints = Hints::new();
-    let user = ModelInfo::named(PLAIN);
+    let user = ModelInfo::new(PLAIN);
     assert_eq!(engine.db_for_read(&user, &hints).unwrap(), "replica");
     assert_eq!(engine.db_for_write(&user, &hints).unwrap(), "default");
 
     // allow_relation: "Y..." -> 1, "N..." -> 0, other -> -1 (no opinion: the
     // engine relates objects on the same connection only).
-    let author = ModelInfo::named("Author");
+    let author = ModelInfo::new("Author");
     let relate = |a: &str, a_db: &str, b_db: &str| {
         engine
-            .allow_relation((&ModelInfo::named(a), a_db), (&author, b_db), &hints)
+            .allow_relation((&ModelInfo::new(a), a_db), (&author, b_db), &hints)
             .unwrap()
     };
     assert!(relate("Yes", "default", "replica"), "1 allows across connections");
@@ -318,7 +318,7 @@ async fn router_with_every_optional_export() {
 
     // allow_migrate: default -> 1, replica -> 0, other -> -1 (no opinion:
     // the engine allows).
-    let event = ModelInfo::named("Event");
+    let event = ModelInfo::new("Event");
     assert!(engine.allow_migrate("default", &event, &hints).unwrap());
     assert!(!engine.allow_migrate("replica", &event, &hints).unwrap());
     assert!(engine.allow_migrate("analytics", &event, &hints).unwrap());
@@ -591,7 +591,7 @@ async fn an_engine_refuses_a_router_at_load_and_at_build() {
     assert!(matches!(reason, LoadError::ForbiddenImport { .. }), "{reason:?}");
     // The engine keeps routing (no router: everything to default).
     assert_eq!(
-        engine.db_for_read(&ModelInfo::named(PLAIN), &Hints::new()).unwrap(),
+        engine.db_for_read(&ModelInfo::new(PLAIN), &Hints::new()).unwrap(),
         "default"
     );
 
@@ -772,7 +772,7 @@ async fn an_input_buffer_outside_memory_is_out_of_bounds() {
 async fn an_allow_answer_outside_the_encoding_is_a_fault() {
     let setup = routed_by("allow_migrate_bad_result", ReadFailure::Fail, limits()).await;
     let hints = Hints::new();
-    let migrate = |model: &str| setup.engine.allow_migrate("default", &ModelInfo::named(model), &hints);
+    let migrate = |model: &str| setup.engine.allow_migrate("default", &ModelInfo::new(model), &hints);
     assert!(migrate(PLAIN).unwrap());
     let (fault, message) = fault_of(migrate(FAULTY), &setup.router);
     assert_eq!(
@@ -786,7 +786,7 @@ async fn an_allow_answer_outside_the_encoding_is_a_fault() {
     assert_eq!(setup.router.idle_instances(), 0, "the instance that faulted was kept");
     assert!(migrate(PLAIN).unwrap());
     assert_eq!(
-        setup.engine.db_for_read(&ModelInfo::named(PLAIN), &hints).unwrap(),
+        setup.engine.db_for_read(&ModelInfo::new(PLAIN), &hints).unwrap(),
         "replica"
     );
     assert_eq!(setup.router.idle_instances(), 1);
@@ -954,7 +954,7 @@ fn fault_limits(file: &str) -> RouterLimits {
 async fn a_fault_never_sends_an_operation_anywhere() {
     for file in FAULTING {
         let setup = routed_by(file, ReadFailure::Fail, fault_limits(file)).await;
-        let model = ModelInfo::named(FAULTY);
+        let model = ModelInfo::new(FAULTY);
         let hints = Hints::new();
         fault_of(setup.read(FAULTY), &setup.router);
         fault_of(setup.write(FAULTY), &setup.router);
@@ -972,7 +972,7 @@ async fn a_fault_never_sends_an_operation_anywhere() {
 async fn a_faulting_read_falls_back_to_default_only_under_that_policy() {
     for file in FAULTING {
         let setup = routed_by(file, ReadFailure::FallBackToDefault, fault_limits(file)).await;
-        let model = ModelInfo::named(FAULTY);
+        let model = ModelInfo::new(FAULTY);
         assert_eq!(setup.read(FAULTY).unwrap(), "default", "{file}");
         let routed = setup.engine.read_model(&model).connection().unwrap();
         assert_eq!(routed.name(), "default", "{file}");

@@ -24,7 +24,7 @@ async fn wait_for(watcher: &RouterWatcher, what: &str, done: impl FnMut(&WatchSt
 
 fn reads_go_to(engine: &Engine) -> String {
     engine
-        .db_for_read(&ModelInfo::named("User"), &Hints::new())
+        .db_for_read(&ModelInfo::new("User"), &Hints::new())
         .unwrap()
         .to_string()
 }

@@ -103,18 +103,18 @@ impl Router for Placement {
 /// an archive table with per-backend SQL holding two statements.
 fn blog_models() -> Vec<ModelSchema> {
     vec![
-        ModelSchema::new(ModelInfo::named("Comment").with_table("comments"))
+        ModelSchema::new(ModelInfo::new("Comment").with_table("comments"))
             .create(
                 "CREATE TABLE comments (id INTEGER PRIMARY KEY, post INTEGER, author INTEGER, \
                  FOREIGN KEY (post) REFERENCES posts (id), FOREIGN KEY (author) REFERENCES users (id))",
             )
             .references(["Post", "User"]),
-        ModelSchema::new(ModelInfo::named("Post").with_table("posts"))
+        ModelSchema::new(ModelInfo::new("Post").with_table("posts"))
             .create("CREATE TABLE posts (id INTEGER PRIMARY KEY, author INTEGER, FOREIGN KEY (author) REFERENCES users (id))")
             .references(["User"]),
-        ModelSchema::new(ModelInfo::named("User").with_table("users"))
+        ModelSchema::new(ModelInfo::new("User").with_table("users"))
             .create("CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(50))"),
-        ModelSchema::new(ModelInfo::named("Archive").with_table("archive"))
+        ModelSchema::new(ModelInfo::new("Archive").with_table("archive"))
             .create(
                 "CREATE TABLE archive (id INTEGER PRIMARY KEY, body VARCHAR(100)); \
                  CREATE INDEX archive_body ON archive (body)",
@@ -382,7 +382,7 @@ per_backend!(
         let engine = engine_with(&[("default", &db.url), ("archive", &archive.url)], Some(router)).await;
         let mut models = blog_models();
         models.push(
-            ModelSchema::new(ModelInfo::named("Audit").with_table("audit")).create("CREATE TABLE audit (id INTEGER)"),
+            ModelSchema::new(ModelInfo::new("Audit").with_table("audit")).create("CREATE TABLE audit (id INTEGER)"),
         );
 
         let report = engine.create_all(&models).on(["default"]).run().await.unwrap();
@@ -418,8 +418,8 @@ async fn cross_database_references_are_refused_or_warned_as_chosen() {
     let router = Placement::default().write("Snapshot", "cache");
     let engine = engine_with(&[("default", &a.url), ("cache", &b.url)], Some(router)).await;
     let models = [
-        ModelSchema::new(ModelInfo::named("User").with_table("users")).create("CREATE TABLE users (id INTEGER)"),
-        ModelSchema::new(ModelInfo::named("Snapshot").with_table("snapshots"))
+        ModelSchema::new(ModelInfo::new("User").with_table("users")).create("CREATE TABLE users (id INTEGER)"),
+        ModelSchema::new(ModelInfo::new("Snapshot").with_table("snapshots"))
             .create("CREATE TABLE snapshots (id INTEGER, user_id INTEGER)")
             .references(["User"]),
     ];
@@ -468,14 +468,14 @@ async fn bad_model_sets_are_refused_before_anything_runs() {
     let db = TestDb::sqlite();
     let engine = engine_with(&[("default", &db.url)], None).await;
     let first =
-        || ModelSchema::new(ModelInfo::named("First").with_table("first")).create("CREATE TABLE first (id INTEGER)");
+        || ModelSchema::new(ModelInfo::new("First").with_table("first")).create("CREATE TABLE first (id INTEGER)");
 
     let cycle = [
         first(),
-        ModelSchema::new(ModelInfo::named("A"))
+        ModelSchema::new(ModelInfo::new("A"))
             .create("CREATE TABLE a (id INTEGER)")
             .references(["B"]),
-        ModelSchema::new(ModelInfo::named("B"))
+        ModelSchema::new(ModelInfo::new("B"))
             .create("CREATE TABLE b (id INTEGER)")
             .references(["A"]),
     ];
@@ -484,7 +484,7 @@ async fn bad_model_sets_are_refused_before_anything_runs() {
 
     let unknown = [
         first(),
-        ModelSchema::new(ModelInfo::named("A"))
+        ModelSchema::new(ModelInfo::new("A"))
             .create("SELECT 1")
             .references(["Ghost"]),
     ];
@@ -494,7 +494,7 @@ async fn bad_model_sets_are_refused_before_anything_runs() {
     // No SQL for this backend: only PostgreSQL's is given.
     let no_sql = [
         first(),
-        ModelSchema::new(ModelInfo::named("PgOnly")).create_for(Backend::Postgres, "CREATE TABLE pg (id SERIAL)"),
+        ModelSchema::new(ModelInfo::new("PgOnly")).create_for(Backend::Postgres, "CREATE TABLE pg (id SERIAL)"),
     ];
     let p = problem(engine.create_all(&no_sql).run().await);
     assert_eq!(
@@ -513,7 +513,7 @@ async fn bad_model_sets_are_refused_before_anything_runs() {
 
     // A statement the database refuses: named with its model and
     // connection.
-    let bad = [ModelSchema::new(ModelInfo::named("Bad")).create("CREATE TABLE (")];
+    let bad = [ModelSchema::new(ModelInfo::new("Bad")).create("CREATE TABLE (")];
     let error = engine.create_all(&bad).run().await.unwrap_err();
     assert!(
         matches!(&error, Error::SchemaStatement { connection, model, action: "create", .. } if connection == "default" && model == "Bad"),
@@ -546,8 +546,8 @@ per_backend!(two_names_for_one_database_are_refused, |db: TestDb| async move {
 
     // Tables: the router writes one model through each name.
     let models = [
-        ModelSchema::new(ModelInfo::named("User")).create("CREATE TABLE users (id INTEGER)"),
-        ModelSchema::new(ModelInfo::named("Snapshot")).create("CREATE TABLE snapshots (id INTEGER)"),
+        ModelSchema::new(ModelInfo::new("User")).create("CREATE TABLE users (id INTEGER)"),
+        ModelSchema::new(ModelInfo::new("Snapshot")).create("CREATE TABLE snapshots (id INTEGER)"),
     ];
     assert!(matches!(
         problem(engine.create_all(&models).run().await),
@@ -564,7 +564,7 @@ const SNAPSHOT_SQLITE: &str = "CREATE TABLE IF NOT EXISTS snapshots (key TEXT PR
 
 fn mixed_models() -> Vec<ModelSchema> {
     vec![
-        ModelSchema::new(ModelInfo::named("User").with_table("users"))
+        ModelSchema::new(ModelInfo::new("User").with_table("users"))
             .create_for(
                 Backend::Postgres,
                 "CREATE TABLE IF NOT EXISTS users (id SERIAL PRIMARY KEY, name TEXT)",
@@ -573,7 +573,7 @@ fn mixed_models() -> Vec<ModelSchema> {
                 Backend::Sqlite,
                 "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT)",
             ),
-        ModelSchema::new(ModelInfo::named("Snapshot").with_table("snapshots"))
+        ModelSchema::new(ModelInfo::new("Snapshot").with_table("snapshots"))
             .create_for(Backend::Sqlite, SNAPSHOT_SQLITE)
             .create_for(
                 Backend::Postgres,

@@ -136,7 +136,7 @@ fn shown(error: &Error) -> String {
 /// What the init-echo router was told: its refusal of a read, as JSON.
 fn what_the_router_was_told(engine: &Engine, seen: &mut Vec<String>) -> serde_json::Value {
     let err = engine
-        .db_for_read(&ModelInfo::named("User"), &Hints::new())
+        .db_for_read(&ModelInfo::new("User"), &Hints::new())
         .expect_err("the init-echo router refuses every read");
     seen.push(shown(&err));
     let Error::RouterRefused { message, .. } = err else {
@@ -202,7 +202,7 @@ async fn passwords_never_reach_logs_errors_debug_or_routers() {
     // Queries, and a failing one.
     let db_conn = engine.connection(None).unwrap();
     seen.push(format!("{db_conn:?} {:?}", db_conn.pool()));
-    let model = ModelInfo::named("Secret");
+    let model = ModelInfo::new("Secret");
     within(
         "create",
         engine
@@ -481,7 +481,7 @@ async fn untrusted_names_only_ever_reach_registered_connections() {
             .await
             .unwrap();
     }
-    let model = ModelInfo::named("T");
+    let model = ModelInfo::new("T");
     let allow = AllowList::new(["replica"]).unwrap();
     let names = hostile_names();
     for input in &names {

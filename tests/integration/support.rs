@@ -190,7 +190,7 @@ pub(crate) fn reference_connections() -> dbroute::EngineBuilder {
 /// Asks `router` directly (no engine) for a read of `model`.
 pub(crate) fn read_directly(router: &dbroute::WasmRouter, model: &str) -> Result<dbroute::Decision, dbroute::Fault> {
     use dbroute::Router;
-    let model = dbroute::ModelInfo::named(model);
+    let model = dbroute::ModelInfo::new(model);
     let hints = dbroute::Hints::new();
     router.db_for_read(&dbroute::Operation {
         kind: dbroute::OpKind::Read,

@@ -32,7 +32,7 @@ impl Router for ByTenant {
 }
 
 fn invoice() -> ModelInfo {
-    ModelInfo::named("Invoice").with_table("invoices")
+    ModelInfo::new("Invoice").with_table("invoices")
 }
 
 async fn count_on(engine: &Engine, name: &str) -> i64 {
@@ -301,7 +301,7 @@ async fn decisions_are_counted_per_route() {
     }
     engine.db_for_write(&invoice(), &Hints::new()).unwrap();
     engine.set_router(ByTenant);
-    engine.db_for_read(&ModelInfo::named("User"), &acme).unwrap();
+    engine.db_for_read(&ModelInfo::new("User"), &acme).unwrap();
     let routes: Vec<(u64, &str, String, String, u64)> = engine
         .route_stats()
         .into_iter()

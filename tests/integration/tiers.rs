@@ -36,8 +36,8 @@ fn load_reference(engine: &Engine, compilation: Compilation) -> WasmRouter {
 #[track_caller]
 fn routes_as_the_reference_policy(engine: &Engine) {
     let none = Hints::new();
-    let user = ModelInfo::named("User");
-    let event = ModelInfo::named("Event");
+    let user = ModelInfo::new("User");
+    let event = ModelInfo::new("Event");
     assert_eq!(engine.db_for_read(&user, &none).unwrap(), "replica");
     assert_eq!(engine.db_for_write(&user, &none).unwrap(), "default");
     assert_eq!(engine.db_for_read(&event, &none).unwrap(), "analytics");

@@ -33,7 +33,7 @@ impl Router for Fixed {
 }
 
 fn item() -> ModelInfo {
-    ModelInfo::named("Item").with_table("items")
+    ModelInfo::new("Item").with_table("items")
 }
 
 /// `default` and `other` on two fresh databases of the same backend, with

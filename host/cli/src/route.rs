@@ -62,7 +62,7 @@ pub(crate) fn run(args: &RouteArgs) -> ExitCode {
 }
 
 fn model_info(args: &RouteArgs) -> ModelInfo {
-    let mut model = ModelInfo::named(args.model.clone());
+    let mut model = ModelInfo::new(args.model.clone());
     if let Some(table) = &args.table {
         model = model.with_table(table.clone());
     }

@@ -32,10 +32,10 @@ use crate::name::ConnectionName;
 /// ```
 /// use dbroute::{Backend, ModelInfo, ModelSchema};
 ///
-/// let user = ModelSchema::new(ModelInfo::named("User").with_table("users"))
+/// let user = ModelSchema::new(ModelInfo::new("User").with_table("users"))
 ///     .create("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
 ///     .create_for(Backend::Postgres, "CREATE TABLE users (id SERIAL PRIMARY KEY, name TEXT NOT NULL)");
-/// let post = ModelSchema::new(ModelInfo::named("Post").with_table("posts"))
+/// let post = ModelSchema::new(ModelInfo::new("Post").with_table("posts"))
 ///     .create("CREATE TABLE posts (id INTEGER PRIMARY KEY, author INTEGER REFERENCES users (id))")
 ///     .references(["User"]);
 ///
@@ -147,7 +147,7 @@ impl ModelSchema {
             return Some(sql.clone());
         }
         // The table name is the developer's, like the rest of the DDL.
-        let table = self.model.table_name()?;
+        let table = self.model.table()?;
         Some(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")).into_sql_str())
     }
 }
@@ -295,10 +295,10 @@ enum Kind {
 ///     .build()
 ///     .await?;
 /// let models = [
-///     ModelSchema::new(ModelInfo::named("Post").with_table("posts"))
+///     ModelSchema::new(ModelInfo::new("Post").with_table("posts"))
 ///         .create("CREATE TABLE posts (id INTEGER PRIMARY KEY, author INTEGER REFERENCES users (id))")
 ///         .references(["User"]),
-///     ModelSchema::new(ModelInfo::named("User").with_table("users"))
+///     ModelSchema::new(ModelInfo::new("User").with_table("users"))
 ///         .create("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)"),
 /// ];
 ///
@@ -638,7 +638,7 @@ mod tests {
     use super::*;
 
     fn model(name: &str, references: &[&str]) -> ModelSchema {
-        ModelSchema::new(ModelInfo::named(name))
+        ModelSchema::new(ModelInfo::new(name))
             .create("SELECT 1")
             .references(references.iter().copied())
     }
@@ -694,7 +694,7 @@ mod tests {
 
     #[test]
     fn drop_sql_defaults_to_the_table_and_backend_sql_wins() {
-        let m = ModelSchema::new(ModelInfo::named("U").with_table("users"))
+        let m = ModelSchema::new(ModelInfo::new("U").with_table("users"))
             .create("CREATE TABLE users (id INTEGER)")
             .create_for(Backend::MySql, "CREATE TABLE users (id INT) ENGINE=InnoDB")
             .drop_for(Backend::Postgres, "DROP TABLE users CASCADE");
@@ -711,10 +711,7 @@ mod tests {
             m.drop_sql(Backend::Sqlite).as_deref(),
             Some("DROP TABLE IF EXISTS users")
         );
-        assert_eq!(ModelSchema::new(ModelInfo::named("X")).drop_sql(Backend::Sqlite), None);
-        assert_eq!(
-            ModelSchema::new(ModelInfo::named("X")).create_sql(Backend::Sqlite),
-            None
-        );
+        assert_eq!(ModelSchema::new(ModelInfo::new("X")).drop_sql(Backend::Sqlite), None);
+        assert_eq!(ModelSchema::new(ModelInfo::new("X")).create_sql(Backend::Sqlite), None);
     }
 }

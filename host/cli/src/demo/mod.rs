@@ -93,11 +93,11 @@ impl Demo {
 
     /// A model of the demo, stored in `table`.
     pub(crate) fn model(name: &str, table: &str) -> ModelInfo {
-        ModelInfo::named(name).with_table(table)
+        ModelInfo::new(name).with_table(table)
     }
 
     fn table(model: &ModelInfo) -> &str {
-        model.table_name().unwrap_or("dbroute_demo_users")
+        model.table().unwrap_or("dbroute_demo_users")
     }
 
     /// Writes one row of `model`, routed by `db_for_write` (or joining the

@@ -364,7 +364,7 @@ mod tests {
 
     #[test]
     fn decision_input_is_the_abi_json() {
-        let model = ModelInfo::new("User").table("users").tags(&["pii"]);
+        let model = ModelInfo::new("User").with_table("users").with_tags(["pii"]);
         let join = |pieces: [&[u8]; 4]| String::from_utf8(pieces.concat()).unwrap();
         let plain = join(decision_input(OpKind::Read, &model, &Hints::new()));
         assert_eq!(

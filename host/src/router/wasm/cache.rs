@@ -282,7 +282,7 @@ mod tests {
         // The router was asked before the clear (with the old connections)
         // and answers after it: that answer must not be served.
         let cache = DecisionCache::new();
-        let user = ModelInfo::named("User");
+        let user = ModelInfo::new("User");
         let key = CacheKey::new(OpKind::Read, &user, &NO);
         let miss = cache.get(&key).unwrap_err();
         cache.clear();
@@ -293,7 +293,7 @@ mod tests {
     #[test]
     fn an_answer_from_before_a_clear_does_not_replace_a_current_one() {
         let cache = DecisionCache::new();
-        let user = ModelInfo::named("User");
+        let user = ModelInfo::new("User");
         let key = CacheKey::new(OpKind::Read, &user, &NO);
         let stale = cache.get(&key).unwrap_err();
         cache.clear();
@@ -306,7 +306,7 @@ mod tests {
     /// `count` models whose keys share one slot.
     fn colliding_models(count: usize) -> Vec<ModelInfo> {
         let no_hints = Hints::new();
-        let all: Vec<ModelInfo> = (0..50_000).map(|i| ModelInfo::named(format!("M{i}"))).collect();
+        let all: Vec<ModelInfo> = (0..50_000).map(|i| ModelInfo::new(format!("M{i}"))).collect();
         let slot = CacheKey::new(OpKind::Read, &all[0], &no_hints).hash as usize % SLOTS;
         let found: Vec<ModelInfo> = all
             .into_iter()
@@ -321,7 +321,7 @@ mod tests {
     fn clearing_forgets_every_answer_and_the_cache_fills_again() {
         let cache = DecisionCache::new();
         let answer = Decision::Use(ConnectionName::from_static("replica"));
-        let models: Vec<ModelInfo> = (0..100).map(|i| ModelInfo::named(format!("M{i}"))).collect();
+        let models: Vec<ModelInfo> = (0..100).map(|i| ModelInfo::new(format!("M{i}"))).collect();
         let keys: Vec<CacheKey<'_>> = models.iter().map(|m| CacheKey::new(OpKind::Read, m, &NO)).collect();
         for key in &keys {
             cache.put_now(key, &answer);
@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn refusals_are_not_kept() {
         let cache = DecisionCache::new();
-        let user = ModelInfo::named("User");
+        let user = ModelInfo::new("User");
         let key = CacheKey::new(OpKind::Write, &user, &NO);
         cache.put_now(&key, &Decision::Refuse("no".into()));
         assert_eq!(cache.get(&key).ok(), None);
@@ -393,7 +393,7 @@ mod tests {
     fn answers_only_for_the_same_input() {
         let cache = DecisionCache::new();
         let answer = Decision::Use(ConnectionName::from_static("replica"));
-        let user = ModelInfo::named("User");
+        let user = ModelInfo::new("User");
         let no_hints = Hints::new();
         let acme = Hints::new().with("tenant", "acme");
         let read = CacheKey::new(OpKind::Read, &user, &no_hints);
@@ -401,16 +401,16 @@ mod tests {
         cache.put_now(&read, &answer);
         assert_eq!(cache.get(&read).ok(), Some(answer.clone()));
         // The same bytes from another `ModelInfo` hit; any other part misses.
-        let same_user = ModelInfo::named("User");
+        let same_user = ModelInfo::new("User");
         assert_eq!(
             cache.get(&CacheKey::new(OpKind::Read, &same_user, &no_hints)).ok(),
             Some(answer.clone())
         );
         assert_eq!(cache.get(&CacheKey::new(OpKind::Write, &user, &no_hints)).ok(), None);
         assert_eq!(cache.get(&CacheKey::new(OpKind::Read, &user, &acme)).ok(), None);
-        let usr = ModelInfo::named("Usr");
+        let usr = ModelInfo::new("Usr");
         assert_eq!(cache.get(&CacheKey::new(OpKind::Read, &usr, &no_hints)).ok(), None);
-        let user_with_table = ModelInfo::named("User").with_table("users");
+        let user_with_table = ModelInfo::new("User").with_table("users");
         assert_eq!(
             cache
                 .get(&CacheKey::new(OpKind::Read, &user_with_table, &no_hints))
@@ -471,7 +471,7 @@ mod tests {
     fn large_inputs_are_not_kept() {
         let cache = DecisionCache::new();
         let answer = Decision::Use(ConnectionName::from_static("replica"));
-        let large = ModelInfo::named("x".repeat(KEY_WORDS * 8 + 1));
+        let large = ModelInfo::new("x".repeat(KEY_WORDS * 8 + 1));
         let key = CacheKey::new(OpKind::Read, &large, &NO);
         cache.put_now(&key, &answer);
         assert_eq!(cache.get(&key).ok(), None);
@@ -481,7 +481,7 @@ mod tests {
     fn a_key_of_exactly_the_limit_is_kept_and_one_word_more_is_not() {
         let cache = DecisionCache::new();
         let answer = Decision::Use(ConnectionName::from_static("replica"));
-        let models: Vec<ModelInfo> = (1..KEY_WORDS * 8).map(|n| ModelInfo::named("x".repeat(n))).collect();
+        let models: Vec<ModelInfo> = (1..KEY_WORDS * 8).map(|n| ModelInfo::new("x".repeat(n))).collect();
         let words_of = |model: &ModelInfo| words(CacheKey::new(OpKind::Read, model, &NO).model);
         let at_limit = models
             .iter()

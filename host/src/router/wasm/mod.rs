@@ -65,7 +65,7 @@ impl Expectation {
     pub fn read(model: impl Into<String>) -> ExpectationBuilder {
         ExpectationBuilder {
             kind: OpKind::Read,
-            model: ModelInfo::named(model),
+            model: ModelInfo::new(model),
             hints: Hints::new(),
         }
     }
@@ -73,7 +73,7 @@ impl Expectation {
     pub fn write(model: impl Into<String>) -> ExpectationBuilder {
         ExpectationBuilder {
             kind: OpKind::Write,
-            model: ModelInfo::named(model),
+            model: ModelInfo::new(model),
             hints: Hints::new(),
         }
     }
@@ -844,7 +844,7 @@ mod tests {
         // app when its init was told that connection exists. Its self-test
         // holds for the connections it was loaded with (no `billing`).
         let runtime = RouterRuntime::new(RouterLimits::default()).unwrap();
-        let invoice = ModelInfo::named("Invoice").with_app("billing");
+        let invoice = ModelInfo::new("Invoice").with_app("billing");
         let (release, held) = mpsc::channel::<()>();
         assert!(runtime.queue_optimization(move || {
             let _ = held.recv();
@@ -898,7 +898,7 @@ mod tests {
         assert_eq!(router.tier(), Tier::Baseline);
         let op = Operation {
             kind: OpKind::Read,
-            model: &ModelInfo::named("User"),
+            model: &ModelInfo::new("User"),
             hints: &Hints::new(),
         };
         assert_eq!(
