@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::connection::pool::PoolSettings;
-use crate::engine::{Engine, EngineBuilder, ReadFailure, RouterSource};
+use crate::engine::{Engine, EngineBuilder, ReadFailure, RouterSource, TransactionRouting};
 use crate::error::{Error, Result};
 use crate::router::wasm::WasmRouter;
 use crate::router::wasm::runtime::RouterLimits;
@@ -65,7 +65,7 @@ struct ConfigFile {
     #[serde(default)]
     read_failure: ReadFailure,
     #[serde(default)]
-    strict_transactions: bool,
+    transaction_routing: TransactionRouting,
     #[serde(default)]
     router_limits: LimitsConfig,
     /// A folder for compiled routers (relative to the file).
@@ -186,7 +186,7 @@ impl Config {
     pub fn builder(&self) -> EngineBuilder {
         let mut builder = Engine::builder()
             .read_failure(self.file.read_failure)
-            .strict_transactions(self.file.strict_transactions)
+            .transaction_routing(self.file.transaction_routing)
             .router_limits(self.router_limits());
         if let Some(dir) = &self.file.compiled_router_cache {
             builder = builder.compiled_router_cache(self.base.join(dir));

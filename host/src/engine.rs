@@ -23,7 +23,8 @@ use crate::router::chain::{ActiveRouters, ChainAnswer};
 use crate::router::wasm::runtime::{RouterLimits, RouterRuntime};
 use crate::router::wasm::{WasmRouter, WasmRouterBuilder};
 use crate::router::{Migration, OpKind, Operation, Relation, RelationSide, Router, RouterChain, RouterStatus};
-use crate::transaction::{self, Access, Transaction};
+use crate::transaction::builder::TransactionBuilder;
+use crate::transaction::{self};
 
 /// What a read does when its router faults (traps, runs past a limit,
 /// answers badly), or, for a read run through [`Engine::read`] and its
@@ -38,6 +39,27 @@ pub enum ReadFailure {
     Fail,
     /// Log the problem and read from `default`.
     FallBackToDefault,
+}
+
+/// What the router is asked inside a transaction, where every statement
+/// runs on the transaction's connection (see `docs/transactions.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TransactionRouting {
+    /// Writes are checked (the default): a write whose router has an
+    /// opinion naming another connection is [`Error::CrossConnection`]
+    /// instead of landing on the transaction's connection. A write no
+    /// router has an opinion on, and every read (to see the transaction's
+    /// own rows), runs in the transaction.
+    #[default]
+    CheckWrites,
+    /// Reads and writes are checked, and an operation no router has an
+    /// opinion on must belong to the default connection.
+    CheckAll,
+    /// Nothing is checked: every operation runs in the transaction, the
+    /// router is not asked.
+    PinAll,
 }
 
 /// How many decisions chose one connection.
@@ -92,7 +114,7 @@ pub struct EngineBuilder {
     limits: RouterLimits,
     compiled_cache: Option<PathBuf>,
     read_failure: ReadFailure,
-    strict_transactions: bool,
+    transaction_routing: TransactionRouting,
     factory: Option<ConnectionFactory>,
     health_interval: Option<Duration>,
     route_stats: bool,
@@ -179,10 +201,11 @@ impl EngineBuilder {
         self
     }
 
-    /// Strict transactions: inside a transaction, a routed operation whose
-    /// model the router would send elsewhere is an error (off by default).
-    pub fn strict_transactions(mut self, strict: bool) -> Self {
-        self.strict_transactions = strict;
+    /// What the router is asked inside a transaction (see
+    /// [`TransactionRouting`]; by default a write the router would send to
+    /// another connection is an error).
+    pub fn transaction_routing(mut self, routing: TransactionRouting) -> Self {
+        self.transaction_routing = routing;
         self
     }
 
@@ -278,7 +301,7 @@ impl EngineBuilder {
                 limits: self.limits,
                 compiled_cache: self.compiled_cache,
                 read_failure: self.read_failure,
-                strict_transactions: self.strict_transactions,
+                transaction_routing: self.transaction_routing,
                 closed: AtomicBool::new(false),
                 factory: self.factory,
                 factory_lock: Mutex::new(()),
@@ -325,7 +348,7 @@ struct EngineInner {
     limits: RouterLimits,
     compiled_cache: Option<PathBuf>,
     read_failure: ReadFailure,
-    strict_transactions: bool,
+    transaction_routing: TransactionRouting,
     closed: AtomicBool,
     factory: Option<ConnectionFactory>,
     /// Serialises the factory, so racing first requests make one pool.
@@ -340,9 +363,10 @@ struct EngineInner {
 /// clone; clones share everything.
 ///
 /// Resolution, as in Django: an open transaction pins everything to its
-/// connection; then an explicit [`using`](Routed::using) wins; then the
-/// router chain, in order, first opinion wins; then `default`. A name that
-/// is not registered is an error, never a silent fallback.
+/// connection (a write the router sends elsewhere is refused, see
+/// [`TransactionRouting`]); then an explicit [`using`](Routed::using) wins;
+/// then the router chain, in order, first opinion wins; then `default`. A
+/// name that is not registered is an error, never a silent fallback.
 ///
 /// # Examples
 ///
@@ -395,7 +419,7 @@ impl Engine {
             limits: RouterLimits::default(),
             compiled_cache: None,
             read_failure: ReadFailure::default(),
-            strict_transactions: false,
+            transaction_routing: TransactionRouting::default(),
             factory: None,
             health_interval: None,
             route_stats: false,
@@ -991,11 +1015,16 @@ impl Engine {
                 .decide(kind, model, hints, using)
                 .map(|entry| Connection::new(entry, None));
         };
-        // Pinned: the router is not asked, unless strict mode checks it.
+        // Pinned: the router is asked only to check that it agrees.
         let registry = self.inner.registry.snapshot();
+        let check = match self.inner.transaction_routing {
+            TransactionRouting::CheckWrites => kind == OpKind::Write,
+            TransactionRouting::CheckAll => true,
+            TransactionRouting::PinAll => false,
+        };
         let requested = match using {
             Some(using) => Some(ConnectionName::new(using)?),
-            None if self.inner.strict_transactions => {
+            None if check => {
                 let routers = self.inner.routers.load();
                 let hints = crate::scope::effective(hints);
                 match routers.decide(&Operation {
@@ -1004,7 +1033,10 @@ impl Engine {
                     hints: hints.hints(),
                 }) {
                     Ok(ChainAnswer::Use(name, _)) => Some(name),
-                    Ok(ChainAnswer::Default) => Some(registry.default_entry().name),
+                    Ok(ChainAnswer::Default) if self.inner.transaction_routing == TransactionRouting::CheckAll => {
+                        Some(registry.default_entry().name)
+                    }
+                    Ok(ChainAnswer::Default) => None,
                     Err((error, _)) => return Err(error),
                 }
             }
@@ -1045,79 +1077,13 @@ impl Engine {
 
     // ---- transactions ----
 
-    async fn begin_entry(&self, entry: Arc<ConnectionEntry>, access: Access) -> Result<Transaction> {
-        if let Some(tx) = transaction::current() {
-            if !Arc::ptr_eq(&tx.entry, &entry) {
-                return Err(Error::CrossConnection {
-                    transaction: tx.entry.name.to_string(),
-                    requested: entry.name.to_string(),
-                });
-            }
-            return Transaction::nested(tx).await;
-        }
-        Transaction::begin(entry, access).await
-    }
-
-    /// Begins a transaction on the default connection (a savepoint when the
-    /// task is already inside a transaction on it).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::PoolTimedOut`], [`Error::Query`], [`Error::CrossConnection`].
-    pub async fn begin(&self) -> Result<Transaction> {
-        self.check_open()?;
-        let entry = self.inner.registry.snapshot().default_entry().clone();
-        self.begin_entry(entry, Access::ReadWrite).await
-    }
-
-    /// Begins a transaction on a named connection.
-    ///
-    /// # Errors
-    ///
-    /// As [`Engine::begin`], and [`Error::UnknownConnection`].
-    pub async fn begin_on(&self, name: &str) -> Result<Transaction> {
-        self.check_open()?;
-        let name = ConnectionName::new(name)?;
-        let registry = self.inner.registry.snapshot_full();
-        let entry = registry
-            .get(&name)
-            .ok_or_else(|| registry.unknown(name, "begin_on()"))?
-            .clone();
-        self.begin_entry(entry, Access::ReadWrite).await
-    }
-
-    /// Begins a transaction for writing `model`: the router's `db_for_write`
-    /// is asked once, now.
-    ///
-    /// # Errors
-    ///
-    /// As [`Engine::begin`], and the router's refusal or fault.
-    pub async fn begin_for(&self, model: &ModelInfo, hints: &Hints) -> Result<Transaction> {
-        let entry = self.decide(OpKind::Write, model, hints, None)?;
-        self.begin_entry(entry, Access::ReadWrite).await
-    }
-
-    /// Begins a read-only transaction for reading `model` (`db_for_read`,
-    /// asked once). PostgreSQL and MySQL enforce read-only; SQLite runs a
-    /// deferred transaction.
-    ///
-    /// # Errors
-    ///
-    /// As [`Engine::begin_for`].
-    pub async fn begin_read_only_for(&self, model: &ModelInfo, hints: &Hints) -> Result<Transaction> {
-        let entry = self.decide(OpKind::Read, model, hints, None)?;
-        self.begin_entry(entry, Access::ReadOnly).await
-    }
-
-    /// Runs `work` inside a transaction on the default connection: the
-    /// engine's routed API and [`Engine::connection`] join it without being
-    /// handed it, in this task only (spawned tasks do not inherit it). `Ok`
-    /// commits; `Err` rolls back and returns the error; a panic rolls back
-    /// and resumes. Nested calls make savepoints.
-    ///
-    /// # Errors
-    ///
-    /// `work`'s error, or the engine's (begin or commit failed).
+    /// A transaction, to be pinned to one connection: the default one, a
+    /// named one ([`on`](TransactionBuilder::on)), or the one the router
+    /// picks for a model ([`for_write`](TransactionBuilder::for_write)),
+    /// then [`begin`](TransactionBuilder::begin) for a handle or
+    /// [`run`](TransactionBuilder::run) for a closure whose statements join
+    /// it. Inside it, a write the router would send to another connection
+    /// is an error (see [`TransactionRouting`]).
     ///
     /// # Examples
     ///
@@ -1130,7 +1096,8 @@ impl Engine {
     /// engine.connection(None)?.execute("CREATE TABLE t (x INTEGER)", &[]).await?;
     /// let model = ModelInfo::new("T");
     /// engine
-    ///     .transaction(|_tx| async {
+    ///     .transaction()
+    ///     .run(|_| async {
     ///         // Joins the transaction without being handed it:
     ///         engine.write_model(&model).execute("INSERT INTO t VALUES (1)", &[]).await?;
     ///         Ok::<_, dbroute::Error>(())
@@ -1138,56 +1105,23 @@ impl Engine {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn transaction<T, E, F, Fut>(&self, work: F) -> std::result::Result<T, E>
-    where
-        F: FnOnce(Connection) -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-        E: From<Error>,
-    {
-        let tx = self.begin().await?;
-        self.transaction_with(tx, work).await
+    pub fn transaction(&self) -> TransactionBuilder<'_> {
+        TransactionBuilder::new(self)
     }
 
-    /// As [`Engine::transaction`], on a named connection.
-    ///
-    /// # Errors
-    ///
-    /// As [`Engine::transaction`].
-    pub async fn transaction_on<T, E, F, Fut>(&self, name: &str, work: F) -> std::result::Result<T, E>
-    where
-        F: FnOnce(Connection) -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-        E: From<Error>,
-    {
-        let tx = self.begin_on(name).await?;
-        self.transaction_with(tx, work).await
-    }
-
-    /// As [`Engine::transaction`], with a transaction begun by the caller
-    /// (for example by [`Engine::begin_for`], which asks the router).
-    ///
-    /// # Errors
-    ///
-    /// As [`Engine::transaction`].
-    pub async fn transaction_with<T, E, F, Fut>(&self, tx: Transaction, work: F) -> std::result::Result<T, E>
-    where
-        F: FnOnce(Connection) -> Fut,
-        Fut: Future<Output = std::result::Result<T, E>>,
-        E: From<Error>,
-    {
-        let result = transaction::scope(tx.core().clone(), work(tx.connection())).await;
-        match result {
-            Ok(value) => {
-                tx.commit().await?;
-                Ok(value)
-            }
-            Err(error) => {
-                if let Err(rollback) = tx.rollback().await {
-                    tracing::error!("rollback after an error failed: {rollback}");
-                }
-                Err(error)
-            }
-        }
+    /// The entry registered as `name` (`None`: the default), outside any
+    /// transaction.
+    pub(crate) fn named_entry(&self, name: Option<&str>, requested_by: &str) -> Result<Arc<ConnectionEntry>> {
+        self.check_open()?;
+        let registry = self.inner.registry.snapshot_full();
+        let Some(name) = name else {
+            return Ok(registry.default_entry().clone());
+        };
+        let name = ConnectionName::new(name)?;
+        registry
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| registry.unknown(name, requested_by))
     }
 
     // ---- schema (for the schema module) ----

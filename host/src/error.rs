@@ -218,6 +218,19 @@ pub enum Error {
         requested: String,
     },
 
+    /// A transaction's sqlx connection was asked for as another backend's.
+    #[error(
+        "the transaction on `{connection}` is on {backend}; ask for its {backend} connection (or begin it on a {requested} connection)"
+    )]
+    WrongBackend {
+        /// The transaction's connection.
+        connection: String,
+        /// Its backend.
+        backend: crate::connection::url::Backend,
+        /// The backend asked for.
+        requested: crate::connection::url::Backend,
+    },
+
     /// The transaction was already finished.
     #[error("the transaction on `{connection}` is already finished")]
     TransactionFinished {

@@ -85,7 +85,7 @@ pub use connection::value::{ColumnIndex, FromValue, Row, Value};
 /// `name` says otherwise.
 ///
 /// ```
-/// use dbroute::{Model, ModelInfo};
+/// use dbroute::Model;
 ///
 /// #[derive(Model)]
 /// #[dbroute(table = "audit_log", app = "audit", tags("append-only", "pii"))]
@@ -117,7 +117,7 @@ pub use connection::value::{ColumnIndex, FromValue, Row, Value};
 /// struct User;
 /// ```
 pub use dbroute_derive::Model;
-pub use engine::{DecisionCount, Engine, EngineBuilder, ReadFailure, RouterSource};
+pub use engine::{DecisionCount, Engine, EngineBuilder, ReadFailure, RouterSource, TransactionRouting};
 pub use error::{Error, Fault, LoadError, Result};
 pub use factory::ConnectionFactory;
 pub use model::{Hints, Model, ModelInfo};
@@ -138,6 +138,7 @@ pub use schema::{
 };
 pub use scope::{scope, scope_hints};
 pub use transaction::Transaction;
+pub use transaction::builder::TransactionBuilder;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/transactions.md")]

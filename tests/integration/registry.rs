@@ -204,8 +204,8 @@ async fn pool_settings_are_applied() {
     let conn = engine.connection(None).unwrap();
     // Hold both connections in two transactions: a third acquire times out,
     // naming the pool.
-    let t1 = engine.begin().await.unwrap();
-    let t2 = engine.begin().await.unwrap();
+    let t1 = engine.transaction().begin().await.unwrap();
+    let t2 = engine.transaction().begin().await.unwrap();
     assert!(conn.pool().size() <= 2);
     let err = conn.execute("SELECT 1", &[]).await.unwrap_err();
     assert!(matches!(err, Error::PoolTimedOut { .. }), "{err:?}");

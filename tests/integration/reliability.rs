@@ -437,7 +437,9 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
 
     // 1. An explicit transaction: three inserts, the server dies, then
     //    commit.
-    let tx = within(STEP, "begin", engine.begin_on("ledger")).await.unwrap();
+    let tx = within(STEP, "begin", engine.transaction().on("ledger").begin())
+        .await
+        .unwrap();
     for _ in 0..3 {
         within(
             STEP,
@@ -461,7 +463,7 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
     let err = within(
         STEP,
         "a transaction that loses its server",
-        engine.transaction_on("ledger", |conn| {
+        engine.transaction().on("ledger").run(|conn| {
             let server = &server;
             async move {
                 conn.execute("INSERT INTO items (note) VALUES ('tx-ambient')", &[])
@@ -480,7 +482,9 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
     within(STEP, "restart", server.restart()).await;
 
     // 3. Dropped unfinished while the server is down.
-    let tx = within(STEP, "begin", engine.begin_on("ledger")).await.unwrap();
+    let tx = within(STEP, "begin", engine.transaction().on("ledger").begin())
+        .await
+        .unwrap();
     within(
         STEP,
         "an insert",
@@ -499,7 +503,7 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
     for note in ["tx-commit", "tx-ambient", "tx-dropped"] {
         assert_eq!(count_notes(&engine, "ledger", note).await, 0, "{note} was committed");
     }
-    let tx = within(STEP, "begin after restart", engine.begin_on("ledger"))
+    let tx = within(STEP, "begin after restart", engine.transaction().on("ledger").begin())
         .await
         .unwrap();
     within(

@@ -962,7 +962,14 @@ async fn a_fault_never_sends_an_operation_anywhere() {
         fault_of(read, &setup.router);
         let write = setup.engine.write_model(&model).connection().map(|c| c.name());
         fault_of(write, &setup.router);
-        let transaction = setup.engine.begin_for(&model, &hints).await.map(|_| "a transaction");
+        let transaction = setup
+            .engine
+            .transaction()
+            .for_write_model(&model)
+            .hints(&hints)
+            .begin()
+            .await
+            .map(|_| "a transaction");
         fault_of(transaction, &setup.router);
         setup.assert_healthy();
     }

@@ -497,7 +497,7 @@ async fn untrusted_names_only_ever_reach_registered_connections() {
             input,
         );
         check_error(&engine.connection(Some(input)).unwrap_err(), input);
-        check_error(&engine.begin_on(input).await.unwrap_err(), input);
+        check_error(&engine.transaction().on(input).begin().await.unwrap_err(), input);
         check_error(&engine.remove_connection(input).await.unwrap_err(), input);
         check_error(&engine.allow_migrate(input, &model, &Hints::new()).unwrap_err(), input);
         check_error(&allow.check(input).unwrap_err(), input);

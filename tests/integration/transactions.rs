@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dbroute::{
-    Decision, Engine, Error, Fault, Hints, ModelInfo, Operation, Router, RouterIdentity, params, sqlx::AssertSqlSafe,
+    Backend, Decision, Engine, Error, Fault, ModelInfo, Operation, Router, RouterIdentity, TransactionRouting, params,
+    sqlx::AssertSqlSafe,
 };
 
 use crate::support::{TestDb, per_backend};
@@ -78,7 +79,7 @@ fn insert(engine_backend: dbroute::Backend) -> AssertSqlSafe<String> {
 
 per_backend!(uncommitted_writes_are_visible_inside_only, |db: TestDb| async move {
     let (engine, _other) = two_databases(&db).await;
-    let tx = engine.begin().await.unwrap();
+    let tx = engine.transaction().begin().await.unwrap();
     tx.connection()
         .execute(insert(db.backend), &params!["a"])
         .await
@@ -97,7 +98,7 @@ per_backend!(uncommitted_writes_are_visible_inside_only, |db: TestDb| async move
 
 per_backend!(rollback_and_drop_leave_nothing, |db: TestDb| async move {
     let (engine, _other) = two_databases(&db).await;
-    let tx = engine.begin_on("other").await.unwrap();
+    let tx = engine.transaction().on("other").begin().await.unwrap();
     assert_eq!(tx.connection_name(), "other");
     tx.connection()
         .execute(insert(db.backend), &params!["r"])
@@ -105,7 +106,7 @@ per_backend!(rollback_and_drop_leave_nothing, |db: TestDb| async move {
         .unwrap();
     tx.rollback().await.unwrap();
     {
-        let tx = engine.begin_on("other").await.unwrap();
+        let tx = engine.transaction().on("other").begin().await.unwrap();
         tx.connection()
             .execute(insert(db.backend), &params!["d"])
             .await
@@ -126,7 +127,7 @@ per_backend!(rollback_and_drop_leave_nothing, |db: TestDb| async move {
 
 per_backend!(savepoints_nest, |db: TestDb| async move {
     let (engine, _other) = two_databases(&db).await;
-    let tx = engine.begin().await.unwrap();
+    let tx = engine.transaction().begin().await.unwrap();
     tx.connection()
         .execute(insert(db.backend), &params!["outer"])
         .await
@@ -162,7 +163,7 @@ per_backend!(savepoints_nest, |db: TestDb| async move {
 });
 
 per_backend!(
-    the_router_is_bypassed_and_reads_see_own_writes,
+    reads_are_pinned_and_a_misrouted_write_is_refused,
     |db: TestDb| async move {
         let (engine, _other) = two_databases(&db).await;
         // Reads to `other` (a "replica"), writes to default.
@@ -173,60 +174,148 @@ per_backend!(
             calls: calls.clone(),
         });
         let model = item();
-        let tx = engine.begin_for(&model, &Hints::new()).await.unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "db_for_write asked once, at BEGIN");
-        assert_eq!(tx.connection_name(), "default");
         let backend = db.backend;
-        let engine2 = engine.clone();
-        let seen = dbroute_scope(&engine, tx, move |_| async move {
-            engine2
-                .write_model(&item())
-                .execute(insert(backend), &params!["mine"])
-                .await?;
-            // A swap while the transaction is open changes nothing for it.
-            engine2.set_router(Fixed {
-                read: Some("other"),
-                write: Some("other"),
-                calls: Arc::default(),
-            });
-            engine2
-                .write_model(&item())
-                .execute(insert(backend), &params!["mine"])
-                .await?;
-            let row = engine2
-                .read_model(&item())
-                .fetch_one("SELECT COUNT(*) AS n FROM items", &[])
-                .await?;
-            Ok::<i64, Error>(row.get("n"))
-        })
-        .await
-        .unwrap();
-        assert_eq!(seen, 2, "the read inside the transaction saw its own writes");
+        let e = engine.clone();
+        let seen = engine
+            .transaction()
+            .for_write_model(&model)
+            .run(|tx| async move {
+                assert_eq!(tx.name(), "default", "db_for_write chose the connection");
+                e.write_model(&item())
+                    .execute(insert(backend), &params!["mine"])
+                    .await?;
+                // The read stays in the transaction (the router would say
+                // `other`), so it sees the transaction's own row.
+                let row = e
+                    .read_model(&item())
+                    .fetch_one("SELECT COUNT(*) AS n FROM items", &[])
+                    .await?;
+                // A swap while the transaction is open: the router now
+                // sends writes to `other`. The write is refused, not
+                // silently put on the transaction's connection.
+                e.set_router(Fixed {
+                    read: Some("other"),
+                    write: Some("other"),
+                    calls: Arc::default(),
+                });
+                let err = e
+                    .write_model(&item())
+                    .execute(insert(backend), &params!["misplaced"])
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(&err, Error::CrossConnection { transaction, requested }
+                        if transaction == "default" && requested == "other"),
+                    "{err}"
+                );
+                Ok::<i64, Error>(row.get("n"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen, 1, "the read inside the transaction saw its own write");
         assert_eq!(
             calls.load(Ordering::SeqCst),
-            1,
-            "the router was not asked inside the transaction"
+            2,
+            "asked at BEGIN and for the write, not for the read"
         );
-        assert_eq!(count(&engine, "default", "mine").await, 2);
-        assert_eq!(count(&engine, "other", "mine").await, 0);
+        assert_eq!(count(&engine, "default", "mine").await, 1);
+        assert_eq!(count(&engine, "default", "misplaced").await, 0);
+        assert_eq!(count(&engine, "other", "misplaced").await, 0);
     }
 );
 
-/// Runs `work` with `tx` as the task's ambient transaction (commit on Ok).
-async fn dbroute_scope<T, F, Fut>(engine: &Engine, tx: dbroute::Transaction, work: F) -> Result<T, Error>
-where
-    F: FnOnce(dbroute::Connection) -> Fut,
-    Fut: Future<Output = Result<T, Error>>,
-{
-    engine.transaction_with(tx, work).await
-}
+per_backend!(
+    pin_all_puts_every_statement_in_the_transaction,
+    |db: TestDb| async move {
+        let (_engine, other) = two_databases(&db).await;
+        let engine = Engine::builder()
+            .connection("default", &db.url)
+            .connection("other", &other.url)
+            .transaction_routing(TransactionRouting::PinAll)
+            .router(Fixed {
+                read: Some("other"),
+                write: Some("other"),
+                calls: Arc::default(),
+            })
+            .build()
+            .await
+            .unwrap();
+        let backend = db.backend;
+        let e = engine.clone();
+        engine
+            .transaction()
+            .run(|_| async move {
+                e.write_model(&item())
+                    .execute(insert(backend), &params!["pinned"])
+                    .await?;
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(count(&engine, "default", "pinned").await, 1);
+        assert_eq!(count(&engine, "other", "pinned").await, 0);
+    }
+);
+
+per_backend!(sqlx_runs_inside_the_transaction, |db: TestDb| async move {
+    let (engine, _other) = two_databases(&db).await;
+    let backend = db.backend;
+    let sql = insert(backend).0;
+    for (tag, commit) in [("rolled-back", false), ("committed", true)] {
+        let tx = engine.transaction().begin().await.unwrap();
+        // sqlx's own API on the transaction's connection, then dbroute's.
+        match backend {
+            Backend::Postgres => {
+                let mut conn = tx.postgres().await.unwrap();
+                dbroute::sqlx::query(AssertSqlSafe(sql.clone()))
+                    .bind(tag)
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+            }
+            Backend::MySql => {
+                let mut conn = tx.mysql().await.unwrap();
+                dbroute::sqlx::query(AssertSqlSafe(sql.clone()))
+                    .bind(tag)
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+            }
+            Backend::Sqlite => {
+                let mut conn = tx.sqlite().await.unwrap();
+                dbroute::sqlx::query(AssertSqlSafe(sql.clone()))
+                    .bind(tag)
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+            }
+        }
+        tx.connection().execute(insert(backend), &params![tag]).await.unwrap();
+        let wrong = match backend {
+            Backend::Sqlite => tx.postgres().await.map(drop),
+            _ => tx.sqlite().await.map(drop),
+        };
+        assert!(
+            matches!(&wrong, Err(Error::WrongBackend { backend: b, .. }) if *b == backend),
+            "{wrong:?}"
+        );
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+    }
+    assert_eq!(count(&engine, "default", "rolled-back").await, 0);
+    assert_eq!(count(&engine, "default", "committed").await, 2);
+});
 
 per_backend!(the_closure_form_joins_commits_and_rolls_back, |db: TestDb| async move {
     let (engine, _other) = two_databases(&db).await;
     let backend = db.backend;
     let e = engine.clone();
     engine
-        .transaction(|_tx| async move {
+        .transaction()
+        .run(|_tx| async move {
             // Joins without being handed the transaction.
             e.write_model(&item()).execute(insert(backend), &params!["ok"]).await?;
             e.connection(None)?.execute(insert(backend), &params!["ok"]).await?;
@@ -247,7 +336,8 @@ per_backend!(the_closure_form_joins_commits_and_rolls_back, |db: TestDb| async m
 
     let e = engine.clone();
     let result: Result<(), Error> = engine
-        .transaction(|tx| async move {
+        .transaction()
+        .run(|tx| async move {
             tx.execute(insert(backend), &params!["failed"]).await?;
             e.connection(None)?
                 .execute("INSERT INTO no_such_table VALUES (1)", &[])
@@ -262,14 +352,15 @@ per_backend!(the_closure_form_joins_commits_and_rolls_back, |db: TestDb| async m
     let e = engine.clone();
     let panicked = tokio::spawn(async move {
         let e2 = e.clone();
-        e.transaction(|tx| async move {
-            tx.execute(insert(backend), &params!["panicked"]).await?;
-            let _ = &e2;
-            panic!("boom");
-            #[allow(unreachable_code)]
-            Ok::<(), Error>(())
-        })
-        .await
+        e.transaction()
+            .run(|tx| async move {
+                tx.execute(insert(backend), &params!["panicked"]).await?;
+                let _ = &e2;
+                panic!("boom");
+                #[allow(unreachable_code)]
+                Ok::<(), Error>(())
+            })
+            .await
     })
     .await;
     assert!(panicked.is_err());
@@ -278,10 +369,12 @@ per_backend!(the_closure_form_joins_commits_and_rolls_back, |db: TestDb| async m
     // Nested closures are savepoints.
     let e = engine.clone();
     engine
-        .transaction(|tx| async move {
+        .transaction()
+        .run(|tx| async move {
             tx.execute(insert(backend), &params!["outer"]).await?;
             let inner: Result<(), Error> = e
-                .transaction(|inner| async move {
+                .transaction()
+                .run(|inner| async move {
                     inner.execute(insert(backend), &params!["inner"]).await?;
                     Err(Error::Closed)
                 })
@@ -299,14 +392,15 @@ per_backend!(transactions_never_span_databases, |db: TestDb| async move {
     let (engine, _other) = two_databases(&db).await;
     let e = engine.clone();
     engine
-        .transaction(|_tx| async move {
+        .transaction()
+        .run(|_tx| async move {
             let err = e.connection(Some("other")).unwrap_err();
             assert!(matches!(err, Error::CrossConnection { .. }), "{err}");
             let text = err.to_string();
             assert!(text.contains("`default`") && text.contains("`other`"), "{text}");
             let err = e.read_model(&item()).using("other").connection().unwrap_err();
             assert!(matches!(err, Error::CrossConnection { .. }), "{err}");
-            let err = e.begin_on("other").await.unwrap_err();
+            let err = e.transaction().on("other").begin().await.unwrap_err();
             assert!(matches!(err, Error::CrossConnection { .. }), "{err}");
             // Naming its own connection is fine, also by the alias.
             assert!(e.connection(Some("default"))?.in_transaction());
@@ -315,11 +409,11 @@ per_backend!(transactions_never_span_databases, |db: TestDb| async move {
         .await
         .unwrap();
 
-    // Strict mode: a model the router would send elsewhere is an error.
+    // Checking all: a read the router would send elsewhere is an error too.
     let strict = Engine::builder()
         .connection("default", &db.url)
         .connection("other", &_other.url)
-        .strict_transactions(true)
+        .transaction_routing(TransactionRouting::CheckAll)
         .router(Fixed {
             read: Some("other"),
             write: None,
@@ -330,7 +424,8 @@ per_backend!(transactions_never_span_databases, |db: TestDb| async move {
         .unwrap();
     let s = strict.clone();
     strict
-        .transaction(|_tx| async move {
+        .transaction()
+        .run(|_tx| async move {
             let err = s.read_model(&item()).connection().unwrap_err();
             assert!(
                 matches!(&err, Error::CrossConnection { requested, .. } if requested == "other"),
@@ -351,19 +446,20 @@ per_backend!(many_transactions_on_a_small_pool, |db: TestDb| async move {
         let e = engine.clone();
         tasks.push(tokio::spawn(async move {
             let tag = format!("task-{i}");
-            e.transaction(|tx| {
-                let tag = tag.clone();
-                async move {
-                    tx.execute(insert(backend), &params![tag.clone()]).await?;
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    tx.execute(insert(backend), &params![tag.clone()]).await?;
-                    let sql = format!("SELECT COUNT(*) AS n FROM items WHERE tag = {}", backend.placeholder(1));
-                    let mine: i64 = tx.fetch_one(AssertSqlSafe(sql), &params![tag]).await?.get("n");
-                    assert_eq!(mine, 2, "another transaction's statements leaked in");
-                    Ok::<_, Error>(())
-                }
-            })
-            .await
+            e.transaction()
+                .run(|tx| {
+                    let tag = tag.clone();
+                    async move {
+                        tx.execute(insert(backend), &params![tag.clone()]).await?;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        tx.execute(insert(backend), &params![tag.clone()]).await?;
+                        let sql = format!("SELECT COUNT(*) AS n FROM items WHERE tag = {}", backend.placeholder(1));
+                        let mine: i64 = tx.fetch_one(AssertSqlSafe(sql), &params![tag]).await?.get("n");
+                        assert_eq!(mine, 2, "another transaction's statements leaked in");
+                        Ok::<_, Error>(())
+                    }
+                })
+                .await
         }));
     }
     let all = tokio::time::timeout(Duration::from_secs(60), async {
@@ -388,7 +484,7 @@ async fn read_only_transactions_refuse_writes_where_supported() {
         .execute("CREATE TABLE items (tag TEXT)", &[])
         .await
         .unwrap();
-    let tx = engine.begin_read_only_for(&item(), &Hints::new()).await.unwrap();
+    let tx = engine.transaction().for_read_model(&item()).begin().await.unwrap();
     let err = tx
         .connection()
         .execute("INSERT INTO items VALUES ('x')", &[])

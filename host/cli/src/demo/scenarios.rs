@@ -36,7 +36,7 @@ pub(crate) fn all() -> Vec<Scenario> {
         },
         Scenario {
             key: "transaction",
-            title: "a transaction is pinned to one connection: the router is not asked",
+            title: "a transaction is pinned to one connection: reads stay in it, misrouted writes are refused",
             needs: &["replica", "analytics"],
             play: |demo, report| -> Play<'_> { Box::pin(transaction(demo, report)) },
         },
@@ -210,7 +210,8 @@ async fn cache(demo: &Demo, report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Scenario: transactions pin every operation to their connection.
+/// Scenario: transactions pin reads to their connection and refuse a write
+/// the router sends elsewhere.
 async fn transaction(demo: &Demo, report: &mut Report) -> anyhow::Result<()> {
     let router = demo.router(
         "replica-split",
@@ -222,14 +223,15 @@ async fn transaction(demo: &Demo, report: &mut Report) -> anyhow::Result<()> {
     let default = demo.real_name("default");
     let router_says = demo.engine.db_for_read(&order, &Hints::new())?.to_string();
     report.note(format!(
-        "router: replica-split, which sends reads of Order to `{router_says}`; inside a transaction it is not asked"
+        "router: replica-split, which sends reads of Order to `{router_says}` and writes to `default`"
     ));
 
     // 1. A transaction on the default connection: the routed read joins
     //    it, and sees the row written in it before the commit.
     let ((w_on, w_rows), (r_on, labels)) = demo
         .engine
-        .transaction(|_tx| async {
+        .transaction()
+        .run(|_tx| async {
             let written = demo.write(&order, "order-1").await?;
             let read = demo.read(&order).await?;
             anyhow::Ok((written, read))
@@ -239,20 +241,23 @@ async fn transaction(demo: &Demo, report: &mut Report) -> anyhow::Result<()> {
     report.op(&r_on, "read (in transaction)", &order, labels.len());
     report.op(&default, "commit", &order, "-");
 
-    // 2. A transaction on `analytics`: the router would send writes to
-    //    `default`; the transaction keeps them on `analytics`.
-    let (a_on, a_rows) = demo
+    // 2. A transaction on `analytics`: the router sends writes of Order to
+    //    `default`, so the write is refused rather than misplaced.
+    let misrouted = demo
         .engine
-        .transaction_on("analytics", |_tx| async { demo.write(&order, "order-2").await })
-        .await?;
-    report.op(&a_on, "write (in transaction on analytics)", &order, a_rows);
-    report.op("analytics", "commit", &order, "-");
+        .transaction()
+        .on("analytics")
+        .run(|_tx| async { demo.write(&order, "order-2").await })
+        .await;
+    report.op("analytics", "write (in transaction on analytics): refused", &order, 0);
+    report.op("analytics", "rollback", &order, "-");
 
     // 3. A transaction whose work fails is rolled back.
     let before_failure = std::cell::Cell::new(None);
     let failed: anyhow::Result<()> = demo
         .engine
-        .transaction(|_tx| async {
+        .transaction()
+        .run(|_tx| async {
             before_failure.set(Some(demo.write(&order, "order-3").await?));
             anyhow::bail!("simulated failure")
         })
@@ -278,10 +283,19 @@ async fn transaction(demo: &Demo, report: &mut Report) -> anyhow::Result<()> {
         places(&found),
     );
     let found = demo.locate(&order, "order-2").await?;
+    let refusal = match &misrouted {
+        Ok(_) => "it was not refused".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let cross = misrouted
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<dbroute::Error>())
+        .is_some_and(|e| matches!(e, dbroute::Error::CrossConnection { .. }));
     report.claim(
-        a_on == "analytics" && found == [("analytics".to_owned(), 1)],
-        "the write in the transaction on `analytics` landed there, not where the router sends writes",
-        places(&found),
+        cross && found.is_empty(),
+        "the write the router sends to `default`, inside the transaction on `analytics`, was refused: the row is in no database",
+        format!("{refusal}; {}", places(&found)),
     );
     let found = demo.locate(&order, "order-3").await?;
     report.claim(

@@ -1,11 +1,16 @@
 //! Transactions pinned to one connection: the handle, savepoints for
-//! nesting, and the ambient (task-scoped) form.
+//! nesting, the ambient (task-scoped) form, and the builder that begins
+//! them.
+
+pub(crate) mod builder;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use sqlx::{MySql, Postgres, Sqlite};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+
+use crate::connection::url::Backend;
 
 use crate::connection::handle::Connection;
 use crate::connection::pool::DbPool;
@@ -129,7 +134,7 @@ pub(crate) enum Access {
 ///
 /// Every statement run through it (or through [`Transaction::connection`],
 /// or through the engine's routed API inside
-/// [`Engine::transaction`](crate::Engine::transaction)) runs on its
+/// [`TransactionBuilder::run`](crate::TransactionBuilder::run)) runs on its
 /// connection; the router is not asked. [`commit`](Transaction::commit) and
 /// [`rollback`](Transaction::rollback) consume it; dropping it unfinished
 /// rolls it back.
@@ -144,7 +149,7 @@ pub(crate) enum Access {
 /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
 /// engine.connection(None)?.execute("CREATE TABLE t (x INTEGER)", &[]).await?;
 ///
-/// let tx = engine.begin().await?;
+/// let tx = engine.transaction().begin().await?;
 /// tx.connection().execute("INSERT INTO t VALUES (1)", &[]).await?;
 /// let inner = tx.savepoint().await?;
 /// inner.connection().execute("INSERT INTO t VALUES (2)", &[]).await?;
@@ -234,6 +239,84 @@ impl Transaction {
     /// A handle that runs SQL inside this transaction.
     pub fn connection(&self) -> Connection {
         Connection::new(self.core.entry.clone(), Some(self.core.clone()))
+    }
+
+    /// The transaction's sqlx connection, when it is on PostgreSQL: for
+    /// sqlx's own API (`query!`, `query_as!`, `QueryBuilder`) inside the
+    /// transaction. The guard holds the transaction's connection: drop it
+    /// before running statements through the transaction's other handles.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongBackend`] on another backend;
+    /// [`Error::TransactionFinished`].
+    pub async fn postgres(&self) -> Result<MappedMutexGuard<'_, sqlx::PgConnection>> {
+        self.lend(Backend::Postgres, |conn| match conn {
+            TxConn::Postgres(tx) => Some(&mut **tx),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The transaction's sqlx connection, when it is on MySQL or MariaDB
+    /// (see [`Transaction::postgres`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Transaction::postgres`].
+    pub async fn mysql(&self) -> Result<MappedMutexGuard<'_, sqlx::MySqlConnection>> {
+        self.lend(Backend::MySql, |conn| match conn {
+            TxConn::MySql(tx) => Some(&mut **tx),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The transaction's sqlx connection, when it is on SQLite (see
+    /// [`Transaction::postgres`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::Engine;
+    ///
+    /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// let tx = engine.transaction().begin().await?;
+    /// {
+    ///     let mut conn = tx.sqlite().await?;
+    ///     dbroute::sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut *conn).await.unwrap();
+    ///     dbroute::sqlx::query("INSERT INTO t VALUES (?)").bind(7).execute(&mut *conn).await.unwrap();
+    /// }
+    /// let row = tx.connection().fetch_one("SELECT x FROM t", &[]).await?;
+    /// assert_eq!(row.get::<i64, _>("x"), 7);
+    /// tx.rollback().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Transaction::postgres`].
+    pub async fn sqlite(&self) -> Result<MappedMutexGuard<'_, sqlx::SqliteConnection>> {
+        self.lend(Backend::Sqlite, |conn| match conn {
+            TxConn::Sqlite(tx) => Some(&mut **tx),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn lend<C: 'static>(
+        &self,
+        requested: Backend,
+        project: impl FnOnce(&mut TxConn) -> Option<&mut C>,
+    ) -> Result<MappedMutexGuard<'_, C>> {
+        let conn = self.core.lock().await?;
+        MappedMutexGuard::try_map(conn, project).map_err(|_| Error::WrongBackend {
+            connection: self.core.entry.name.to_string(),
+            backend: self.core.entry.pool.backend(),
+            requested,
+        })
     }
 
     /// Opens a savepoint: a nested transaction on the same connection.
