@@ -326,6 +326,9 @@ impl EngineBuilder {
             .inner
             .routers
             .store(Arc::new(ActiveRouters { chain, generation: 0 }));
+        // Native routers (an SdkRouter, say) learn the registered names as
+        // a loaded WebAssembly router does.
+        engine.connections_changed();
         if let Some(idle) = engine.inner.factory.as_ref().and_then(|f| f.idle_timeout) {
             engine.every((idle / 4).max(Duration::from_millis(100)), |engine| async move {
                 engine.evict_idle().await;

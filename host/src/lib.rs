@@ -16,6 +16,9 @@
 //!   and run in a bounded pool of sandboxed instances under
 //!   [`RouterLimits`] (time budget, memory and stack ceilings). The ABI
 //!   routers implement is fixed: see `ABI.md` in the repository.
+//! - [`SdkRouter`]: a router written with `dbroute-sdk`, run natively (no
+//!   sandbox) with the answers its WebAssembly build gives: for unit tests
+//!   and for speed.
 //! - [`Routed`]: one operation being put together — model, hints, override —
 //!   then run.
 //! - [`Transaction`]: a unit of work pinned to one connection; inside it the
@@ -124,6 +127,7 @@ pub use model::{Hints, Model, ModelInfo};
 pub use name::{ConnectionName, MAX_NAME_LEN};
 pub use route_stats::RouteCount;
 pub use routed::Routed;
+pub use router::sdk::{SdkRouter, SdkRouterBuilder};
 pub use router::wasm::abi::ABI_VERSION;
 pub use router::wasm::runtime::{RouterLimits, RouterRuntime};
 pub use router::wasm::tiers::{Compilation, Tier};

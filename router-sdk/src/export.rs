@@ -3,9 +3,10 @@
 //! encoding.
 //!
 //! Everything here but the `wasm` shims is plain safe Rust, also run
-//! natively by the tests and by [`testing`](crate::testing).
+//! natively by the tests, by [`testing`](crate::testing) and by
+//! [`native`](crate::native).
 
-// Natively, only the unit tests drive an `Instance`.
+// Natively, the ABI's result encoding is used by the unit tests only.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use alloc::borrow::Cow;
@@ -17,12 +18,14 @@ use crate::decision::Choice;
 use crate::input::{Init, Migration, OpKind, Operation, Relation};
 use crate::json::{self, InputError};
 
-/// What a read, write or init call answered; its text is in the answer
-/// buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Reply {
+/// What a read, write or init call answered (its text comes with it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reply {
+    /// No opinion (for init: ready). No text.
     NoOpinion,
+    /// Use the connection the text names.
     Use,
+    /// Refused, with the text as the message.
     Refuse,
 }
 
@@ -181,15 +184,18 @@ impl<R> Instance<R> {
     }
 
     /// The input buffer, as the host sees it.
-    #[cfg(test)]
     pub(crate) fn input_mut(&mut self) -> &mut [u8] {
         &mut self.input
+    }
+
+    /// The input buffer's address: the pointer `dbroute_input` returns.
+    pub(crate) fn input_address(&self) -> usize {
+        self.input.as_ptr() as usize
     }
 
     /// What the last call wrote into the answer buffer: an owned answer (a
     /// refusal's message, a name the router built). A borrowed answer is
     /// not copied there; [`Instance::answer_at`] says where it is.
-    #[cfg(test)]
     pub(crate) fn answer(&self) -> &str {
         &self.answer
     }
@@ -240,26 +246,50 @@ impl<R: Router> Instance<R> {
     /// `db_for_read` and `db_for_write`.
     #[inline(always)]
     pub(crate) fn decide(&mut self, kind: OpKind, ptr: usize, len: usize) -> Reply {
-        let (router, input, buffer) = self.parts(ptr, len);
-        let (reply, at) = decide(router, kind, input, |reply, text| (reply, place(buffer, text)));
+        let (reply, at) = self.decide_with(kind, ptr, len, |reply, text, buffer| (reply, place(buffer, text)));
         self.answer_at = at;
         reply
     }
 
-    /// `allow_relation`; malformed input is a fault.
+    /// `db_for_read` and `db_for_write`, handing the reply, its text and
+    /// the answer buffer to `answer` (which [`Instance::decide`] places the
+    /// text with, and [`native`](crate::native) reads it from).
+    #[inline(always)]
+    pub(crate) fn decide_with<T>(
+        &mut self,
+        kind: OpKind,
+        ptr: usize,
+        len: usize,
+        answer: impl FnOnce(Reply, Cow<'_, str>, &mut String) -> T,
+    ) -> T {
+        let (router, input, buffer) = self.parts(ptr, len);
+        decide(router, kind, input, |reply, text| answer(reply, text, buffer))
+    }
+
+    /// `allow_relation`, encoded.
     pub(crate) fn relation(&mut self, ptr: usize, len: usize) -> i32 {
+        encode_permission(self.allow_relation(ptr, len))
+    }
+
+    /// `allow_relation`'s answer; malformed input is a fault.
+    pub(crate) fn allow_relation(&mut self, ptr: usize, len: usize) -> Option<bool> {
         let (router, input, _) = self.parts(ptr, len);
         match relation(router, input) {
-            Ok(answer) => encode_permission(answer),
+            Ok(answer) => answer,
             Err(_) => fault("malformed allow_relation input"),
         }
     }
 
-    /// `allow_migrate`; malformed input is a fault.
+    /// `allow_migrate`, encoded.
     pub(crate) fn migrate(&mut self, ptr: usize, len: usize) -> i32 {
+        encode_permission(self.allow_migrate(ptr, len))
+    }
+
+    /// `allow_migrate`'s answer; malformed input is a fault.
+    pub(crate) fn allow_migrate(&mut self, ptr: usize, len: usize) -> Option<bool> {
         let (router, input, _) = self.parts(ptr, len);
         match migrate(router, input) {
-            Ok(answer) => encode_permission(answer),
+            Ok(answer) => answer,
             Err(_) => fault("malformed allow_migrate input"),
         }
     }

@@ -46,6 +46,10 @@
 //! - [`export_router!`] makes the module's exports; they exist only when
 //!   compiling for `wasm32`, so a router crate also builds natively, as a
 //!   plain library for its unit tests, which use [`testing`].
+//! - [`native`] runs a router natively the way a host runs its module
+//!   (input bytes in, the reply and its text out), for a host that links
+//!   the router's crate instead of loading its WebAssembly build: the
+//!   dbroute host's `SdkRouter` runs it so, with the module's answers.
 //! - [`log()`] writes to the host's log.
 //!
 //! # Routers without `std`
@@ -111,6 +115,7 @@ mod ffi;
 mod input;
 mod json;
 mod log;
+pub mod native;
 mod router;
 pub mod testing;
 #[cfg(test)]

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 
 use crate::export::{Instance, Reply, encode_permission, encode_text};
 use crate::json::{self, Cursor, InputError};
+use crate::native;
 use crate::testing::{self, Answer};
 use crate::{Config, Connections, Decision, Kind, Migration, OpKind, Operation, Relation, Router, Value};
 
@@ -851,4 +852,86 @@ fn decisions_accept_borrowed_and_owned_text() {
     assert_eq!(Decision::refuse(["a", "b"].join(",")).refusal(), Some("a,b"));
     assert!(Decision::default().is_no_opinion());
     assert_eq!(Decision::no_opinion().connection(), None);
+}
+
+// ---- native: an instance driven as a host drives the module ----
+
+/// Writes `text` into `inst`'s input buffer; returns its length.
+fn native_input<R: Router>(inst: &mut native::Instance<R>, text: &str) -> usize {
+    let buffer = inst.input(text.len()).expect("memory for the input");
+    assert_eq!(buffer.len(), text.len());
+    buffer.copy_from_slice(text.as_bytes());
+    text.len()
+}
+
+fn native_decide<R: Router>(inst: &mut native::Instance<R>, kind: OpKind, text: &str) -> (Reply, String) {
+    let len = native_input(inst, text);
+    inst.decide(kind, len, |reply, text| (reply, text.to_string()))
+}
+
+#[test]
+fn native_instances_answer_as_the_exports_do() {
+    let mut inst = native::Instance::<Fixed>::new();
+    let len = native_input(&mut inst, r#"{"config":null,"connections":["default"]}"#);
+    assert_eq!(inst.init(len), Ok(()));
+    let read = |hints: &str| format!(r#"{{"op":"read","model":{{"name":"U"}},"hints":{hints}}}"#);
+    // Borrowed from the input, from the model, owned, none, refused.
+    for (input, expected) in [
+        (read(r#"{"answer":"replica"}"#), (Reply::Use, "replica")),
+        (r#"{"op":"read","model":{"name":"U"}}"#.to_string(), (Reply::Use, "U")),
+        (read(r#"{"answer":"none"}"#), (Reply::NoOpinion, "")),
+        (read(r#"{"answer":"refuse:not today"}"#), (Reply::Refuse, "not today")),
+        (
+            "{".to_string(),
+            (Reply::Refuse, "malformed input: expected a string (at byte 1)"),
+        ),
+    ] {
+        let (reply, text) = native_decide(&mut inst, OpKind::Read, &input);
+        assert_eq!((reply, text.as_str()), expected, "{input}");
+    }
+    let write = r#"{"op":"write","model":{"name":"U"}}"#;
+    assert_eq!(
+        native_decide(&mut inst, OpKind::Write, write),
+        (Reply::Refuse, "no writes".to_string())
+    );
+    let rel = r#"{"op":"relation","a":{"model":{"name":"A"},"db":"x"},"b":{"model":{"name":"B"},"db":"x"},"hints":{}}"#;
+    let len = native_input(&mut inst, rel);
+    assert_eq!(inst.allow_relation(len), Some(true));
+    let migrate = r#"{"op":"migrate","db":"other","model":{"name":"A"},"hints":{}}"#;
+    let len = native_input(&mut inst, migrate);
+    assert_eq!(inst.allow_migrate(len), Some(false));
+}
+
+#[test]
+fn native_init_refusals_carry_the_message() {
+    let mut inst = native::Instance::<Captured>::new();
+    let len = native_input(&mut inst, r#"{"config":null,"connections":[]}"#);
+    assert_eq!(inst.init(len), Err("no default"));
+    let len = native_input(&mut inst, "[");
+    assert!(inst.init(len).is_err_and(|m| m.starts_with("malformed input")));
+}
+
+#[test]
+#[should_panic(expected = "router called before dbroute_init succeeded")]
+fn native_calls_before_init_panic() {
+    let mut inst = native::Instance::<Fixed>::new();
+    native_decide(&mut inst, OpKind::Read, r#"{"op":"read","model":{"name":"U"}}"#);
+}
+
+#[test]
+#[should_panic(expected = "malformed allow_migrate input")]
+fn native_malformed_permission_input_panics() {
+    let mut inst = native::Instance::<Fixed>::new();
+    let len = native_input(&mut inst, r#"{"config":null,"connections":["default"]}"#);
+    assert_eq!(inst.init(len), Ok(()));
+    let len = native_input(&mut inst, "{");
+    inst.allow_migrate(len);
+}
+
+#[test]
+#[should_panic(expected = "input is not in the buffer dbroute_input returned")]
+fn native_inputs_longer_than_the_buffer_panic() {
+    let mut inst = native::Instance::<Fixed>::new();
+    let len = native_input(&mut inst, "{}");
+    let _ = inst.init(len + 1);
 }

@@ -37,12 +37,12 @@ use crate::support::{FIRST_TIER, TestDb};
 /// The variable that turns a skipped language into a failure.
 const REQUIRE_ALL: &str = "DBROUTE_REQUIRE_ALL_LANGUAGES";
 
-/// The case table.
+/// The case table (`sdk_native.rs` runs it too).
 #[derive(Debug, Deserialize)]
-struct Table {
-    connections: Vec<String>,
+pub(crate) struct Table {
+    pub(crate) connections: Vec<String>,
     subsets: BTreeMap<String, Subset>,
-    cases: Vec<Case>,
+    pub(crate) cases: Vec<Case>,
 }
 
 /// The part of the table a partial router (WAT) implements.
@@ -54,17 +54,17 @@ struct Subset {
 }
 
 #[derive(Debug, Deserialize)]
-struct Case {
-    name: String,
-    config: serde_json::Value,
+pub(crate) struct Case {
+    pub(crate) name: String,
+    pub(crate) config: serde_json::Value,
     model: Option<ModelJson>,
     #[serde(default)]
     hints: serde_json::Map<String, serde_json::Value>,
     read: Option<Expected>,
     write: Option<Expected>,
     #[serde(default)]
-    migrate: BTreeMap<String, Option<bool>>,
-    init: Option<Refused>,
+    pub(crate) migrate: BTreeMap<String, Option<bool>>,
+    pub(crate) init: Option<Refused>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,18 +78,18 @@ struct ModelJson {
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum Expected {
+pub(crate) enum Expected {
     Use(String),
     Refused(Refused),
 }
 
 #[derive(Debug, Deserialize)]
-struct Refused {
-    refused: String,
+pub(crate) struct Refused {
+    pub(crate) refused: String,
 }
 
 impl Case {
-    fn model(&self) -> ModelInfo {
+    pub(crate) fn model(&self) -> ModelInfo {
         let m = self
             .model
             .as_ref()
@@ -104,7 +104,7 @@ impl Case {
         model
     }
 
-    fn hints(&self) -> Hints {
+    pub(crate) fn hints(&self) -> Hints {
         let mut hints = Hints::new();
         for (key, value) in &self.hints {
             hints.insert(key, value.clone());
@@ -112,7 +112,7 @@ impl Case {
         hints
     }
 
-    fn expected(&self, kind: OpKind) -> &Expected {
+    pub(crate) fn expected(&self, kind: OpKind) -> &Expected {
         let expected = match kind {
             OpKind::Read => &self.read,
             OpKind::Write => &self.write,
@@ -123,7 +123,7 @@ impl Case {
     }
 }
 
-fn table() -> Table {
+pub(crate) fn table() -> Table {
     let text = std::fs::read_to_string(routers::REFERENCE_CASES).expect("reading the reference cases");
     let table: Table = serde_json::from_str(&text).expect("the reference cases are valid");
     // The table checks itself: names are unique, subsets name real cases
@@ -220,7 +220,7 @@ fn languages(table: &Table) -> Vec<Language> {
         .collect()
 }
 
-fn limits() -> RouterLimits {
+pub(crate) fn limits() -> RouterLimits {
     RouterLimits::new().time_budget(std::time::Duration::from_secs(2))
 }
 

@@ -15,6 +15,7 @@ mod reliability;
 mod router_faults;
 mod router_watch;
 mod schema;
+mod sdk_native;
 mod secrets;
 mod tenants;
 mod tiers;

@@ -2,6 +2,7 @@
 //! alike), the answers they give, and the chain that asks them in order.
 
 pub(crate) mod chain;
+pub(crate) mod sdk;
 pub(crate) mod wasm;
 pub(crate) mod watch;
 
@@ -177,8 +178,9 @@ impl fmt::Debug for RouterIdentity {
 /// A router: decides which connection each operation uses.
 ///
 /// Native Rust routers and WebAssembly routers ([`WasmRouter`]) implement
-/// the same trait, so one chain can mix them. Every method must be cheap: it
-/// runs on every routed operation.
+/// the same trait, so one chain can mix them; a router written with
+/// `dbroute-sdk` runs natively through [`SdkRouter`]. Every method must be
+/// cheap: it runs on every routed operation.
 ///
 /// # Examples
 ///
@@ -207,6 +209,7 @@ impl fmt::Debug for RouterIdentity {
 /// ```
 ///
 /// [`WasmRouter`]: crate::WasmRouter
+/// [`SdkRouter`]: crate::SdkRouter
 pub trait Router: Send + Sync + fmt::Debug + 'static {
     /// The router's name and content hash, for errors and reports.
     fn identity(&self) -> RouterIdentity;

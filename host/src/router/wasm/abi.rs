@@ -218,7 +218,12 @@ fn slice(memory: &[u8], ptr: u32, len: u32) -> Result<&[u8], Fault> {
 
 fn message(memory: &[u8], r: i64) -> Result<String, Fault> {
     let (ptr, len) = locate(r);
-    let bytes = slice(memory, ptr, len)?;
+    decode_message(slice(memory, ptr, len)?)
+}
+
+/// A refusal's message (of a decision or of init), as the router returned
+/// it: UTF-8, cut to [`MAX_MESSAGE_LEN`] bytes.
+pub(crate) fn decode_message(bytes: &[u8]) -> Result<String, Fault> {
     let text = std::str::from_utf8(bytes).map_err(|_| Fault::InvalidUtf8)?;
     Ok(cut(text, MAX_MESSAGE_LEN))
 }
@@ -244,7 +249,13 @@ pub(crate) fn decode_decision(r: i64, memory: &[u8]) -> Result<Decision, Fault> 
         return message(memory, r).map(Decision::Refuse);
     }
     let (ptr, len) = locate(r);
-    let bytes = slice(memory, ptr, len)?;
+    decode_name(slice(memory, ptr, len)?)
+}
+
+/// A connection name a router answered, as the router returned it: a name
+/// of the ABI's form, else a fault. Allocates nothing for a good name.
+#[inline]
+pub(crate) fn decode_name(bytes: &[u8]) -> Result<Decision, Fault> {
     if bytes.len() > MAX_NAME_LEN {
         // Do not copy an oversized "name": show its start.
         let shown = &bytes[..80.min(bytes.len())];
