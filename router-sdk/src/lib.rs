@@ -2,7 +2,7 @@
 //!
 //! A router is a WebAssembly module that the dbroute host asks which named
 //! database connection each operation should use. This crate implements the
-//! router ABI (version 1, `shared/ABI.md`) so that a router's author writes
+//! router ABI (version 1, `docs/ABI.md` in dbroute's repository) so that a router's author writes
 //! no pointers, no JSON handling and no `unsafe`:
 //!
 //! ```
@@ -25,9 +25,10 @@
 //! dbroute_sdk::export_router!(ReplicaRouter);
 //! ```
 //!
-//! Build it as a `cdylib` for `wasm32-unknown-unknown` (the workspace's
-//! `wasm-release` profile makes it small: `cargo build --target
-//! wasm32-unknown-unknown --profile wasm-release`).
+//! Build it as a `cdylib` for `wasm32-unknown-unknown`: `cargo build
+//! --target wasm32-unknown-unknown --release`, or with a size- and
+//! speed-tuned profile of your own (`docs/routers/rust.md` in dbroute's
+//! repository gives one).
 //!
 //! # A guide to the crate
 //!

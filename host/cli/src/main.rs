@@ -34,17 +34,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dbroute::{Compilation, ConnectionName, RouterLimits, RouterRuntime, WasmRouter, WasmRouterBuilder};
+use dbroute::{ABI_VERSION, Compilation, ConnectionName, RouterLimits, RouterRuntime, WasmRouter, WasmRouterBuilder};
 
 /// Exit code when the router would be refused, answered with a refusal or a
 /// fault, or a demo claim failed.
 const EXIT_FAILURE: u8 = 1;
 /// Exit code for usage errors (clap uses the same).
 const EXIT_USAGE: u8 = 2;
-
-/// The router ABI version this CLI's library speaks (ABI.md). Every router
-/// that loads speaks it: the library refuses any other.
-const ABI_VERSION: i32 = 1;
 
 #[derive(Debug, Parser)]
 #[command(
