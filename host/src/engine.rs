@@ -989,10 +989,11 @@ impl Engine {
                     Ok(Err(_)) => entry.stats.set_health(false),
                     Err(_) => {
                         entry.stats.set_health(false);
-                        entry.stats.record_error(&Error::PoolTimedOut {
+                        let timed_out = Error::PoolTimedOut {
                             connection: entry.name.to_string(),
                             timeout,
-                        });
+                        };
+                        entry.stats.record_error(&entry.explain(timed_out).await);
                     }
                 }
             }

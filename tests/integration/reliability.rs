@@ -216,7 +216,8 @@ async fn a_dead_replica_fails_reads_fast_keeps_writes_and_recovers_by_itself() {
             Err(e) => {
                 assert!(*started + *took >= killed_at, "a read failed before the kill: {e}");
                 // Fast: within the acquire timeout (plus slack), naming the
-                // connection, without the server's address.
+                // connection; while the server refuses connections, saying
+                // so (Connect) rather than only that none became free.
                 assert!(*took <= ACQUIRE + SLACK, "a failed read took {took:?}: {e}");
                 let message = e.to_string();
                 assert!(
@@ -224,7 +225,10 @@ async fn a_dead_replica_fails_reads_fast_keeps_writes_and_recovers_by_itself() {
                     "the error does not name the connection: {message}"
                 );
                 assert!(
-                    matches!(e, Error::PoolTimedOut { .. } | Error::Query { .. }),
+                    matches!(
+                        e,
+                        Error::Connect { .. } | Error::PoolTimedOut { .. } | Error::Query { .. }
+                    ),
                     "unexpected error kind: {e:?}"
                 );
                 failures.push((*took, message));
@@ -287,8 +291,27 @@ async fn fall_back_to_default_serves_reads_of_a_dead_database() {
     let err = within(STEP, "a read of a dead replica", read_port(&strict))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::PoolTimedOut { .. }), "{err:?}");
-    assert!(err.to_string().contains("`replica`"), "{err}");
+    // The server's own answer, not only "no connection became free".
+    assert!(
+        matches!(&err, Error::Connect { connection, .. } if connection == "replica"),
+        "{err:?}"
+    );
+    assert!(err.is_unreachable());
+    assert!(err.to_string().contains("refused"), "{err}");
+    // The status and the health check say the same.
+    let status = strict.status();
+    let replica = status.iter().find(|c| c.name == "replica").unwrap();
+    assert!(
+        replica.last_error.as_deref().unwrap_or_default().contains("refused"),
+        "{replica:?}"
+    );
+    let checked = strict.check_health(Duration::from_secs(5)).await;
+    let replica = checked.iter().find(|c| c.name == "replica").unwrap();
+    assert_eq!(replica.health, dbroute::Health::Unhealthy, "{replica:?}");
+    assert!(
+        replica.last_error.as_deref().unwrap_or_default().contains("refused"),
+        "{replica:?}"
+    );
 
     let lenient = build(ReadFailure::FallBackToDefault).await.unwrap();
     let started = Instant::now();
@@ -308,7 +331,7 @@ async fn fall_back_to_default_serves_reads_of_a_dead_database() {
         .fetch_one("SELECT inet_server_port() AS port", &[]);
     let err = within(STEP, "a read using the dead replica", named).await.unwrap_err();
     assert!(
-        matches!(&err, Error::PoolTimedOut { connection, .. } if connection == "replica"),
+        matches!(&err, Error::Connect { connection, .. } if connection == "replica"),
         "{err:?}"
     );
     println!(

@@ -286,7 +286,11 @@ impl Connection {
     /// Runs `work`, counting it in the connection's statistics.
     async fn timed<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         let started = std::time::Instant::now();
-        let result = work.await;
+        let mut result = work.await;
+        if let Err(error @ Error::PoolTimedOut { .. }) = result {
+            // Boxed: the error path's future stays out of every statement's.
+            result = Err(Box::pin(self.entry.explain(error)).await);
+        }
         self.entry.stats.record(started.elapsed(), result.as_ref().err());
         result
     }

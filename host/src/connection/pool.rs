@@ -264,6 +264,17 @@ impl DbPool {
         }
     }
 
+    /// Opens one connection outside the pool, with the pool's options, and
+    /// closes it: the driver's own error when the server cannot be used.
+    pub(crate) async fn connect_once(&self) -> std::result::Result<(), sqlx::Error> {
+        use sqlx::{ConnectOptions, Connection};
+        match self {
+            DbPool::Postgres(p) => p.connect_options().connect().await?.close().await,
+            DbPool::MySql(p) => p.connect_options().connect().await?.close().await,
+            DbPool::Sqlite(p) => p.connect_options().connect().await?.close().await,
+        }
+    }
+
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match self {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -75,6 +76,29 @@ impl ConnectionEntry {
         };
         entry.touch();
         entry
+    }
+
+    /// `error`, or, when it is a pool timeout while the pool holds no
+    /// connection at all, the reason no connection could be made: one
+    /// direct connection attempt names it (connection refused, unknown
+    /// host, authentication failed, database does not exist). Error path
+    /// only.
+    pub(crate) async fn explain(&self, error: Error) -> Error {
+        let Error::PoolTimedOut { timeout, .. } = &error else {
+            return error;
+        };
+        if self.pool.size() > 0 {
+            return error; // Connections exist: the pool is exhausted.
+        }
+        let probe = (*timeout).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        match tokio::time::timeout(probe, Box::pin(self.pool.connect_once())).await {
+            Ok(Err(source)) => Error::Connect {
+                connection: self.name.to_string(),
+                url: self.url.redacted().to_owned(),
+                source,
+            },
+            Ok(Ok(())) | Err(_) => error,
+        }
     }
 
     /// Marks the connection as just used.

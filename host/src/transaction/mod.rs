@@ -182,18 +182,24 @@ impl Transaction {
             },
         };
         let read_only = access == Access::ReadOnly;
-        let conn = match &entry.pool {
-            DbPool::Postgres(pool) if read_only => {
-                TxConn::Postgres(pool.begin_with("BEGIN READ ONLY").await.map_err(error)?)
-            }
-            DbPool::Postgres(pool) => TxConn::Postgres(pool.begin().await.map_err(error)?),
-            DbPool::MySql(pool) if read_only => {
-                TxConn::MySql(pool.begin_with("START TRANSACTION READ ONLY").await.map_err(error)?)
-            }
-            DbPool::MySql(pool) => TxConn::MySql(pool.begin().await.map_err(error)?),
-            // SQLite has no read-only transactions: a deferred one takes no
-            // write lock until it writes.
-            DbPool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await.map_err(error)?),
+        let began = async {
+            Ok(match &entry.pool {
+                DbPool::Postgres(pool) if read_only => {
+                    TxConn::Postgres(pool.begin_with("BEGIN READ ONLY").await.map_err(error)?)
+                }
+                DbPool::Postgres(pool) => TxConn::Postgres(pool.begin().await.map_err(error)?),
+                DbPool::MySql(pool) if read_only => {
+                    TxConn::MySql(pool.begin_with("START TRANSACTION READ ONLY").await.map_err(error)?)
+                }
+                DbPool::MySql(pool) => TxConn::MySql(pool.begin().await.map_err(error)?),
+                // SQLite has no read-only transactions: a deferred one takes no
+                // write lock until it writes.
+                DbPool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await.map_err(error)?),
+            })
+        };
+        let conn = match began.await {
+            Ok(conn) => conn,
+            Err(error) => return Err(entry.explain(error).await),
         };
         Ok(Transaction {
             core: Arc::new(TxCore {
