@@ -213,7 +213,7 @@ fn query(c: &mut Criterion) {
             // In-memory SQLite connections are separate databases: make the
             // table wherever reads may go.
             for name in ["default", "replica"] {
-                let conn = engine.connection(Some(name)).unwrap();
+                let conn = engine.connection(name).unwrap();
                 conn.execute(
                     sql(format!(
                         "CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, name TEXT)"
@@ -237,11 +237,11 @@ fn query(c: &mut Criterion) {
         let cached = reference(&engine, true);
         let uncached = reference(&engine, false);
 
-        let pool = engine.connection(Some("replica")).unwrap().pool().clone();
+        let pool = engine.connection("replica").unwrap().pool().clone();
         group.bench_function(format!("raw-sqlx/{backend}"), |b| {
             b.to_async(&rt).iter(|| raw_select(&pool, &select))
         });
-        let handle = engine.connection(Some("replica")).unwrap();
+        let handle = engine.connection("replica").unwrap();
         group.bench_function(format!("handle/{backend}"), |b| {
             b.to_async(&rt).iter(|| handle_select(&handle, &select))
         });
@@ -269,7 +269,7 @@ fn query(c: &mut Criterion) {
         }
         rt.block_on(async {
             let drop = dbroute::sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}"));
-            engine.connection(None).unwrap().execute(drop, &[]).await.unwrap();
+            engine.connection("default").unwrap().execute(drop, &[]).await.unwrap();
         });
     }
     group.finish();

@@ -3,10 +3,14 @@
 //! when there are too many.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::connection::pool::PoolSettings;
+use crate::connection::registry::{ConnectionEntry, Registry, process_millis};
+use crate::connection::url::ConnectionUrl;
+use crate::error::Result;
 use crate::name::ConnectionName;
 
 type MakeUrl = dyn Fn(&str) -> Option<String> + Send + Sync;
@@ -48,6 +52,8 @@ pub struct ConnectionFactory {
     pub(crate) settings: PoolSettings,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) max_connections: Option<usize>,
+    /// Serialises making, so racing first requests make one pool.
+    making: Arc<Mutex<()>>,
 }
 
 impl fmt::Debug for ConnectionFactory {
@@ -79,6 +85,7 @@ impl ConnectionFactory {
             settings: PoolSettings::new(),
             idle_timeout: None,
             max_connections: None,
+            making: Arc::default(),
         }
     }
 
@@ -103,7 +110,77 @@ impl ConnectionFactory {
         self
     }
 
-    pub(crate) fn url_for(&self, name: ConnectionName) -> Option<String> {
-        (self.make_url)(name.as_str())
+    /// Makes and registers a connection for `name` (or returns the one a
+    /// racing request made meanwhile); `None` when this factory does not
+    /// make `name`. Makes room first when [`max_connections`] are made
+    /// already, evicting the least recently used.
+    ///
+    /// [`max_connections`]: ConnectionFactory::max_connections
+    pub(crate) fn make(&self, registry: &Registry, name: ConnectionName) -> Result<Option<Arc<ConnectionEntry>>> {
+        let _making = self.making.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = registry.snapshot().get(&name) {
+            return Ok(Some(entry.clone())); // Another request made it meanwhile.
+        }
+        // `..` is a valid connection name, but not a safe path segment for a
+        // URL template: the factory never makes it.
+        if name.as_str().contains("..") {
+            return Ok(None);
+        }
+        let Some(url) = (self.make_url)(name.as_str()) else {
+            return Ok(None);
+        };
+        let url = ConnectionUrl::parse(name, &url)?;
+        let entry = Arc::new(ConnectionEntry::open_lazy(name, url, self.settings.clone().lazy(true))?);
+        let entry = match registry.add_or_get(entry.clone()) {
+            Ok(()) => entry,
+            Err(existing) => existing,
+        };
+        if let Some(max) = self.max_connections {
+            let snapshot = registry.snapshot_full();
+            let mut made: Vec<_> = snapshot
+                .entries()
+                .filter(|e| e.from_factory && e.name != name)
+                .collect();
+            if made.len() >= max {
+                made.sort_by_key(|e| e.last_used.load(Ordering::Relaxed));
+                for victim in &made[..=made.len() - max] {
+                    evict(registry, victim.name);
+                }
+            }
+        }
+        Ok(Some(entry))
+    }
+
+    /// Unregisters and closes the made connections no decision chose within
+    /// the idle time; returns their names.
+    pub(crate) async fn evict_idle(&self, registry: &Registry) -> Vec<ConnectionName> {
+        let Some(idle) = self.idle_timeout else {
+            return Vec::new();
+        };
+        let now = process_millis();
+        let idle = idle.as_millis() as u64;
+        let snapshot = registry.snapshot_full();
+        let victims: Vec<ConnectionName> = snapshot
+            .entries()
+            .filter(|e| e.from_factory && now.saturating_sub(e.last_used.load(Ordering::Relaxed)) >= idle)
+            .map(|e| e.name)
+            .collect();
+        for name in &victims {
+            if let Ok(entry) = registry.take(*name) {
+                entry.pool.close().await;
+            }
+        }
+        victims
+    }
+}
+
+/// Unregisters a made connection and closes its pool in the background
+/// (operations in flight finish first).
+fn evict(registry: &Registry, name: ConnectionName) {
+    if let Ok(entry) = registry.take(name) {
+        tracing::debug!(connection = %name, "factory connection evicted");
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { entry.pool.close().await });
+        }
     }
 }

@@ -158,6 +158,6 @@ impl<'a> Routed<'a> {
 
     fn fallback(&self, conn: &Connection, error: Error) -> Result<Connection> {
         tracing::warn!(connection = %conn.name(), model = self.model.name(), "read falls back to default: {error}");
-        self.engine.connection(None)
+        self.engine.connection("default")
     }
 }

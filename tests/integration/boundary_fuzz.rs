@@ -723,7 +723,7 @@ fn any_string_as_a_connection_name_is_a_registered_connection_or_an_error() {
                 prop_assert!(e.to_string().len() < 1024);
             }
         }
-        match engine.connection(Some(&s)) {
+        match engine.connection(&s) {
             Ok(conn) => {
                 let expected = if s == "default" { "primary" } else { s.as_str() };
                 prop_assert!(["default", "primary", "replica"].contains(&s.as_str()));

@@ -422,7 +422,7 @@ async fn rows_land_where_routed(backend: Backend) {
         let t = table_name(language);
         // Each database holds one row saying which database it is (id 0).
         for name in &table.connections {
-            let conn = engine.connection(Some(name)).expect("a registered connection");
+            let conn = engine.connection(name).expect("a registered connection");
             conn.execute(AssertSqlSafe(format!("CREATE TABLE {t} (id INTEGER, note TEXT)")), &[])
                 .await
                 .expect("create table");
@@ -483,7 +483,7 @@ async fn rows_land_where_routed(backend: Backend) {
             };
             for name in &table.connections {
                 let rows = engine
-                    .connection(Some(name))
+                    .connection(name)
                     .expect("a registered connection")
                     .fetch_one(
                         AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {t} WHERE id = {}", p(1))),

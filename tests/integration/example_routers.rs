@@ -19,7 +19,7 @@ async fn engine_with(dbs: &[(&str, &TestDb)], router: &str, path: &str, config: 
     let engine = builder.build().await.unwrap();
     for (name, _) in dbs {
         engine
-            .connection(Some(name))
+            .connection(name)
             .unwrap()
             .execute("CREATE TABLE notes (model VARCHAR(40), note VARCHAR(80))", &[])
             .await
@@ -85,7 +85,7 @@ async fn notes(engine: &Engine) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for name in engine.connection_names() {
         let rows = engine
-            .connection(Some(name.as_str()))
+            .connection(name.as_str())
             .unwrap()
             .fetch_all("SELECT note FROM notes ORDER BY note", &[])
             .await
@@ -114,7 +114,7 @@ async fn replica_reads_from_the_replica_and_writes_to_the_primary() {
         "default"
     );
     engine
-        .connection(Some("replica"))
+        .connection("replica")
         .unwrap()
         .execute("INSERT INTO notes VALUES ('User', 'replicated')", &[])
         .await
@@ -176,10 +176,7 @@ async fn cache_puts_snapshots_in_sqlite_beside_postgres() {
     .await;
     let (snapshot, user) = (ModelInfo::new("Snapshot"), ModelInfo::new("User"));
     writes_and_reads_land(&engine, &[(&snapshot, "cache", "snap"), (&user, "default", "ada")]).await;
-    assert_eq!(
-        engine.connection(Some("cache")).unwrap().backend(),
-        dbroute::Backend::Sqlite
-    );
+    assert_eq!(engine.connection("cache").unwrap().backend(), dbroute::Backend::Sqlite);
     let hints = Hints::new();
     assert!(engine.allow_migrate("cache", &snapshot, &hints).unwrap());
     assert!(!engine.allow_migrate("default", &snapshot, &hints).unwrap());

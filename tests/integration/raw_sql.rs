@@ -12,7 +12,7 @@ per_backend!(
     execute_and_fetch_bind_parameters_and_read_rows,
     |db: TestDb| async move {
         let engine = engine_on(&db).await;
-        let conn = engine.connection(None).unwrap();
+        let conn = engine.connection("default").unwrap();
         let id_type = match db.backend {
             Backend::Postgres => "SERIAL PRIMARY KEY",
             Backend::MySql => "INTEGER AUTO_INCREMENT PRIMARY KEY",
@@ -104,7 +104,7 @@ per_backend!(
 per_backend!(a_bad_statement_names_the_connection, |db: TestDb| async move {
     let engine = engine_on(&db).await;
     let err = engine
-        .connection(None)
+        .connection("default")
         .unwrap()
         .execute("SELECT * FROM table_that_does_not_exist", &[])
         .await
@@ -115,7 +115,7 @@ per_backend!(a_bad_statement_names_the_connection, |db: TestDb| async move {
 
 per_backend!(the_typed_pool_is_handed_out, |db: TestDb| async move {
     let engine = engine_on(&db).await;
-    let conn = engine.connection(Some("default")).unwrap();
+    let conn = engine.connection("default").unwrap();
     assert_eq!(conn.backend(), db.backend);
     match db.backend {
         Backend::Postgres => {
@@ -147,7 +147,7 @@ per_backend!(
             .build()
             .await
             .unwrap();
-        let conn = engine.connection(None).unwrap();
+        let conn = engine.connection("default").unwrap();
         conn.execute("CREATE TABLE mixed (n INTEGER, x DOUBLE PRECISION)", &[])
             .await
             .unwrap();
@@ -185,7 +185,7 @@ async fn statement_futures_stay_small() {
     use dbroute::Model;
     let db = TestDb::sqlite();
     let engine = engine_on(&db).await;
-    let conn = engine.connection(None).unwrap();
+    let conn = engine.connection("default").unwrap();
     let p = params![1];
     let sizes = [
         ("execute", std::mem::size_of_val(&conn.execute("SELECT $1", &p))),

@@ -17,32 +17,32 @@ async fn backends_come_from_urls_and_sit_side_by_side() {
         .build()
         .await
         .unwrap();
-    assert_eq!(engine.connection(Some("primary")).unwrap().backend(), Backend::Postgres);
-    assert_eq!(engine.connection(Some("legacy")).unwrap().backend(), Backend::MySql);
-    assert_eq!(engine.connection(Some("cache")).unwrap().backend(), Backend::Sqlite);
+    assert_eq!(engine.connection("primary").unwrap().backend(), Backend::Postgres);
+    assert_eq!(engine.connection("legacy").unwrap().backend(), Backend::MySql);
+    assert_eq!(engine.connection("cache").unwrap().backend(), Backend::Sqlite);
     // The first one registered is the default, also under the name `default`.
     assert_eq!(engine.default_name(), "primary");
-    assert_eq!(engine.connection(None).unwrap().name(), "primary");
-    assert_eq!(engine.connection(Some("default")).unwrap().name(), "primary");
+    assert_eq!(engine.connection("default").unwrap().name(), "primary");
+    assert_eq!(engine.connection("default").unwrap().name(), "primary");
     assert_eq!(engine.connection_names(), ["primary", "cache", "legacy"]);
 
     // A row written on one connection is on that database only.
     for name in ["primary", "legacy", "cache"] {
         engine
-            .connection(Some(name))
+            .connection(name)
             .unwrap()
             .execute("CREATE TABLE marks (who VARCHAR(20))", &[])
             .await
             .unwrap();
     }
-    let cache = engine.connection(Some("cache")).unwrap();
+    let cache = engine.connection("cache").unwrap();
     cache
         .execute("INSERT INTO marks VALUES ($1)", &params!["cache"])
         .await
         .unwrap();
     for (name, expected) in [("primary", 0), ("legacy", 0), ("cache", 1)] {
         let n: i64 = engine
-            .connection(Some(name))
+            .connection(name)
             .unwrap()
             .fetch_one("SELECT COUNT(*) AS n FROM marks", &[])
             .await
@@ -63,7 +63,7 @@ async fn exactly_one_default() {
         .await
         .unwrap();
     assert_eq!(engine.default_name(), "b");
-    assert_eq!(engine.connection(Some("default")).unwrap().name(), "b");
+    assert_eq!(engine.connection("default").unwrap().name(), "b");
 
     let err = Engine::builder()
         .connection("a", "sqlite::memory:")
@@ -119,7 +119,7 @@ async fn an_unknown_name_lists_the_registered_ones() {
         .build()
         .await
         .unwrap();
-    let err = engine.connection(Some("replcia")).unwrap_err();
+    let err = engine.connection("replcia").unwrap_err();
     assert!(matches!(err, Error::UnknownConnection { .. }), "{err}");
     let text = err.to_string();
     assert!(text.contains("replcia") && text.contains("default, replica"), "{text}");
@@ -172,7 +172,7 @@ async fn credentials_never_show() {
         .build()
         .await
         .unwrap();
-    let conn = engine.connection(None).unwrap();
+    let conn = engine.connection("default").unwrap();
     let err = conn.execute("SELEC 1", &[]).await.unwrap_err();
     for shown in [
         format!("{engine:?}"),
@@ -201,7 +201,7 @@ async fn pool_settings_are_applied() {
         .build()
         .await
         .unwrap();
-    let conn = engine.connection(None).unwrap();
+    let conn = engine.connection("default").unwrap();
     // Hold both connections in two transactions: a third acquire times out,
     // naming the pool.
     let t1 = engine.transaction().begin().await.unwrap();
@@ -226,7 +226,13 @@ async fn pool_settings_are_applied() {
         .build()
         .await
         .unwrap();
-    assert!(lazy.connection(None).unwrap().execute("SELECT 1", &[]).await.is_err());
+    assert!(
+        lazy.connection("default")
+            .unwrap()
+            .execute("SELECT 1", &[])
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -241,7 +247,7 @@ async fn connections_change_at_run_time() {
         .add_connection("reports", &second.url, PoolSettings::new())
         .await
         .unwrap();
-    let reports = engine.connection(Some("reports")).unwrap();
+    let reports = engine.connection("reports").unwrap();
     assert_eq!(reports.backend(), Backend::MySql);
     reports.execute("SELECT 1", &[]).await.unwrap();
 
@@ -256,14 +262,14 @@ async fn connections_change_at_run_time() {
 
     engine.remove_connection("reports").await.unwrap();
     assert!(matches!(
-        engine.connection(Some("reports")),
+        engine.connection("reports"),
         Err(Error::UnknownConnection { .. })
     ));
     // The old handle's pool is closed: using it fails instead of hanging.
     assert!(reports.execute("SELECT 1", &[]).await.is_err());
 
     engine.close().await;
-    assert!(matches!(engine.connection(None), Err(Error::Closed)));
+    assert!(matches!(engine.connection("default"), Err(Error::Closed)));
 }
 
 #[tokio::test]
@@ -293,10 +299,10 @@ async fn a_toml_file_builds_the_same_engine() {
     let config = Config::from_toml_str(&text, std::path::Path::new(".")).unwrap();
     let engine = config.builder().build().await.unwrap();
     assert_eq!(engine.default_name(), "primary");
-    assert_eq!(engine.connection(None).unwrap().backend(), Backend::Postgres);
-    assert_eq!(engine.connection(Some("cache")).unwrap().backend(), Backend::Sqlite);
+    assert_eq!(engine.connection("default").unwrap().backend(), Backend::Postgres);
+    assert_eq!(engine.connection("cache").unwrap().backend(), Backend::Sqlite);
     engine
-        .connection(Some("cache"))
+        .connection("cache")
         .unwrap()
         .execute("SELECT 1", &[])
         .await

@@ -63,7 +63,7 @@ async fn create_items(engine: &Engine, connection: &str) {
         STEP,
         "CREATE TABLE",
         engine
-            .connection(Some(connection))
+            .connection(connection)
             .unwrap()
             .execute("CREATE TABLE items (id BIGSERIAL PRIMARY KEY, note TEXT NOT NULL)", &[]),
     )
@@ -77,7 +77,7 @@ async fn count_notes(engine: &Engine, connection: &str, note: &str) -> i64 {
         STEP,
         "count",
         engine
-            .connection(Some(connection))
+            .connection(connection)
             .unwrap()
             .fetch_one("SELECT count(*) AS n FROM items WHERE note = $1", &params![note]),
     )
@@ -371,7 +371,7 @@ async fn an_exhausted_pool_times_out_naming_the_pool_never_hangs() {
             })
         })
         .collect();
-    let pool = engine.connection(Some("replica")).unwrap();
+    let pool = engine.connection("replica").unwrap();
     within(STEP, "both connections taken", async {
         while !(pool.pool().size() == 2 && pool.pool().num_idle() == 0) {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -449,7 +449,7 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
         .await
         .unwrap();
     create_items(&engine, "ledger").await;
-    let ledger = engine.connection(Some("ledger")).unwrap();
+    let ledger = engine.connection("ledger").unwrap();
     within(
         STEP,
         "a committed insert",
@@ -746,7 +746,7 @@ async fn soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes() {
         within(
             STEP,
             "CREATE TABLE",
-            engine.connection(Some(name)).unwrap().execute(
+            engine.connection(name).unwrap().execute(
                 "CREATE TABLE soak (task BIGINT NOT NULL, seq BIGINT NOT NULL, meant TEXT NOT NULL)",
                 &[],
             ),

@@ -14,12 +14,7 @@ use crate::support::{TestDb, fixture, per_backend};
 /// Whether `table` exists on `connection` (a query on it succeeds).
 async fn has_table(engine: &Engine, connection: &str, table: &str) -> bool {
     let sql = AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
-    engine
-        .connection(Some(connection))
-        .unwrap()
-        .fetch_all(sql, &[])
-        .await
-        .is_ok()
+    engine.connection(connection).unwrap().fetch_all(sql, &[]).await.is_ok()
 }
 
 /// Asserts `tables` exist on `connection` and nowhere else among `all`.
@@ -164,7 +159,7 @@ per_backend!(
             db.p(1),
             db.p(2)
         ));
-        let default = engine.connection(Some("default")).unwrap();
+        let default = engine.connection("default").unwrap();
         default.execute(widget, &dbroute::params!["bolt", "red"]).await.unwrap();
         assert_only_on(&engine, "default", &["default", "auth"], &["widgets"]).await;
         assert_only_on(&engine, "auth", &["default", "auth"], &["accounts"]).await;
@@ -331,7 +326,7 @@ per_backend!(
 
         // The foreign keys hold where the database enforces them: the
         // tables are related for real.
-        let users = engine.connection(Some("default")).unwrap();
+        let users = engine.connection("default").unwrap();
         users
             .execute("INSERT INTO users (id, name) VALUES (1, 'ada')", &[])
             .await
@@ -348,7 +343,7 @@ per_backend!(
         }
         // The PostgreSQL SQL ran there (BIGSERIAL fills the id), the
         // fallback elsewhere; both statements (table and index) ran.
-        let arch = engine.connection(Some("archive")).unwrap();
+        let arch = engine.connection("archive").unwrap();
         if db.backend == Backend::Postgres {
             arch.execute("INSERT INTO archive (body) VALUES ('x')", &[])
                 .await
@@ -612,7 +607,7 @@ async fn mixed_backends_put_snapshot_only_in_sqlite() {
     assert_only_on(&engine, "default", &all, &["users"]).await;
     assert_only_on(&engine, "cache", &all, &["snapshots"]).await;
     // Each got its backend's SQL: SERIAL fills the id on PostgreSQL.
-    let default = engine.connection(Some("default")).unwrap();
+    let default = engine.connection("default").unwrap();
     default
         .execute("INSERT INTO users (name) VALUES ('ada')", &[])
         .await

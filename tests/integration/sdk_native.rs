@@ -500,7 +500,7 @@ async fn an_sdk_router_given_to_the_engine_builder_routes_rows_on_sqlite() {
     assert_eq!(engine.router_status().routers, [RouterIdentity::native("reference")]);
     // Each database holds one row saying which database it is (id 0).
     for db in NAMES {
-        let conn = engine.connection(Some(db)).expect("registered");
+        let conn = engine.connection(db).expect("registered");
         conn.execute("CREATE TABLE notes (id INTEGER, note TEXT)", &[])
             .await
             .expect("create");
@@ -542,7 +542,7 @@ async fn an_sdk_router_given_to_the_engine_builder_routes_rows_on_sqlite() {
         }
         for db in NAMES {
             let rows: i64 = engine
-                .connection(Some(db))
+                .connection(db)
                 .expect("registered")
                 .fetch_one(
                     AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM notes WHERE id = {id}")),

@@ -200,7 +200,7 @@ async fn passwords_never_reach_logs_errors_debug_or_routers() {
     );
 
     // Queries, and a failing one.
-    let db_conn = engine.connection(None).unwrap();
+    let db_conn = engine.connection("default").unwrap();
     seen.push(format!("{db_conn:?} {:?}", db_conn.pool()));
     let model = ModelInfo::new("Secret");
     within(
@@ -239,7 +239,7 @@ async fn passwords_never_reach_logs_errors_debug_or_routers() {
     )
     .await
     .unwrap();
-    let extra = engine.connection(Some("extra")).unwrap();
+    let extra = engine.connection("extra").unwrap();
     within("select on extra", extra.fetch_one("SELECT 1 AS one", &[]))
         .await
         .unwrap();
@@ -256,7 +256,7 @@ async fn passwords_never_reach_logs_errors_debug_or_routers() {
     assert_eq!(told["connections"], serde_json::json!(["default", "replica"]));
 
     // A server that dies under a pool, and servers that are not there.
-    let replica = engine.connection(Some("replica")).unwrap();
+    let replica = engine.connection("replica").unwrap();
     within("select on the replica", replica.fetch_one("SELECT 1 AS one", &[]))
         .await
         .unwrap();
@@ -275,7 +275,7 @@ async fn passwords_never_reach_logs_errors_debug_or_routers() {
     seen.push(shown(
         &within(
             "a lazy pool to nowhere",
-            engine.connection(Some("ghost")).unwrap().execute("SELECT 1", &[]),
+            engine.connection("ghost").unwrap().execute("SELECT 1", &[]),
         )
         .await
         .unwrap_err(),
@@ -330,7 +330,7 @@ async fn passwords_never_reach_logs_errors_debug_or_routers() {
         .await
         .unwrap_err();
         seen.push(shown(&err));
-        seen.push(shown(&engine.connection(Some(name_is_a_url)).unwrap_err()));
+        seen.push(shown(&engine.connection(name_is_a_url).unwrap_err()));
         seen.push(shown(
             &engine
                 .read_model(&model)
@@ -475,7 +475,7 @@ async fn untrusted_names_only_ever_reach_registered_connections() {
         .unwrap();
     for name in ["default", "replica"] {
         engine
-            .connection(Some(name))
+            .connection(name)
             .unwrap()
             .execute("CREATE TABLE t (x INTEGER)", &[])
             .await
@@ -496,7 +496,7 @@ async fn untrusted_names_only_ever_reach_registered_connections() {
                 .unwrap_err(),
             input,
         );
-        check_error(&engine.connection(Some(input)).unwrap_err(), input);
+        check_error(&engine.connection(input).unwrap_err(), input);
         check_error(&engine.transaction().on(input).begin().await.unwrap_err(), input);
         check_error(&engine.remove_connection(input).await.unwrap_err(), input);
         check_error(&engine.allow_migrate(input, &model, &Hints::new()).unwrap_err(), input);
@@ -509,7 +509,7 @@ async fn untrusted_names_only_ever_reach_registered_connections() {
     assert_eq!(engine.connection_names(), ["default", "replica"]);
     for name in ["default", "replica"] {
         let n: i64 = engine
-            .connection(Some(name))
+            .connection(name)
             .unwrap()
             .fetch_one("SELECT count(*) AS n FROM t", &[])
             .await

@@ -36,7 +36,7 @@ fn invoice() -> ModelInfo {
 }
 
 async fn count_on(engine: &Engine, name: &str) -> i64 {
-    let conn = engine.connection(Some(name)).unwrap();
+    let conn = engine.connection(name).unwrap();
     conn.fetch_one("SELECT COUNT(*) AS n FROM invoices", &[])
         .await
         .unwrap()
@@ -55,7 +55,7 @@ per_backend!(scopes_route_everything_inside_them, |db: TestDb| async move {
         .unwrap();
     for name in ["default", "acme", "globex"] {
         engine
-            .connection(Some(name))
+            .connection(name)
             .unwrap()
             .execute("CREATE TABLE invoices (n INTEGER)", &[])
             .await
@@ -261,7 +261,7 @@ async fn stats_move_and_a_dead_database_shows_unhealthy() {
     assert_eq!(before[0].name, "default");
     assert!(before[0].is_default);
     assert_eq!(before[0].queries, 0);
-    let conn = engine.connection(None).unwrap();
+    let conn = engine.connection("default").unwrap();
     for _ in 0..20 {
         conn.execute("SELECT 1", &[]).await.unwrap();
     }

@@ -49,7 +49,7 @@ async fn two_databases(db: &TestDb) -> (Engine, TestDb) {
         .unwrap();
     for name in ["default", "other"] {
         engine
-            .connection(Some(name))
+            .connection(name)
             .unwrap()
             .execute("CREATE TABLE items (tag VARCHAR(40))", &[])
             .await
@@ -59,7 +59,7 @@ async fn two_databases(db: &TestDb) -> (Engine, TestDb) {
 }
 
 async fn count(engine: &Engine, connection: &str, tag: &str) -> i64 {
-    let conn = engine.connection(Some(connection)).unwrap();
+    let conn = engine.connection(connection).unwrap();
     let sql = format!(
         "SELECT COUNT(*) AS n FROM items WHERE tag = {}",
         conn.backend().placeholder(1)
@@ -117,7 +117,7 @@ per_backend!(rollback_and_drop_leave_nothing, |db: TestDb| async move {
     assert_eq!(count(&engine, "other", "d").await, 0);
     // The pool is healthy after the drop.
     engine
-        .connection(Some("other"))
+        .connection("other")
         .unwrap()
         .execute(insert(db.backend), &params!["ok"])
         .await
@@ -318,11 +318,13 @@ per_backend!(the_closure_form_joins_commits_and_rolls_back, |db: TestDb| async m
         .run(|_tx| async move {
             // Joins without being handed the transaction.
             e.write_model(&item()).execute(insert(backend), &params!["ok"]).await?;
-            e.connection(None)?.execute(insert(backend), &params!["ok"]).await?;
+            e.connection("default")?
+                .execute(insert(backend), &params!["ok"])
+                .await?;
             // Another task does not inherit it: it sees nothing uncommitted.
             let e2 = e.clone();
             let outside = tokio::spawn(async move {
-                assert!(!e2.connection(None).unwrap().in_transaction());
+                assert!(!e2.connection("default").unwrap().in_transaction());
                 count(&e2, "default", "ok").await
             })
             .await
@@ -339,7 +341,7 @@ per_backend!(the_closure_form_joins_commits_and_rolls_back, |db: TestDb| async m
         .transaction()
         .run(|tx| async move {
             tx.execute(insert(backend), &params!["failed"]).await?;
-            e.connection(None)?
+            e.connection("default")?
                 .execute("INSERT INTO no_such_table VALUES (1)", &[])
                 .await?;
             Ok(())
@@ -394,7 +396,7 @@ per_backend!(transactions_never_span_databases, |db: TestDb| async move {
     engine
         .transaction()
         .run(|_tx| async move {
-            let err = e.connection(Some("other")).unwrap_err();
+            let err = e.connection("other").unwrap_err();
             assert!(matches!(err, Error::CrossConnection { .. }), "{err}");
             let text = err.to_string();
             assert!(text.contains("`default`") && text.contains("`other`"), "{text}");
@@ -403,7 +405,7 @@ per_backend!(transactions_never_span_databases, |db: TestDb| async move {
             let err = e.transaction().on("other").begin().await.unwrap_err();
             assert!(matches!(err, Error::CrossConnection { .. }), "{err}");
             // Naming its own connection is fine, also by the alias.
-            assert!(e.connection(Some("default"))?.in_transaction());
+            assert!(e.connection("default")?.in_transaction());
             Ok::<_, Error>(())
         })
         .await
@@ -479,7 +481,7 @@ async fn read_only_transactions_refuse_writes_where_supported() {
     let db = TestDb::postgres().await;
     let engine = Engine::builder().connection("default", &db.url).build().await.unwrap();
     engine
-        .connection(None)
+        .connection("default")
         .unwrap()
         .execute("CREATE TABLE items (tag TEXT)", &[])
         .await

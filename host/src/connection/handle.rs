@@ -40,7 +40,7 @@ pub struct QueryResult {
 /// use dbroute::{params, Engine};
 ///
 /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
-/// let db = engine.connection(None)?;
+/// let db = engine.connection("default")?;
 /// db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)", &[]).await?;
 /// db.execute("INSERT INTO users (name) VALUES ($1)", &params!["ada"]).await?;
 /// let row = db.fetch_one("SELECT id, name FROM users", &[]).await?;

@@ -220,7 +220,7 @@ impl ColumnIndex for &str {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> dbroute::Result<()> {
 /// # let engine = dbroute::Engine::builder().connection("default", "sqlite::memory:").build().await?;
-/// # let db = engine.connection(None)?;
+/// # let db = engine.connection("default")?;
 /// let row = db.fetch_one("SELECT 42 AS answer, 'ada' AS name", &[]).await?;
 /// let answer: i64 = row.try_get("answer")?;
 /// let name: String = row.try_get(1)?;

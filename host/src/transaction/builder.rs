@@ -1,7 +1,5 @@
 //! `engine.transaction()`: where a transaction goes, then begun or run.
 
-use std::sync::Arc;
-
 use crate::connection::handle::Connection;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -42,7 +40,7 @@ enum Target<'a> {
 ///     .connection("billing", "sqlite::memory:")
 ///     .build()
 ///     .await?;
-/// engine.connection(None)?.execute("CREATE TABLE orders (id INTEGER)", &[]).await?;
+/// engine.connection("default")?.execute("CREATE TABLE orders (id INTEGER)", &[]).await?;
 ///
 /// // On the connection the router picks for writing orders (no router
 /// // here: default); routed statements inside join it.
@@ -150,12 +148,7 @@ impl<'a> TransactionBuilder<'a> {
             }
         };
         if let Some(tx) = transaction::current() {
-            if !Arc::ptr_eq(&tx.entry, &entry) {
-                return Err(Error::CrossConnection {
-                    transaction: tx.entry.name.to_string(),
-                    requested: entry.name.to_string(),
-                });
-            }
+            self.engine.check_joins(&tx, entry.name)?;
             return Transaction::nested(tx).await;
         }
         Transaction::begin(entry, self.access).await

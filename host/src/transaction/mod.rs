@@ -147,7 +147,7 @@ pub(crate) enum Access {
 /// use dbroute::Engine;
 ///
 /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
-/// engine.connection(None)?.execute("CREATE TABLE t (x INTEGER)", &[]).await?;
+/// engine.connection("default")?.execute("CREATE TABLE t (x INTEGER)", &[]).await?;
 ///
 /// let tx = engine.transaction().begin().await?;
 /// tx.connection().execute("INSERT INTO t VALUES (1)", &[]).await?;
@@ -156,7 +156,7 @@ pub(crate) enum Access {
 /// inner.rollback().await?; // undoes only the 2
 /// tx.commit().await?;
 ///
-/// let n: i64 = engine.connection(None)?.fetch_one("SELECT count(*) AS n FROM t", &[]).await?.get("n");
+/// let n: i64 = engine.connection("default")?.fetch_one("SELECT count(*) AS n FROM t", &[]).await?.get("n");
 /// assert_eq!(n, 1);
 /// # Ok(()) }
 /// ```

@@ -127,7 +127,7 @@ impl Demo {
 
     /// Inserts a row straight into a named connection, bypassing routers.
     pub(crate) async fn seed(&self, connection: &str, model: &ModelInfo, label: &str) -> anyhow::Result<u64> {
-        let conn = self.engine.connection(Some(connection))?;
+        let conn = self.engine.connection(connection)?;
         self.insert(&conn, model, label).await
     }
 
@@ -150,7 +150,7 @@ impl Demo {
     /// straight from it (no router). Must not be called inside a
     /// transaction on another connection.
     pub(crate) async fn count(&self, connection: &str, model: &ModelInfo, label: &str) -> anyhow::Result<i64> {
-        let conn = self.engine.connection(Some(connection))?;
+        let conn = self.engine.connection(connection)?;
         let p = |n| conn.backend().placeholder(n);
         let sql = format!(
             "SELECT COUNT(*) FROM {} WHERE run = {} AND label = {}",
@@ -363,7 +363,7 @@ async fn open(args: &DemoArgs) -> anyhow::Result<(Engine, String, Option<TempDir
 /// Creates the demo's tables on every connection.
 async fn create_tables(engine: &Engine) -> anyhow::Result<()> {
     for name in engine.connection_names() {
-        let conn = engine.connection(Some(name.as_str()))?;
+        let conn = engine.connection(name.as_str())?;
         for table in TABLES {
             let sql =
                 format!("CREATE TABLE IF NOT EXISTS {table} (run VARCHAR(64) NOT NULL, label VARCHAR(200) NOT NULL)");

@@ -182,7 +182,7 @@ async fn cache(demo: &Demo, report: &mut Report) -> anyhow::Result<()> {
     report.note(format!(
         "{} (Rust, example-routers/cache): Snapshot on `cache`, whose backend here is {}",
         router.identity(),
-        demo.engine.connection(Some("cache"))?.backend()
+        demo.engine.connection("cache")?.backend()
     ));
     demo.engine.set_router(router);
     let snapshot = Demo::model("Snapshot", "dbroute_demo_snapshots");

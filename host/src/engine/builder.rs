@@ -1,0 +1,298 @@
+//! Building an engine: connections, routers, limits and policies.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::connection::pool::PoolSettings;
+use crate::connection::registry::{ConnectionEntry, Registry};
+use crate::connection::url::ConnectionUrl;
+use crate::error::{Error, Result};
+use crate::factory::ConnectionFactory;
+use crate::name::ConnectionName;
+use crate::route_stats::RouteStats;
+use crate::router::chain::ActiveRouters;
+use crate::router::wasm::WasmRouterBuilder;
+use crate::router::wasm::runtime::RouterLimits;
+use crate::router::{Router, RouterChain};
+
+use super::{Engine, EngineInner, ReadFailure, RouterSource, TransactionRouting};
+
+enum PendingRouter {
+    Native(Arc<dyn Router>),
+    Wasm(WasmRouterBuilder, RouterSource),
+}
+
+/// Builds an [`Engine`]: connections, routers, limits and policies.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// use dbroute::{Engine, PoolSettings};
+///
+/// let engine = Engine::builder()
+///     .connection("primary", "sqlite::memory:")
+///     .connection_with("cache", "sqlite::memory:", PoolSettings::new().max_connections(2))
+///     .default_connection("primary")
+///     .build()
+///     .await?;
+/// assert_eq!(engine.connection("default")?.name(), "primary");
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct EngineBuilder {
+    connections: Vec<(String, String, PoolSettings)>,
+    default: Option<String>,
+    second_default: Option<(String, String)>,
+    routers: Vec<PendingRouter>,
+    limits: RouterLimits,
+    compiled_cache: Option<PathBuf>,
+    read_failure: ReadFailure,
+    transaction_routing: TransactionRouting,
+    factory: Option<ConnectionFactory>,
+    health_interval: Option<Duration>,
+    route_stats: bool,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.connections.iter().map(|(n, _, _)| n.as_str()).collect();
+        f.debug_struct("EngineBuilder")
+            .field("connections", &names)
+            .field("default", &self.default)
+            .field("routers", &self.routers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    pub(super) fn new() -> Self {
+        EngineBuilder {
+            connections: Vec::new(),
+            default: None,
+            second_default: None,
+            routers: Vec::new(),
+            limits: RouterLimits::default(),
+            compiled_cache: None,
+            read_failure: ReadFailure::default(),
+            transaction_routing: TransactionRouting::default(),
+            factory: None,
+            health_interval: None,
+            route_stats: false,
+        }
+    }
+
+    /// Registers a connection with default pool settings. The first
+    /// connection is the default unless another is marked with
+    /// [`EngineBuilder::default_connection`].
+    pub fn connection(self, name: impl Into<String>, url: impl Into<String>) -> Self {
+        self.connection_with(name, url, PoolSettings::default())
+    }
+
+    /// Registers a connection with its own pool settings.
+    pub fn connection_with(mut self, name: impl Into<String>, url: impl Into<String>, settings: PoolSettings) -> Self {
+        self.connections.push((name.into(), url.into(), settings));
+        self
+    }
+
+    /// Makes every connection registered so far connect on first use
+    /// instead of when the engine is built (a dead server then shows up in
+    /// [`Engine::check_health`] instead of failing the build).
+    pub fn connect_lazily(mut self) -> Self {
+        for (_, _, settings) in &mut self.connections {
+            *settings = settings.clone().lazy(true);
+        }
+        self
+    }
+
+    /// Marks a registered connection as the default.
+    pub fn default_connection(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        match &self.default {
+            Some(existing) if *existing != name => self.second_default = Some((existing.clone(), name)),
+            _ => self.default = Some(name),
+        }
+        self
+    }
+
+    /// Appends a native router to the chain.
+    pub fn router(mut self, router: impl Router) -> Self {
+        self.routers.push(PendingRouter::Native(Arc::new(router)));
+        self
+    }
+
+    /// Appends a WebAssembly router to the chain, loaded when the engine is
+    /// built (its `dbroute_init` learns the registered connections).
+    pub fn wasm_router(mut self, router: WasmRouterBuilder, source: RouterSource) -> Self {
+        self.routers.push(PendingRouter::Wasm(router, source));
+        self
+    }
+
+    /// The limits WebAssembly routers run under.
+    pub fn router_limits(mut self, limits: RouterLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Keeps compiled WebAssembly routers in the folder `dir` (made private
+    /// to this user if missing), keyed by their content hash: loading a
+    /// router optimized before, by this process or an earlier one, compiles
+    /// nothing and runs optimized code at once (see
+    /// [`RouterRuntime::with_compiled_cache`]).
+    pub fn compiled_router_cache(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.compiled_cache = Some(dir.into());
+        self
+    }
+
+    /// What a read does when its router faults or its connection cannot
+    /// be reached (see [`ReadFailure`]).
+    pub fn read_failure(mut self, policy: ReadFailure) -> Self {
+        self.read_failure = policy;
+        self
+    }
+
+    /// What the router is asked inside a transaction (see
+    /// [`TransactionRouting`]; by default a write the router would send to
+    /// another connection is an error).
+    pub fn transaction_routing(mut self, routing: TransactionRouting) -> Self {
+        self.transaction_routing = routing;
+        self
+    }
+
+    /// Makes connections for names that are not registered (see
+    /// [`ConnectionFactory`]); evicts idle ones in the background.
+    pub fn connection_factory(mut self, factory: ConnectionFactory) -> Self {
+        self.factory = Some(factory);
+        self
+    }
+
+    /// Checks every connection's health this often in the background (see
+    /// [`Engine::check_health`]), so a dead database is reported before a
+    /// user trips on it.
+    pub fn health_check_every(mut self, interval: Duration) -> Self {
+        self.health_interval = Some(interval);
+        self
+    }
+
+    /// Counts decisions per route (router generation, operation, model,
+    /// chosen connection): see [`Engine::route_stats`]. Off by default: it
+    /// costs a hash of the model's name per decision.
+    pub fn route_stats(mut self, enabled: bool) -> Self {
+        self.route_stats = enabled;
+        self
+    }
+
+    /// Opens every connection, loads the routers, and returns the engine.
+    ///
+    /// # Errors
+    ///
+    /// The first problem found: an invalid or duplicate name, two defaults,
+    /// no connection, a bad URL, a server that cannot be reached (for eager
+    /// pools), a router refused at load. Pools already opened are closed.
+    pub async fn build(self) -> Result<Engine> {
+        if let Some((existing, new)) = &self.second_default {
+            return Err(Error::SecondDefault {
+                existing: ConnectionName::new(existing)?.to_string(),
+                new: ConnectionName::new(new)?.to_string(),
+            });
+        }
+        let mut names = Vec::new();
+        let mut urls = Vec::new();
+        for (name, url, settings) in &self.connections {
+            let name = ConnectionName::new(name)?;
+            if names.contains(&name) {
+                return Err(Error::DuplicateConnection { name: name.to_string() });
+            }
+            names.push(name);
+            urls.push((name, ConnectionUrl::parse(name, url)?, settings.clone()));
+        }
+        let default = match &self.default {
+            Some(d) => {
+                let d = ConnectionName::new(d)?;
+                if !names.contains(&d) {
+                    return Err(Error::UnknownConnection {
+                        name: d.to_string(),
+                        requested_by: "default_connection".into(),
+                        registered: names,
+                    });
+                }
+                d
+            }
+            None => *names.first().ok_or(Error::NoConnections)?,
+        };
+        if default != ConnectionName::DEFAULT && names.contains(&ConnectionName::DEFAULT) {
+            return Err(Error::InvalidName {
+                name: "default".into(),
+                reason: "`default` is reserved for the default connection, which is another one here",
+            });
+        }
+        let mut entries: Vec<ConnectionEntry> = Vec::new();
+        for (name, url, settings) in urls {
+            match ConnectionEntry::open(name, url, settings).await {
+                Ok(entry) => entries.push(entry),
+                Err(e) => {
+                    for entry in &entries {
+                        entry.pool.close().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let registry = Registry::new(entries, default)?;
+        let engine = Engine {
+            inner: Arc::new(EngineInner {
+                registry,
+                routers: ArcSwap::from_pointee(ActiveRouters {
+                    chain: RouterChain::new(),
+                    generation: 0,
+                }),
+                swap: Mutex::new(()),
+                runtime: OnceLock::new(),
+                limits: self.limits,
+                compiled_cache: self.compiled_cache,
+                read_failure: self.read_failure,
+                transaction_routing: self.transaction_routing,
+                closed: AtomicBool::new(false),
+                factory: self.factory,
+                route_stats: self.route_stats.then(RouteStats::default),
+                notify: Mutex::new(()),
+            }),
+        };
+        let mut chain = RouterChain::new();
+        for pending in self.routers {
+            chain = match pending {
+                PendingRouter::Native(router) => chain.then_shared(router),
+                PendingRouter::Wasm(builder, source) => match engine.load_router(builder, source) {
+                    Ok(router) => chain.then(router),
+                    Err(e) => {
+                        engine.close().await;
+                        return Err(e);
+                    }
+                },
+            };
+        }
+        engine
+            .inner
+            .routers
+            .store(Arc::new(ActiveRouters { chain, generation: 0 }));
+        // Native routers (an SdkRouter, say) learn the registered names as
+        // a loaded WebAssembly router does.
+        engine.connections_changed();
+        if let Some(idle) = engine.inner.factory.as_ref().and_then(|f| f.idle_timeout) {
+            engine.every((idle / 4).max(Duration::from_millis(100)), |engine| async move {
+                engine.evict_idle().await;
+            });
+        }
+        if let Some(interval) = self.health_interval {
+            engine.every(interval, move |engine| async move {
+                engine.check_health(interval).await;
+            });
+        }
+        Ok(engine)
+    }
+}

@@ -1,0 +1,334 @@
+//! The engine: the registry of connections, the active router chain, and
+//! the resolution of every operation to one connection. By concern:
+//! `builder.rs` (building one), `resolve.rs` (which connection an
+//! operation runs on), `routers.rs` (loading and swapping routers),
+//! `status.rs` (status, health and counts); here, connections and the
+//! entry points of routed operations and transactions.
+
+mod builder;
+mod resolve;
+mod routers;
+mod status;
+
+pub use builder::EngineBuilder;
+pub use resolve::{ReadFailure, TransactionRouting};
+pub use routers::RouterSource;
+pub use status::DecisionCount;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::connection::handle::Connection;
+use crate::connection::pool::PoolSettings;
+use crate::connection::registry::{ConnectionEntry, Registry};
+use crate::connection::url::ConnectionUrl;
+use crate::error::{Error, Result};
+use crate::factory::ConnectionFactory;
+use crate::model::{Model, ModelInfo};
+use crate::name::ConnectionName;
+use crate::route_stats::RouteStats;
+use crate::routed::Routed;
+use crate::router::OpKind;
+use crate::router::chain::ActiveRouters;
+use crate::router::wasm::runtime::{RouterLimits, RouterRuntime};
+use crate::transaction;
+use crate::transaction::builder::TransactionBuilder;
+
+struct EngineInner {
+    registry: Registry,
+    routers: ArcSwap<ActiveRouters>,
+    swap: Mutex<()>,
+    runtime: OnceLock<Result<RouterRuntime>>,
+    limits: RouterLimits,
+    compiled_cache: Option<PathBuf>,
+    read_failure: ReadFailure,
+    transaction_routing: TransactionRouting,
+    closed: AtomicBool,
+    factory: Option<ConnectionFactory>,
+    route_stats: Option<RouteStats>,
+    /// Serialises telling routers about connection changes.
+    notify: Mutex<()>,
+}
+
+/// The routing engine: named connection pools, the router chain that picks
+/// one per operation, and transactions pinned to one connection. Cheap to
+/// clone; clones share everything.
+///
+/// Resolution, as in Django: an open transaction pins everything to its
+/// connection (a write the router sends elsewhere is refused, see
+/// [`TransactionRouting`]); then an explicit [`using`](Routed::using) wins;
+/// then the router chain, in order, first opinion wins; then `default`. A
+/// name that is not registered is an error, never a silent fallback.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// use dbroute::{Engine, ModelInfo};
+///
+/// let engine = Engine::builder()
+///     .connection("default", "sqlite::memory:")
+///     .connection("replica", "sqlite::memory:")
+///     .build()
+///     .await?;
+/// let user = ModelInfo::new("User");
+/// // No router: everything goes to default.
+/// assert_eq!(engine.db_for_read(&user, &Default::default())?, "default");
+/// // An explicit override wins.
+/// let replica = engine.read_model(&user).using("replica").connection()?;
+/// assert_eq!(replica.name(), "replica");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let registry = self.inner.registry.snapshot();
+        let connections: Vec<_> = registry
+            .entries()
+            .map(|e| (e.name, e.url.redacted().to_owned()))
+            .collect();
+        f.debug_struct("Engine")
+            .field("connections", &connections)
+            .field("default", &registry.default_entry().name)
+            .field("routers", &self.router_status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Starts building an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::new()
+    }
+
+    pub(super) fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// A handle on the connection registered as `name` (`"default"`: the
+    /// default connection, whatever its own name). Inside a transaction it
+    /// runs in the transaction, and naming another connection is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownConnection`] listing the registered names;
+    /// [`Error::CrossConnection`] inside a transaction on another connection.
+    pub fn connection(&self, name: &str) -> Result<Connection> {
+        self.check_open()?;
+        let name = ConnectionName::new(name)?;
+        if let Some(tx) = transaction::current() {
+            self.check_joins(&tx, name)?;
+            return Ok(Connection::new(tx.entry.clone(), Some(tx)));
+        }
+        let registry = self.inner.registry.snapshot();
+        let entry = registry
+            .get(&name)
+            .ok_or_else(|| registry.unknown(name, "connection()"))?;
+        Ok(Connection::new(entry.clone(), None))
+    }
+
+    /// What a read does when its router faults or its connection cannot
+    /// be reached (see [`ReadFailure`]).
+    pub fn read_failure(&self) -> ReadFailure {
+        self.inner.read_failure
+    }
+
+    /// The registered connection names, the default first.
+    pub fn connection_names(&self) -> Vec<ConnectionName> {
+        self.inner.registry.snapshot().names()
+    }
+
+    /// The default connection's registered name.
+    pub fn default_name(&self) -> ConnectionName {
+        self.inner.registry.snapshot().default_entry().name
+    }
+
+    /// Registers a connection while the engine runs. Active routers make new
+    /// instances that know the new name.
+    ///
+    /// # Errors
+    ///
+    /// As for [`EngineBuilder::build`]: an invalid or duplicate name, a bad
+    /// URL, an unreachable server (unless the pool is lazy).
+    pub async fn add_connection(&self, name: &str, url: &str, settings: PoolSettings) -> Result<()> {
+        self.check_open()?;
+        let name = ConnectionName::new(name)?;
+        if self.inner.registry.snapshot().get(&name).is_some() {
+            return Err(Error::DuplicateConnection { name: name.to_string() });
+        }
+        let url = ConnectionUrl::parse(name, url)?;
+        let entry = ConnectionEntry::open(name, url, settings).await?;
+        self.inner.registry.add(entry).await?;
+        self.connections_changed();
+        Ok(())
+    }
+
+    /// Unregisters a connection: new operations can no longer pick it, those
+    /// in flight finish, then its pool closes. The default cannot be removed
+    /// while other connections are registered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownConnection`], [`Error::RemoveDefault`].
+    pub async fn remove_connection(&self, name: &str) -> Result<()> {
+        let name = ConnectionName::new(name)?;
+        self.inner.registry.remove(name).await?;
+        self.connections_changed();
+        Ok(())
+    }
+
+    /// Closes every pool, waiting for connections in use to come back.
+    /// Later operations fail with [`Error::Closed`].
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Relaxed);
+        self.inner.registry.close_all().await;
+    }
+
+    /// A connection for a name that is not registered: made by the
+    /// factory, or the unknown-connection error.
+    pub(crate) fn make_connection(
+        &self,
+        name: ConnectionName,
+        requested_by: impl FnOnce() -> String,
+    ) -> Result<Arc<ConnectionEntry>> {
+        let registry = &self.inner.registry;
+        let made = match &self.inner.factory {
+            Some(factory) => factory.make(registry, name)?,
+            None => None,
+        };
+        let Some(entry) = made else {
+            return Err(registry.snapshot().unknown(name, requested_by()));
+        };
+        self.connections_changed();
+        Ok(entry)
+    }
+
+    /// Evicts the factory-made connections no decision chose within the
+    /// factory's idle time; returns their names. (Runs in the background
+    /// when the factory has an idle time.)
+    pub async fn evict_idle(&self) -> Vec<ConnectionName> {
+        let Some(factory) = &self.inner.factory else {
+            return Vec::new();
+        };
+        let evicted = factory.evict_idle(&self.inner.registry).await;
+        if !evicted.is_empty() {
+            self.connections_changed();
+        }
+        evicted
+    }
+
+    /// Runs `work` every `interval` in the background while the engine
+    /// lives.
+    pub(super) fn every<F, Fut>(&self, interval: Duration, work: F)
+    where
+        F: Fn(Engine) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let engine = Engine { inner };
+                if engine.inner.closed.load(Ordering::Relaxed) {
+                    break;
+                }
+                work(engine).await;
+            }
+        });
+    }
+
+    /// A read of model `M`, routed by `db_for_read`.
+    pub fn read<M: Model>(&self) -> Routed<'_> {
+        Routed::new(self, OpKind::Read, M::model_info())
+    }
+
+    /// A write of model `M`, routed by `db_for_write`.
+    pub fn write<M: Model>(&self) -> Routed<'_> {
+        Routed::new(self, OpKind::Write, M::model_info())
+    }
+
+    /// A read of a model given by its metadata.
+    pub fn read_model<'a>(&'a self, model: &'a ModelInfo) -> Routed<'a> {
+        Routed::new(self, OpKind::Read, model)
+    }
+
+    /// A write of a model given by its metadata.
+    pub fn write_model<'a>(&'a self, model: &'a ModelInfo) -> Routed<'a> {
+        Routed::new(self, OpKind::Write, model)
+    }
+
+    /// A transaction, to be pinned to one connection: the default one, a
+    /// named one ([`on`](TransactionBuilder::on)), or the one the router
+    /// picks for a model ([`for_write`](TransactionBuilder::for_write)),
+    /// then [`begin`](TransactionBuilder::begin) for a handle or
+    /// [`run`](TransactionBuilder::run) for a closure whose statements join
+    /// it. Inside it, a write the router would send to another connection
+    /// is an error (see [`TransactionRouting`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Engine, ModelInfo};
+    ///
+    /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// engine.connection("default")?.execute("CREATE TABLE t (x INTEGER)", &[]).await?;
+    /// let model = ModelInfo::new("T");
+    /// engine
+    ///     .transaction()
+    ///     .run(|_| async {
+    ///         // Joins the transaction without being handed it:
+    ///         engine.write_model(&model).execute("INSERT INTO t VALUES (1)", &[]).await?;
+    ///         Ok::<_, dbroute::Error>(())
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn transaction(&self) -> TransactionBuilder<'_> {
+        TransactionBuilder::new(self)
+    }
+
+    /// The entry registered as `name` (`None`: the default), outside any
+    /// transaction.
+    pub(crate) fn named_entry(&self, name: Option<&str>, requested_by: &str) -> Result<Arc<ConnectionEntry>> {
+        self.check_open()?;
+        let registry = self.inner.registry.snapshot_full();
+        let Some(name) = name else {
+            return Ok(registry.default_entry().clone());
+        };
+        let name = ConnectionName::new(name)?;
+        registry
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| registry.unknown(name, requested_by))
+    }
+
+    /// The entry registered as `name` (`default`: the default connection),
+    /// outside any transaction: schema changes run on the pool itself.
+    pub(crate) fn schema_entry(&self, name: &str, requested_by: &str) -> Result<Arc<ConnectionEntry>> {
+        self.check_open()?;
+        let registry = self.inner.registry.snapshot();
+        let name = ConnectionName::new(name)?;
+        registry
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| registry.unknown(name, requested_by))
+    }
+}

@@ -1,0 +1,297 @@
+//! Resolution: the one connection an operation runs on, in the documented
+//! order — the open transaction, an explicit `using`, the router chain
+//! (first opinion wins), `default` — and the routers' other questions
+//! (`allow_relation`, `allow_migrate`).
+
+use std::sync::Arc;
+
+use crate::connection::handle::Connection;
+use crate::connection::registry::ConnectionEntry;
+use crate::error::{Error, Result};
+use crate::model::{Hints, ModelInfo};
+use crate::name::ConnectionName;
+use crate::router::chain::ChainAnswer;
+use crate::router::{Migration, OpKind, Operation, Relation, RelationSide};
+use crate::transaction::{self, TxCore};
+
+use super::Engine;
+
+/// What a read does when its router faults (traps, runs past a limit,
+/// answers badly), or, for a read run through [`Engine::read`] and its
+/// kin (`Routed::fetch_*`), when the connection the router chose cannot be
+/// reached. A write, a read on a connection named with `using`, and a read
+/// in a transaction always fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFailure {
+    /// Fail the read (the default).
+    #[default]
+    Fail,
+    /// Log the problem and read from `default`.
+    FallBackToDefault,
+}
+
+/// What the router is asked inside a transaction, where every statement
+/// runs on the transaction's connection (see `docs/transactions.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TransactionRouting {
+    /// Writes are checked (the default): a write whose router has an
+    /// opinion naming another connection is [`Error::CrossConnection`]
+    /// instead of landing on the transaction's connection. A write no
+    /// router has an opinion on, and every read (to see the transaction's
+    /// own rows), runs in the transaction.
+    #[default]
+    CheckWrites,
+    /// Reads and writes are checked, and an operation no router has an
+    /// opinion on must belong to the default connection.
+    CheckAll,
+    /// Nothing is checked: every operation runs in the transaction, the
+    /// router is not asked.
+    PinAll,
+}
+
+/// The router chain's answer, or its error and whether that error is a
+/// fault (which a read may fall back from).
+type Asked<'c> = std::result::Result<ChainAnswer<'c>, (Error, bool)>;
+
+impl Engine {
+    /// Resolves one operation to a connection handle, in order:
+    ///
+    /// 1. an open transaction (`tx`, else the task's ambient one) pins it to
+    ///    its connection (checked against `using` and, by the engine's
+    ///    [`TransactionRouting`], the router);
+    /// 2. then [`decide_with`](Engine::decide_with): `using`, the router
+    ///    chain, `default`.
+    pub(crate) fn resolve(
+        &self,
+        kind: OpKind,
+        model: &ModelInfo,
+        hints: &Hints,
+        using: Option<&str>,
+        tx: Option<Arc<TxCore>>,
+    ) -> Result<Connection> {
+        match tx.or_else(transaction::current) {
+            Some(tx) => self.pinned(tx, kind, model, hints, using),
+            None => self.decide_with(kind, model, hints, using, |entry| Connection::new(entry.clone(), None)),
+        }
+    }
+
+    /// The connection for reading `model`, by the resolution order
+    /// (outside any transaction).
+    ///
+    /// # Errors
+    ///
+    /// A router's refusal or fault; a router naming an unregistered
+    /// connection.
+    pub fn db_for_read(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
+        self.decide_with(OpKind::Read, model, hints, None, |e| e.name)
+    }
+
+    /// The connection for writing `model`, by the resolution order
+    /// (outside any transaction).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::db_for_read`].
+    pub fn db_for_write(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
+        self.decide_with(OpKind::Write, model, hints, None, |e| e.name)
+    }
+
+    /// Resolves one operation to a registered connection, outside any
+    /// transaction.
+    pub(crate) fn decide(
+        &self,
+        kind: OpKind,
+        model: &ModelInfo,
+        hints: &Hints,
+        using: Option<&str>,
+    ) -> Result<Arc<ConnectionEntry>> {
+        self.decide_with(kind, model, hints, using, Arc::clone)
+    }
+
+    /// Resolves one operation outside any transaction, counts the
+    /// decision, and hands the chosen entry to `then` (so asking for a name
+    /// alone touches no reference count): `using`, else the router chain,
+    /// else `default`.
+    #[inline]
+    fn decide_with<T>(
+        &self,
+        kind: OpKind,
+        model: &ModelInfo,
+        hints: &Hints,
+        using: Option<&str>,
+        then: impl FnOnce(&Arc<ConnectionEntry>) -> T,
+    ) -> Result<T> {
+        self.check_open()?;
+        let registry = self.inner.registry.snapshot();
+        let made: Arc<ConnectionEntry>;
+        // The chain's generation, for route stats, when the chain decided.
+        let mut decided_by = None;
+        let entry = if let Some(using) = using {
+            // An explicit `using` wins; the router is not asked.
+            let name = ConnectionName::new(using)?;
+            match registry.get(&name) {
+                Some(entry) => entry,
+                None => {
+                    made = self.make_connection(name, || "using()".to_owned())?;
+                    &made
+                }
+            }
+        } else {
+            let routers = self.inner.routers.load();
+            decided_by = Some(routers.generation);
+            match ask(&routers, kind, model, hints) {
+                // The first router with an opinion decides.
+                Ok(ChainAnswer::Use(name, router)) => match registry.get(&name) {
+                    Some(entry) => entry,
+                    None => {
+                        made = self.make_connection(name, || router.identity().to_string())?;
+                        &made
+                    }
+                },
+                // No opinion: `default`.
+                Ok(ChainAnswer::Default) => registry.default_entry(),
+                Err((error, true))
+                    if kind == OpKind::Read && self.inner.read_failure == ReadFailure::FallBackToDefault =>
+                {
+                    tracing::warn!(
+                        model = model.name(),
+                        "router fault on a read, falling back to default: {error}"
+                    );
+                    registry.default_entry()
+                }
+                Err((error, _)) => return Err(error),
+            }
+        };
+        self.count_decision(kind, model, entry, decided_by);
+        Ok(then(entry))
+    }
+
+    fn count_decision(&self, kind: OpKind, model: &ModelInfo, entry: &ConnectionEntry, decided_by: Option<u64>) {
+        match kind {
+            OpKind::Read => entry.routed_reads.increment(),
+            OpKind::Write => entry.routed_writes.increment(),
+        }
+        if entry.from_factory {
+            entry.touch();
+        }
+        if let Some(stats) = &self.inner.route_stats {
+            let generation = decided_by.unwrap_or_else(|| self.inner.routers.load().generation);
+            stats.record(generation, kind, model.name(), entry.name);
+        }
+    }
+
+    /// An operation inside the open transaction `tx`: it runs on the
+    /// transaction's connection, if `using` and (as
+    /// [`TransactionRouting`] says) the router agree.
+    fn pinned(
+        &self,
+        tx: Arc<TxCore>,
+        kind: OpKind,
+        model: &ModelInfo,
+        hints: &Hints,
+        using: Option<&str>,
+    ) -> Result<Connection> {
+        let routing = self.inner.transaction_routing;
+        let check = match routing {
+            TransactionRouting::CheckWrites => kind == OpKind::Write,
+            TransactionRouting::CheckAll => true,
+            TransactionRouting::PinAll => false,
+        };
+        let requested = match using {
+            Some(using) => Some(ConnectionName::new(using)?),
+            None if check => match ask(&self.inner.routers.load(), kind, model, hints) {
+                Ok(ChainAnswer::Use(name, _)) => Some(name),
+                Ok(ChainAnswer::Default) if routing == TransactionRouting::CheckAll => Some(self.default_name()),
+                Ok(ChainAnswer::Default) => None,
+                Err((error, _)) => return Err(error),
+            },
+            None => None,
+        };
+        if let Some(requested) = requested {
+            self.check_joins(&tx, requested)?;
+        }
+        Ok(Connection::new(tx.entry.clone(), Some(tx)))
+    }
+
+    /// The one cross-connection check: inside the transaction `tx`, only
+    /// its own connection (by any name it is registered under) may be
+    /// asked for.
+    pub(crate) fn check_joins(&self, tx: &TxCore, requested: ConnectionName) -> Result<()> {
+        let registry = self.inner.registry.snapshot();
+        if registry.get(&requested).is_some_and(|e| Arc::ptr_eq(e, &tx.entry)) {
+            return Ok(());
+        }
+        Err(Error::CrossConnection {
+            transaction: tx.entry.name.to_string(),
+            requested: requested.to_string(),
+        })
+    }
+
+    /// May an object of `a` on connection `a_db` be related to one of `b` on
+    /// `b_db`? The first router with an opinion decides; without one, only
+    /// objects on the same connection may be related.
+    ///
+    /// # Errors
+    ///
+    /// A router fault; an unknown connection name.
+    pub fn allow_relation(&self, a: (&ModelInfo, &str), b: (&ModelInfo, &str), hints: &Hints) -> Result<bool> {
+        let (a_db, b_db) = (
+            self.registered_name(a.1, "allow_relation")?,
+            self.registered_name(b.1, "allow_relation")?,
+        );
+        let relation = Relation {
+            a: RelationSide { model: a.0, db: a_db },
+            b: RelationSide { model: b.0, db: b_db },
+            hints,
+        };
+        Ok(self
+            .inner
+            .routers
+            .load()
+            .allow_relation(&relation)?
+            .unwrap_or(a_db == b_db))
+    }
+
+    /// May `model`'s schema be created on connection `db`? The first router
+    /// with an opinion decides; without one, yes.
+    ///
+    /// # Errors
+    ///
+    /// A router fault; an unknown connection name.
+    pub fn allow_migrate(&self, db: &str, model: &ModelInfo, hints: &Hints) -> Result<bool> {
+        let db = self.registered_name(db, "allow_migrate")?;
+        let migration = Migration { db, model, hints };
+        Ok(self.inner.routers.load().allow_migrate(&migration)?.unwrap_or(true))
+    }
+
+    /// The registered name `name` stands for (`default` is the default
+    /// connection's own name).
+    fn registered_name(&self, name: &str, requested_by: &str) -> Result<ConnectionName> {
+        let registry = self.inner.registry.snapshot();
+        let name = ConnectionName::new(name)?;
+        registry
+            .get(&name)
+            .map(|e| e.name)
+            .ok_or_else(|| registry.unknown(name, requested_by))
+    }
+}
+
+/// The router chain's walk, for one operation with the current hint
+/// scope's hints merged in.
+#[inline]
+fn ask<'c>(
+    routers: &'c crate::router::chain::ActiveRouters,
+    kind: OpKind,
+    model: &ModelInfo,
+    hints: &Hints,
+) -> Asked<'c> {
+    let hints = crate::scope::effective(hints);
+    routers.decide(&Operation {
+        kind,
+        model,
+        hints: hints.hints(),
+    })
+}

@@ -1,0 +1,90 @@
+//! What the engine reports: connection status and health, and decision
+//! counts.
+
+use std::time::Duration;
+
+use crate::connection::handle::Connection;
+use crate::connection::stats::ConnectionStatus;
+use crate::error::Error;
+use crate::name::ConnectionName;
+use crate::route_stats::{RouteCount, RouteStats};
+
+use super::Engine;
+
+/// How many decisions chose one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionCount {
+    /// The connection.
+    pub connection: ConnectionName,
+    /// Reads routed to it.
+    pub reads: u64,
+    /// Writes routed to it.
+    pub writes: u64,
+}
+
+impl Engine {
+    /// A snapshot of every connection: pool, statements, latency, errors,
+    /// health, decisions.
+    pub fn status(&self) -> Vec<ConnectionStatus> {
+        let registry = self.inner.registry.snapshot();
+        let default = registry.default_entry().name;
+        registry
+            .names()
+            .into_iter()
+            .filter_map(|name| registry.get(&name).cloned())
+            .map(|entry| ConnectionStatus::of(&entry, entry.name == default))
+            .collect()
+    }
+
+    /// Checks every connection now (`SELECT 1`, within `timeout`) and
+    /// returns the [`Engine::status`] with the results.
+    pub async fn check_health(&self, timeout: Duration) -> Vec<ConnectionStatus> {
+        let snapshot = self.inner.registry.snapshot_full();
+        let checks = snapshot.entries().map(|entry| {
+            let connection = Connection::new(entry.clone(), None);
+            async move {
+                match tokio::time::timeout(timeout, connection.execute("SELECT 1", &[])).await {
+                    Ok(Ok(_)) => entry.stats.set_health(true),
+                    Ok(Err(_)) => entry.stats.set_health(false),
+                    Err(_) => {
+                        entry.stats.set_health(false);
+                        let timed_out = Error::PoolTimedOut {
+                            connection: entry.name.to_string(),
+                            timeout,
+                        };
+                        entry.stats.record_error(&entry.explain(timed_out).await);
+                    }
+                }
+            }
+        });
+        for check in checks {
+            check.await;
+        }
+        self.status()
+    }
+
+    /// Decisions counted per connection since the engine started.
+    pub fn decision_counts(&self) -> Vec<DecisionCount> {
+        let registry = self.inner.registry.snapshot();
+        registry
+            .names()
+            .into_iter()
+            .filter_map(|name| registry.get(&name).map(|e| (name, e)))
+            .map(|(connection, e)| DecisionCount {
+                connection,
+                reads: e.routed_reads.get(),
+                writes: e.routed_writes.get(),
+            })
+            .collect()
+    }
+
+    /// Decisions counted per route, when the engine was built with
+    /// [`EngineBuilder::route_stats`] (empty otherwise).
+    pub fn route_stats(&self) -> Vec<RouteCount> {
+        self.inner
+            .route_stats
+            .as_ref()
+            .map(RouteStats::snapshot)
+            .unwrap_or_default()
+    }
+}
