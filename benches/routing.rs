@@ -89,7 +89,7 @@ fn sqlite_names(rt: &Runtime) -> Engine {
 fn load(engine: &Engine, name: &str, path: &str, cache: bool, compilation: Compilation) -> WasmRouter {
     engine
         .load_router(
-            WasmRouter::builder(name).answer_cache(cache).compilation(compilation),
+            WasmRouter::named(name).answer_cache(cache).compilation(compilation),
             RouterSource::File(path.into()),
         )
         .unwrap_or_else(|e| panic!("router {name}: {e}"))
@@ -453,7 +453,7 @@ fn swap(c: &mut Criterion) {
             b.iter(|| {
                 let router = engine
                     .load_router(
-                        WasmRouter::builder(case).compilation(compilation),
+                        WasmRouter::named(case).compilation(compilation),
                         RouterSource::Bytes(module.clone()),
                     )
                     .unwrap();
@@ -465,7 +465,7 @@ fn swap(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let cached = engine_with(&rt, &SQLITE_NAMES, |b| b.compiled_router_cache(dir.path()));
     let first = cached
-        .load_router(WasmRouter::builder("reference"), RouterSource::Bytes(bytes.clone()))
+        .load_router(WasmRouter::named("reference"), RouterSource::Bytes(bytes.clone()))
         .unwrap();
     assert!(!first.info().compiled_from_cache);
     // Optimized in the background, and then in the cache.
@@ -474,7 +474,7 @@ fn swap(c: &mut Criterion) {
     group.bench_function("precompiled", |b| {
         b.iter(|| {
             let router = cached
-                .load_router(WasmRouter::builder("reference"), RouterSource::Bytes(bytes.clone()))
+                .load_router(WasmRouter::named("reference"), RouterSource::Bytes(bytes.clone()))
                 .unwrap();
             assert!(router.info().compiled_from_cache);
             cached.set_router(router)
@@ -648,7 +648,7 @@ fn under_load(engine: &Engine, bytes: &Arc<[u8]>, stop: Stop, pause: Option<Dura
                 };
                 let router = engine
                     .load_router(
-                        WasmRouter::builder("reference").answer_cache(false),
+                        WasmRouter::named("reference").answer_cache(false),
                         RouterSource::Bytes(bytes.clone()),
                     )
                     .unwrap();
@@ -805,7 +805,7 @@ fn memory(_c: &mut Criterion) {
         let start = resident_bytes().unwrap_or(before);
         let router = engine
             .load_router(
-                WasmRouter::builder(format!("memory-{language}"))
+                WasmRouter::named(format!("memory-{language}"))
                     .answer_cache(false)
                     .compilation(Compilation::Optimized),
                 RouterSource::File((*path).into()),

@@ -222,8 +222,8 @@ impl Config {
             } else {
                 self.base.join(&r.path)
             };
-            builder = builder.wasm_router(
-                WasmRouter::builder(&r.name).config(r.config.clone()),
+            builder = builder.add_wasm_router(
+                WasmRouter::named(&r.name).config(r.config.clone()),
                 RouterSource::File(path),
             );
         }

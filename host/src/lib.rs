@@ -45,7 +45,7 @@
 //!   (func (export "db_for_read") (param i32 i32) (result i64)
 //!     i64.const 0x0000001000000007))"#;
 //! let router = engine.load_router(
-//!     WasmRouter::builder("replica").expect(Expectation::read("User").answers("replica")),
+//!     WasmRouter::named("replica").expect(Expectation::read("User").answers("replica")),
 //!     RouterSource::Bytes(wat.as_bytes().into()),
 //! )?;
 //! engine.set_router(router);

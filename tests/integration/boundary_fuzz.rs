@@ -78,7 +78,7 @@ fn engine(rt: &tokio::runtime::Runtime, names: &[&str]) -> Engine {
 fn activate(engine: &Engine, name: &str, wat: &str, config: Json) {
     let router = engine
         .load_router(
-            WasmRouter::builder(name).config(config),
+            WasmRouter::named(name).config(config),
             RouterSource::Bytes(wat.as_bytes().into()),
         )
         .unwrap();
@@ -423,7 +423,7 @@ fn reference_engine(rt: &tokio::runtime::Runtime) -> Engine {
         .load_router(
             // Optimized at once: no move to optimized code (a new instance,
             // and the compiler's memory) in the middle of a test.
-            WasmRouter::builder("reference")
+            WasmRouter::named("reference")
                 .config(serde_json::json!({"tenants": {"acme": "tenant_acme"}}))
                 .compilation(Compilation::Optimized),
             RouterSource::File(dbroute_example_routers::REFERENCE.into()),

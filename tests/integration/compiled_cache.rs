@@ -24,7 +24,7 @@ async fn engine(dir: &Path) -> Engine {
 fn load(engine: &Engine) -> WasmRouter {
     let router = engine
         .load_router(
-            WasmRouter::builder("reference"),
+            WasmRouter::named("reference"),
             RouterSource::File(dbroute_example_routers::REFERENCE.into()),
         )
         .unwrap();
@@ -117,7 +117,7 @@ async fn a_folder_others_may_write_is_refused() {
     let engine = engine(dir.path()).await;
     let error = engine
         .load_router(
-            WasmRouter::builder("reference"),
+            WasmRouter::named("reference"),
             RouterSource::File(dbroute_example_routers::REFERENCE.into()),
         )
         .unwrap_err();

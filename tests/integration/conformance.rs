@@ -178,7 +178,7 @@ impl Language {
     /// Its router with `config`, compiled by the tier `compilation` names
     /// (and never moved to another).
     fn builder(&self, config: &serde_json::Value, compilation: Compilation) -> WasmRouterBuilder {
-        WasmRouter::builder(format!("{}-reference", self.name))
+        WasmRouter::named(format!("{}-reference", self.name))
             .config(config.clone())
             .compilation(compilation)
     }

@@ -29,7 +29,7 @@ async fn engine_with(dbs: &[(&str, &TestDb)], router: &str, path: &str, config: 
     // mid-test (the round-robin router's turns are per instance).
     let router = engine
         .load_router(
-            WasmRouter::builder(router)
+            WasmRouter::named(router)
                 .config(config)
                 .compilation(Compilation::Baseline),
             RouterSource::File(path.into()),
@@ -249,7 +249,7 @@ async fn round_robin_spreads_reads_over_its_replicas() {
     // Its init refuses a replica that is not a registered connection.
     let err = engine
         .load_router(
-            WasmRouter::builder("round-robin").config(json!({"replicas": ["r1", "r9"]})),
+            WasmRouter::named("round-robin").config(json!({"replicas": ["r1", "r9"]})),
             RouterSource::File(dbroute_example_routers::ROUND_ROBIN.into()),
         )
         .unwrap_err();

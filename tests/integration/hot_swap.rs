@@ -39,7 +39,7 @@ async fn swapping_under_load_loses_no_decision() {
     let load = |k: usize| {
         engine
             .load_router(
-                WasmRouter::builder(format!("v{k}")),
+                WasmRouter::named(format!("v{k}")),
                 RouterSource::Bytes(fixed_router_wat(names[1 + k % 4]).into_bytes().into()),
             )
             .unwrap()
@@ -103,7 +103,7 @@ async fn clearing_the_router_sends_everything_to_default() {
     let engine = engine_with(&["default", "c0"]).await;
     let router = engine
         .load_router(
-            WasmRouter::builder("c0"),
+            WasmRouter::named("c0"),
             RouterSource::Bytes(fixed_router_wat("c0").into_bytes().into()),
         )
         .unwrap();

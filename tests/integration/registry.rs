@@ -315,3 +315,30 @@ async fn a_toml_file_builds_the_same_engine() {
     .unwrap_err();
     assert!(matches!(err, Error::MissingEnvVar { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn connect_lazily_covers_connections_registered_after_it() {
+    // Nothing listens on port 1: an eager pool would fail the build.
+    let engine = Engine::builder()
+        .connect_lazily()
+        .connection("default", "sqlite::memory:")
+        .connection_with(
+            "dead",
+            "postgres://bob:hunter2@127.0.0.1:1/app",
+            PoolSettings::new().acquire_timeout(Duration::from_millis(300)),
+        )
+        .build()
+        .await
+        .expect("lazy connections are not opened at build");
+    let err = engine
+        .connection("dead")
+        .unwrap()
+        .execute("SELECT 1", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Connect { connection, .. } if connection == "dead"),
+        "{err:?}"
+    );
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+}

@@ -121,7 +121,7 @@ async fn a_dead_replica_fails_reads_fast_keeps_writes_and_recovers_by_itself() {
             server.url("postgres"),
             PoolSettings::new().max_connections(4).acquire_timeout(ACQUIRE),
         )
-        .router(ReadsFromReplica)
+        .add_router(ReadsFromReplica)
         .build()
         .await
         .unwrap();
@@ -283,7 +283,7 @@ async fn fall_back_to_default_serves_reads_of_a_dead_database() {
                 format!("postgres://postgres@127.0.0.1:{dead_port}/none"),
                 PoolSettings::new().lazy(true).acquire_timeout(acquire),
             )
-            .router(ReadsFromReplica)
+            .add_router(ReadsFromReplica)
             .read_failure(policy)
             .build()
     };
@@ -352,7 +352,7 @@ async fn an_exhausted_pool_times_out_naming_the_pool_never_hangs() {
             &replica.url,
             PoolSettings::new().max_connections(2).acquire_timeout(acquire),
         )
-        .router(ReadsFromReplica)
+        .add_router(ReadsFromReplica)
         .build()
         .await
         .unwrap();
@@ -758,7 +758,7 @@ async fn soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes() {
         let (read, write) = ROUTERS[k];
         engine
             .load_router(
-                WasmRouter::builder(format!("soak{k}")),
+                WasmRouter::named(format!("soak{k}")),
                 RouterSource::Bytes(split_router_wat(read, write).into_bytes().into()),
             )
             .unwrap()
@@ -789,7 +789,7 @@ async fn soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes() {
                     let (read, write) = ROUTERS[k];
                     engine
                         .load_router(
-                            WasmRouter::builder(format!("fresh{generation}")),
+                            WasmRouter::named(format!("fresh{generation}")),
                             RouterSource::Bytes(split_router_wat(read, write).into_bytes().into()),
                         )
                         .unwrap()

@@ -63,7 +63,7 @@ fn runtime(limits: RouterLimits) -> RouterRuntime {
 
 /// A router called `name`, compiled by the baseline tier only.
 fn builder(name: &str) -> WasmRouterBuilder {
-    WasmRouter::builder(name).compilation(Compilation::Baseline)
+    WasmRouter::named(name).compilation(Compilation::Baseline)
 }
 
 /// Loads fixture `name` as a router called `name`, told that `default` and
@@ -163,7 +163,7 @@ async fn routed_by_tier(file: &str, policy: ReadFailure, limits: RouterLimits, c
     let engine = engine(policy, limits).await;
     let router = engine
         .load_router(
-            WasmRouter::builder(file).compilation(compilation),
+            WasmRouter::named(file).compilation(compilation),
             RouterSource::File(router_file(file)),
         )
         .expect("the router loads");
@@ -597,7 +597,7 @@ async fn an_engine_refuses_a_router_at_load_and_at_build() {
 
     let error = Engine::builder()
         .connection("default", "sqlite::memory:")
-        .wasm_router(builder("v2"), RouterSource::File(router_file("abi_version_2")))
+        .add_wasm_router(builder("v2"), RouterSource::File(router_file("abi_version_2")))
         .build()
         .await
         .expect_err("refused");

@@ -43,7 +43,7 @@ async fn a_reload_is_followed_by_no_further_loads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("router.wat");
     std::fs::write(&path, fixed_router_wat("c0")).unwrap();
-    let watcher = engine.watch_router(WasmRouter::builder("watched"), &path).unwrap();
+    let watcher = engine.watch_router(WasmRouter::named("watched"), &path).unwrap();
     assert_eq!(reads_go_to(&engine), "c0");
     let first = watcher.status();
 
@@ -67,7 +67,7 @@ async fn reading_the_file_is_not_a_change() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("router.wat");
     std::fs::write(&path, fixed_router_wat("c0")).unwrap();
-    let watcher = engine.watch_router(WasmRouter::builder("watched"), &path).unwrap();
+    let watcher = engine.watch_router(WasmRouter::named("watched"), &path).unwrap();
     let before = watcher.status();
     for _ in 0..100 {
         std::fs::read(&path).unwrap();
@@ -85,7 +85,7 @@ async fn the_same_bytes_written_again_are_not_compiled() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("router.wat");
     std::fs::write(&path, fixed_router_wat("c0")).unwrap();
-    let watcher = engine.watch_router(WasmRouter::builder("watched"), &path).unwrap();
+    let watcher = engine.watch_router(WasmRouter::named("watched"), &path).unwrap();
     let generation = engine.router_status().generation;
 
     std::fs::write(&path, fixed_router_wat("c0")).unwrap();
@@ -113,7 +113,7 @@ async fn a_configmap_update_reloads_once() {
     std::os::unix::fs::symlink("..2026_12_06_10_00_00.1", mount.join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/router.wat", mount.join("router.wat")).unwrap();
     let watcher = engine
-        .watch_router(WasmRouter::builder("configmap"), mount.join("router.wat"))
+        .watch_router(WasmRouter::named("configmap"), mount.join("router.wat"))
         .unwrap();
     assert_eq!(reads_go_to(&engine), "c0");
 
@@ -156,7 +156,7 @@ async fn a_link_target_edited_in_place_in_another_folder_reloads() {
     std::fs::write(&target, fixed_router_wat("c0")).unwrap();
     let link = links.path().join("router.wat");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let watcher = engine.watch_router(WasmRouter::builder("linked"), &link).unwrap();
+    let watcher = engine.watch_router(WasmRouter::named("linked"), &link).unwrap();
 
     std::fs::write(&target, fixed_router_wat("c1")).unwrap();
     wait_for(&watcher, "reloaded", |s| s.reloads == 1).await;
@@ -169,7 +169,7 @@ async fn a_file_written_in_two_halves_ends_loaded_with_at_most_one_refusal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("router.wat");
     std::fs::write(&path, fixed_router_wat("c0")).unwrap();
-    let watcher = engine.watch_router(WasmRouter::builder("watched"), &path).unwrap();
+    let watcher = engine.watch_router(WasmRouter::named("watched"), &path).unwrap();
 
     let new = fixed_router_wat("c1");
     let (first_half, second_half) = new.split_at(new.len() / 2);
@@ -193,7 +193,7 @@ async fn a_refused_file_is_reported_once_and_the_old_router_serves() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("router.wat");
     std::fs::write(&path, fixed_router_wat("c0")).unwrap();
-    let watcher = engine.watch_router(WasmRouter::builder("watched"), &path).unwrap();
+    let watcher = engine.watch_router(WasmRouter::named("watched"), &path).unwrap();
     let active = watcher.status().active;
 
     let broken = "(module (memory (export \"memory\") 1) (func (export \"dbroute_abi";
@@ -231,7 +231,7 @@ async fn a_dropped_watcher_stops_and_the_router_stays() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("router.wat");
     std::fs::write(&path, fixed_router_wat("c0")).unwrap();
-    let watcher = engine.watch_router(WasmRouter::builder("watched"), &path).unwrap();
+    let watcher = engine.watch_router(WasmRouter::named("watched"), &path).unwrap();
     let generation = watcher.status().generation;
     drop(watcher);
     deploy(&path, &fixed_router_wat("c1"));

@@ -37,7 +37,7 @@ async fn engine_with(connections: &[(&str, &str)], router: Option<Placement>) ->
         builder = builder.connection(*name, *url);
     }
     if let Some(router) = router {
-        builder = builder.router(router);
+        builder = builder.add_router(router);
     }
     builder.build().await.expect("engine")
 }
@@ -582,11 +582,11 @@ async fn mixed_engine(pg: &TestDb, cache: &TestDb, first: Option<Placement>) -> 
         .connection("default", &pg.url)
         .connection("cache", &cache.url);
     if let Some(router) = first {
-        builder = builder.router(router);
+        builder = builder.add_router(router);
     }
     builder
-        .wasm_router(
-            WasmRouter::builder("cache"),
+        .add_wasm_router(
+            WasmRouter::named("cache"),
             RouterSource::File(dbroute_example_routers::CACHE.into()),
         )
         .build()

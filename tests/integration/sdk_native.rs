@@ -3,7 +3,7 @@
 //! table as its WebAssembly build does; a panic fails only its own call;
 //! calls from many threads share a few instances; init refusals are load
 //! errors; new connections re-initialise the instances; and a router given
-//! to `EngineBuilder::router` routes real rows on SQLite.
+//! to `EngineBuilder::add_router` routes real rows on SQLite.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -21,7 +21,7 @@ use crate::support::reference_connections;
 
 /// The reference router's WebAssembly build, on baseline code, for `case`.
 fn wasm_reference(runtime: &RouterRuntime, connections: &[String], case: &Case) -> dbroute::Result<WasmRouter> {
-    WasmRouter::builder("reference")
+    WasmRouter::named("reference")
         .config(case.config.clone())
         .connections(connections)
         .compilation(Compilation::Baseline)
@@ -234,7 +234,7 @@ async fn a_panic_is_a_router_fault_through_the_engine() {
         .expect("loads");
     let engine = Engine::builder()
         .connection("default", "sqlite::memory:")
-        .router(router)
+        .add_router(router)
         .build()
         .await
         .expect("engine");
@@ -294,7 +294,7 @@ async fn malformed_and_unknown_names_fail_as_a_modules_do() {
     // A well-formed name that is not registered: the engine's error.
     let engine = Engine::builder()
         .connection("default", "sqlite::memory:")
-        .router(router.clone())
+        .add_router(router.clone())
         .build()
         .await
         .expect("engine");
@@ -485,7 +485,7 @@ async fn new_connections_reinitialise_the_instances() {
     assert_eq!(router.idle_instances(), idle);
 }
 
-/// The reference router's crate, given to `EngineBuilder::router`, routes
+/// The reference router's crate, given to `EngineBuilder::add_router`, routes
 /// real rows into three SQLite databases: reads come from the connection
 /// it names, writes land there and nowhere else, a refused write writes
 /// nothing, and `allow_migrate` answers through the engine.
@@ -496,7 +496,11 @@ async fn an_sdk_router_given_to_the_engine_builder_routes_rows_on_sqlite() {
         .connections(NAMES)
         .build()
         .expect("loads");
-    let engine = reference_connections().router(router).build().await.expect("engine");
+    let engine = reference_connections()
+        .add_router(router)
+        .build()
+        .await
+        .expect("engine");
     assert_eq!(engine.router_status().routers, [RouterIdentity::native("reference")]);
     // Each database holds one row saying which database it is (id 0).
     for db in NAMES {

@@ -184,8 +184,8 @@ async fn passwords_never_reach_logs_errors_debug_or_routers() {
     let builder = Engine::builder()
         .connection("default", &url)
         .connection_with("replica", &replica_url, quick())
-        .wasm_router(
-            WasmRouter::builder("init-echo"),
+        .add_wasm_router(
+            WasmRouter::named("init-echo"),
             RouterSource::Bytes(INIT_ECHO.as_bytes().into()),
         );
     seen.push(format!("{builder:?}"));
@@ -569,7 +569,7 @@ async fn a_router_loaded_before_a_connection_change_learns_it_when_activated() {
         .unwrap();
     let router = engine
         .load_router(
-            WasmRouter::builder("init-echo"),
+            WasmRouter::named("init-echo"),
             RouterSource::Bytes(INIT_ECHO.as_bytes().into()),
         )
         .unwrap();

@@ -49,7 +49,7 @@ per_backend!(scopes_route_everything_inside_them, |db: TestDb| async move {
         .connection("default", &db.url)
         .connection("acme", &a.url)
         .connection("globex", &b.url)
-        .router(ByTenant)
+        .add_router(ByTenant)
         .build()
         .await
         .unwrap();
@@ -109,7 +109,7 @@ async fn the_factory_makes_postgres_tenant_databases_once() {
     let counted = calls.clone();
     let engine = Engine::builder()
         .connection("default", &default.url)
-        .router(ByTenant)
+        .add_router(ByTenant)
         .connection_factory(
             ConnectionFactory::from_fn(move |name| {
                 counted.fetch_add(1, Ordering::SeqCst);
@@ -186,7 +186,7 @@ async fn the_factory_makes_sqlite_files_and_evicts_idle_ones() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::builder()
         .connection("default", "sqlite::memory:")
-        .router(ByTenant)
+        .add_router(ByTenant)
         .connection_factory(
             ConnectionFactory::from_template(format!("sqlite:{}/{{name}}.db", dir.path().display()))
                 .evict_after_idle(Duration::from_millis(300)),
@@ -230,7 +230,7 @@ async fn the_factory_makes_sqlite_files_and_evicts_idle_ones() {
 async fn without_a_factory_an_unknown_name_is_an_error() {
     let engine = Engine::builder()
         .connection("default", "sqlite::memory:")
-        .router(ByTenant)
+        .add_router(ByTenant)
         .build()
         .await
         .unwrap();
@@ -290,7 +290,7 @@ async fn decisions_are_counted_per_route() {
     let engine = Engine::builder()
         .connection("default", "sqlite::memory:")
         .connection("acme", "sqlite::memory:")
-        .router(ByTenant)
+        .add_router(ByTenant)
         .route_stats(true)
         .build()
         .await

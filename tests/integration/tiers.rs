@@ -24,7 +24,7 @@ async fn reference_engine() -> Engine {
 fn load_reference(engine: &Engine, compilation: Compilation) -> WasmRouter {
     engine
         .load_router(
-            WasmRouter::builder("reference")
+            WasmRouter::named("reference")
                 .compilation(compilation)
                 .answer_cache(false),
             RouterSource::File(dbroute_example_routers::REFERENCE.into()),
@@ -106,7 +106,7 @@ fn a_router_the_baseline_compiler_cannot_take_is_optimized_at_once() {
   (func (export "db_for_read") (param i32 i32) (result i64) return_call $answer))"#;
     let runtime = RouterRuntime::new(RouterLimits::default()).unwrap();
     for compilation in [Compilation::Tiered, Compilation::Baseline] {
-        let router = WasmRouter::builder("tail-call")
+        let router = WasmRouter::named("tail-call")
             .compilation(compilation)
             .load(&runtime, wat.as_bytes())
             .unwrap();

@@ -232,7 +232,7 @@ per_backend!(
             .connection("default", &db.url)
             .connection("other", &other.url)
             .transaction_routing(TransactionRouting::PinAll)
-            .router(Fixed {
+            .add_router(Fixed {
                 read: Some("other"),
                 write: Some("other"),
                 calls: Arc::default(),
@@ -416,7 +416,7 @@ per_backend!(transactions_never_span_databases, |db: TestDb| async move {
         .connection("default", &db.url)
         .connection("other", &_other.url)
         .transaction_routing(TransactionRouting::CheckAll)
-        .router(Fixed {
+        .add_router(Fixed {
             read: Some("other"),
             write: None,
             calls: Arc::default(),

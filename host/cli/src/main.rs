@@ -138,7 +138,7 @@ impl LoadArgs {
     /// a host loads a router on that code too, and this process makes too
     /// few decisions to gain from optimizing it.
     fn builder(&self) -> WasmRouterBuilder {
-        let mut builder = WasmRouter::builder(self.router_name())
+        let mut builder = WasmRouter::named(self.router_name())
             .connections(self.connection_names())
             .compilation(Compilation::Baseline);
         if let Some(config) = &self.config {

@@ -57,6 +57,7 @@ pub struct EngineBuilder {
     factory: Option<ConnectionFactory>,
     health_interval: Option<Duration>,
     route_stats: bool,
+    lazy: bool,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -84,6 +85,7 @@ impl EngineBuilder {
             factory: None,
             health_interval: None,
             route_stats: false,
+            lazy: false,
         }
     }
 
@@ -100,13 +102,12 @@ impl EngineBuilder {
         self
     }
 
-    /// Makes every connection registered so far connect on first use
-    /// instead of when the engine is built (a dead server then shows up in
-    /// [`Engine::check_health`] instead of failing the build).
+    /// Makes every connection, registered before or after this call,
+    /// connect on first use instead of when the engine is built (a dead
+    /// server then shows up in [`Engine::check_health`] instead of failing
+    /// the build). One connection alone: [`PoolSettings::lazy`].
     pub fn connect_lazily(mut self) -> Self {
-        for (_, _, settings) in &mut self.connections {
-            *settings = settings.clone().lazy(true);
-        }
+        self.lazy = true;
         self
     }
 
@@ -120,16 +121,19 @@ impl EngineBuilder {
         self
     }
 
-    /// Appends a native router to the chain.
-    pub fn router(mut self, router: impl Router) -> Self {
+    /// Appends a native router to the chain (routers are asked in the order
+    /// they are added; [`Engine::set_router`] later replaces the whole
+    /// chain).
+    pub fn add_router(mut self, router: impl Router) -> Self {
         self.routers.push(PendingRouter::Native(Arc::new(router)));
         self
     }
 
-    /// Appends a WebAssembly router to the chain, loaded when the engine is
-    /// built (its `dbroute_init` learns the registered connections).
-    pub fn wasm_router(mut self, router: WasmRouterBuilder, source: RouterSource) -> Self {
-        self.routers.push(PendingRouter::Wasm(router, source));
+    /// Appends a WebAssembly router to the chain, loaded from `source` (a
+    /// file's path or module bytes) when the engine is built (its
+    /// `dbroute_init` learns the registered connections).
+    pub fn add_wasm_router(mut self, router: WasmRouterBuilder, source: impl Into<RouterSource>) -> Self {
+        self.routers.push(PendingRouter::Wasm(router, source.into()));
         self
     }
 
@@ -209,7 +213,12 @@ impl EngineBuilder {
                 return Err(Error::DuplicateConnection { name: name.to_string() });
             }
             names.push(name);
-            urls.push((name, ConnectionUrl::parse(name, url)?, settings.clone()));
+            let settings = if self.lazy {
+                settings.clone().lazy(true)
+            } else {
+                settings.clone()
+            };
+            urls.push((name, ConnectionUrl::parse(name, url)?, settings));
         }
         let default = match &self.default {
             Some(d) => {

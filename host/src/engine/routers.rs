@@ -12,13 +12,64 @@ use crate::router::{RouterChain, RouterStatus};
 
 use super::Engine;
 
-/// Where a WebAssembly router's module comes from.
+/// Where a WebAssembly router's module comes from: a file's path or the
+/// module's bytes. Functions that load a router take `impl
+/// Into<RouterSource>`, so a `PathBuf`, a `&Path` or the bytes (a `Vec<u8>`,
+/// an `Arc<[u8]>`) can be passed as they are.
+///
+/// # Examples
+///
+/// ```
+/// use std::path::Path;
+/// use dbroute::RouterSource;
+///
+/// let from_file: RouterSource = Path::new("routers/replica.wasm").into();
+/// let from_bytes: RouterSource = b"(module)".to_vec().into();
+/// assert!(matches!(from_file, RouterSource::File(_)));
+/// assert!(matches!(from_bytes, RouterSource::Bytes(_)));
+/// ```
 #[derive(Debug, Clone)]
 pub enum RouterSource {
     /// A `.wasm` or `.wat` file.
     File(PathBuf),
     /// Module bytes (binary or WAT text).
     Bytes(Arc<[u8]>),
+}
+
+impl From<PathBuf> for RouterSource {
+    fn from(path: PathBuf) -> Self {
+        RouterSource::File(path)
+    }
+}
+
+impl From<&Path> for RouterSource {
+    fn from(path: &Path) -> Self {
+        RouterSource::File(path.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for RouterSource {
+    fn from(path: &PathBuf) -> Self {
+        RouterSource::File(path.clone())
+    }
+}
+
+impl From<Vec<u8>> for RouterSource {
+    fn from(bytes: Vec<u8>) -> Self {
+        RouterSource::Bytes(bytes.into())
+    }
+}
+
+impl From<Arc<[u8]>> for RouterSource {
+    fn from(bytes: Arc<[u8]>) -> Self {
+        RouterSource::Bytes(bytes)
+    }
+}
+
+impl From<&[u8]> for RouterSource {
+    fn from(bytes: &[u8]) -> Self {
+        RouterSource::Bytes(bytes.into())
+    }
 }
 
 impl Engine {
@@ -55,10 +106,10 @@ impl Engine {
     /// # Errors
     ///
     /// [`Error::RouterLoad`] with the reason it was refused.
-    pub fn load_router(&self, builder: WasmRouterBuilder, source: RouterSource) -> Result<WasmRouter> {
+    pub fn load_router(&self, builder: WasmRouterBuilder, source: impl Into<RouterSource>) -> Result<WasmRouter> {
         let runtime = self.router_runtime()?;
         let builder = builder.connection_names(self.connection_names());
-        match source {
+        match source.into() {
             RouterSource::File(path) => builder.load_file(runtime, path),
             RouterSource::Bytes(bytes) => builder.load(runtime, &bytes),
         }
@@ -137,7 +188,7 @@ impl Engine {
     ///   (func (export "dbroute_abi_version") (result i32) i32.const 1)
     ///   (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
     ///   (func (export "db_for_read") (param i32 i32) (result i64) i64.const 0))"#).unwrap();
-    /// let watcher = engine.watch_router(WasmRouter::builder("rules"), &path)?;
+    /// let watcher = engine.watch_router(WasmRouter::named("rules"), &path)?;
     /// assert_eq!(watcher.status().reloads, 0);
     /// assert_eq!(engine.router_status().routers[0].name(), "rules");
     /// # drop(watcher);

@@ -89,7 +89,7 @@ const IDLE_INSTANCES: usize = 32;
 /// let engine = Engine::builder()
 ///     .connection("default", "sqlite::memory:")
 ///     .connection("replica", "sqlite::memory:")
-///     .router(router)
+///     .add_router(router)
 ///     .build()
 ///     .await?;
 /// let user = ModelInfo::new("User");
@@ -330,7 +330,7 @@ where
     /// Makes a first instance, initialised with the configuration and the
     /// connection names given to [`SdkRouterBuilder::connections`], and
     /// returns the router. Give it to
-    /// [`EngineBuilder::router`](crate::EngineBuilder::router) (with the
+    /// [`EngineBuilder::add_router`](crate::EngineBuilder::add_router) (with the
     /// names of the engine's connections), or to
     /// [`Engine::set_router`](crate::Engine::set_router).
     ///

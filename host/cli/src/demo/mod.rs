@@ -61,7 +61,7 @@ impl Demo {
     /// Loads a WAT router with the engine's runtime, checking `expect`
     /// before it may be used.
     pub(crate) fn router(&self, name: &str, wat: &str, expect: Vec<Expectation>) -> anyhow::Result<WasmRouter> {
-        let mut builder = WasmRouter::builder(name);
+        let mut builder = WasmRouter::named(name);
         for expectation in expect {
             builder = builder.expect(expectation);
         }
@@ -84,7 +84,7 @@ impl Demo {
             std::path::Path::new(path).is_file(),
             "the example router `{name}` is not at {path}: run the demo from the repository with `cargo run -p dbroute-cli -- demo`, which builds it"
         );
-        let mut builder = WasmRouter::builder(name).config(config);
+        let mut builder = WasmRouter::named(name).config(config);
         for expectation in expect {
             builder = builder.expect(expectation);
         }

@@ -137,7 +137,7 @@ impl ExpectationBuilder {
 ///   (func (export "db_for_read") (param i32 i32) (result i64)
 ///     i64.const 0x0000001000000007))"#;
 /// let runtime = RouterRuntime::new(RouterLimits::default())?;
-/// let router = WasmRouter::builder("replica")
+/// let router = WasmRouter::named("replica")
 ///     .connections(["default", "replica"])
 ///     .expect(Expectation::read("User").answers("replica"))
 ///     .load(&runtime, wat.as_bytes())?;
@@ -527,8 +527,9 @@ impl fmt::Debug for WasmRouter {
 }
 
 impl WasmRouter {
-    /// Starts loading a router called `name`.
-    pub fn builder(name: impl Into<String>) -> WasmRouterBuilder {
+    /// Starts loading a router, called `name` in logs, errors and status
+    /// (the router's own name, not a connection's).
+    pub fn named(name: impl Into<String>) -> WasmRouterBuilder {
         WasmRouterBuilder {
             name: name.into(),
             config: serde_json::Value::Null,
@@ -566,7 +567,7 @@ impl WasmRouter {
     ///   (func (export "dbroute_abi_version") (result i32) i32.const 1)
     ///   (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
     ///   (func (export "db_for_read") (param i32 i32) (result i64) i64.const 0))"#;
-    /// let router = WasmRouter::builder("none").load(&runtime, wat.as_bytes())?;
+    /// let router = WasmRouter::named("none").load(&runtime, wat.as_bytes())?;
     /// assert_eq!(router.wait_until_optimized(Duration::from_secs(60)), Tier::Optimized);
     /// # Ok::<(), dbroute::Error>(())
     /// ```
@@ -592,7 +593,7 @@ impl WasmRouter {
     ///   (func (export "dbroute_abi_version") (result i32) i32.const 1)
     ///   (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
     ///   (func (export "db_for_read") (param i32 i32) (result i64) i64.const 0))"#;
-    /// let router = WasmRouter::builder("none").load(&runtime, wat.as_bytes())?;
+    /// let router = WasmRouter::named("none").load(&runtime, wat.as_bytes())?;
     /// assert_eq!(router.prepare_instances(4)?, 4);
     /// # Ok::<(), dbroute::Error>(())
     /// ```
@@ -818,7 +819,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runtime = RouterRuntime::with_compiled_cache(RouterLimits::default(), dir.path()).unwrap();
         let load = |salt| {
-            WasmRouter::builder("r")
+            WasmRouter::named("r")
                 .load(&runtime, router_wat(salt).as_bytes())
                 .unwrap()
         };
@@ -849,7 +850,7 @@ mod tests {
         assert!(runtime.queue_optimization(move || {
             let _ = held.recv();
         }));
-        let router = WasmRouter::builder("app")
+        let router = WasmRouter::named("app")
             .connections(["default"])
             .expect(Expectation::read("Invoice").model(invoice.clone()).has_no_opinion())
             .load_file(&runtime, dbroute_example_routers::APP)
@@ -878,7 +879,7 @@ mod tests {
     fn optimized_code_that_fails_the_self_test_is_not_used() {
         let runtime = RouterRuntime::new(RouterLimits::default()).unwrap();
         let wat = router_wat(0);
-        let router = WasmRouter::builder("r")
+        let router = WasmRouter::named("r")
             .connections(["default", "replica"])
             .compilation(Compilation::Baseline)
             .load(&runtime, wat.as_bytes())

@@ -37,7 +37,7 @@ pub enum Tier {
 /// ```
 /// use dbroute::{Compilation, WasmRouter};
 /// // A one-off check compiles fast and is not optimized afterwards.
-/// let builder = WasmRouter::builder("tenant").compilation(Compilation::Baseline);
+/// let builder = WasmRouter::named("tenant").compilation(Compilation::Baseline);
 /// # let _ = builder;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
