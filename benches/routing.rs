@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use dbroute::{
-    Compilation, ConnectionName, Decision, Engine, Fault, Hints, ModelInfo, Operation, Router, RouterIdentity,
-    RouterSource, Tier, WasmRouter, params,
-};
+use dbroute::router::{Decision, Fault, Operation, Router, RouterIdentity};
+use dbroute::wasm::{Compilation, RouterSource, Tier, WasmRouter};
+use dbroute::{ConnectionName, Engine, Hints, ModelInfo, params};
 use tokio::runtime::Runtime;
 
 /// The reference policy as a native router (the same decisions as the
@@ -157,7 +156,7 @@ fn decide(c: &mut Criterion) {
     let engine = sqlite_names(&rt);
     let hints = Hints::new();
     let op = Operation {
-        kind: dbroute::OpKind::Read,
+        kind: dbroute::router::OpKind::Read,
         model: &USER,
         hints: &hints,
     };
@@ -186,7 +185,7 @@ fn route(c: &mut Criterion) {
         if !matches!(name.as_str(), "native" | "wasm-rust" | "cached") {
             continue;
         }
-        engine.set_router(dbroute::RouterChain::new().then_shared(router));
+        engine.set_router(dbroute::router::RouterChain::new().then_shared(router));
         assert_eq!(engine.db_for_read(&USER, &hints).unwrap(), "replica", "{name}");
         group.bench_function(&name, |b| {
             b.iter(|| engine.db_for_read(black_box(&USER), black_box(&hints)))
@@ -403,7 +402,7 @@ async fn decision_after_query_report(backend: &str, engine: &Engine, pool: &dbro
     ];
     let hints = Hints::new();
     let op = Operation {
-        kind: dbroute::OpKind::Read,
+        kind: dbroute::router::OpKind::Read,
         model: &USER,
         hints: &hints,
     };
@@ -795,7 +794,7 @@ fn memory(_c: &mut Criterion) {
     };
     let rt = Runtime::new().unwrap();
     let engine = engine_with(&rt, &SQLITE_NAMES, |b| {
-        b.router_limits(dbroute::RouterLimits::new().idle_instances(INSTANCES + 1))
+        b.router_limits(dbroute::wasm::RouterLimits::new().idle_instances(INSTANCES + 1))
     });
     engine.router_runtime().unwrap();
     let hints = Hints::new();
@@ -812,7 +811,7 @@ fn memory(_c: &mut Criterion) {
             )
             .unwrap();
         let op = Operation {
-            kind: dbroute::OpKind::Read,
+            kind: dbroute::router::OpKind::Read,
             model: &USER,
             hints: &hints,
         };

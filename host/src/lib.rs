@@ -9,14 +9,14 @@
 //! The pieces, by how long they live:
 //!
 //! - [`Engine`]: one per service. Holds the named connection pools, the
-//!   active [`RouterChain`], and resolves every operation to a
+//!   active [`RouterChain`](router::RouterChain), and resolves every operation to a
 //!   [`Connection`]. Built by [`Engine::builder`] or from a [`Config`] file.
-//! - [`RouterRuntime`] and [`WasmRouter`]: a router module is compiled
-//!   (baseline code at once, optimized code from the background: [`Tier`])
+//! - [`RouterRuntime`](wasm::RouterRuntime) and [`WasmRouter`](wasm::WasmRouter): a router module is compiled
+//!   (baseline code at once, optimized code from the background: [`Tier`](wasm::Tier))
 //!   and run in a bounded pool of sandboxed instances under
-//!   [`RouterLimits`] (time budget, memory and stack ceilings). The ABI
+//!   [`RouterLimits`](wasm::RouterLimits) (time budget, memory and stack ceilings). The ABI
 //!   routers implement is fixed: see `ABI.md` in the repository.
-//! - [`SdkRouter`]: a router written with `dbroute-sdk`, run natively (no
+//! - [`SdkRouter`](router::SdkRouter): a router written with `dbroute-sdk`, run natively (no
 //!   sandbox) with the answers its WebAssembly build gives: for unit tests
 //!   and for speed.
 //! - [`Routed`]: one operation being put together — model, hints, override —
@@ -28,7 +28,8 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> dbroute::Result<()> {
-//! use dbroute::{params, Engine, Expectation, ModelInfo, RouterSource, WasmRouter};
+//! use dbroute::{Engine, ModelInfo, params};
+//! use dbroute::wasm::{Expectation, RouterSource, WasmRouter};
 //!
 //! let engine = Engine::builder()
 //!     .connection("default", "sqlite::memory:")
@@ -71,8 +72,8 @@ mod model;
 mod name;
 mod route_stats;
 mod routed;
-mod router;
-mod schema;
+pub mod router;
+pub mod schema;
 mod scope;
 mod thread_slot;
 mod transaction;
@@ -81,7 +82,6 @@ pub use allow::AllowList;
 pub use config::Config;
 pub use connection::handle::{Connection, QueryResult};
 pub use connection::pool::{DbPool, PoolSettings};
-pub use connection::stats::{ConnectionStatus, Health};
 pub use connection::url::Backend;
 pub use connection::value::{ColumnIndex, FromValue, Row, Value};
 /// Implements [`Model`] for a type: its name is the model's name unless
@@ -120,29 +120,39 @@ pub use connection::value::{ColumnIndex, FromValue, Row, Value};
 /// struct User;
 /// ```
 pub use dbroute_derive::Model;
-pub use engine::{DecisionCount, Engine, EngineBuilder, ReadFailure, RouterSource, TransactionRouting};
-pub use error::{Error, Fault, LoadError, Result};
+pub use engine::{Engine, EngineBuilder, ReadFailure, TransactionRouting};
+pub use error::{Error, Result};
 pub use factory::ConnectionFactory;
 pub use model::{Hints, Model, ModelInfo};
 pub use name::{ConnectionName, MAX_NAME_LEN};
-pub use route_stats::RouteCount;
 pub use routed::Routed;
-pub use router::sdk::{SdkRouter, SdkRouterBuilder};
-pub use router::wasm::abi::ABI_VERSION;
-pub use router::wasm::runtime::{RouterLimits, RouterRuntime};
-pub use router::wasm::tiers::{Compilation, Tier};
-pub use router::wasm::{Expectation, ExpectationBuilder, MAX_ROUTER_SIZE, RouterInfo, WasmRouter, WasmRouterBuilder};
-pub use router::watch::{RouterWatcher, WatchStatus};
-pub use router::{
-    Decision, Migration, OpKind, Operation, Relation, RelationSide, Router, RouterChain, RouterIdentity, RouterStatus,
-};
-pub use schema::{
-    ConnectionMigrations, CrossDatabase, CrossDatabaseReference, MigrationApplied, MigrationReport, Migrations,
-    ModelSchema, SchemaAction, SchemaChange, SchemaEntry, SchemaProblem, SchemaReport,
-};
 pub use scope::{scope, scope_hints};
 pub use transaction::Transaction;
 pub use transaction::builder::TransactionBuilder;
+
+/// WebAssembly routers: loading one ([`WasmRouter::named`](crate::wasm::WasmRouter::named), then
+/// [`Engine::load_router`]), the runtime and limits they run under, the
+/// compiler tiers, load-time self-tests, and following a router file
+/// ([`Engine::watch_router`]).
+pub mod wasm {
+    pub use crate::engine::RouterSource;
+    pub use crate::error::LoadError;
+    pub use crate::router::wasm::abi::ABI_VERSION;
+    pub use crate::router::wasm::runtime::{RouterLimits, RouterRuntime};
+    pub use crate::router::wasm::tiers::{Compilation, Tier};
+    pub use crate::router::wasm::{
+        Expectation, ExpectationBuilder, MAX_ROUTER_SIZE, RouterInfo, WasmRouter, WasmRouterBuilder,
+    };
+    pub use crate::router::watch::{RouterWatcher, WatchStatus};
+}
+
+/// What the engine reports: each connection's status and health, and
+/// decision counts.
+pub mod stats {
+    pub use crate::connection::stats::{ConnectionStatus, Health};
+    pub use crate::engine::DecisionCount;
+    pub use crate::route_stats::RouteCount;
+}
 
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/transactions.md")]

@@ -175,7 +175,7 @@ fn check_refuses_a_file_larger_than_the_maximum() {
     let path = dir.path().join("huge.wasm");
     // Sparse: no 16 MiB written to disk.
     let file = std::fs::File::create(&path).unwrap();
-    file.set_len(dbroute::MAX_ROUTER_SIZE as u64 + 1).unwrap();
+    file.set_len(dbroute::wasm::MAX_ROUTER_SIZE as u64 + 1).unwrap();
     drop(file);
     let out = dbroute(&["check", &path.display().to_string()]);
     assert_fails_with(&out, &["`huge`", "more than the 16777216-byte maximum"]);

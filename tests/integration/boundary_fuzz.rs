@@ -16,10 +16,9 @@
 
 use std::time::{Duration, Instant};
 
-use dbroute::{
-    AllowList, Compilation, ConnectionName, Engine, Error, Fault, Hints, ModelInfo, RouterLimits, RouterSource,
-    WasmRouter,
-};
+use dbroute::router::Fault;
+use dbroute::wasm::{Compilation, RouterLimits, RouterSource, WasmRouter};
+use dbroute::{AllowList, ConnectionName, Engine, Error, Hints, ModelInfo};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};

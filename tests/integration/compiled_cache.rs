@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dbroute::{
-    Config, Engine, Error, Hints, ModelInfo, Router, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter,
-};
+use dbroute::router::Router;
+use dbroute::wasm::{RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter};
+use dbroute::{Config, Engine, Error, Hints, ModelInfo};
 
 use crate::support::{FIRST_TIER, OPTIMIZED_WITHIN, reference_connections};
 

@@ -24,11 +24,12 @@ use std::io::Write as _;
 use std::path::Path;
 use std::sync::Once;
 
+use dbroute::router::{Decision, Migration, OpKind, Operation, Router};
 use dbroute::sqlx::AssertSqlSafe;
-use dbroute::{
-    Backend, Compilation, ConnectionName, Decision, Engine, Error, Hints, LoadError, Migration, ModelInfo, OpKind,
-    Operation, Router, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter, WasmRouterBuilder, params,
+use dbroute::wasm::{
+    Compilation, LoadError, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter, WasmRouterBuilder,
 };
+use dbroute::{Backend, ConnectionName, Engine, Error, Hints, ModelInfo, params};
 use dbroute_example_routers as routers;
 use serde::Deserialize;
 
@@ -225,7 +226,7 @@ pub(crate) fn limits() -> RouterLimits {
 }
 
 /// The answer a router gave, as the table writes it.
-fn describe(decision: &Result<Decision, dbroute::Fault>) -> String {
+fn describe(decision: &Result<Decision, dbroute::router::Fault>) -> String {
     match decision {
         Ok(Decision::Use(name)) => format!("{name:?}"),
         Ok(Decision::Refuse(message)) => format!("refused {message:?}"),

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use dbroute::{Compilation, Engine, Error, Hints, ModelInfo, RouterSource, WasmRouter, params, sqlx::AssertSqlSafe};
+use dbroute::wasm::{Compilation, RouterSource, WasmRouter};
+use dbroute::{Engine, Error, Hints, ModelInfo, params, sqlx::AssertSqlSafe};
 use serde_json::json;
 
 use crate::support::TestDb;
@@ -257,7 +258,7 @@ async fn round_robin_spreads_reads_over_its_replicas() {
         matches!(
             err,
             Error::RouterLoad {
-                reason: dbroute::LoadError::InitRefused(_),
+                reason: dbroute::wasm::LoadError::InitRefused(_),
                 ..
             }
         ),

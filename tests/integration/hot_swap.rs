@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use dbroute::{Engine, Hints, ModelInfo, RouterSource, WasmRouter};
+use dbroute::wasm::{RouterSource, WasmRouter};
+use dbroute::{Engine, Hints, ModelInfo};
 
 /// A WAT router whose reads and writes all go to `connection`.
 pub(crate) fn fixed_router_wat(connection: &str) -> String {
@@ -24,7 +25,8 @@ pub(crate) fn fixed_router_wat(connection: &str) -> String {
 pub(crate) async fn engine_with(names: &[&str]) -> Engine {
     // These tests are about swapping, not budgets: a generous budget keeps
     // a descheduled thread on a busy machine from failing a call.
-    let mut builder = Engine::builder().router_limits(dbroute::RouterLimits::new().time_budget(Duration::from_secs(2)));
+    let mut builder =
+        Engine::builder().router_limits(dbroute::wasm::RouterLimits::new().time_budget(Duration::from_secs(2)));
     for name in names {
         builder = builder.connection(*name, "sqlite::memory:");
     }

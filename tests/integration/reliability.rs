@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dbroute::{
-    ConnectionName, Decision, Engine, Error, Fault, ModelInfo, OpKind, Operation, PoolSettings, ReadFailure, Router,
-    RouterIdentity, RouterLimits, RouterSource, WasmRouter, params,
-};
+use dbroute::router::{Decision, Fault, OpKind, Operation, Router, RouterIdentity};
+use dbroute::wasm::{RouterLimits, RouterSource, WasmRouter};
+use dbroute::{ConnectionName, Engine, Error, ModelInfo, PoolSettings, ReadFailure, params};
 
 use crate::pg_server::PgServer;
 use crate::support::TestDb;
@@ -180,8 +179,8 @@ async fn a_dead_replica_fails_reads_fast_keeps_writes_and_recovers_by_itself() {
     // primary healthy.
     let status = within(STEP, "a health check", engine.check_health(Duration::from_millis(500))).await;
     let health = |name: &str| status.iter().find(|s| s.name == name).map(|s| s.health);
-    assert_eq!(health("replica"), Some(dbroute::Health::Unhealthy), "{status:?}");
-    assert_eq!(health("default"), Some(dbroute::Health::Healthy), "{status:?}");
+    assert_eq!(health("replica"), Some(dbroute::stats::Health::Unhealthy), "{status:?}");
+    assert_eq!(health("default"), Some(dbroute::stats::Health::Healthy), "{status:?}");
 
     let restart_began = Instant::now();
     let restart_took = within(STEP, "pg_ctl start", server.restart()).await;
@@ -307,7 +306,7 @@ async fn fall_back_to_default_serves_reads_of_a_dead_database() {
     );
     let checked = strict.check_health(Duration::from_secs(5)).await;
     let replica = checked.iter().find(|c| c.name == "replica").unwrap();
-    assert_eq!(replica.health, dbroute::Health::Unhealthy, "{replica:?}");
+    assert_eq!(replica.health, dbroute::stats::Health::Unhealthy, "{replica:?}");
     assert!(
         replica.last_error.as_deref().unwrap_or_default().contains("refused"),
         "{replica:?}"

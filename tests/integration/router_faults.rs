@@ -21,10 +21,11 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dbroute::{
-    Compilation, ConnectionName, Decision, Engine, Error, Expectation, Fault, Hints, LoadError, Migration, ModelInfo,
-    ReadFailure, Router, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter, WasmRouterBuilder,
+use dbroute::router::{Decision, Fault, Migration, Router};
+use dbroute::wasm::{
+    Compilation, Expectation, LoadError, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter, WasmRouterBuilder,
 };
+use dbroute::{ConnectionName, Engine, Error, Hints, ModelInfo, ReadFailure};
 
 use crate::support::{FIRST_TIER, fixture, read_directly};
 

@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dbroute::{Engine, Hints, ModelInfo, RouterWatcher, WasmRouter, WatchStatus};
+use dbroute::wasm::{RouterWatcher, WasmRouter, WatchStatus};
+use dbroute::{Engine, Hints, ModelInfo};
 
 use crate::hot_swap::{engine_with, fixed_router_wat};
 

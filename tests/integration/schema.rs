@@ -2,10 +2,10 @@
 //! model's table on its routed write connection, on PostgreSQL, MariaDB and
 //! SQLite, and on a mixed set-up (PostgreSQL default, SQLite cache).
 
-use dbroute::{
-    Backend, CrossDatabase, Decision, Engine, Error, Fault, Migration, ModelInfo, ModelSchema, Operation, Router,
-    RouterIdentity, RouterSource, SchemaAction, SchemaProblem, WasmRouter, sqlx::AssertSqlSafe,
-};
+use dbroute::router::{Decision, Fault, Migration, Operation, Router, RouterIdentity};
+use dbroute::schema::{CrossDatabase, ModelSchema, SchemaAction, SchemaProblem};
+use dbroute::wasm::{RouterSource, WasmRouter};
+use dbroute::{Backend, Engine, Error, ModelInfo, sqlx::AssertSqlSafe};
 
 use crate::support::{TestDb, fixture, per_backend};
 

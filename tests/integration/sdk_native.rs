@@ -7,11 +7,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dbroute::sqlx::AssertSqlSafe;
-use dbroute::{
-    Compilation, ConnectionName, Decision, Engine, Error, Fault, Hints, LoadError, Migration, ModelInfo, OpKind,
-    Operation, Relation, RelationSide, Router, RouterIdentity, RouterRuntime, SdkRouter, WasmRouter, params,
+use dbroute::router::{
+    Decision, Fault, Migration, OpKind, Operation, Relation, RelationSide, Router, RouterIdentity, SdkRouter,
 };
+use dbroute::sqlx::AssertSqlSafe;
+use dbroute::wasm::{Compilation, LoadError, RouterRuntime, WasmRouter};
+use dbroute::{ConnectionName, Engine, Error, Hints, ModelInfo, params};
 use dbroute_example_routers as routers;
 use dbroute_router_reference::ReferenceRouter;
 use dbroute_sdk as sdk;

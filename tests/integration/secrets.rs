@@ -6,9 +6,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dbroute::{
-    AllowList, Config, ConnectionName, Engine, Error, Hints, ModelInfo, PoolSettings, RouterSource, WasmRouter, params,
-};
+use dbroute::wasm::{RouterSource, WasmRouter};
+use dbroute::{AllowList, Config, ConnectionName, Engine, Error, Hints, ModelInfo, PoolSettings, params};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};

@@ -168,10 +168,10 @@ pub(crate) use per_backend;
 
 /// The tier a router from bytes starts on here: baseline code where
 /// wasmtime's baseline compiler exists (x86-64, AArch64), else optimized.
-pub(crate) const FIRST_TIER: dbroute::Tier = if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
-    dbroute::Tier::Baseline
+pub(crate) const FIRST_TIER: dbroute::wasm::Tier = if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+    dbroute::wasm::Tier::Baseline
 } else {
-    dbroute::Tier::Optimized
+    dbroute::wasm::Tier::Optimized
 };
 
 /// A generous bound on a router's optimizing compile in the background (a
@@ -188,12 +188,15 @@ pub(crate) fn reference_connections() -> dbroute::EngineBuilder {
 }
 
 /// Asks `router` directly (no engine) for a read of `model`.
-pub(crate) fn read_directly(router: &dbroute::WasmRouter, model: &str) -> Result<dbroute::Decision, dbroute::Fault> {
-    use dbroute::Router;
+pub(crate) fn read_directly(
+    router: &dbroute::wasm::WasmRouter,
+    model: &str,
+) -> Result<dbroute::router::Decision, dbroute::router::Fault> {
+    use dbroute::router::Router;
     let model = dbroute::ModelInfo::new(model);
     let hints = dbroute::Hints::new();
-    router.db_for_read(&dbroute::Operation {
-        kind: dbroute::OpKind::Read,
+    router.db_for_read(&dbroute::router::Operation {
+        kind: dbroute::router::OpKind::Read,
         model: &model,
         hints: &hints,
     })

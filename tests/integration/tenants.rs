@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dbroute::{
-    ConnectionFactory, Decision, Engine, Error, Fault, Health, Hints, ModelInfo, Operation, PoolSettings, Router,
-    RouterIdentity, params, scope, sqlx::AssertSqlSafe,
-};
+use dbroute::router::{Decision, Fault, Operation, Router, RouterIdentity};
+use dbroute::stats::Health;
+use dbroute::{ConnectionFactory, Engine, Error, Hints, ModelInfo, PoolSettings, params, scope, sqlx::AssertSqlSafe};
 
 use crate::support::{TestDb, admin_execute, per_backend};
 

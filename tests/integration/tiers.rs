@@ -8,10 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use dbroute::{
-    Compilation, ConnectionName, Decision, Engine, Hints, ModelInfo, RouterLimits, RouterRuntime, RouterSource, Tier,
-    WasmRouter,
-};
+use dbroute::router::Decision;
+use dbroute::wasm::{Compilation, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter};
+use dbroute::{ConnectionName, Engine, Hints, ModelInfo};
 
 use crate::support::{FIRST_TIER, OPTIMIZED_WITHIN, read_directly, reference_connections};
 

@@ -4,10 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dbroute::{
-    Backend, Decision, Engine, Error, Fault, ModelInfo, Operation, Router, RouterIdentity, TransactionRouting, params,
-    sqlx::AssertSqlSafe,
-};
+use dbroute::router::{Decision, Fault, Operation, Router, RouterIdentity};
+use dbroute::{Backend, Engine, Error, ModelInfo, TransactionRouting, params, sqlx::AssertSqlSafe};
 
 use crate::support::{TestDb, per_backend};
 

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use dbroute::{Router, Tier};
+use dbroute::router::Router;
+use dbroute::wasm::Tier;
 use serde_json::json;
 
 use crate::{ABI_VERSION, CheckArgs, fail, one_line};

@@ -34,7 +34,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dbroute::{ABI_VERSION, Compilation, ConnectionName, RouterLimits, RouterRuntime, WasmRouter, WasmRouterBuilder};
+use dbroute::ConnectionName;
+use dbroute::wasm::{ABI_VERSION, Compilation, RouterLimits, RouterRuntime, WasmRouter, WasmRouterBuilder};
 
 /// Exit code when the router would be refused, answered with a refusal or a
 /// fault, or a demo claim failed.

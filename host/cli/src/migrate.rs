@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use dbroute::{Config, ConnectionName, MigrationReport};
+use dbroute::schema::MigrationReport;
+use dbroute::{Config, ConnectionName};
 use serde_json::json;
 
 use crate::{fail, parse_connection_name};

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use dbroute::{ConnectionName, Decision, Error, Hints, ModelInfo, OpKind, Operation, Router};
+use dbroute::router::{Decision, OpKind, Operation, Router};
+use dbroute::{ConnectionName, Error, Hints, ModelInfo};
 use serde_json::json;
 
 use crate::{Op, RouteArgs, fail};

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use dbroute::{Config, ConnectionStatus, Health};
+use dbroute::Config;
+use dbroute::stats::{ConnectionStatus, Health};
 use serde_json::json;
 
 use crate::fail;

@@ -147,7 +147,7 @@ impl EngineBuilder {
     /// to this user if missing), keyed by their content hash: loading a
     /// router optimized before, by this process or an earlier one, compiles
     /// nothing and runs optimized code at once (see
-    /// [`RouterRuntime::with_compiled_cache`]).
+    /// [`RouterRuntime::with_compiled_cache`](crate::wasm::RouterRuntime::with_compiled_cache)).
     pub fn compiled_router_cache(mut self, dir: impl Into<PathBuf>) -> Self {
         self.compiled_cache = Some(dir.into());
         self

@@ -21,7 +21,7 @@ use super::Engine;
 ///
 /// ```
 /// use std::path::Path;
-/// use dbroute::RouterSource;
+/// use dbroute::wasm::RouterSource;
 ///
 /// let from_file: RouterSource = Path::new("routers/replica.wasm").into();
 /// let from_bytes: RouterSource = b"(module)".to_vec().into();
@@ -74,8 +74,8 @@ impl From<&[u8]> for RouterSource {
 
 impl Engine {
     /// The runtime WebAssembly routers of this engine run in, made on first
-    /// use with the engine's [`RouterLimits`] (and its compiled-router
-    /// cache, when [`EngineBuilder::compiled_router_cache`] set one).
+    /// use with the engine's [`RouterLimits`](crate::wasm::RouterLimits) (and its compiled-router
+    /// cache, when [`EngineBuilder::compiled_router_cache`](crate::EngineBuilder::compiled_router_cache) set one).
     ///
     /// # Errors
     ///
@@ -161,11 +161,11 @@ impl Engine {
     ///   re-copied file compiles nothing.
     /// - **A bad file** (broken, half-written, refused by its self-test) is
     ///   refused once per distinct content: one `ERROR` log line,
-    ///   [`WatchStatus::failures`](crate::WatchStatus::failures) and
+    ///   [`WatchStatus::failures`](crate::wasm::WatchStatus::failures) and
     ///   `last_error`; the active router keeps serving, and the file is
     ///   loaded as soon as it is complete.
     ///
-    /// [`RouterWatcher::status`](crate::RouterWatcher::status) counts what
+    /// [`RouterWatcher::status`](crate::wasm::RouterWatcher::status) counts what
     /// the watcher did: changes seen, load attempts, reloads, failures.
     ///
     /// # Errors
@@ -177,7 +177,8 @@ impl Engine {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> dbroute::Result<()> {
-    /// use dbroute::{Engine, WasmRouter};
+    /// use dbroute::Engine;
+    /// use dbroute::wasm::WasmRouter;
     ///
     /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
     /// let dir = std::env::temp_dir().join(format!("dbroute-watch-doc-{}", std::process::id()));
@@ -195,7 +196,11 @@ impl Engine {
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// # Ok(()) }
     /// ```
-    pub fn watch_router(&self, builder: WasmRouterBuilder, path: impl AsRef<Path>) -> Result<crate::RouterWatcher> {
+    pub fn watch_router(
+        &self,
+        builder: WasmRouterBuilder,
+        path: impl AsRef<Path>,
+    ) -> Result<crate::wasm::RouterWatcher> {
         crate::router::watch::RouterWatcher::start(self.clone(), builder, path.as_ref().to_path_buf())
     }
 

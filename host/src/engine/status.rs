@@ -79,7 +79,7 @@ impl Engine {
     }
 
     /// Decisions counted per route, when the engine was built with
-    /// [`EngineBuilder::route_stats`] (empty otherwise).
+    /// [`EngineBuilder::route_stats`](crate::EngineBuilder::route_stats) (empty otherwise).
     pub fn route_stats(&self) -> Vec<RouteCount> {
         self.inner
             .route_stats

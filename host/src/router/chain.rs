@@ -11,7 +11,7 @@ use crate::name::ConnectionName;
 /// # Examples
 ///
 /// ```
-/// use dbroute::{Decision, Fault, Operation, Router, RouterChain, RouterIdentity};
+/// use dbroute::router::{Decision, Fault, Operation, Router, RouterChain, RouterIdentity};
 ///
 /// #[derive(Debug)]
 /// struct Nothing;

@@ -9,7 +9,7 @@ pub(crate) mod watch;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::Fault;
+pub use crate::error::Fault;
 use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
 
@@ -102,7 +102,7 @@ impl Decision {
     /// # Examples
     ///
     /// ```
-    /// use dbroute::Decision;
+    /// use dbroute::router::Decision;
     /// assert!(Decision::use_connection("replica").is_ok());
     /// assert!(Decision::use_connection("not valid").is_err());
     /// ```
@@ -185,7 +185,8 @@ impl fmt::Debug for RouterIdentity {
 /// # Examples
 ///
 /// ```
-/// use dbroute::{ConnectionName, Decision, Fault, Operation, Router, RouterIdentity};
+/// use dbroute::ConnectionName;
+/// use dbroute::router::{Decision, Fault, Operation, Router, RouterIdentity};
 ///
 /// /// Reads go to the replica, writes to the primary.
 /// #[derive(Debug)]
@@ -204,12 +205,12 @@ impl fmt::Debug for RouterIdentity {
 ///     }
 /// }
 ///
-/// let chain = dbroute::RouterChain::from(ReplicaRouter);
+/// let chain = dbroute::router::RouterChain::from(ReplicaRouter);
 /// assert_eq!(chain.len(), 1);
 /// ```
 ///
-/// [`WasmRouter`]: crate::WasmRouter
-/// [`SdkRouter`]: crate::SdkRouter
+/// [`WasmRouter`]: crate::wasm::WasmRouter
+/// [`SdkRouter`]: crate::router::SdkRouter
 pub trait Router: Send + Sync + fmt::Debug + 'static {
     /// The router's name and content hash, for errors and reports.
     fn identity(&self) -> RouterIdentity;
@@ -260,3 +261,4 @@ pub trait Router: Send + Sync + fmt::Debug + 'static {
 }
 
 pub use chain::{RouterChain, RouterStatus};
+pub use sdk::{SdkRouter, SdkRouterBuilder};

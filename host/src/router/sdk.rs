@@ -55,7 +55,8 @@ const IDLE_INSTANCES: usize = 32;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> dbroute::Result<()> {
-/// use dbroute::{Engine, Hints, ModelInfo, SdkRouter};
+/// use dbroute::{Engine, Hints, ModelInfo};
+/// use dbroute::router::SdkRouter;
 /// use dbroute_sdk::prelude::*;
 ///
 /// /// Reads go to the replica, writes to the primary, unless the

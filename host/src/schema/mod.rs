@@ -3,11 +3,11 @@
 //!
 //! Two tools, usable together:
 //!
-//! - [`Engine::migrate`] runs a sqlx migrations directory on one named
+//! - [`Engine::migrate`](crate::Engine::migrate) runs a sqlx migrations directory on one named
 //!   connection, on several, or on all (each may have its own directory),
 //!   with sqlx's own [`Migrator`](sqlx::migrate::Migrator), and reports what
 //!   was applied where ([`MigrationReport`]).
-//! - [`Engine::create_all`] and [`Engine::drop_all`] create or drop the
+//! - [`Engine::create_all`](crate::Engine::create_all) and [`Engine::drop_all`](crate::Engine::drop_all) create or drop the
 //!   tables of a set of [`ModelSchema`]s, each on its routed write
 //!   connection when the router's `allow_migrate` agrees, in reference
 //!   order, and report what was done where ([`SchemaReport`]).

@@ -30,7 +30,8 @@ use crate::name::ConnectionName;
 /// # Examples
 ///
 /// ```
-/// use dbroute::{Backend, ModelInfo, ModelSchema};
+/// use dbroute::{Backend, ModelInfo};
+/// use dbroute::schema::ModelSchema;
 ///
 /// let user = ModelSchema::new(ModelInfo::new("User").with_table("users"))
 ///     .create("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
@@ -287,7 +288,8 @@ enum Kind {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> dbroute::Result<()> {
-/// use dbroute::{CrossDatabase, Engine, ModelInfo, ModelSchema, SchemaAction};
+/// use dbroute::{Engine, ModelInfo};
+/// use dbroute::schema::{CrossDatabase, ModelSchema, SchemaAction};
 ///
 /// let engine = Engine::builder()
 ///     .connection("default", "sqlite::memory:")

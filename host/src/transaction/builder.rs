@@ -128,7 +128,7 @@ impl<'a> TransactionBuilder<'a> {
 
     /// Begins the transaction and returns its handle: statements run
     /// through [`Transaction::connection`] (or its sqlx connection, see
-    /// [`Transaction::sqlx`]); [`commit`](Transaction::commit) or
+    /// [`Transaction::postgres`] and its kin); [`commit`](Transaction::commit) or
     /// [`rollback`](Transaction::rollback) end it, and dropping it
     /// unfinished rolls it back.
     ///

@@ -16,7 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use dbroute::sqlx::AssertSqlSafe;
-use dbroute::{Config, Connection, Engine, Expectation, ModelInfo, RouterSource, WasmRouter, params};
+use dbroute::wasm::{Expectation, RouterSource, WasmRouter};
+use dbroute::{Config, Connection, Engine, ModelInfo, params};
 
 use crate::{DemoArgs, EXIT_FAILURE, error_chain, fail, one_line};
 

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use dbroute::{Error, Expectation, Fault, Hints, Router};
+use dbroute::router::{Fault, Router};
+use dbroute::wasm::Expectation;
+use dbroute::{Error, Hints};
 
 use super::routers::{ANALYTICS_SPLIT, MAINTENANCE, MAINTENANCE_MESSAGE, REPLICA_SPLIT, RUNAWAY};
 use super::{Demo, Play, Report, Scenario};

@@ -36,7 +36,8 @@ pub const MAX_ROUTER_SIZE: usize = 16 << 20;
 /// # Examples
 ///
 /// ```
-/// use dbroute::{Expectation, Hints};
+/// use dbroute::Hints;
+/// use dbroute::wasm::Expectation;
 /// let cases = [
 ///     Expectation::read("User").answers("replica"),
 ///     Expectation::write("User").answers("default"),
@@ -126,7 +127,8 @@ impl ExpectationBuilder {
 /// # Examples
 ///
 /// ```
-/// use dbroute::{Expectation, Router, RouterLimits, RouterRuntime, WasmRouter};
+/// use dbroute::router::Router;
+/// use dbroute::wasm::{Expectation, RouterLimits, RouterRuntime, WasmRouter};
 ///
 /// // The simplest router, in WebAssembly text: reads go to "replica".
 /// let wat = r#"(module
@@ -560,7 +562,7 @@ impl WasmRouter {
     /// baseline code).
     ///
     /// ```
-    /// # use dbroute::{RouterLimits, RouterRuntime, Tier, WasmRouter};
+    /// # use dbroute::wasm::{RouterLimits, RouterRuntime, Tier, WasmRouter};
     /// # use std::time::Duration;
     /// # let runtime = RouterRuntime::new(RouterLimits::default())?;
     /// let wat = r#"(module (memory (export "memory") 1)
@@ -587,7 +589,7 @@ impl WasmRouter {
     /// The move to optimized code makes as many of its own.
     ///
     /// ```
-    /// # use dbroute::{RouterLimits, RouterRuntime, WasmRouter};
+    /// # use dbroute::wasm::{RouterLimits, RouterRuntime, WasmRouter};
     /// # let runtime = RouterRuntime::new(RouterLimits::default())?;
     /// let wat = r#"(module (memory (export "memory") 1)
     ///   (func (export "dbroute_abi_version") (result i32) i32.const 1)

@@ -26,7 +26,7 @@ use crate::error::{Error, LoadError, Result};
 ///
 /// ```
 /// use std::time::Duration;
-/// use dbroute::RouterLimits;
+/// use dbroute::wasm::RouterLimits;
 ///
 /// let limits = RouterLimits::new()
 ///     .time_budget(Duration::from_millis(2))
@@ -132,7 +132,7 @@ impl RouterLimits {
 /// # Examples
 ///
 /// ```
-/// use dbroute::{RouterLimits, RouterRuntime};
+/// use dbroute::wasm::{RouterLimits, RouterRuntime};
 /// let runtime = RouterRuntime::new(RouterLimits::default())?;
 /// assert_eq!(runtime.limits(), &RouterLimits::default());
 /// # Ok::<(), dbroute::Error>(())
@@ -208,7 +208,7 @@ impl RouterRuntime {
     /// write to it. A damaged file is compiled again, not run.
     ///
     /// ```
-    /// use dbroute::{RouterLimits, RouterRuntime};
+    /// use dbroute::wasm::{RouterLimits, RouterRuntime};
     /// let dir = std::env::temp_dir().join(format!("dbroute-doc-{}", std::process::id()));
     /// let runtime = RouterRuntime::with_compiled_cache(RouterLimits::default(), &dir)?;
     /// # drop(runtime);

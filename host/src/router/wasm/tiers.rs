@@ -13,7 +13,7 @@ use std::time::Duration;
 /// starts on the [`Tier::Baseline`] code, which compiles several times
 /// faster, and moves to the [`Tier::Optimized`] code when the optimizing
 /// compiler, run in the background, has finished (see
-/// [`WasmRouter::wait_until_optimized`](crate::WasmRouter::wait_until_optimized)).
+/// [`WasmRouter::wait_until_optimized`](crate::wasm::WasmRouter::wait_until_optimized)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Tier {
@@ -24,7 +24,7 @@ pub enum Tier {
 }
 
 /// How a router loaded from bytes is compiled (see
-/// [`WasmRouterBuilder::compilation`](crate::WasmRouterBuilder::compilation)).
+/// [`WasmRouterBuilder::compilation`](crate::wasm::WasmRouterBuilder::compilation)).
 ///
 /// Whatever the choice, bytes the compiled-router cache holds are read
 /// optimized, and a module the baseline compiler cannot take (one using
@@ -35,7 +35,7 @@ pub enum Tier {
 /// # Examples
 ///
 /// ```
-/// use dbroute::{Compilation, WasmRouter};
+/// use dbroute::wasm::{Compilation, WasmRouter};
 /// // A one-off check compiles fast and is not optimized afterwards.
 /// let builder = WasmRouter::named("tenant").compilation(Compilation::Baseline);
 /// # let _ = builder;
