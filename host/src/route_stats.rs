@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::name::ConnectionName;
 use crate::router::OpKind;
+use crate::thread_slot::{self, SLOTS};
 
 /// How many decisions took one route.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,23 +31,16 @@ pub struct RouteCount {
 type Routes = HashMap<(u64, OpKind, ConnectionName), HashMap<Box<str>, u64, Hasher>, Hasher>;
 type Hasher = foldhash::fast::RandomState;
 
-const SHARDS: usize = 8;
-
-static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
-thread_local! {
-    static SHARD: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed) % SHARDS;
-}
-
-/// Per-thread shards, so threads rarely meet on one lock.
+/// One shard per thread slot (see [`thread_slot`]), so threads rarely meet
+/// on one lock: a thread that owns its slot never does.
 #[derive(Default)]
 pub(crate) struct RouteStats {
-    shards: [Mutex<Routes>; SHARDS],
+    shards: [Mutex<Routes>; SLOTS],
 }
 
 impl RouteStats {
     pub(crate) fn record(&self, generation: u64, op: OpKind, model: &str, connection: ConnectionName) {
-        let shard = SHARD.with(|s| *s);
-        let mut map = self.shards[shard]
+        let mut map = self.shards[thread_slot::current().index()]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let models = map.entry((generation, op, connection)).or_default();
@@ -83,5 +76,44 @@ impl RouteStats {
             .collect();
         out.sort();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_each_route_across_threads_and_sorts_the_snapshot() {
+        let stats = RouteStats::default();
+        let main = ConnectionName::new("main").unwrap();
+        let replica = ConnectionName::new("replica").unwrap();
+        // Twice as many threads as slots: some may share a shard.
+        std::thread::scope(|s| {
+            for _ in 0..2 * SLOTS {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        stats.record(1, OpKind::Read, "User", replica);
+                        stats.record(1, OpKind::Write, "User", main);
+                    }
+                    stats.record(2, OpKind::Read, "Order", main);
+                });
+            }
+        });
+        let threads = 2 * SLOTS as u64;
+        let route = |generation, op, model: &str, connection, count| RouteCount {
+            generation,
+            op,
+            model: model.to_owned(),
+            connection,
+            count,
+        };
+        let mut expected = vec![
+            route(1, OpKind::Read, "User", replica, 10 * threads),
+            route(1, OpKind::Write, "User", main, 10 * threads),
+            route(2, OpKind::Read, "Order", main, threads),
+        ];
+        expected.sort();
+        assert_eq!(stats.snapshot(), expected);
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use sqlx::{Arguments, Database, Encode, Executor, IntoArguments, SqlSafeStr, SqlStr, Type};
 
+use super::dispatch::{SqlxBackend, dispatch};
 use super::pool::DbPool;
 use super::registry::ConnectionEntry;
 use super::url::Backend;
@@ -93,46 +94,15 @@ where
     sqlx::query_with(sql, bind::<DB>(params)?).fetch_optional(exec).await
 }
 
-async fn execute_on<'c, DB, E>(
-    exec: E,
-    sql: SqlStr,
-    params: &[Value],
-) -> std::result::Result<DB::QueryResult, sqlx::Error>
+async fn execute_on<'c, DB, E>(exec: E, sql: SqlStr, params: &[Value]) -> std::result::Result<QueryResult, sqlx::Error>
 where
-    DB: Database,
+    DB: SqlxBackend,
     E: Executor<'c, Database = DB>,
     for<'q> Value: Encode<'q, DB> + Type<DB>,
     DB::Arguments: IntoArguments<DB>,
 {
-    sqlx::query_with(sql, bind::<DB>(params)?).execute(exec).await
-}
-
-trait IntoQueryResult {
-    fn into_query_result(self) -> QueryResult;
-}
-impl IntoQueryResult for sqlx::postgres::PgQueryResult {
-    fn into_query_result(self) -> QueryResult {
-        QueryResult {
-            rows_affected: self.rows_affected(),
-            last_insert_id: None,
-        }
-    }
-}
-impl IntoQueryResult for sqlx::mysql::MySqlQueryResult {
-    fn into_query_result(self) -> QueryResult {
-        QueryResult {
-            rows_affected: self.rows_affected(),
-            last_insert_id: i64::try_from(self.last_insert_id()).ok().filter(|id| *id != 0),
-        }
-    }
-}
-impl IntoQueryResult for sqlx::sqlite::SqliteQueryResult {
-    fn into_query_result(self) -> QueryResult {
-        QueryResult {
-            rows_affected: self.rows_affected(),
-            last_insert_id: Some(self.last_insert_rowid()).filter(|id| *id != 0),
-        }
-    }
+    let result = sqlx::query_with(sql, bind::<DB>(params)?).execute(exec).await?;
+    Ok(DB::query_result(result))
 }
 
 /// PostgreSQL fixes a prepared statement's parameter types when it is
@@ -184,40 +154,21 @@ async fn acquire<DB: Database>(
 macro_rules! on_executor {
     ($self:ident, |$exec:ident| $body:expr) => {{
         match &$self.tx {
-            None => match &$self.entry.pool {
-                DbPool::Postgres(pool) => {
-                    let mut conn = acquire(pool, &$self.entry).await.map_err(|e| $self.error(e))?;
-                    let $exec = &mut *conn;
-                    $body
-                }
-                DbPool::MySql(pool) => {
-                    let mut conn = acquire(pool, &$self.entry).await.map_err(|e| $self.error(e))?;
-                    let $exec = &mut *conn;
-                    $body
-                }
-                DbPool::Sqlite(pool) => {
-                    let mut conn = acquire(pool, &$self.entry).await.map_err(|e| $self.error(e))?;
-                    let $exec = &mut *conn;
-                    $body
-                }
-            },
+            None => dispatch!(&$self.entry.pool, DbPool(pool) => {
+                let mut conn = acquire(pool, &$self.entry).await.map_err(|e| $self.error(e))?;
+                let $exec = &mut *conn;
+                $body
+            }),
             Some(tx) => {
                 let mut guard = tx.lock().await?;
-                match &mut *guard {
-                    TxConn::Postgres(conn) => {
+                dispatch!(
+                    &mut *guard,
+                    TxConn(conn) => {
                         let $exec = &mut **conn;
                         $body
-                    }
-                    TxConn::MySql(conn) => {
-                        let $exec = &mut **conn;
-                        $body
-                    }
-                    TxConn::Sqlite(conn) => {
-                        let $exec = &mut **conn;
-                        $body
-                    }
+                    },
                     TxConn::Finished => unreachable!("TxCore::lock refuses finished transactions"),
-                }
+                )
             }
         }
     }};
@@ -277,7 +228,6 @@ impl Connection {
         self.timed(async {
             on_executor!(self, |exec| execute_on(exec, sql, params)
                 .await
-                .map(IntoQueryResult::into_query_result)
                 .map_err(|e| self.error(e)))
         })
         .await

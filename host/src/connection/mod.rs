@@ -1,6 +1,7 @@
 //! Named connections: URLs, pools, the registry, and the handle that runs
 //! SQL.
 
+pub(crate) mod dispatch;
 pub(crate) mod handle;
 pub(crate) mod pool;
 pub(crate) mod registry;

@@ -1,13 +1,15 @@
 //! Pools: per-connection settings, and the typed sqlx pool behind each name.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::mysql::MySqlPool;
+use sqlx::pool::PoolOptions;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use sqlx::{MySql, Postgres, Sqlite};
 
+use super::dispatch::{SqlxBackend, dispatch};
 use super::url::{Backend, ConnectionUrl};
 use crate::error::{Error, Result};
 use crate::name::ConnectionName;
@@ -155,36 +157,14 @@ impl DbPool {
             url: url.redacted().to_owned(),
             reason: crate::connection::url::redact(&e.to_string()),
         };
-        Ok(match url.backend() {
-            Backend::Postgres => {
-                let options = PgConnectOptions::from_str(url.secret()).map_err(bad_url)?;
-                let pool = settings.apply(PgPoolOptions::new());
-                DbPool::Postgres(if settings.lazy {
-                    pool.connect_lazy_with(options)
-                } else {
-                    pool.connect_with(options).await.map_err(connect_error)?
-                })
-            }
-            Backend::MySql => {
-                let options = MySqlConnectOptions::from_str(url.secret()).map_err(bad_url)?;
-                let pool = settings.apply(MySqlPoolOptions::new());
-                DbPool::MySql(if settings.lazy {
-                    pool.connect_lazy_with(options)
-                } else {
-                    pool.connect_with(options).await.map_err(connect_error)?
-                })
-            }
-            Backend::Sqlite => {
-                let options = SqliteConnectOptions::from_str(url.secret())
-                    .map_err(bad_url)?
-                    .create_if_missing(true);
-                let pool = settings.apply(SqlitePoolOptions::new());
-                DbPool::Sqlite(if settings.lazy {
-                    pool.connect_lazy_with(options)
-                } else {
-                    pool.connect_with(options).await.map_err(connect_error)?
-                })
-            }
+        dispatch!(url.backend(), Backend as DB => {
+            let options = DB::connect_options(url.secret()).map_err(bad_url)?;
+            let pool = settings.apply(PoolOptions::<DB>::new());
+            Ok(DB::wrap_pool(if settings.lazy {
+                pool.connect_lazy_with(options)
+            } else {
+                pool.connect_with(options).await.map_err(connect_error)?
+            }))
         })
     }
 
@@ -195,92 +175,48 @@ impl DbPool {
             url: url.redacted().to_owned(),
             reason: crate::connection::url::redact(&e.to_string()),
         };
-        Ok(match url.backend() {
-            Backend::Postgres => DbPool::Postgres(
-                settings
-                    .apply(PgPoolOptions::new())
-                    .connect_lazy_with(PgConnectOptions::from_str(url.secret()).map_err(bad_url)?),
-            ),
-            Backend::MySql => DbPool::MySql(
-                settings
-                    .apply(MySqlPoolOptions::new())
-                    .connect_lazy_with(MySqlConnectOptions::from_str(url.secret()).map_err(bad_url)?),
-            ),
-            Backend::Sqlite => DbPool::Sqlite(
-                settings.apply(SqlitePoolOptions::new()).connect_lazy_with(
-                    SqliteConnectOptions::from_str(url.secret())
-                        .map_err(bad_url)?
-                        .create_if_missing(true),
-                ),
-            ),
+        dispatch!(url.backend(), Backend as DB => {
+            let options = DB::connect_options(url.secret()).map_err(bad_url)?;
+            Ok(DB::wrap_pool(settings.apply(PoolOptions::<DB>::new()).connect_lazy_with(options)))
         })
     }
 
     /// Which backend this pool talks to.
     pub fn backend(&self) -> Backend {
-        match self {
-            DbPool::Postgres(_) => Backend::Postgres,
-            DbPool::MySql(_) => Backend::MySql,
-            DbPool::Sqlite(_) => Backend::Sqlite,
-        }
+        dispatch!(self, DbPool(_) as DB => DB::BACKEND)
     }
 
     /// The PostgreSQL pool, if this is one.
     pub fn as_postgres(&self) -> Option<&PgPool> {
-        match self {
-            DbPool::Postgres(p) => Some(p),
-            _ => None,
-        }
+        Postgres::pool(self)
     }
     /// The MySQL/MariaDB pool, if this is one.
     pub fn as_mysql(&self) -> Option<&MySqlPool> {
-        match self {
-            DbPool::MySql(p) => Some(p),
-            _ => None,
-        }
+        MySql::pool(self)
     }
     /// The SQLite pool, if this is one.
     pub fn as_sqlite(&self) -> Option<&SqlitePool> {
-        match self {
-            DbPool::Sqlite(p) => Some(p),
-            _ => None,
-        }
+        Sqlite::pool(self)
     }
 
     /// Connections open now, idle or in use.
     pub fn size(&self) -> u32 {
-        match self {
-            DbPool::Postgres(p) => p.size(),
-            DbPool::MySql(p) => p.size(),
-            DbPool::Sqlite(p) => p.size(),
-        }
+        dispatch!(self, DbPool(p) => p.size())
     }
     /// Connections open and idle now.
     pub fn num_idle(&self) -> usize {
-        match self {
-            DbPool::Postgres(p) => p.num_idle(),
-            DbPool::MySql(p) => p.num_idle(),
-            DbPool::Sqlite(p) => p.num_idle(),
-        }
+        dispatch!(self, DbPool(p) => p.num_idle())
     }
 
     /// Opens one connection outside the pool, with the pool's options, and
     /// closes it: the driver's own error when the server cannot be used.
     pub(crate) async fn connect_once(&self) -> std::result::Result<(), sqlx::Error> {
         use sqlx::{ConnectOptions, Connection};
-        match self {
-            DbPool::Postgres(p) => p.connect_options().connect().await?.close().await,
-            DbPool::MySql(p) => p.connect_options().connect().await?.close().await,
-            DbPool::Sqlite(p) => p.connect_options().connect().await?.close().await,
-        }
+        dispatch!(self, DbPool(p) => p.connect_options().connect().await?.close().await)
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        match self {
-            DbPool::Postgres(p) => p.close().await,
-            DbPool::MySql(p) => p.close().await,
-            DbPool::Sqlite(p) => p.close().await,
-        }
+        dispatch!(self, DbPool(p) => p.close().await)
     }
 }

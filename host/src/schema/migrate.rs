@@ -9,6 +9,7 @@ use sqlx::migrate::{Migrate, MigrateError, Migrator};
 
 use super::SchemaProblem;
 use super::same_database::check_distinct;
+use crate::connection::dispatch::dispatch;
 use crate::connection::pool::DbPool;
 use crate::connection::registry::ConnectionEntry;
 use crate::connection::url::Backend;
@@ -208,12 +209,8 @@ impl<'e> Migrations<'e> {
         }
         let mut connections = Vec::with_capacity(plan.len());
         for ((entry, dir), migrator) in plan.into_iter().zip(migrators) {
-            let before = match &entry.pool {
-                DbPool::Postgres(pool) => run_postgres(pool, &migrator).await,
-                DbPool::MySql(pool) => run_mysql(pool, &migrator).await,
-                DbPool::Sqlite(pool) => run_sqlite(pool, &migrator).await,
-            }
-            .map_err(|source| migrate_error(&entry, &dir, source))?;
+            let before = dispatch!(&entry.pool, DbPool(pool) => run_locked(pool, &migrator).await)
+                .map_err(|source| migrate_error(&entry, &dir, source))?;
             let mut applied = Vec::new();
             let mut already_applied = 0;
             for migration in migrator.iter().filter(|m| !m.migration_type.is_down_migration()) {
@@ -252,37 +249,34 @@ fn migrate_error(entry: &ConnectionEntry, dir: &Path, source: MigrateError) -> E
     }
 }
 
-/// Defines `$name`: on one connection of `$pool`, takes sqlx's migration
-/// lock, reads which versions were applied, runs `migrator`, releases the
-/// lock (even after a failure) and returns the versions applied before.
-macro_rules! run_locked {
-    ($name:ident, $pool:ty) => {
-        async fn $name(pool: &$pool, migrator: &Migrator) -> std::result::Result<HashSet<i64>, MigrateError> {
-            let mut conn = pool.acquire().await?;
-            conn.lock().await?;
-            let result = async {
-                conn.ensure_migrations_table(MIGRATIONS_TABLE).await?;
-                let before: HashSet<i64> = conn
-                    .list_applied_migrations(MIGRATIONS_TABLE)
-                    .await?
-                    .into_iter()
-                    .map(|m| m.version)
-                    .collect();
-                migrator.run(&mut *conn).await?;
-                Ok::<_, MigrateError>(before)
-            }
-            .await;
-            let unlocked = conn.unlock().await;
-            let before = result?;
-            unlocked?;
-            Ok(before)
-        }
-    };
+/// On one connection of `pool`, takes sqlx's migration lock, reads which
+/// versions were applied, runs `migrator`, releases the lock (even after a
+/// failure) and returns the versions applied before.
+async fn run_locked<DB>(pool: &sqlx::Pool<DB>, migrator: &Migrator) -> std::result::Result<HashSet<i64>, MigrateError>
+where
+    DB: sqlx::Database,
+    DB::Connection: Migrate,
+    for<'c> &'c mut DB::Connection: sqlx::Acquire<'c, Database = DB, Connection = &'c mut DB::Connection>,
+{
+    let mut conn = pool.acquire().await?;
+    conn.lock().await?;
+    let result = async {
+        conn.ensure_migrations_table(MIGRATIONS_TABLE).await?;
+        let before: HashSet<i64> = conn
+            .list_applied_migrations(MIGRATIONS_TABLE)
+            .await?
+            .into_iter()
+            .map(|m| m.version)
+            .collect();
+        migrator.run(&mut *conn).await?;
+        Ok::<_, MigrateError>(before)
+    }
+    .await;
+    let unlocked = conn.unlock().await;
+    let before = result?;
+    unlocked?;
+    Ok(before)
 }
-
-run_locked!(run_postgres, sqlx::PgPool);
-run_locked!(run_mysql, sqlx::MySqlPool);
-run_locked!(run_sqlite, sqlx::SqlitePool);
 
 /// What [`Migrations::run`] applied, per connection, in the order they ran.
 #[derive(Debug, Clone, PartialEq, Eq)]

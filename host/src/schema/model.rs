@@ -9,6 +9,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use super::same_database::check_distinct;
 use super::{CrossDatabaseReference, SchemaProblem};
+use crate::connection::dispatch::dispatch;
 use crate::connection::pool::DbPool;
 use crate::connection::registry::ConnectionEntry;
 use crate::connection::url::Backend;
@@ -427,11 +428,7 @@ impl<'a> SchemaChange<'a> {
         };
         for step in steps {
             let sql = step.sql;
-            let done = match &step.entry.pool {
-                DbPool::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
-                DbPool::MySql(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
-                DbPool::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
-            };
+            let done = dispatch!(&step.entry.pool, DbPool(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop));
             done.map_err(|source| Error::SchemaStatement {
                 connection: step.entry.name.to_string(),
                 model: step.model.clone(),

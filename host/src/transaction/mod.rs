@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use sqlx::{MySql, Postgres, Sqlite};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
-use crate::connection::url::Backend;
-
+use crate::connection::dispatch::{SqlxBackend, dispatch};
 use crate::connection::handle::Connection;
 use crate::connection::pool::DbPool;
 use crate::connection::registry::ConnectionEntry;
@@ -104,12 +103,11 @@ impl TxCore {
 }
 
 async fn run(conn: &mut TxConn, core: &TxCore, sql: sqlx::AssertSqlSafe<String>) -> Result<()> {
-    let result = match conn {
-        TxConn::Postgres(c) => sqlx::query(sql).execute(&mut **c).await.map(drop),
-        TxConn::MySql(c) => sqlx::query(sql).execute(&mut **c).await.map(drop),
-        TxConn::Sqlite(c) => sqlx::query(sql).execute(&mut **c).await.map(drop),
+    let result = dispatch!(
+        conn,
+        TxConn(c) => sqlx::query(sql).execute(&mut **c).await.map(drop),
         TxConn::Finished => return Err(core.finished()),
-    };
+    );
     result.map_err(|source| Error::Query {
         connection: core.entry.name.to_string(),
         source,
@@ -183,18 +181,12 @@ impl Transaction {
         };
         let read_only = access == Access::ReadOnly;
         let began = async {
-            Ok(match &entry.pool {
-                DbPool::Postgres(pool) if read_only => {
-                    TxConn::Postgres(pool.begin_with("BEGIN READ ONLY").await.map_err(error)?)
-                }
-                DbPool::Postgres(pool) => TxConn::Postgres(pool.begin().await.map_err(error)?),
-                DbPool::MySql(pool) if read_only => {
-                    TxConn::MySql(pool.begin_with("START TRANSACTION READ ONLY").await.map_err(error)?)
-                }
-                DbPool::MySql(pool) => TxConn::MySql(pool.begin().await.map_err(error)?),
-                // SQLite has no read-only transactions: a deferred one takes no
-                // write lock until it writes.
-                DbPool::Sqlite(pool) => TxConn::Sqlite(pool.begin().await.map_err(error)?),
+            dispatch!(&entry.pool, DbPool(pool) as DB => {
+                let tx = match DB::BEGIN_READ_ONLY {
+                    Some(begin) if read_only => pool.begin_with(begin).await,
+                    _ => pool.begin().await,
+                };
+                Ok(DB::wrap_tx(tx.map_err(error)?))
             })
         };
         let conn = match began.await {
@@ -257,11 +249,7 @@ impl Transaction {
     /// [`Error::WrongBackend`] on another backend;
     /// [`Error::TransactionFinished`].
     pub async fn postgres(&self) -> Result<MappedMutexGuard<'_, sqlx::PgConnection>> {
-        self.lend(Backend::Postgres, |conn| match conn {
-            TxConn::Postgres(tx) => Some(&mut **tx),
-            _ => None,
-        })
-        .await
+        self.lend::<Postgres>().await
     }
 
     /// The transaction's sqlx connection, when it is on MySQL or MariaDB
@@ -271,11 +259,7 @@ impl Transaction {
     ///
     /// As [`Transaction::postgres`].
     pub async fn mysql(&self) -> Result<MappedMutexGuard<'_, sqlx::MySqlConnection>> {
-        self.lend(Backend::MySql, |conn| match conn {
-            TxConn::MySql(tx) => Some(&mut **tx),
-            _ => None,
-        })
-        .await
+        self.lend::<MySql>().await
     }
 
     /// The transaction's sqlx connection, when it is on SQLite (see
@@ -305,23 +289,15 @@ impl Transaction {
     ///
     /// As [`Transaction::postgres`].
     pub async fn sqlite(&self) -> Result<MappedMutexGuard<'_, sqlx::SqliteConnection>> {
-        self.lend(Backend::Sqlite, |conn| match conn {
-            TxConn::Sqlite(tx) => Some(&mut **tx),
-            _ => None,
-        })
-        .await
+        self.lend::<Sqlite>().await
     }
 
-    async fn lend<C: 'static>(
-        &self,
-        requested: Backend,
-        project: impl FnOnce(&mut TxConn) -> Option<&mut C>,
-    ) -> Result<MappedMutexGuard<'_, C>> {
+    async fn lend<DB: SqlxBackend>(&self) -> Result<MappedMutexGuard<'_, DB::Connection>> {
         let conn = self.core.lock().await?;
-        MappedMutexGuard::try_map(conn, project).map_err(|_| Error::WrongBackend {
+        MappedMutexGuard::try_map(conn, |conn| DB::tx(conn).map(|tx| &mut **tx)).map_err(|_| Error::WrongBackend {
             connection: self.core.entry.name.to_string(),
             backend: self.core.entry.pool.backend(),
-            requested,
+            requested: DB::BACKEND,
         })
     }
 
@@ -369,16 +345,14 @@ impl Transaction {
             connection: name.to_string(),
             source,
         };
-        let rollback = ending == Ending::Rollback;
-        match conn {
-            TxConn::Postgres(tx) if rollback => tx.rollback().await.map_err(error),
-            TxConn::Postgres(tx) => tx.commit().await.map_err(error),
-            TxConn::MySql(tx) if rollback => tx.rollback().await.map_err(error),
-            TxConn::MySql(tx) => tx.commit().await.map_err(error),
-            TxConn::Sqlite(tx) if rollback => tx.rollback().await.map_err(error),
-            TxConn::Sqlite(tx) => tx.commit().await.map_err(error),
+        dispatch!(
+            conn,
+            TxConn(tx) => match ending {
+                Ending::Rollback => tx.rollback().await.map_err(error),
+                Ending::Commit => tx.commit().await.map_err(error),
+            },
             TxConn::Finished => Err(self.core.finished()),
-        }
+        )
     }
 
     async fn end_savepoint(&self, rollback: bool) -> Result<()> {

@@ -1,0 +1,184 @@
+//! The one place that lists the backends: [`dispatch!`] goes from a backend
+//! value ([`Backend`], [`DbPool`], a transaction's [`TxConn`]) to code typed
+//! for that backend's sqlx database, and [`SqlxBackend`] holds what differs
+//! between those databases (read-only `BEGIN`, connect options, what a
+//! statement reports, the variant of `DbPool` and `TxConn` each lives in).
+//!
+//! Adding a backend means a variant in `Backend`, `DbPool` and `TxConn`, an
+//! arm in each rule of `dispatch!` and an implementation of `SqlxBackend`,
+//! here; the compiler then asks for most of the rest (`Backend`'s own
+//! matches in `url.rs`, binding a `Value` and reading a row in `value.rs`).
+//!
+//! `dispatch!` expands to a plain `match` whose arms are its body, typed
+//! once per backend: no boxing and no dynamic dispatch, so the statement
+//! path (`handle.rs`) costs what the hand-written `match` did.
+
+use std::str::FromStr;
+
+use sqlx::{MySql, Postgres, Sqlite};
+
+use super::handle::QueryResult;
+use super::pool::DbPool;
+use super::url::Backend;
+use crate::transaction::TxConn;
+
+/// Runs `$body` once per backend, typed for that backend's sqlx database.
+///
+/// - `dispatch!(backend, Backend as DB => body)`: on a [`Backend`], with
+///   `DB` naming the sqlx database type.
+/// - `dispatch!(value, Enum(binding) => body)`, or `… Enum(binding) as DB
+///   => body`: on a value of an enum with one variant per backend
+///   ([`DbPool`], [`TxConn`], or a reference to one), with the variant's
+///   content bound to `binding`. Variants that are not a backend's
+///   (`TxConn::Finished`) take one more arm: `…, TxConn::Finished =>
+///   expression`.
+///
+/// `Enum` must be in scope by that name.
+macro_rules! dispatch {
+    ($backend:expr, Backend as $DB:ident => $body:expr $(,)?) => {
+        match $backend {
+            $crate::connection::url::Backend::Postgres => {
+                type $DB = ::sqlx::Postgres;
+                $body
+            }
+            $crate::connection::url::Backend::MySql => {
+                type $DB = ::sqlx::MySql;
+                $body
+            }
+            $crate::connection::url::Backend::Sqlite => {
+                type $DB = ::sqlx::Sqlite;
+                $body
+            }
+        }
+    };
+    ($value:expr, $Enum:ident($bind:pat) $(as $DB:ident)? => $body:expr $(, $other:pat => $rest:expr)? $(,)?) => {
+        match $value {
+            $Enum::Postgres($bind) => {
+                $(type $DB = ::sqlx::Postgres;)?
+                $body
+            }
+            $Enum::MySql($bind) => {
+                $(type $DB = ::sqlx::MySql;)?
+                $body
+            }
+            $Enum::Sqlite($bind) => {
+                $(type $DB = ::sqlx::Sqlite;)?
+                $body
+            }
+            $($other => $rest,)?
+        }
+    };
+}
+pub(crate) use dispatch;
+
+/// What differs between the sqlx databases dbroute runs on, one
+/// implementation per [`Backend`].
+pub(crate) trait SqlxBackend: sqlx::Database {
+    /// The backend this database is.
+    const BACKEND: Backend;
+
+    /// The statement that begins a read-only transaction, if the backend
+    /// has one.
+    const BEGIN_READ_ONLY: Option<&'static str>;
+
+    /// Connect options from a URL.
+    fn connect_options(url: &str) -> Result<<Self::Connection as sqlx::Connection>::Options, sqlx::Error>;
+
+    /// What a statement changed, from sqlx's report.
+    fn query_result(result: Self::QueryResult) -> QueryResult;
+
+    /// The pool, as the variant of [`DbPool`] for this backend.
+    fn wrap_pool(pool: sqlx::Pool<Self>) -> DbPool;
+
+    /// The pool inside `pool`, if it is this backend's.
+    fn pool(pool: &DbPool) -> Option<&sqlx::Pool<Self>>;
+
+    /// The transaction, as the variant of [`TxConn`] for this backend.
+    fn wrap_tx(tx: sqlx::Transaction<'static, Self>) -> TxConn;
+
+    /// The transaction inside `conn`, if it is this backend's.
+    fn tx(conn: &mut TxConn) -> Option<&mut sqlx::Transaction<'static, Self>>;
+}
+
+/// The items of [`SqlxBackend`] that only name the backend's variant.
+macro_rules! variants {
+    ($Variant:ident) => {
+        fn wrap_pool(pool: sqlx::Pool<Self>) -> DbPool {
+            DbPool::$Variant(pool)
+        }
+
+        fn pool(pool: &DbPool) -> Option<&sqlx::Pool<Self>> {
+            match pool {
+                DbPool::$Variant(pool) => Some(pool),
+                _ => None,
+            }
+        }
+
+        fn wrap_tx(tx: sqlx::Transaction<'static, Self>) -> TxConn {
+            TxConn::$Variant(tx)
+        }
+
+        fn tx(conn: &mut TxConn) -> Option<&mut sqlx::Transaction<'static, Self>> {
+            match conn {
+                TxConn::$Variant(tx) => Some(tx),
+                _ => None,
+            }
+        }
+    };
+}
+
+impl SqlxBackend for Postgres {
+    const BACKEND: Backend = Backend::Postgres;
+    const BEGIN_READ_ONLY: Option<&'static str> = Some("BEGIN READ ONLY");
+
+    fn connect_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions, sqlx::Error> {
+        sqlx::postgres::PgConnectOptions::from_str(url)
+    }
+
+    fn query_result(result: sqlx::postgres::PgQueryResult) -> QueryResult {
+        QueryResult {
+            rows_affected: result.rows_affected(),
+            last_insert_id: None,
+        }
+    }
+
+    variants!(Postgres);
+}
+
+impl SqlxBackend for MySql {
+    const BACKEND: Backend = Backend::MySql;
+    const BEGIN_READ_ONLY: Option<&'static str> = Some("START TRANSACTION READ ONLY");
+
+    fn connect_options(url: &str) -> Result<sqlx::mysql::MySqlConnectOptions, sqlx::Error> {
+        sqlx::mysql::MySqlConnectOptions::from_str(url)
+    }
+
+    fn query_result(result: sqlx::mysql::MySqlQueryResult) -> QueryResult {
+        QueryResult {
+            rows_affected: result.rows_affected(),
+            last_insert_id: i64::try_from(result.last_insert_id()).ok().filter(|id| *id != 0),
+        }
+    }
+
+    variants!(MySql);
+}
+
+impl SqlxBackend for Sqlite {
+    const BACKEND: Backend = Backend::Sqlite;
+    // SQLite has no read-only transactions: a deferred one takes no write
+    // lock until it writes.
+    const BEGIN_READ_ONLY: Option<&'static str> = None;
+
+    fn connect_options(url: &str) -> Result<sqlx::sqlite::SqliteConnectOptions, sqlx::Error> {
+        Ok(sqlx::sqlite::SqliteConnectOptions::from_str(url)?.create_if_missing(true))
+    }
+
+    fn query_result(result: sqlx::sqlite::SqliteQueryResult) -> QueryResult {
+        QueryResult {
+            rows_affected: result.rows_affected(),
+            last_insert_id: Some(result.last_insert_rowid()).filter(|id| *id != 0),
+        }
+    }
+
+    variants!(Sqlite);
+}
