@@ -1,6 +1,6 @@
 //! Raw SQL on a named connection, the same on all three backends.
 
-use dbroute::{Backend, Error, Value, params, sqlx::AssertSqlSafe};
+use dbroute::{Backend, Engine, Error, Value, params, sqlx::AssertSqlSafe};
 
 use crate::support::{TestDb, engine_on, per_backend};
 
@@ -209,4 +209,28 @@ async fn statement_futures_stay_small() {
     }
     // They are futures: run one to be sure they were not just built.
     assert_eq!(conn.fetch_one("SELECT $1", &p).await.unwrap().get::<i64, _>(0), 1);
+}
+
+#[tokio::test]
+async fn a_statement_says_which_connection_ran_it() {
+    let engine = Engine::builder()
+        .connection("primary", "sqlite::memory:")
+        .connection("archive", "sqlite::memory:")
+        .build()
+        .await
+        .unwrap();
+    let model = dbroute::ModelInfo::new("Note");
+    let done = engine
+        .write_model(&model)
+        .execute("CREATE TABLE notes (x INTEGER)", &[])
+        .await
+        .unwrap();
+    assert_eq!(done.connection, "primary", "the default connection's own name");
+    let done = engine
+        .write_model(&model)
+        .using("archive")
+        .execute("CREATE TABLE notes (x INTEGER)", &[])
+        .await
+        .unwrap();
+    assert_eq!(done.connection, "archive");
 }

@@ -20,6 +20,7 @@ use sqlx::{MySql, Postgres, Sqlite};
 use super::handle::QueryResult;
 use super::pool::DbPool;
 use super::url::Backend;
+use crate::name::ConnectionName;
 use crate::transaction::TxConn;
 
 /// Runs `$body` once per backend, typed for that backend's sqlx database.
@@ -85,7 +86,7 @@ pub(crate) trait SqlxBackend: sqlx::Database {
     fn connect_options(url: &str) -> Result<<Self::Connection as sqlx::Connection>::Options, sqlx::Error>;
 
     /// What a statement changed, from sqlx's report.
-    fn query_result(result: Self::QueryResult) -> QueryResult;
+    fn query_result(result: Self::QueryResult, connection: ConnectionName) -> QueryResult;
 
     /// The pool, as the variant of [`DbPool`] for this backend.
     fn wrap_pool(pool: sqlx::Pool<Self>) -> DbPool;
@@ -135,8 +136,9 @@ impl SqlxBackend for Postgres {
         sqlx::postgres::PgConnectOptions::from_str(url)
     }
 
-    fn query_result(result: sqlx::postgres::PgQueryResult) -> QueryResult {
+    fn query_result(result: sqlx::postgres::PgQueryResult, connection: ConnectionName) -> QueryResult {
         QueryResult {
+            connection,
             rows_affected: result.rows_affected(),
             last_insert_id: None,
         }
@@ -153,8 +155,9 @@ impl SqlxBackend for MySql {
         sqlx::mysql::MySqlConnectOptions::from_str(url)
     }
 
-    fn query_result(result: sqlx::mysql::MySqlQueryResult) -> QueryResult {
+    fn query_result(result: sqlx::mysql::MySqlQueryResult, connection: ConnectionName) -> QueryResult {
         QueryResult {
+            connection,
             rows_affected: result.rows_affected(),
             last_insert_id: i64::try_from(result.last_insert_id()).ok().filter(|id| *id != 0),
         }
@@ -173,8 +176,9 @@ impl SqlxBackend for Sqlite {
         Ok(sqlx::sqlite::SqliteConnectOptions::from_str(url)?.create_if_missing(true))
     }
 
-    fn query_result(result: sqlx::sqlite::SqliteQueryResult) -> QueryResult {
+    fn query_result(result: sqlx::sqlite::SqliteQueryResult, connection: ConnectionName) -> QueryResult {
         QueryResult {
+            connection,
             rows_affected: result.rows_affected(),
             last_insert_id: Some(result.last_insert_rowid()).filter(|id| *id != 0),
         }

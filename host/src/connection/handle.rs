@@ -14,9 +14,13 @@ use crate::error::{Error, Result};
 use crate::name::ConnectionName;
 use crate::transaction::{TxConn, TxCore};
 
-/// What a statement changed.
+/// What a statement changed, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QueryResult {
+    /// The connection that ran the statement (its registered name: the
+    /// default connection's own name, not `default`).
+    pub connection: ConnectionName,
     /// Rows inserted, updated or deleted.
     pub rows_affected: u64,
     /// The id of the last inserted row, where the backend reports one
@@ -94,7 +98,12 @@ where
     sqlx::query_with(sql, bind::<DB>(params)?).fetch_optional(exec).await
 }
 
-async fn execute_on<'c, DB, E>(exec: E, sql: SqlStr, params: &[Value]) -> std::result::Result<QueryResult, sqlx::Error>
+async fn execute_on<'c, DB, E>(
+    exec: E,
+    sql: SqlStr,
+    params: &[Value],
+    connection: ConnectionName,
+) -> std::result::Result<QueryResult, sqlx::Error>
 where
     DB: SqlxBackend,
     E: Executor<'c, Database = DB>,
@@ -102,7 +111,7 @@ where
     DB::Arguments: IntoArguments<DB>,
 {
     let result = sqlx::query_with(sql, bind::<DB>(params)?).execute(exec).await?;
-    Ok(DB::query_result(result))
+    Ok(DB::query_result(result, connection))
 }
 
 /// PostgreSQL fixes a prepared statement's parameter types when it is
@@ -226,7 +235,7 @@ impl Connection {
     pub async fn execute(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<QueryResult> {
         let sql = typed_sql(self.backend(), sql.into_sql_str(), params);
         self.timed(async {
-            on_executor!(self, |exec| execute_on(exec, sql, params)
+            on_executor!(self, |exec| execute_on(exec, sql, params, self.entry.name)
                 .await
                 .map_err(|e| self.error(e)))
         })
