@@ -1,6 +1,14 @@
 //! Router instances (one wasmtime store each) and the bounded pool that
 //! reuses them. An instance is never called from two threads at once and is
 //! discarded after any fault.
+//!
+//! An instance is taken from its thread's keep or from the pool for one
+//! call, and kept or returned only if the call did not fault. Idle instances
+//! per router (in the shards, plus those threads keep) never exceed the
+//! limit, and at most half of it is kept by threads; a thread that exits
+//! gives its instances back. A kept instance is used only while its pool is
+//! the router's current one (new connections, and the move to optimized
+//! code, make a new pool).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

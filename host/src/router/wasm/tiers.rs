@@ -2,6 +2,18 @@
 //! load chooses ([`Compilation`]), the state a caller can wait on
 //! ([`TierState`]), and the thread that optimizes routers loaded on
 //! baseline code ([`Optimizer`]).
+//!
+//! A router loaded from bytes not in the compiled-router cache runs Winch's
+//! baseline code at once (unless the load asked for optimized code, Winch
+//! refuses the module, or the platform has no Winch: then Cranelift's code
+//! from the start). The runtime's optimizer thread compiles it with
+//! Cranelift, one router at a time on one core; once an instance of the
+//! optimized code, made for the load's connections, passes the router's
+//! self-test, the router swaps its instance pool for one on that code,
+//! initialised with the current connections (a lock orders the replacement
+//! with `connections_changed`; no wasm runs under it). Identity and answer
+//! cache stay: the bytes are the same. A router dropped before its turn is
+//! skipped. Both tiers run under the same limits.
 
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex, MutexGuard};
