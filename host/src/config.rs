@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::router::wasm::WasmRouter;
 use crate::router::wasm::runtime::RouterLimits;
 
-/// A parsed configuration file.
+/// A parsed configuration file (every key, with an example each:
+/// `docs/configuration.md`).
 ///
 /// ```toml
 /// read_failure = "fall_back_to_default"   # or "fail" (the default)
@@ -282,6 +283,39 @@ mod tests {
             Err(Error::MissingEnvVar { .. })
         ));
         assert!(matches!(expand_env("x=${OPEN", "t"), Err(Error::Config { .. })));
+    }
+
+    /// Every example in `docs/configuration.md` parses, and every key its
+    /// tables list is shown in an example.
+    #[test]
+    fn the_reference_pages_examples_parse() {
+        let page = include_str!("../../docs/configuration.md");
+        let mut examples = Vec::new();
+        let mut lines = page.lines();
+        while let Some(line) = lines.next() {
+            if line.trim() == "```toml" {
+                let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+                examples.push(block.join("\n"));
+            }
+        }
+        assert!(examples.len() >= 5, "{} examples", examples.len());
+        for example in &examples {
+            // The page's secret comes from the environment: stand one in.
+            let text = example.replace("${DB_PASSWORD}", "secret");
+            let config = Config::from_toml_str(&text, Path::new("."))
+                .unwrap_or_else(|e| panic!("an example does not parse: {e}\n{example}"));
+            let _ = config.builder();
+        }
+        let keys = page
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next());
+        for key in keys {
+            assert!(
+                examples.iter().any(|e| e.contains(&format!("{key} ="))),
+                "the key `{key}` has no example"
+            );
+        }
     }
 
     #[test]

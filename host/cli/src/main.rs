@@ -206,7 +206,8 @@ struct DemoArgs {
     /// Use the connections of this TOML configuration file instead of
     /// SQLite files. The demo creates its `dbroute_demo_*` tables there
     /// when missing and adds rows tagged with the run's id. Scenarios that
-    /// need a connection it lacks are skipped.
+    /// need a connection it lacks are skipped. (Every key:
+    /// docs/configuration.md.)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }

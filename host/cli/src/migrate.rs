@@ -15,7 +15,7 @@ use crate::{fail, parse_connection_name};
 #[derive(Debug, Args)]
 pub(crate) struct MigrateArgs {
     /// The TOML configuration file whose connections (and routers) are
-    /// used.
+    /// used (every key: docs/configuration.md).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     /// A sqlx migrations directory. `NAME=PATH` runs it on connection NAME;

@@ -14,7 +14,8 @@ use crate::fail;
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
-    /// The TOML configuration file whose connections are checked.
+    /// The TOML configuration file whose connections are checked (every
+    /// key: docs/configuration.md).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     /// How long each health check may take, in milliseconds.
