@@ -146,9 +146,10 @@ pub mod wasm {
     pub use crate::router::watch::{RouterWatcher, WatchStatus};
 }
 
-/// What the engine reports: each connection's status and health, and
-/// decision counts.
+/// What the engine reports: each connection's status and health, replicas'
+/// roles and lag, and decision counts.
 pub mod stats {
+    pub use crate::connection::replication::{ReplicaLag, Role};
     pub use crate::connection::stats::{ConnectionStatus, Health};
     pub use crate::engine::DecisionCount;
     pub use crate::route_stats::RouteCount;
