@@ -159,6 +159,10 @@ pub mod stats {
 #[doc = include_str!("../../docs/transactions.md")]
 struct TransactionsGuide;
 
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/replicas.md")]
+struct ReplicasGuide;
+
 /// sqlx, re-exported so users name the same version (`AssertSqlSafe`, the
 /// typed pools).
 pub use sqlx;
