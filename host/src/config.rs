@@ -20,10 +20,15 @@ use crate::router::wasm::runtime::RouterLimits;
 /// ```toml
 /// read_failure = "fall_back_to_default"   # or "fail" (the default)
 /// compiled_router_cache = ".dbroute/compiled"  # optional, relative to the file
+/// replication_check_every_ms = 1000     # how often replicas' lag is measured (0: never)
 ///
 /// [connections.default]
 /// url = "postgres://app:${DB_PASSWORD}@127.0.0.1/app"
 /// max_connections = 20
+///
+/// [connections.replica]
+/// url = "postgres://app:${DB_PASSWORD}@127.0.0.1:5433/app"
+/// replica_of = "default"               # its lag is measured and reported
 ///
 /// [connections.cache]
 /// url = "sqlite:cache.db"
@@ -71,6 +76,8 @@ struct ConfigFile {
     router_limits: LimitsConfig,
     /// A folder for compiled routers (relative to the file).
     compiled_router_cache: Option<PathBuf>,
+    /// How often replicas' lag is measured, in milliseconds (0: never).
+    replication_check_every_ms: Option<u64>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -85,6 +92,8 @@ struct ConnectionConfig {
     idle_timeout_ms: Option<u64>,
     max_lifetime_ms: Option<u64>,
     lazy: Option<bool>,
+    /// The connection this one is a replica of.
+    replica_of: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectionConfig {
@@ -92,6 +101,7 @@ impl std::fmt::Debug for ConnectionConfig {
         f.debug_struct("ConnectionConfig")
             .field("url", &crate::connection::url::redact(&self.url))
             .field("default", &self.default)
+            .field("replica_of", &self.replica_of)
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +174,32 @@ impl Config {
         self.file.connections.keys().map(String::as_str).collect()
     }
 
+    /// The connections declared replicas (`replica_of = "NAME"`), as
+    /// (replica, primary), in file order. Checked when the engine is built
+    /// (see [`EngineBuilder::replica_of`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dbroute::Config;
+    /// let config = Config::from_toml_str(r#"
+    ///     [connections.default]
+    ///     url = "postgres://app@127.0.0.1:5432/app"
+    ///     [connections.replica]
+    ///     url = "postgres://app@127.0.0.1:5433/app"
+    ///     replica_of = "default"
+    /// "#, std::path::Path::new("."))?;
+    /// assert_eq!(config.replicas(), [("replica", "default")]);
+    /// # Ok::<(), dbroute::Error>(())
+    /// ```
+    pub fn replicas(&self) -> Vec<(&str, &str)> {
+        self.file
+            .connections
+            .iter()
+            .filter_map(|(name, c)| Some((name.as_str(), c.replica_of.as_deref()?)))
+            .collect()
+    }
+
     /// The router limits the file sets (defaults for the rest).
     pub fn router_limits(&self) -> RouterLimits {
         let l = &self.file.router_limits;
@@ -192,6 +228,9 @@ impl Config {
         if let Some(dir) = &self.file.compiled_router_cache {
             builder = builder.compiled_router_cache(self.base.join(dir));
         }
+        if let Some(ms) = self.file.replication_check_every_ms {
+            builder = builder.replication_check_every(Duration::from_millis(ms));
+        }
         for (name, c) in &self.file.connections {
             let mut settings = PoolSettings::new();
             if let Some(n) = c.max_connections {
@@ -215,6 +254,9 @@ impl Config {
             builder = builder.connection_with(name.clone(), c.url.clone(), settings);
             if c.default {
                 builder = builder.default_connection(name.clone());
+            }
+            if let Some(primary) = &c.replica_of {
+                builder = builder.replica_of(name.clone(), primary.clone());
             }
         }
         for r in &self.file.routers {

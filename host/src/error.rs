@@ -151,6 +151,22 @@ pub enum Error {
         others: Vec<ConnectionName>,
     },
 
+    /// A connection was declared a replica of another
+    /// ([`EngineBuilder::replica_of`](crate::EngineBuilder::replica_of), or
+    /// `replica_of` in a configuration file) in a way that cannot hold: the
+    /// primary or the replica is not registered, the connection names
+    /// itself, the declarations make a cycle, the backend has no
+    /// replication (SQLite), or the two are on different backends.
+    #[error("connection `{replica}` cannot be a replica of `{primary}`: {reason}")]
+    ReplicaOf {
+        /// The connection declared a replica.
+        replica: String,
+        /// The connection it was declared a replica of.
+        primary: String,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+
     /// The engine was closed.
     #[error("the engine is closed; build a new one")]
     Closed,

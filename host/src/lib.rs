@@ -146,9 +146,10 @@ pub mod wasm {
     pub use crate::router::watch::{RouterWatcher, WatchStatus};
 }
 
-/// What the engine reports: each connection's status and health, and
-/// decision counts.
+/// What the engine reports: each connection's status and health, replicas'
+/// roles and lag, and decision counts.
 pub mod stats {
+    pub use crate::connection::replication::{ReplicaLag, Role};
     pub use crate::connection::stats::{ConnectionStatus, Health};
     pub use crate::engine::DecisionCount;
     pub use crate::route_stats::RouteCount;
@@ -157,6 +158,10 @@ pub mod stats {
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/transactions.md")]
 struct TransactionsGuide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/replicas.md")]
+struct ReplicasGuide;
 
 /// sqlx, re-exported so users name the same version (`AssertSqlSafe`, the
 /// typed pools).

@@ -669,6 +669,57 @@ fn status_reports_each_connection_and_fails_on_a_dead_one() {
     assert_eq!(parsed["connections"][0]["health"], "healthy");
 }
 
+/// A connection declared a replica shows its role and lag; one whose lag
+/// cannot be measured (here: the machine's PostgreSQL, which is no replica)
+/// says why, and fails the command.
+#[test]
+fn status_shows_roles_and_a_replica_whose_lag_is_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dbroute.toml");
+    let url = "postgres://postgres@127.0.0.1:5432/postgres";
+    std::fs::write(
+        &config,
+        format!("[connections.main]\nurl = \"{url}\"\n\n[connections.copy]\nurl = \"{url}\"\nreplica_of = \"main\"\n"),
+    )
+    .unwrap();
+    let out = dbroute(&["status", "--config", &config.display().to_string()]);
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line("main *").contains("primary"), "{text}");
+    let copy = line("copy");
+    assert!(copy.contains("healthy") && copy.contains("replica of main"), "{text}");
+    assert!(
+        copy.contains("unknown") && copy.contains("lag: ") && copy.contains("not a replica"),
+        "{text}"
+    );
+
+    let out = dbroute(&["status", "--config", &config.display().to_string(), "--json"]);
+    assert_exit(&out, 1);
+    let parsed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (main, copy) = (&parsed["connections"][0], &parsed["connections"][1]);
+    assert_eq!(
+        (&main["name"], &main["role"]),
+        (&"main".into(), &"primary".into()),
+        "{parsed}"
+    );
+    assert!(main["replica_of"].is_null() && main["lag"].is_null(), "{parsed}");
+    assert_eq!(
+        (&copy["role"], &copy["replica_of"]),
+        (&"replica".into(), &"main".into()),
+        "{parsed}"
+    );
+    assert!(copy["lag"]["bytes_behind"].is_null(), "{parsed}");
+    assert!(copy["lag"]["measured_at_unix_ms"].as_u64().unwrap() > 0, "{parsed}");
+    let error = copy["lag"]["error"].as_str().unwrap();
+    assert!(error.contains("not a replica"), "{error}");
+}
+
 #[test]
 fn a_url_given_as_a_connection_name_does_not_print_its_password() {
     let out = dbroute(&[

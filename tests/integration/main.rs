@@ -12,6 +12,8 @@ mod pg_server;
 mod raw_sql;
 mod registry;
 mod reliability;
+mod replica;
+mod replica_server;
 mod router_faults;
 mod router_watch;
 mod schema;

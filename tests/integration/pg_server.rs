@@ -23,19 +23,20 @@ pub(crate) struct PgServer {
     _dir: tempfile::TempDir,
 }
 
-/// What running `pg_ctl` needs: cheap to hand to a blocking thread.
-struct Ctl {
-    bin: PathBuf,
-    data: PathBuf,
-    log: PathBuf,
-    socket_dir: PathBuf,
-    port: u16,
+/// What running `pg_ctl` needs: cheap to hand to a blocking thread. (Also
+/// used by `replica_server.rs`.)
+pub(crate) struct Ctl {
+    pub(crate) bin: PathBuf,
+    pub(crate) data: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) socket_dir: PathBuf,
+    pub(crate) port: u16,
     /// `Some("postgres")` when running as root.
-    run_as: Option<&'static str>,
+    pub(crate) run_as: Option<&'static str>,
 }
 
 /// The folder of the newest installed PostgreSQL's binaries.
-fn find_bin() -> PathBuf {
+pub(crate) fn find_bin() -> PathBuf {
     if let Some(dir) = std::env::var_os("DBROUTE_PG_BIN") {
         return PathBuf::from(dir);
     }
@@ -56,7 +57,7 @@ fn find_bin() -> PathBuf {
         .expect("PostgreSQL's initdb and pg_ctl: install postgresql, or set DBROUTE_PG_BIN")
 }
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -64,13 +65,13 @@ fn running_as_root() -> bool {
 }
 
 /// A loopback port nothing listens on now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local address").port()
 }
 
 impl Ctl {
-    fn command(&self, program: &str) -> Command {
+    pub(crate) fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
         let mut command = match self.run_as {
             Some(user) => {
@@ -88,7 +89,7 @@ impl Ctl {
     }
 
     /// Runs `program args`; panics with its output when it fails.
-    fn run(&self, program: &str, args: &[&str]) {
+    pub(crate) fn run(&self, program: &str, args: &[&str]) {
         let output = self
             .command(program)
             .args(args)
@@ -105,7 +106,7 @@ impl Ctl {
         }
     }
 
-    fn start(&self) {
+    pub(crate) fn start(&self) {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k {} -F -c max_connections=60 -c shared_buffers=16MB",
             self.port,
@@ -129,12 +130,12 @@ impl Ctl {
         );
     }
 
-    fn stop(&self, mode: &str) {
+    pub(crate) fn stop(&self, mode: &str) {
         let data = self.data.display().to_string();
         self.run("pg_ctl", &["stop", "-w", "-t", CTL_WAIT_SECS, "-m", mode, "-D", &data]);
     }
 
-    fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.command("pg_ctl")
             .args(["status", "-D"])
             .arg(&self.data)

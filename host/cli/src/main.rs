@@ -85,10 +85,11 @@ enum Command {
     /// usage errors.
     Migrate(migrate::MigrateArgs),
     /// Check every connection of a configuration file (`SELECT 1` within
-    /// a timeout) and print its backend, health, pool and last error.
+    /// a timeout), measure each replica's lag (`replica_of`), and print
+    /// its backend, health, role, lag, pool and last error.
     ///
-    /// Exit status: 0 when every connection is healthy, 1 otherwise, 2 for
-    /// usage errors.
+    /// Exit status: 0 when every connection is healthy and every
+    /// replica's lag could be measured, 1 otherwise, 2 for usage errors.
     Status(status::StatusArgs),
 }
 

@@ -1,5 +1,6 @@
 //! `dbroute status --config FILE`: checks every connection of a
-//! configuration file and prints what each is doing.
+//! configuration file, measures each replica's lag, and prints what each
+//! is doing.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use dbroute::Config;
-use dbroute::stats::{ConnectionStatus, Health};
+use dbroute::stats::{ConnectionStatus, Health, ReplicaLag, Role};
 use serde_json::json;
 
 use crate::fail;
@@ -34,7 +35,8 @@ pub(crate) fn run(args: &StatusArgs) -> ExitCode {
     match runtime.block_on(status(args)) {
         Ok(status) => {
             print(&status, args.json);
-            if status.iter().all(|s| s.health == Health::Healthy) {
+            let lag_known = |s: &ConnectionStatus| s.replication.as_ref().is_none_or(ReplicaLag::is_known);
+            if status.iter().all(|s| s.health == Health::Healthy && lag_known(s)) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -51,7 +53,10 @@ async fn status(args: &StatusArgs) -> dbroute::Result<Vec<ConnectionStatus>> {
         .connect_lazily()
         .build()
         .await?;
-    let status = engine.check_health(Duration::from_millis(args.timeout_ms)).await;
+    let timeout = Duration::from_millis(args.timeout_ms);
+    engine.check_health(timeout).await;
+    engine.measure_replication(timeout).await;
+    let status = engine.status();
     engine.close().await;
     Ok(status)
 }
@@ -68,6 +73,50 @@ fn millis(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".to_owned(), |d| format!("{:.1}", d.as_secs_f64() * 1000.0))
 }
 
+fn role(role: Role) -> String {
+    match role.replica_of() {
+        Some(primary) => format!("replica of {primary}"),
+        None => "primary".to_owned(),
+    }
+}
+
+/// A replica's lag for the table: `-` for a primary, `unknown` when it
+/// could not be measured.
+fn lag(lag: Option<&ReplicaLag>) -> String {
+    let Some(lag) = lag else { return "-".to_owned() };
+    if !lag.is_known() {
+        return "unknown".to_owned();
+    }
+    let mut parts = Vec::new();
+    if let Some(bytes) = lag.bytes_behind {
+        parts.push(format!("{bytes} B"));
+    }
+    if let Some(time) = lag.time_behind {
+        parts.push(format!("{:.1} s", time.as_secs_f64()));
+    }
+    if lag.replay_paused == Some(true) {
+        parts.push("paused".to_owned());
+    }
+    if parts.is_empty() {
+        return "not reported".to_owned();
+    }
+    parts.join(", ")
+}
+
+fn lag_json(lag: &ReplicaLag) -> serde_json::Value {
+    let measured_at_ms = lag
+        .measured_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    json!({
+        "bytes_behind": lag.bytes_behind,
+        "time_behind_ms": lag.time_behind.map(|d| d.as_millis() as u64),
+        "replay_paused": lag.replay_paused,
+        "measured_at_unix_ms": measured_at_ms,
+        "error": lag.error,
+    })
+}
+
 fn print(status: &[ConnectionStatus], as_json: bool) {
     if as_json {
         let connections: Vec<_> = status
@@ -77,6 +126,9 @@ fn print(status: &[ConnectionStatus], as_json: bool) {
                     "name": s.name.as_str(),
                     "backend": s.backend.as_str(),
                     "default": s.is_default,
+                    "role": if s.role.replica_of().is_some() { "replica" } else { "primary" },
+                    "replica_of": s.role.replica_of().map(|p| p.to_string()),
+                    "lag": s.replication.as_ref().map(lag_json),
                     "health": health(s.health),
                     "pool_size": s.pool_size,
                     "idle": s.idle,
@@ -93,8 +145,8 @@ fn print(status: &[ConnectionStatus], as_json: bool) {
         return;
     }
     println!(
-        "{:<16} {:<8} {:<9} {:>4} {:>4} {:>6} {:>7}  {:>8}  last error",
-        "connection", "backend", "health", "pool", "idle", "in use", "waiting", "p50 ms"
+        "{:<16} {:<8} {:<9} {:<20} {:<22} {:>4} {:>4} {:>6} {:>7}  {:>8}  last error",
+        "connection", "backend", "health", "role", "lag", "pool", "idle", "in use", "waiting", "p50 ms"
     );
     for s in status {
         let name = if s.is_default {
@@ -102,18 +154,27 @@ fn print(status: &[ConnectionStatus], as_json: bool) {
         } else {
             s.name.to_string()
         };
+        // A replica whose lag is unknown says why first.
+        let error = s
+            .replication
+            .as_ref()
+            .and_then(|l| l.error.as_deref())
+            .map(|e| format!("lag: {e}"))
+            .or_else(|| s.last_error.clone());
         println!(
-            "{:<16} {:<8} {:<9} {:>4} {:>4} {:>6} {:>7}  {:>8}  {}",
+            "{:<16} {:<8} {:<9} {:<20} {:<22} {:>4} {:>4} {:>6} {:>7}  {:>8}  {}",
             name,
             s.backend.as_str(),
             health(s.health),
+            role(s.role),
+            lag(s.replication.as_ref()),
             s.pool_size,
             s.idle,
             s.in_use,
             s.waiting,
             millis(s.latency_p50),
-            s.last_error.as_deref().unwrap_or("-")
+            error.as_deref().unwrap_or("-")
         );
     }
-    println!("(* the default connection)");
+    println!("(* the default connection; lag: bytes behind (PostgreSQL), time behind, see docs/replicas.md)");
 }

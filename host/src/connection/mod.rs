@@ -1,10 +1,11 @@
-//! Named connections: URLs, pools, the registry, and the handle that runs
-//! SQL.
+//! Named connections: URLs, pools, the registry, the handle that runs
+//! SQL, and replicas.
 
 pub(crate) mod dispatch;
 pub(crate) mod handle;
 pub(crate) mod pool;
 pub(crate) mod registry;
+pub(crate) mod replication;
 pub(crate) mod stats;
 pub(crate) mod url;
 pub(crate) mod value;

@@ -27,6 +27,9 @@ pub(crate) struct ConnectionEntry {
     pub(crate) stats: ConnectionStats,
     /// Made by the connection factory (and so evictable).
     pub(crate) from_factory: bool,
+    /// The connection this one was declared a replica of (its registered
+    /// name), checked when the engine was built.
+    pub(crate) replica_of: Option<ConnectionName>,
     /// When a decision last chose it (factory connections only), in
     /// milliseconds since the process started.
     pub(crate) last_used: AtomicU64,
@@ -38,6 +41,7 @@ impl std::fmt::Debug for ConnectionEntry {
             .field("name", &self.name)
             .field("url", &self.url)
             .field("backend", &self.url.backend())
+            .field("replica_of", &self.replica_of)
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +76,7 @@ impl ConnectionEntry {
             routed_writes: StripedCounter::default(),
             stats: ConnectionStats::new(name),
             from_factory,
+            replica_of: None,
             last_used: AtomicU64::new(0),
         };
         entry.touch();

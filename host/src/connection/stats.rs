@@ -1,11 +1,13 @@
 //! What each connection has been doing: queries, errors, latency, waiting
-//! acquirers, health. Exposed in code ([`ConnectionStatus`]) and through the
-//! `metrics` crate's macros (so a service can export them to Prometheus).
+//! acquirers, health, and, for a replica, its last measured lag. Exposed in
+//! code ([`ConnectionStatus`]) and through the `metrics` crate's macros (so
+//! a service can export them to Prometheus).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::replication::{ReplicaLag, Role};
 use crate::name::ConnectionName;
 
 /// Latency buckets: four per power of two of microseconds, up to ~2^32 µs.
@@ -91,6 +93,9 @@ pub(crate) struct ConnectionStats {
     latency: Histogram,
     last_error: Mutex<Option<String>>,
     health: AtomicU8,
+    /// A replica's last lag measurement (written by the measurement, read
+    /// by status: never on the routing path).
+    replication: Mutex<Option<ReplicaLag>>,
     metric_queries: metrics::Counter,
     metric_errors: metrics::Counter,
     metric_latency: metrics::Histogram,
@@ -106,6 +111,7 @@ impl ConnectionStats {
             latency: Histogram::default(),
             last_error: Mutex::new(None),
             health: AtomicU8::new(0),
+            replication: Mutex::new(None),
             metric_queries: metrics::counter!("dbroute_queries_total", "connection" => label.clone()),
             metric_errors: metrics::counter!("dbroute_query_errors_total", "connection" => label.clone()),
             metric_latency: metrics::histogram!("dbroute_query_duration_seconds", "connection" => label),
@@ -139,6 +145,25 @@ impl ConnectionStats {
 
     pub(crate) fn set_health(&self, healthy: bool) {
         self.health.store(if healthy { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// Keeps a replica's lag measurement, unless a later one is kept
+    /// already (two measurements may overlap).
+    pub(crate) fn set_replication(&self, lag: ReplicaLag) {
+        let mut kept = self
+            .replication
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.as_ref().is_none_or(|k| k.measured_at <= lag.measured_at) {
+            *kept = Some(lag);
+        }
+    }
+
+    pub(crate) fn replication(&self) -> Option<ReplicaLag> {
+        self.replication
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn waiting_guard(&self) -> WaitingGuard<'_> {
@@ -256,6 +281,14 @@ pub struct ConnectionStatus {
     pub routed_reads: u64,
     /// Writes routers (or overrides) sent here.
     pub routed_writes: u64,
+    /// A primary, or a replica of which connection (as declared with
+    /// [`EngineBuilder::replica_of`](crate::EngineBuilder::replica_of)).
+    pub role: Role,
+    /// A replica's last lag measurement (`None`: a primary, or not measured
+    /// yet). Measured in the background (see
+    /// [`EngineBuilder::replication_check_every`](crate::EngineBuilder::replication_check_every))
+    /// and by [`Engine::measure_replication`](crate::Engine::measure_replication).
+    pub replication: Option<ReplicaLag>,
 }
 
 impl ConnectionStatus {
@@ -281,6 +314,8 @@ impl ConnectionStatus {
             health: stats.health,
             routed_reads: entry.routed_reads.get(),
             routed_writes: entry.routed_writes.get(),
+            role: entry.replica_of.map_or(Role::Primary, |of| Role::Replica { of }),
+            replication: entry.stats.replication(),
         }
     }
 }

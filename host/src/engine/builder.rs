@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::connection::pool::PoolSettings;
 use crate::connection::registry::{ConnectionEntry, Registry};
+use crate::connection::replication::check_declarations;
 use crate::connection::url::ConnectionUrl;
 use crate::error::{Error, Result};
 use crate::factory::ConnectionFactory;
@@ -20,6 +21,10 @@ use crate::router::wasm::runtime::RouterLimits;
 use crate::router::{Router, RouterChain};
 
 use super::{Engine, EngineInner, ReadFailure, RouterSource, TransactionRouting};
+
+/// How often replicas' lag is measured unless
+/// [`EngineBuilder::replication_check_every`] says otherwise.
+const DEFAULT_REPLICATION_INTERVAL: Duration = Duration::from_secs(1);
 
 enum PendingRouter {
     Native(Arc<dyn Router>),
@@ -56,6 +61,9 @@ pub struct EngineBuilder {
     transaction_routing: TransactionRouting,
     factory: Option<ConnectionFactory>,
     health_interval: Option<Duration>,
+    /// (replica, primary), as declared.
+    replicas: Vec<(String, String)>,
+    replication_interval: Duration,
     route_stats: bool,
     lazy: bool,
 }
@@ -66,6 +74,7 @@ impl std::fmt::Debug for EngineBuilder {
         f.debug_struct("EngineBuilder")
             .field("connections", &names)
             .field("default", &self.default)
+            .field("replicas", &self.replicas)
             .field("routers", &self.routers.len())
             .finish_non_exhaustive()
     }
@@ -84,6 +93,8 @@ impl EngineBuilder {
             transaction_routing: TransactionRouting::default(),
             factory: None,
             health_interval: None,
+            replicas: Vec::new(),
+            replication_interval: DEFAULT_REPLICATION_INTERVAL,
             route_stats: false,
             lazy: false,
         }
@@ -99,6 +110,68 @@ impl EngineBuilder {
     /// Registers a connection with its own pool settings.
     pub fn connection_with(mut self, name: impl Into<String>, url: impl Into<String>, settings: PoolSettings) -> Self {
         self.connections.push((name.into(), url.into(), settings));
+        self
+    }
+
+    /// Declares the connection `replica` a replica of `primary` (both
+    /// registered, in any order; `default` names the default connection):
+    /// a server that streams `primary`'s changes and replays them, some
+    /// time behind. The engine then measures how far behind it is (see
+    /// [`EngineBuilder::replication_check_every`]) and reports it in
+    /// [`Engine::status`] and [`Engine::measure_replication`]. Routing does
+    /// not change: routers still decide where reads go.
+    ///
+    /// A replica of a replica is measured against the replica it streams
+    /// from. PostgreSQL and MySQL/MariaDB only (see `docs/replicas.md`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::Engine;
+    /// use dbroute::stats::Role;
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "postgres://app@127.0.0.1:5432/app")
+    ///     .connection("replica", "postgres://app@127.0.0.1:5433/app")
+    ///     .replica_of("replica", "default")
+    ///     .build()
+    ///     .await?;
+    /// let status = engine.status();
+    /// assert_eq!(status[1].role, Role::Replica { of: "default".parse()? });
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A declaration that cannot hold fails the build, before any
+    /// connection is opened:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use dbroute::{Engine, Error};
+    ///
+    /// let built = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .connection("copy", "sqlite::memory:")
+    ///     .replica_of("copy", "default")
+    ///     .build()
+    ///     .await;
+    /// assert!(matches!(built, Err(Error::ReplicaOf { .. })));
+    /// # }
+    /// ```
+    pub fn replica_of(mut self, replica: impl Into<String>, primary: impl Into<String>) -> Self {
+        self.replicas.push((replica.into(), primary.into()));
+        self
+    }
+
+    /// Measures every replica's lag this often in the background (default:
+    /// every second; only when a replica is declared), each measurement
+    /// given as long as the interval, at least a second. `Duration::ZERO`:
+    /// never in the background, only when [`Engine::measure_replication`]
+    /// is called.
+    pub fn replication_check_every(mut self, interval: Duration) -> Self {
+        self.replication_interval = interval;
         self
     }
 
@@ -196,7 +269,8 @@ impl EngineBuilder {
     /// # Errors
     ///
     /// The first problem found: an invalid or duplicate name, two defaults,
-    /// no connection, a bad URL, a server that cannot be reached (for eager
+    /// no connection, a bad URL, a replica declaration that cannot hold
+    /// ([`Error::ReplicaOf`]), a server that cannot be reached (for eager
     /// pools), a router refused at load. Pools already opened are closed.
     pub async fn build(self) -> Result<Engine> {
         if let Some((existing, new)) = &self.second_default {
@@ -240,10 +314,15 @@ impl EngineBuilder {
                 reason: "`default` is reserved for the default connection, which is another one here",
             });
         }
+        let backends: Vec<_> = urls.iter().map(|(name, url, _)| (*name, url.backend())).collect();
+        let replicas = check_declarations(&backends, default, &self.replicas)?;
         let mut entries: Vec<ConnectionEntry> = Vec::new();
         for (name, url, settings) in urls {
             match ConnectionEntry::open(name, url, settings).await {
-                Ok(entry) => entries.push(entry),
+                Ok(mut entry) => {
+                    entry.replica_of = replicas.get(&name).copied();
+                    entries.push(entry);
+                }
                 Err(e) => {
                     for entry in &entries {
                         entry.pool.close().await;
@@ -300,6 +379,13 @@ impl EngineBuilder {
         if let Some(interval) = self.health_interval {
             engine.every(interval, move |engine| async move {
                 engine.check_health(interval).await;
+            });
+        }
+        let interval = self.replication_interval;
+        if !replicas.is_empty() && !interval.is_zero() {
+            let timeout = interval.max(Duration::from_secs(1));
+            engine.every(interval, move |engine| async move {
+                engine.measure_replication(timeout).await;
             });
         }
         Ok(engine)

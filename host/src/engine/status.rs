@@ -1,9 +1,10 @@
-//! What the engine reports: connection status and health, and decision
-//! counts.
+//! What the engine reports: connection status and health, replicas' lag,
+//! and decision counts.
 
 use std::time::Duration;
 
 use crate::connection::handle::Connection;
+use crate::connection::replication::{self, ReplicaLag};
 use crate::connection::stats::ConnectionStatus;
 use crate::error::Error;
 use crate::name::ConnectionName;
@@ -24,7 +25,7 @@ pub struct DecisionCount {
 
 impl Engine {
     /// A snapshot of every connection: pool, statements, latency, errors,
-    /// health, decisions.
+    /// health, decisions, role and (for a replica) its last measured lag.
     pub fn status(&self) -> Vec<ConnectionStatus> {
         let registry = self.inner.registry.snapshot();
         let default = registry.default_entry().name;
@@ -61,6 +62,42 @@ impl Engine {
             check.await;
         }
         self.status()
+    }
+
+    /// Measures every replica's lag now (each within `timeout`), keeps each
+    /// measurement for [`Engine::status`], and returns them, in the order
+    /// of [`Engine::status`]. A replica that cannot be measured (its server
+    /// or its primary's is down, it is not a replica) is reported with its
+    /// [`error`](ReplicaLag::error). Empty when no replica is declared (see
+    /// [`EngineBuilder::replica_of`](crate::EngineBuilder::replica_of)).
+    ///
+    /// The engine also measures in the background, every second by
+    /// default ([`EngineBuilder::replication_check_every`](crate::EngineBuilder::replication_check_every)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use std::time::Duration;
+    /// use dbroute::Engine;
+    ///
+    /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// // No replica declared: nothing to measure.
+    /// assert!(engine.measure_replication(Duration::from_secs(1)).await.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn measure_replication(&self, timeout: Duration) -> Vec<ReplicaLag> {
+        let registry = self.inner.registry.snapshot_full();
+        let mut measured = Vec::new();
+        for name in registry.names() {
+            let Some(replica) = registry.get(&name) else { continue };
+            let Some(primary) = replica.replica_of else { continue };
+            let lag = replication::measure(replica, primary, registry.get(&primary), timeout).await;
+            replica.stats.set_replication(lag.clone());
+            measured.push(lag);
+        }
+        measured
     }
 
     /// Decisions counted per connection since the engine started.
