@@ -83,7 +83,7 @@ pub use config::Config;
 pub use connection::handle::{Connection, QueryResult};
 pub use connection::pool::{DbPool, PoolSettings};
 pub use connection::url::Backend;
-pub use connection::value::{ColumnIndex, FromValue, Row, Value};
+pub use connection::value::{ColumnIndex, Columns, FromValue, Row, Value};
 /// Implements [`Model`] for a type: its name is the model's name unless
 /// `name` says otherwise.
 ///

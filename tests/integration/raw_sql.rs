@@ -77,7 +77,7 @@ per_backend!(
         assert_eq!(other.get::<String, _>(1), "x'); DROP TABLE people; --");
         assert_eq!(other.get::<Option<i64>, _>("age"), None);
         assert_eq!(other.get::<Option<f64>, _>("score"), None);
-        assert_eq!(other.values()[5], Value::Null);
+        assert_eq!(other.values().unwrap()[5], Value::Null);
 
         let by_name = format!("SELECT name FROM people WHERE name = {}", db.p(1));
         let one = conn.fetch_one(sql(by_name.clone()), &params!["ada"]).await.unwrap();

@@ -9,7 +9,7 @@ use super::dispatch::{SqlxBackend, dispatch};
 use super::pool::DbPool;
 use super::registry::ConnectionEntry;
 use super::url::Backend;
-use super::value::{DecodeRow, Row, Value, convert_rows};
+use super::value::{Row, Value};
 use crate::error::{Error, Result};
 use crate::name::ConnectionName;
 use crate::transaction::{TxConn, TxCore};
@@ -140,10 +140,6 @@ fn typed_sql(backend: Backend, sql: SqlStr, params: &[Value]) -> SqlStr {
     sqlx::AssertSqlSafe(typed).into_sql_str()
 }
 
-fn convert_optional<R: DecodeRow>(row: Option<R>) -> Result<Option<Row>> {
-    row.map(|r| r.to_row_alone()).transpose()
-}
-
 /// Takes a connection from the pool, counted as waiting meanwhile.
 ///
 /// sqlx's acquire future is large (about 8.5 KiB for PostgreSQL, 7 KiB for
@@ -265,7 +261,7 @@ impl Connection {
         self.timed(async {
             on_executor!(self, |exec| {
                 let rows = fetch_all_on(exec, sql, params).await.map_err(|e| self.error(e))?;
-                convert_rows(&rows)
+                Ok(rows.into_iter().map(Row::from).collect())
             })
         })
         .await
@@ -281,7 +277,7 @@ impl Connection {
         self.timed(async {
             on_executor!(self, |exec| {
                 let row = fetch_optional_on(exec, sql, params).await.map_err(|e| self.error(e))?;
-                convert_optional(row)
+                Ok(row.map(Row::from))
             })
         })
         .await

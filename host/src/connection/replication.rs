@@ -356,12 +356,11 @@ async fn mysql(
     };
     let column = |names: &[&str]| {
         row.columns()
-            .iter()
-            .position(|c| names.contains(&&**c))
-            .map(|i| &row.values()[i])
+            .position(|c| names.contains(&c))
+            .and_then(|i| row.value(i).ok())
     };
-    let seconds = column(&["Seconds_Behind_Master", "Seconds_Behind_Source"]).and_then(unsigned);
-    let sql_running = column(&["Slave_SQL_Running", "Replica_SQL_Running"]).and_then(text);
+    let seconds = column(&["Seconds_Behind_Master", "Seconds_Behind_Source"]).and_then(|v| unsigned(&v));
+    let sql_running = column(&["Slave_SQL_Running", "Replica_SQL_Running"]).and_then(|v| text(&v));
     Ok(Reading {
         bytes_behind: None,
         time_behind: seconds.map(Duration::from_secs),

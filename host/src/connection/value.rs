@@ -1,9 +1,7 @@
 //! Values that cross the SQL boundary: bound parameters and the cells of
 //! result rows, the same on every backend.
 
-use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -97,6 +95,12 @@ macro_rules! params {
 pub trait FromValue: Sized {
     /// The conversion; `Err` says what did not fit.
     fn from_value(value: &Value) -> std::result::Result<Self, String>;
+
+    /// The conversion of an owned value (a row's cell, decoded for this
+    /// read): text and bytes move instead of being copied.
+    fn from_owned(value: Value) -> std::result::Result<Self, String> {
+        Self::from_value(&value)
+    }
 }
 
 fn mismatch(value: &Value, wanted: &str) -> String {
@@ -173,6 +177,13 @@ impl FromValue for String {
             other => Err(mismatch(other, "String")),
         }
     }
+
+    fn from_owned(value: Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Text(s) => Ok(s),
+            other => Err(mismatch(&other, "String")),
+        }
+    }
 }
 
 impl FromValue for Vec<u8> {
@@ -181,6 +192,14 @@ impl FromValue for Vec<u8> {
             Value::Bytes(b) => Ok(b.clone()),
             Value::Text(s) => Ok(s.clone().into_bytes()),
             other => Err(mismatch(other, "Vec<u8>")),
+        }
+    }
+
+    fn from_owned(value: Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Bytes(b) => Ok(b),
+            Value::Text(s) => Ok(s.into_bytes()),
+            other => Err(mismatch(&other, "Vec<u8>")),
         }
     }
 }
@@ -192,27 +211,39 @@ impl<T: FromValue> FromValue for Option<T> {
             other => T::from_value(other).map(Some),
         }
     }
+
+    fn from_owned(value: Value) -> std::result::Result<Self, String> {
+        match value {
+            Value::Null => Ok(None),
+            other => T::from_owned(other).map(Some),
+        }
+    }
 }
 
 /// Selects a column by position or by name.
 pub trait ColumnIndex: fmt::Display {
-    /// The column's position in `columns`, if it exists.
-    fn position(&self, columns: &[Box<str>]) -> Option<usize>;
+    /// The column's position in `row`, if it exists.
+    fn position(&self, row: &Row) -> Option<usize>;
 }
 
 impl ColumnIndex for usize {
-    fn position(&self, columns: &[Box<str>]) -> Option<usize> {
-        (*self < columns.len()).then_some(*self)
+    fn position(&self, row: &Row) -> Option<usize> {
+        (*self < row.len()).then_some(*self)
     }
 }
 
 impl ColumnIndex for &str {
-    fn position(&self, columns: &[Box<str>]) -> Option<usize> {
-        columns.iter().position(|c| &**c == *self)
+    fn position(&self, row: &Row) -> Option<usize> {
+        row.columns().position(|c| c == *self)
     }
 }
 
 /// One result row, readable by column name or index on every backend.
+///
+/// It holds the driver's row as sqlx returned it, and decodes a column only
+/// when it is read, into the type asked for: a row costs nothing for the
+/// columns a caller does not read, and text moves out of the decoded value
+/// without a copy.
 ///
 /// # Examples
 ///
@@ -226,12 +257,63 @@ impl ColumnIndex for &str {
 /// let name: String = row.try_get(1)?;
 /// assert_eq!((answer, name.as_str()), (42, "ada"));
 /// assert!(row.try_get::<i64, _>("missing").is_err());
+/// assert_eq!(row.columns().collect::<Vec<_>>(), ["answer", "name"]);
 /// # Ok(()) }
 /// ```
-#[derive(Clone, PartialEq)]
 pub struct Row {
-    columns: Arc<[Box<str>]>,
-    values: Vec<Value>,
+    raw: RawRow,
+}
+
+/// The driver's row.
+enum RawRow {
+    Postgres(sqlx::postgres::PgRow),
+    MySql(sqlx::mysql::MySqlRow),
+    Sqlite(sqlx::sqlite::SqliteRow),
+}
+
+/// Runs `$body` with `$row` bound to the driver's row and `$decode` to its
+/// backend's cell decoder.
+macro_rules! on_row {
+    ($raw:expr, |$row:ident, $decode:ident| $body:expr) => {
+        match $raw {
+            RawRow::Postgres($row) => {
+                let $decode = pg_value;
+                $body
+            }
+            RawRow::MySql($row) => {
+                let $decode = mysql_value;
+                $body
+            }
+            RawRow::Sqlite($row) => {
+                let $decode = sqlite_value;
+                $body
+            }
+        }
+    };
+}
+
+impl From<sqlx::postgres::PgRow> for Row {
+    fn from(row: sqlx::postgres::PgRow) -> Self {
+        Row {
+            raw: RawRow::Postgres(row),
+        }
+    }
+}
+
+impl From<sqlx::mysql::MySqlRow> for Row {
+    fn from(row: sqlx::mysql::MySqlRow) -> Self {
+        Row {
+            raw: RawRow::MySql(row),
+        }
+    }
+}
+
+impl From<sqlx::sqlite::SqliteRow> for Row {
+    fn from(row: sqlx::sqlite::SqliteRow) -> Self {
+        Row {
+            raw: RawRow::Sqlite(row),
+        }
+    }
 }
 
 impl Row {
@@ -242,13 +324,16 @@ impl Row {
     /// [`Error::Decode`] when the column does not exist or its value does not
     /// fit `T`.
     pub fn try_get<T: FromValue, I: ColumnIndex>(&self, index: I) -> Result<T> {
-        let Some(position) = index.position(&self.columns) else {
+        let Some(position) = index.position(self) else {
             return Err(Error::Decode {
                 column: index.to_string(),
-                problem: format!("no such column; the row has: {}", self.columns.join(", ")),
+                problem: format!(
+                    "no such column; the row has: {}",
+                    self.columns().collect::<Vec<_>>().join(", ")
+                ),
             });
         };
-        T::from_value(&self.values[position]).map_err(|problem| Error::Decode {
+        T::from_owned(self.value(position)?).map_err(|problem| Error::Decode {
             column: index.to_string(),
             problem,
         })
@@ -264,74 +349,98 @@ impl Row {
     }
 
     /// The column names, in order.
-    pub fn columns(&self) -> &[Box<str>] {
-        &self.columns
+    pub fn columns(&self) -> Columns<'_> {
+        Columns(match &self.raw {
+            RawRow::Postgres(row) => ColumnsOf::Postgres(row.columns().iter()),
+            RawRow::MySql(row) => ColumnsOf::MySql(row.columns().iter()),
+            RawRow::Sqlite(row) => ColumnsOf::Sqlite(row.columns().iter()),
+        })
     }
 
-    /// The values, in column order.
-    pub fn values(&self) -> &[Value] {
-        &self.values
+    /// The value of the column at `position`, decoded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when there is no such column, or its SQL type is
+    /// one [`Value`] cannot hold (the message says how to cast it).
+    pub fn value(&self, position: usize) -> Result<Value> {
+        on_row!(&self.raw, |row, decode| {
+            let Some(column) = row.columns().get(position) else {
+                return Err(Error::Decode {
+                    column: position.to_string(),
+                    problem: format!("no such column; the row has {}", row.len()),
+                });
+            };
+            let raw = row
+                .try_get_raw(position)
+                .map_err(|e| decode_error(column.name(), e.into()))?;
+            decode(column.name(), raw)
+        })
+    }
+
+    /// Every value, decoded, in column order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Row::value`].
+    pub fn values(&self) -> Result<Vec<Value>> {
+        (0..self.len()).map(|i| self.value(i)).collect()
     }
 
     /// The number of columns.
     pub fn len(&self) -> usize {
-        self.values.len()
+        on_row!(&self.raw, |row, _decode| row.len())
     }
 
     /// Whether the row has no columns.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.len() == 0
     }
 }
+
+/// The column names of a [`Row`], in order (see [`Row::columns`]).
+#[derive(Debug, Clone)]
+pub struct Columns<'a>(ColumnsOf<'a>);
+
+#[derive(Debug, Clone)]
+enum ColumnsOf<'a> {
+    Postgres(std::slice::Iter<'a, sqlx::postgres::PgColumn>),
+    MySql(std::slice::Iter<'a, sqlx::mysql::MySqlColumn>),
+    Sqlite(std::slice::Iter<'a, sqlx::sqlite::SqliteColumn>),
+}
+
+impl<'a> Iterator for Columns<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        match &mut self.0 {
+            ColumnsOf::Postgres(columns) => columns.next().map(|c| c.name()),
+            ColumnsOf::MySql(columns) => columns.next().map(|c| c.name()),
+            ColumnsOf::Sqlite(columns) => columns.next().map(|c| c.name()),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.0 {
+            ColumnsOf::Postgres(columns) => columns.size_hint(),
+            ColumnsOf::MySql(columns) => columns.size_hint(),
+            ColumnsOf::Sqlite(columns) => columns.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for Columns<'_> {}
 
 impl fmt::Debug for Row {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.columns.iter().zip(&self.values)).finish()
-    }
-}
-
-/// Turns driver rows into [`Row`]s, reading the column names once.
-pub(crate) fn convert_rows<R: DecodeRow>(rows: &[R]) -> Result<Vec<Row>> {
-    let Some(first) = rows.first() else {
-        return Ok(Vec::new());
-    };
-    let columns = first.column_names();
-    rows.iter().map(|r| r.to_row(columns.clone())).collect()
-}
-
-thread_local! {
-    /// The column names of the last row this thread read.
-    static LAST_COLUMNS: RefCell<Option<Arc<[Box<str>]>>> = const { RefCell::new(None) };
-}
-
-/// The column names `names` as a shared list: the last row's list when it
-/// has the same names (a service runs the same statements again and again),
-/// so that reading a row does not allocate every column's name.
-fn shared_column_names<'a>(names: impl ExactSizeIterator<Item = &'a str> + Clone) -> Arc<[Box<str>]> {
-    let same_as = |list: &Arc<[Box<str>]>| list.len() == names.len() && list.iter().map(|n| &**n).eq(names.clone());
-    LAST_COLUMNS
-        .try_with(|last| {
-            let mut last = last.try_borrow_mut().ok()?;
-            match &*last {
-                Some(list) if same_as(list) => Some(list.clone()),
-                _ => {
-                    let list: Arc<[Box<str>]> = names.clone().map(Box::from).collect();
-                    *last = Some(list.clone());
-                    Some(list)
-                }
-            }
-        })
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| names.map(Box::from).collect())
-}
-
-/// A driver row that can be read into a [`Row`].
-pub(crate) trait DecodeRow {
-    fn column_names(&self) -> Arc<[Box<str>]>;
-    fn to_row(&self, columns: Arc<[Box<str>]>) -> Result<Row>;
-    fn to_row_alone(&self) -> Result<Row> {
-        self.to_row(self.column_names())
+        let mut map = f.debug_map();
+        for (i, column) in self.columns().enumerate() {
+            match self.value(i) {
+                Ok(value) => map.entry(&column, &value),
+                Err(e) => map.entry(&column, &e.to_string()),
+            };
+        }
+        map.finish()
     }
 }
 
@@ -349,24 +458,6 @@ fn decode_error(column: &str, e: BoxDynError) -> Error {
         column: column.to_owned(),
         problem: e.to_string(),
     }
-}
-
-macro_rules! decode_row_impl {
-    ($row:ty, $db:ty, $decode:ident) => {
-        impl DecodeRow for $row {
-            fn column_names(&self) -> Arc<[Box<str>]> {
-                shared_column_names(self.columns().iter().map(|c| c.name()))
-            }
-            fn to_row(&self, columns: Arc<[Box<str>]>) -> Result<Row> {
-                let mut values = Vec::with_capacity(columns.len());
-                for (i, column) in columns.iter().enumerate() {
-                    let raw = self.try_get_raw(i).map_err(|e| decode_error(column, e.into()))?;
-                    values.push($decode(column, raw)?);
-                }
-                Ok(Row { columns, values })
-            }
-        }
-    };
 }
 
 fn pg_value(column: &str, raw: sqlx::postgres::PgValueRef<'_>) -> Result<Value> {
@@ -446,10 +537,6 @@ fn sqlite_value(column: &str, raw: sqlx::sqlite::SqliteValueRef<'_>) -> Result<V
     };
     decoded.map_err(|e| decode_error(column, e))
 }
-
-decode_row_impl!(sqlx::postgres::PgRow, Postgres, pg_value);
-decode_row_impl!(sqlx::mysql::MySqlRow, MySql, mysql_value);
-decode_row_impl!(sqlx::sqlite::SqliteRow, Sqlite, sqlite_value);
 
 // ---- binding parameters ----
 
@@ -542,25 +629,5 @@ impl<'q> Encode<'q, Sqlite> for Value {
             Value::Text(v) => <String as Encode<Sqlite>>::encode_by_ref(v, buf),
             Value::Bytes(v) => <Vec<u8> as Encode<Sqlite>>::encode_by_ref(v, buf),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_with_the_same_columns_share_one_list_of_names() {
-        let first = shared_column_names(["id", "name"].into_iter());
-        let again = shared_column_names(["id", "name"].into_iter());
-        assert!(Arc::ptr_eq(&first, &again));
-        for other in [&["id", "title"][..], &["id"], &["id", "name", "email"], &["name", "id"]] {
-            let list = shared_column_names(other.iter().copied());
-            assert_eq!(list.iter().map(|n| &**n).collect::<Vec<_>>(), other);
-            assert!(!Arc::ptr_eq(&first, &list), "{other:?} shares {first:?}");
-        }
-        // The names are right whichever list a row gets.
-        let back = shared_column_names(["id", "name"].into_iter());
-        assert_eq!(&*back, &[Box::from("id"), Box::from("name")]);
     }
 }
