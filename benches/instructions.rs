@@ -1,10 +1,11 @@
-//! One way of running the same select, `DBROUTE_IR_N` times after a
-//! warm-up, for counting its instructions under callgrind: the queries run
-//! inside `measured_queries`, and `benches/instructions.sh` collects only
-//! there (`--toggle-collect`), so set-up, warm-up and the router's compile
-//! are not counted. Instruction counts do not drift with the machine's load
-//! the way times do. Only the calling thread is counted: SQLite's own work
-//! runs on sqlx's worker thread, the same for every way.
+//! One way of running the same select, `DBROUTE_IR_N` times after
+//! `DBROUTE_IR_WARM_UP` (100) times, for counting its instructions under callgrind:
+//! `benches/instructions.sh` collects only inside the polls of `query`'s
+//! future (`--toggle-collect`), so set-up, warm-up, the router's compile
+//! and the runtime's parking are not counted. Instruction counts do not
+//! drift with the machine's load the way times do. Only the calling thread
+//! is counted: SQLite's own work runs on sqlx's worker thread, the same for
+//! every way.
 //!
 //! Ways (`DBROUTE_IR_WAY`): `raw` (sqlx on the pool), `handle` (a
 //! `Connection` handle), `routed` (a routed read, the Rust reference router
@@ -22,20 +23,16 @@ use dbroute::{DbPool, Engine, Model, params};
 #[dbroute(table = "dbroute_ir_users", app = "auth")]
 struct User;
 
-const WARM_UP: usize = 100;
-
 fn main() {
     let way = std::env::var("DBROUTE_IR_WAY").unwrap_or_else(|_| "handle".into());
     let backend = std::env::var("DBROUTE_IR_BACKEND").unwrap_or_else(|_| "sqlite".into());
-    let n: usize = std::env::var("DBROUTE_IR_N")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let count = |name: &str, default: usize| std::env::var(name).ok().and_then(|n| n.parse().ok()).unwrap_or(default);
+    let (warm_up, n) = (count("DBROUTE_IR_WARM_UP", 100), count("DBROUTE_IR_N", 0));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let set_up = runtime.block_on(set_up(&way, &backend));
+    let set_up = runtime.block_on(set_up(&way, &backend, warm_up));
     measured_queries(&runtime, &set_up, &way, n);
     runtime.block_on(set_up.tear_down());
 }
@@ -59,7 +56,7 @@ impl SetUp {
     }
 }
 
-/// The queries counted: nothing else runs inside this function.
+/// The queries, after the set-up and warm-up.
 #[inline(never)]
 fn measured_queries(runtime: &tokio::runtime::Runtime, set_up: &SetUp, way: &str, n: usize) {
     runtime.block_on(async {
@@ -69,7 +66,7 @@ fn measured_queries(runtime: &tokio::runtime::Runtime, set_up: &SetUp, way: &str
     });
 }
 
-async fn set_up(way: &str, backend: &str) -> SetUp {
+async fn set_up(way: &str, backend: &str, warm_up: usize) -> SetUp {
     let url = match backend {
         "sqlite" => "sqlite::memory:".to_owned(),
         "postgres" => {
@@ -120,7 +117,7 @@ async fn set_up(way: &str, backend: &str) -> SetUp {
         .await
         .expect("row");
     let select = format!("SELECT id, name FROM {table} WHERE id = $1");
-    for _ in 0..WARM_UP {
+    for _ in 0..warm_up {
         query(way, &engine, &replica, &select).await;
     }
     SetUp {

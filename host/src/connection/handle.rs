@@ -64,6 +64,8 @@ where
     for<'q> Value: Encode<'q, DB> + Type<DB>,
 {
     let mut args = DB::Arguments::default();
+    // Sized once: growing the buffer value by value reallocates it.
+    args.reserve(params.len(), params.iter().map(|p| Encode::<DB>::size_hint(p)).sum());
     for p in params {
         args.add(p).map_err(sqlx::Error::Encode)?;
     }

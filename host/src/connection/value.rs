@@ -553,7 +553,23 @@ impl Type<Postgres> for Value {
     }
 }
 
+impl Value {
+    /// About how many bytes the value takes encoded (the arguments buffer
+    /// is sized once from it).
+    fn encoded_size(&self) -> usize {
+        match self {
+            Value::Text(s) => s.len() + 4,
+            Value::Bytes(b) => b.len() + 4,
+            _ => 8,
+        }
+    }
+}
+
 impl Encode<'_, Postgres> for Value {
+    fn size_hint(&self) -> usize {
+        self.encoded_size()
+    }
+
     fn encode_by_ref(&self, buf: &mut sqlx::postgres::PgArgumentBuffer) -> std::result::Result<IsNull, BoxDynError> {
         match self {
             Value::Null => Ok(IsNull::Yes),
@@ -586,6 +602,10 @@ impl Type<MySql> for Value {
 }
 
 impl Encode<'_, MySql> for Value {
+    fn size_hint(&self) -> usize {
+        self.encoded_size()
+    }
+
     fn encode_by_ref(&self, buf: &mut Vec<u8>) -> std::result::Result<IsNull, BoxDynError> {
         match self {
             Value::Null => Ok(IsNull::Yes),
@@ -617,6 +637,10 @@ impl Type<Sqlite> for Value {
 }
 
 impl<'q> Encode<'q, Sqlite> for Value {
+    fn size_hint(&self) -> usize {
+        self.encoded_size()
+    }
+
     fn encode_by_ref(
         &self,
         buf: &mut <Sqlite as sqlx::Database>::ArgumentBuffer,
