@@ -155,7 +155,7 @@ macro_rules! on_executor {
     ($self:ident, |$exec:ident| $body:expr) => {{
         match &$self.tx {
             None => dispatch!(&$self.entry.pool, DbPool(pool) => {
-                let mut conn = acquire(pool, &$self.entry).await.map_err(|e| $self.error(e))?;
+                let mut conn = acquire(pool, &$self.entry).await.map_err(|e| $self.acquire_error(e))?;
                 let $exec = &mut *conn;
                 $body
             }),
@@ -214,6 +214,22 @@ impl Connection {
                 connection: self.entry.name.to_string(),
                 source,
             },
+        }
+    }
+
+    /// An error met while taking a connection from the pool: as
+    /// [`error`](Self::error), but a server that says the database does
+    /// not exist is [`Error::DatabaseMissing`]. (Only while connecting: a
+    /// statement such as `DROP DATABASE absent` fails with the same code,
+    /// and is a query error.)
+    fn acquire_error(&self, source: sqlx::Error) -> Error {
+        match self.entry.pool.missing_database(&source) {
+            Some(database) => Error::DatabaseMissing {
+                connection: self.entry.name.to_string(),
+                database,
+                source,
+            },
+            None => self.error(source),
         }
     }
 

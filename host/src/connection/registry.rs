@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use super::pool::{DbPool, PoolSettings};
+use super::pool::{DbPool, PoolSettings, connect_error};
 use super::url::ConnectionUrl;
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,8 +81,8 @@ impl ConnectionEntry {
     /// `error`, or, when it is a pool timeout while the pool holds no
     /// connection at all, the reason no connection could be made: one
     /// direct connection attempt names it (connection refused, unknown
-    /// host, authentication failed, database does not exist). Error path
-    /// only.
+    /// host, authentication failed; a database that does not exist is
+    /// [`Error::DatabaseMissing`]). Error path only.
     pub(crate) async fn explain(&self, error: Error) -> Error {
         let Error::PoolTimedOut { timeout, .. } = &error else {
             return error;
@@ -92,11 +92,7 @@ impl ConnectionEntry {
         }
         let probe = (*timeout).clamp(Duration::from_millis(100), Duration::from_secs(5));
         match tokio::time::timeout(probe, Box::pin(self.pool.connect_once())).await {
-            Ok(Err(source)) => Error::Connect {
-                connection: self.name.to_string(),
-                url: self.url.redacted().to_owned(),
-                source,
-            },
+            Ok(Err(source)) => connect_error(self.name, &self.url, self.pool.missing_database(&source), source),
             Ok(Ok(())) | Err(_) => error,
         }
     }

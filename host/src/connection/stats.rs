@@ -127,7 +127,7 @@ impl ConnectionStats {
     pub(crate) fn record_error(&self, error: &crate::Error) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.metric_errors.increment(1);
-        if error.is_unreachable() {
+        if error.marks_unhealthy() {
             self.health.store(2, Ordering::Relaxed);
         }
         // Messages never hold credentials (URLs are always redacted).

@@ -174,9 +174,16 @@ impl Transaction {
                 connection: name.to_string(),
                 timeout: entry.settings.get_acquire_timeout(),
             },
-            source => Error::Query {
-                connection: name.to_string(),
-                source,
+            source => match entry.pool.missing_database(&source) {
+                Some(database) => Error::DatabaseMissing {
+                    connection: name.to_string(),
+                    database,
+                    source,
+                },
+                None => Error::Query {
+                    connection: name.to_string(),
+                    source,
+                },
             },
         };
         let read_only = access == Access::ReadOnly;
