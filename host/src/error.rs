@@ -108,9 +108,9 @@ pub enum Error {
     /// there (opened read-only with `mode=ro`, or in a missing folder;
     /// otherwise dbroute creates SQLite files).
     ///
-    /// Typical of a tenant whose database was not made yet: create it
-    /// before the [`ConnectionFactory`](crate::ConnectionFactory) makes its
-    /// connection.
+    /// Typical of a tenant whose database was not made yet: create it, or
+    /// give the [`ConnectionFactory`](crate::ConnectionFactory) a
+    /// [provisioning hook](crate::ConnectionFactory::provision) that does.
     /// It marks the connection unhealthy, but it is not
     /// [unreachable](Error::is_unreachable): a read routed to it does not
     /// fall back to `default`.
@@ -146,6 +146,43 @@ pub enum Error {
         /// The driver's error.
         #[source]
         source: sqlx::Error,
+    },
+
+    /// The connection factory's [provisioning hook](crate::ConnectionFactory::provision)
+    /// failed for a connection it made (returned an error, or panicked).
+    /// Nothing ran on the connection: it was unregistered and its pool
+    /// closed, so the next request that names it makes it again and runs
+    /// the hook again. Every request that was waiting for this attempt
+    /// gets this error. Not [unreachable](Error::is_unreachable): a read
+    /// routed to the tenant does not fall back to `default`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{ConnectionFactory, Engine, Error, ModelInfo};
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .connection_factory(ConnectionFactory::from_template("sqlite::memory:").provision(|tenant| async move {
+    ///         Err(format!("no plan for tenant {}", tenant.name()).into())
+    ///     }))
+    ///     .build()
+    ///     .await?;
+    /// let err = engine.read_model(&ModelInfo::new("T")).using("acme").fetch_all("SELECT 1", &[]).await.unwrap_err();
+    /// assert!(matches!(&err, Error::Provision { connection, message } if connection == "acme" && message == "no plan for tenant acme"));
+    /// assert!(!engine.connection_names().iter().any(|n| n == "acme"), "unregistered");
+    /// # Ok(()) }
+    /// ```
+    #[error(
+        "connection `{connection}`: provisioning failed: {message}; the connection was unregistered and its pool closed: fix the cause, and the next request provisions it again"
+    )]
+    Provision {
+        /// The connection the factory made.
+        connection: String,
+        /// The hook's error, with its sources (credentials removed).
+        message: String,
     },
 
     /// No pooled connection became free within the acquire timeout.
@@ -349,7 +386,8 @@ impl Error {
     /// database must not be served from `default` (which holds other
     /// tenants' rows, or none) by
     /// [`ReadFailure::FallBackToDefault`](crate::ReadFailure::FallBackToDefault);
-    /// the connection is still reported unhealthy.
+    /// the connection is still reported unhealthy. Nor is
+    /// [`Error::Provision`], for the same reason.
     pub fn is_unreachable(&self) -> bool {
         match self {
             Error::PoolTimedOut { .. } | Error::Connect { .. } => true,

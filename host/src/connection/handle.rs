@@ -141,21 +141,26 @@ fn convert_optional<R: DecodeRow>(row: Option<R>) -> Result<Option<Row>> {
 /// MySQL): held inline, it made every statement's future over 17 KiB, copied
 /// in full each time the future moved. Boxed, as sqlx's own `&Pool`
 /// executor boxes it, it is allocated once and never copied.
-async fn acquire<DB: Database>(
-    pool: &sqlx::Pool<DB>,
-    entry: &ConnectionEntry,
-) -> std::result::Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
-    let _waiting = entry.stats.waiting_guard();
-    Box::pin(pool.acquire()).await
+///
+/// A connection the factory made is provisioned first (once; boxed too,
+/// and here, where it shares the acquire's room in the statement's future
+/// instead of adding to it).
+async fn acquire<DB: Database>(pool: &sqlx::Pool<DB>, on: &Connection) -> Result<sqlx::pool::PoolConnection<DB>> {
+    if !on.entry.is_provisioned() {
+        Box::pin(on.entry.provisioned()).await?;
+    }
+    let _waiting = on.entry.stats.waiting_guard();
+    Box::pin(pool.acquire()).await.map_err(|e| on.acquire_error(e))
 }
 
 /// Runs `$body` with `$exec` bound to the right executor: a connection
-/// taken from the pool, or the transaction's connection.
+/// taken from the pool (once the connection is provisioned), or the
+/// transaction's connection.
 macro_rules! on_executor {
     ($self:ident, |$exec:ident| $body:expr) => {{
         match &$self.tx {
             None => dispatch!(&$self.entry.pool, DbPool(pool) => {
-                let mut conn = acquire(pool, &$self.entry).await.map_err(|e| $self.acquire_error(e))?;
+                let mut conn = acquire(pool, $self).await?;
                 let $exec = &mut *conn;
                 $body
             }),
@@ -191,7 +196,9 @@ impl Connection {
     }
 
     /// The typed sqlx pool behind this connection. Statements run directly on
-    /// it bypass any open transaction.
+    /// it bypass any open transaction, and do not wait for the connection
+    /// factory's [provisioning hook](crate::ConnectionFactory::provision)
+    /// (run a statement through the handle first).
     pub fn pool(&self) -> &DbPool {
         &self.entry.pool
     }

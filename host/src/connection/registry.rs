@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::stats::ConnectionStats;
 use crate::metrics::StripedCounter;
 use crate::name::ConnectionName;
+use crate::provision::Provision;
 
 /// One registered connection: its name, redacted URL, settings and pool.
 pub(crate) struct ConnectionEntry {
@@ -30,6 +31,9 @@ pub(crate) struct ConnectionEntry {
     /// When a decision last chose it (factory connections only), in
     /// milliseconds since the process started.
     pub(crate) last_used: AtomicU64,
+    /// Whether statements may run yet: the factory's provisioning hook
+    /// runs before the first (`provision.rs`).
+    pub(crate) provision: Provision,
 }
 
 impl std::fmt::Debug for ConnectionEntry {
@@ -73,6 +77,7 @@ impl ConnectionEntry {
             stats: ConnectionStats::new(name),
             from_factory,
             last_used: AtomicU64::new(0),
+            provision: Provision::ready(),
         };
         entry.touch();
         entry
@@ -266,6 +271,22 @@ impl Registry {
         self.current
             .store(Arc::new(ConnectionMap::new(by_name, current.default.clone())));
         Ok(entry)
+    }
+
+    /// Unregisters `entry` if it is the one registered under its name (not
+    /// one made again since, nor the default); whether it was.
+    pub(crate) fn take_entry(&self, entry: &Arc<ConnectionEntry>) -> bool {
+        let _writer = self.lock();
+        let current = self.current.load_full();
+        let registered = current.by_name.get(&entry.name);
+        if !registered.is_some_and(|e| Arc::ptr_eq(e, entry)) || Arc::ptr_eq(entry, &current.default) {
+            return false;
+        }
+        let mut by_name = current.by_name.clone();
+        by_name.remove(&entry.name);
+        self.current
+            .store(Arc::new(ConnectionMap::new(by_name, current.default.clone())));
+        true
     }
 
     /// Unregisters a connection; its pool drains (operations in flight

@@ -198,10 +198,22 @@ impl<'e> Migrations<'e> {
         }
         let mut connections = Vec::with_capacity(plan.len());
         for ((entry, dir), migrator) in plan.into_iter().zip(migrators) {
+            // A connection the factory made is provisioned first (its hook
+            // may create the database).
+            if !entry.is_provisioned() {
+                entry.provisioned().await?;
+            }
             connections.push(apply(&entry, dir, &migrator).await?);
         }
         Ok(MigrationReport { connections })
     }
+}
+
+/// Applies the migrations of `dir` to one connection, now (for a
+/// provisioning hook).
+pub(crate) async fn migrate_one(entry: &Arc<ConnectionEntry>, dir: &Path) -> Result<ConnectionMigrations> {
+    let migrator = load(entry, dir).await?;
+    apply(entry, dir.to_path_buf(), &migrator).await
 }
 
 /// Reads the migrations directory `dir` for `entry`.

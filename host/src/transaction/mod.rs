@@ -168,6 +168,9 @@ pub struct Transaction {
 
 impl Transaction {
     pub(crate) async fn begin(entry: Arc<ConnectionEntry>, access: Access) -> Result<Transaction> {
+        if !entry.is_provisioned() {
+            Box::pin(entry.provisioned()).await?;
+        }
         let name = entry.name;
         let error = |source: sqlx::Error| match source {
             sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
