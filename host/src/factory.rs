@@ -185,10 +185,53 @@ impl ConnectionFactory {
     /// ```
     ///
     /// For PostgreSQL and MySQL/MariaDB the hook first creates the
-    /// database on the server
-    /// ([`Provisioning::create_database_if_missing`], or an
-    /// administrator's connection of the service's own): see
-    /// `docs/embedding.md`, "Tenants: provisioning on first use".
+    /// database on the server: with
+    /// [`Provisioning::create_database_if_missing`] when the tenants' user
+    /// may create databases, else with an administrator's pool on the
+    /// maintenance database that the service keeps (`docs/embedding.md`,
+    /// "Tenants: provisioning on first use", has both):
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use dbroute::sqlx::{AssertSqlSafe, Executor, PgPool};
+    /// use dbroute::{ConnectionFactory, Engine};
+    ///
+    /// // The tenants' user `app` may not create databases; `admin` may.
+    /// let admin = PgPool::connect("postgres://admin:secret@db.internal/postgres").await?;
+    /// let factory = ConnectionFactory::from_template("postgres://app:secret@db.internal/tenant_{name}")
+    ///     .provision(move |tenant| {
+    ///         let admin = admin.clone();
+    ///         async move {
+    ///             let database = tenant.database(); // tenant_acme
+    ///             let exists: bool =
+    ///                 dbroute::sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+    ///                     .bind(&database)
+    ///                     .fetch_one(&admin)
+    ///                     .await?;
+    ///             if !exists {
+    ///                 let quoted = database.replace('"', "\"\"");
+    ///                 let create = format!("CREATE DATABASE \"{quoted}\" OWNER app");
+    ///                 if let Err(e) = admin.execute(AssertSqlSafe(create)).await {
+    ///                     // Another process may have created it meanwhile.
+    ///                     let code = e.as_database_error().and_then(|e| e.code());
+    ///                     if code.as_deref() != Some("42P04") {
+    ///                         return Err(e.into());
+    ///                     }
+    ///                 }
+    ///             }
+    ///             tenant.migrate("migrations/tenant").await?;
+    ///             Ok(())
+    ///         }
+    ///     });
+    /// let engine = Engine::builder()
+    ///     .connection("default", "postgres://app:secret@db.internal/main")
+    ///     .connection_factory(factory)
+    ///     .build()
+    ///     .await?;
+    /// # drop(engine);
+    /// # Ok(()) }
+    /// ```
     pub fn provision<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(Provisioning) -> Fut + Send + Sync + 'static,
