@@ -102,6 +102,89 @@ pub enum Error {
         source: sqlx::Error,
     },
 
+    /// The database a connection names does not exist: PostgreSQL refused
+    /// the connection with SQLSTATE 3D000, MySQL/MariaDB with error 1049
+    /// (`ER_BAD_DB_ERROR`), or SQLite could not open a file that is not
+    /// there (opened read-only with `mode=ro`, or in a missing folder;
+    /// otherwise dbroute creates SQLite files).
+    ///
+    /// Typical of a tenant whose database was not made yet: create it, or
+    /// give the [`ConnectionFactory`](crate::ConnectionFactory) a
+    /// [provisioning hook](crate::ConnectionFactory::provision) that does.
+    /// It marks the connection unhealthy, but it is not
+    /// [unreachable](Error::is_unreachable): a read routed to it does not
+    /// fall back to `default`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Engine, Error, PoolSettings};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .build()
+    ///     .await?;
+    /// // Read-only: SQLite does not create the file.
+    /// let url = format!("sqlite:{}/acme.db?mode=ro", dir.path().display());
+    /// engine.add_connection("acme", &url, PoolSettings::new().lazy(true)).await?;
+    /// let err = engine.connection("acme")?.execute("SELECT 1", &[]).await.unwrap_err();
+    /// assert!(matches!(err, Error::DatabaseMissing { ref connection, .. } if connection == "acme"), "{err}");
+    /// assert!(!err.is_unreachable());
+    /// # Ok(()) }
+    /// ```
+    #[error(
+        "connection `{connection}`: database `{database}` does not exist; create it, or give the connection factory a provisioning hook that does (ConnectionFactory::provision)"
+    )]
+    DatabaseMissing {
+        /// The connection's name.
+        connection: String,
+        /// The database's name (SQLite: its file).
+        database: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The connection factory's [provisioning hook](crate::ConnectionFactory::provision)
+    /// failed for a connection it made (returned an error, or panicked).
+    /// Nothing ran on the connection: it was unregistered and its pool
+    /// closed, so the next request that names it makes it again and runs
+    /// the hook again. Every request that was waiting for this attempt
+    /// gets this error. Not [unreachable](Error::is_unreachable): a read
+    /// routed to the tenant does not fall back to `default`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{ConnectionFactory, Engine, Error, ModelInfo};
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .connection_factory(ConnectionFactory::from_template("sqlite::memory:").provision(|tenant| async move {
+    ///         Err(format!("no plan for tenant {}", tenant.name()).into())
+    ///     }))
+    ///     .build()
+    ///     .await?;
+    /// let err = engine.read_model(&ModelInfo::new("T")).using("acme").fetch_all("SELECT 1", &[]).await.unwrap_err();
+    /// assert!(matches!(&err, Error::Provision { connection, message } if connection == "acme" && message == "no plan for tenant acme"));
+    /// assert!(!engine.connection_names().iter().any(|n| n == "acme"), "unregistered");
+    /// # Ok(()) }
+    /// ```
+    #[error(
+        "connection `{connection}`: provisioning failed: {message}; the connection was unregistered and its pool closed: fix the cause, and the next request provisions it again"
+    )]
+    Provision {
+        /// The connection the factory made.
+        connection: String,
+        /// The hook's error, with its sources (credentials removed).
+        message: String,
+    },
+
     /// No pooled connection became free within the acquire timeout.
     #[error(
         "connection `{connection}`: no database connection became free within {timeout:?} (pool exhausted or database unreachable); raise max_connections or acquire_timeout, or check the server"
@@ -313,6 +396,14 @@ impl Error {
     /// connection could be had, or the link broke, or the wire protocol
     /// broke off), as opposed to the database refusing a statement. A
     /// connection's health and the read fallback both go by it.
+    ///
+    /// [`Error::DatabaseMissing`] is not unreachable: the server answered,
+    /// and the database is not there. A read routed to a tenant's missing
+    /// database must not be served from `default` (which holds other
+    /// tenants' rows, or none) by
+    /// [`ReadFailure::FallBackToDefault`](crate::ReadFailure::FallBackToDefault);
+    /// the connection is still reported unhealthy. Nor is
+    /// [`Error::Provision`], for the same reason.
     pub fn is_unreachable(&self) -> bool {
         match self {
             Error::PoolTimedOut { .. } | Error::Connect { .. } => true,
@@ -326,6 +417,13 @@ impl Error {
             ),
             _ => false,
         }
+    }
+
+    /// Whether the error says the connection cannot serve statements now
+    /// (it is unreachable, or its database does not exist): its health
+    /// goes by it.
+    pub(crate) fn marks_unhealthy(&self) -> bool {
+        self.is_unreachable() || matches!(self, Error::DatabaseMissing { .. })
     }
 }
 

@@ -10,8 +10,10 @@ use std::time::Duration;
 use crate::connection::pool::PoolSettings;
 use crate::connection::registry::{ConnectionEntry, Registry, process_millis};
 use crate::connection::url::ConnectionUrl;
+use crate::engine::WeakEngine;
 use crate::error::Result;
 use crate::name::ConnectionName;
+use crate::provision::{Hook, Provision, Provisioning};
 
 type MakeUrl = dyn Fn(&str) -> Option<String> + Send + Sync;
 
@@ -19,6 +21,9 @@ type MakeUrl = dyn Fn(&str) -> Option<String> + Send + Sync;
 /// an explicit `using`) names one. The new connection's pool connects on
 /// first use, is registered under that name, and is made once however many
 /// requests race for it. Without a factory, an unknown name is an error.
+/// With a [provisioning hook](ConnectionFactory::provision), each new
+/// connection's database is created and prepared before its first
+/// statement.
 ///
 /// # Examples
 ///
@@ -54,6 +59,8 @@ pub struct ConnectionFactory {
     pub(crate) max_connections: Option<usize>,
     /// Serialises making, so racing first requests make one pool.
     making: Arc<Mutex<()>>,
+    /// Runs before the first statement on each connection it makes.
+    provision: Option<Arc<Hook>>,
 }
 
 impl fmt::Debug for ConnectionFactory {
@@ -62,6 +69,7 @@ impl fmt::Debug for ConnectionFactory {
             .field("settings", &self.settings)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
+            .field("provision", &self.provision.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +94,7 @@ impl ConnectionFactory {
             idle_timeout: None,
             max_connections: None,
             making: Arc::default(),
+            provision: None,
         }
     }
 
@@ -110,13 +119,140 @@ impl ConnectionFactory {
         self
     }
 
+    /// Runs `hook` once for each connection the factory makes, before any
+    /// statement runs on it: to create the tenant's database and prepare
+    /// it (create its schema, run its migrations). See [`Provisioning`]
+    /// for what the hook gets.
+    ///
+    /// Making a connection stays synchronous (a router answers a name on
+    /// the routing path); the hook runs on the async path: the first
+    /// statement (routed, or on an [`Engine::connection`](crate::Engine::connection)
+    /// handle), transaction or schema operation on the connection starts
+    /// it and waits for it, and so does every other one that comes
+    /// meanwhile (however many race, the hook runs once: in a task of its
+    /// own, so a caller that stops waiting does not cancel it). Later
+    /// statements pay one atomic load. Health checks skip a connection
+    /// whose hook has not succeeded yet.
+    ///
+    /// When the hook fails (an error, or a panic), every waiting request
+    /// gets [`Error::Provision`](crate::Error::Provision) with its message
+    /// (credentials removed), the connection is unregistered and its pool
+    /// closed, and [`Engine::status`](crate::Engine::status) lists it as
+    /// failed; the next request that names it makes it again and runs the
+    /// hook again. Make the hook idempotent: it also runs again when an
+    /// evicted connection is made again, and in every process.
+    ///
+    /// # Examples
+    ///
+    /// A SQLite file per tenant: the pool creates the file on its first
+    /// connection, the hook migrates it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use dbroute::{ConnectionFactory, Engine, ModelInfo, Provisioning, params};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let runs = Arc::new(AtomicUsize::new(0));
+    /// let counted = runs.clone();
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .connection_factory(
+    ///         ConnectionFactory::from_template(format!("sqlite:{}/tenant_{{name}}.db", dir.path().display()))
+    ///             .provision(move |tenant: Provisioning| {
+    ///                 counted.fetch_add(1, Ordering::SeqCst);
+    ///                 async move {
+    ///                     tenant
+    ///                         .connection()
+    ///                         .execute("CREATE TABLE IF NOT EXISTS invoices (id INTEGER PRIMARY KEY, total INTEGER)", &[])
+    ///                         .await?;
+    ///                     Ok(())
+    ///                 }
+    ///             }),
+    ///     )
+    ///     .build()
+    ///     .await?;
+    /// let invoice = ModelInfo::new("Invoice");
+    /// for total in [10, 20] {
+    ///     engine.write_model(&invoice).using("acme").execute("INSERT INTO invoices (total) VALUES ($1)", &params![total]).await?;
+    /// }
+    /// let sum = engine.read_model(&invoice).using("acme").fetch_one("SELECT SUM(total) AS sum FROM invoices", &[]).await?;
+    /// assert_eq!(sum.get::<i64, _>("sum"), 30);
+    /// assert_eq!(runs.load(Ordering::SeqCst), 1, "once for acme");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// For PostgreSQL and MySQL/MariaDB the hook first creates the
+    /// database on the server: with
+    /// [`Provisioning::create_database_if_missing`] when the tenants' user
+    /// may create databases, else with an administrator's pool on the
+    /// maintenance database that the service keeps (`docs/embedding.md`,
+    /// "Tenants: provisioning on first use", has both):
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use dbroute::sqlx::{AssertSqlSafe, Executor, PgPool};
+    /// use dbroute::{ConnectionFactory, Engine};
+    ///
+    /// // The tenants' user `app` may not create databases; `admin` may.
+    /// let admin = PgPool::connect("postgres://admin:secret@db.internal/postgres").await?;
+    /// let factory = ConnectionFactory::from_template("postgres://app:secret@db.internal/tenant_{name}")
+    ///     .provision(move |tenant| {
+    ///         let admin = admin.clone();
+    ///         async move {
+    ///             let database = tenant.database(); // tenant_acme
+    ///             let exists: bool =
+    ///                 dbroute::sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+    ///                     .bind(&database)
+    ///                     .fetch_one(&admin)
+    ///                     .await?;
+    ///             if !exists {
+    ///                 let quoted = database.replace('"', "\"\"");
+    ///                 let create = format!("CREATE DATABASE \"{quoted}\" OWNER app");
+    ///                 if let Err(e) = admin.execute(AssertSqlSafe(create)).await {
+    ///                     // Another process may have created it meanwhile.
+    ///                     let code = e.as_database_error().and_then(|e| e.code());
+    ///                     if code.as_deref() != Some("42P04") {
+    ///                         return Err(e.into());
+    ///                     }
+    ///                 }
+    ///             }
+    ///             tenant.migrate("migrations/tenant").await?;
+    ///             Ok(())
+    ///         }
+    ///     });
+    /// let engine = Engine::builder()
+    ///     .connection("default", "postgres://app:secret@db.internal/main")
+    ///     .connection_factory(factory)
+    ///     .build()
+    ///     .await?;
+    /// # drop(engine);
+    /// # Ok(()) }
+    /// ```
+    pub fn provision<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Provisioning) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send + 'static,
+    {
+        self.provision = Some(crate::provision::hook(hook));
+        self
+    }
+
     /// Makes and registers a connection for `name` (or returns the one a
     /// racing request made meanwhile); `None` when this factory does not
     /// make `name`. Makes room first when [`max_connections`] are made
     /// already, evicting the least recently used.
     ///
     /// [`max_connections`]: ConnectionFactory::max_connections
-    pub(crate) fn make(&self, registry: &Registry, name: ConnectionName) -> Result<Option<Arc<ConnectionEntry>>> {
+    pub(crate) fn make(
+        &self,
+        registry: &Registry,
+        name: ConnectionName,
+        engine: impl FnOnce() -> WeakEngine,
+    ) -> Result<Option<Arc<ConnectionEntry>>> {
         let _making = self.making.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = registry.snapshot().get(&name) {
             return Ok(Some(entry.clone())); // Another request made it meanwhile.
@@ -130,7 +266,11 @@ impl ConnectionFactory {
             return Ok(None);
         };
         let url = ConnectionUrl::parse(name, &url)?;
-        let entry = Arc::new(ConnectionEntry::open_lazy(name, url, self.settings.clone().lazy(true))?);
+        let mut entry = ConnectionEntry::open_lazy(name, url, self.settings.clone().lazy(true))?;
+        if let Some(hook) = &self.provision {
+            entry.provision = Provision::pending(hook.clone(), engine());
+        }
+        let entry = Arc::new(entry);
         let entry = match registry.add_or_get(entry.clone()) {
             Ok(()) => entry,
             Err(existing) => existing,

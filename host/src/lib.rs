@@ -70,6 +70,7 @@ mod factory;
 mod metrics;
 mod model;
 mod name;
+mod provision;
 mod route_stats;
 mod routed;
 pub mod router;
@@ -125,6 +126,7 @@ pub use error::{Error, Result};
 pub use factory::ConnectionFactory;
 pub use model::{Hints, Model, ModelInfo};
 pub use name::{ConnectionName, MAX_NAME_LEN};
+pub use provision::Provisioning;
 pub use routed::Routed;
 pub use scope::{scope, scope_hints};
 pub use transaction::Transaction;
@@ -150,7 +152,7 @@ pub mod wasm {
 /// roles and lag, and decision counts.
 pub mod stats {
     pub use crate::connection::replication::{ReplicaLag, Role};
-    pub use crate::connection::stats::{ConnectionStatus, Health};
+    pub use crate::connection::stats::{ConnectionStatus, Health, ProvisionState};
     pub use crate::engine::DecisionCount;
     pub use crate::route_stats::RouteCount;
 }

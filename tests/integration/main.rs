@@ -9,6 +9,7 @@ mod conformance;
 mod example_routers;
 mod hot_swap;
 mod pg_server;
+mod provisioning;
 mod raw_sql;
 mod registry;
 mod reliability;

@@ -2,7 +2,8 @@
 //! value ([`Backend`], [`DbPool`], a transaction's [`TxConn`]) to code typed
 //! for that backend's sqlx database, and [`SqlxBackend`] holds what differs
 //! between those databases (read-only `BEGIN`, connect options, what a
-//! statement reports, the variant of `DbPool` and `TxConn` each lives in).
+//! statement reports, how its server says a database does not exist, the
+//! variant of `DbPool` and `TxConn` each lives in).
 //!
 //! Adding a backend means a variant in `Backend`, `DbPool` and `TxConn`, an
 //! arm in each rule of `dispatch!` and an implementation of `SqlxBackend`,
@@ -83,7 +84,16 @@ pub(crate) trait SqlxBackend: sqlx::Database {
     const BEGIN_READ_ONLY: Option<&'static str>;
 
     /// Connect options from a URL.
-    fn connect_options(url: &str) -> Result<<Self::Connection as sqlx::Connection>::Options, sqlx::Error>;
+    fn connect_options(url: &str) -> Result<Options<Self>, sqlx::Error>;
+
+    /// The database `options` open, for messages: its name (on PostgreSQL
+    /// the user's name when the URL names none), or SQLite's file.
+    fn database(options: &Options<Self>) -> String;
+
+    /// Whether `error`, met while connecting with `options`, says that the
+    /// database does not exist (not that the server is down, or refused
+    /// the credentials).
+    fn database_missing(error: &sqlx::Error, options: &Options<Self>) -> bool;
 
     /// What a statement changed, from sqlx's report.
     fn query_result(result: Self::QueryResult, connection: ConnectionName) -> QueryResult;
@@ -99,6 +109,17 @@ pub(crate) trait SqlxBackend: sqlx::Database {
 
     /// The transaction inside `conn`, if it is this backend's.
     fn tx(conn: &mut TxConn) -> Option<&mut sqlx::Transaction<'static, Self>>;
+}
+
+/// The connect options of a sqlx database.
+pub(crate) type Options<DB> = <<DB as sqlx::Database>::Connection as sqlx::Connection>::Options;
+
+/// The server's error code of `error`, when it is one.
+fn server_code(error: &sqlx::Error) -> Option<std::borrow::Cow<'_, str>> {
+    match error {
+        sqlx::Error::Database(e) => e.code(),
+        _ => None,
+    }
 }
 
 /// The items of [`SqlxBackend`] that only name the backend's variant.
@@ -136,6 +157,18 @@ impl SqlxBackend for Postgres {
         sqlx::postgres::PgConnectOptions::from_str(url)
     }
 
+    fn database(options: &sqlx::postgres::PgConnectOptions) -> String {
+        options
+            .get_database()
+            .unwrap_or_else(|| options.get_username())
+            .to_owned()
+    }
+
+    fn database_missing(error: &sqlx::Error, _: &sqlx::postgres::PgConnectOptions) -> bool {
+        // invalid_catalog_name: the server refuses the start-up packet.
+        server_code(error).is_some_and(|code| code == "3D000")
+    }
+
     fn query_result(result: sqlx::postgres::PgQueryResult, connection: ConnectionName) -> QueryResult {
         QueryResult {
             connection,
@@ -153,6 +186,17 @@ impl SqlxBackend for MySql {
 
     fn connect_options(url: &str) -> Result<sqlx::mysql::MySqlConnectOptions, sqlx::Error> {
         sqlx::mysql::MySqlConnectOptions::from_str(url)
+    }
+
+    fn database(options: &sqlx::mysql::MySqlConnectOptions) -> String {
+        options.get_database().unwrap_or_default().to_owned()
+    }
+
+    fn database_missing(error: &sqlx::Error, _: &sqlx::mysql::MySqlConnectOptions) -> bool {
+        // ER_BAD_DB_ERROR (SQLSTATE 42000, shared with syntax errors: the
+        // number tells them apart).
+        matches!(error, sqlx::Error::Database(e)
+            if e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|e| e.number() == 1049))
     }
 
     fn query_result(result: sqlx::mysql::MySqlQueryResult, connection: ConnectionName) -> QueryResult {
@@ -174,6 +218,21 @@ impl SqlxBackend for Sqlite {
 
     fn connect_options(url: &str) -> Result<sqlx::sqlite::SqliteConnectOptions, sqlx::Error> {
         Ok(sqlx::sqlite::SqliteConnectOptions::from_str(url)?.create_if_missing(true))
+    }
+
+    fn database(options: &sqlx::sqlite::SqliteConnectOptions) -> String {
+        options.get_filename().display().to_string()
+    }
+
+    fn database_missing(error: &sqlx::Error, options: &sqlx::sqlite::SqliteConnectOptions) -> bool {
+        // SQLITE_CANTOPEN (or one of its extended codes) for a file that is
+        // not there: opened read-only (`mode=ro`; otherwise dbroute creates
+        // missing files), or in a folder that does not exist. CANTOPEN on a
+        // file that exists (permissions, a folder) is another problem.
+        let cant_open = server_code(error)
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == 14);
+        cant_open && !options.get_filename().exists()
     }
 
     fn query_result(result: sqlx::sqlite::SqliteQueryResult, connection: ConnectionName) -> QueryResult {

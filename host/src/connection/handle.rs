@@ -148,21 +148,26 @@ fn typed_sql(backend: Backend, sql: SqlStr, params: &[Value]) -> SqlStr {
 /// MySQL): held inline, it made every statement's future over 17 KiB, copied
 /// in full each time the future moved. Boxed, as sqlx's own `&Pool`
 /// executor boxes it, it is allocated once and never copied.
-async fn acquire<DB: Database>(
-    pool: &sqlx::Pool<DB>,
-    entry: &ConnectionEntry,
-) -> std::result::Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
-    let _waiting = entry.stats.waiting_guard();
-    Box::pin(pool.acquire()).await
+///
+/// A connection the factory made is provisioned first (once; boxed too,
+/// and here, where it shares the acquire's room in the statement's future
+/// instead of adding to it).
+async fn acquire<DB: Database>(pool: &sqlx::Pool<DB>, on: &Connection) -> Result<sqlx::pool::PoolConnection<DB>> {
+    if !on.entry.is_provisioned() {
+        Box::pin(on.entry.provisioned()).await?;
+    }
+    let _waiting = on.entry.stats.waiting_guard();
+    Box::pin(pool.acquire()).await.map_err(|e| on.acquire_error(e))
 }
 
 /// Runs `$body` with `$exec` bound to the right executor: a connection
-/// taken from the pool, or the transaction's connection.
+/// taken from the pool (once the connection is provisioned), or the
+/// transaction's connection.
 macro_rules! on_executor {
     ($self:ident, |$exec:ident| $body:expr) => {{
         match &$self.tx {
             None => dispatch!(&$self.entry.pool, DbPool(pool) => {
-                let mut conn = acquire(pool, &$self.entry).await.map_err(|e| $self.error(e))?;
+                let mut conn = acquire(pool, $self).await?;
                 let $exec = &mut *conn;
                 $body
             }),
@@ -198,7 +203,9 @@ impl Connection {
     }
 
     /// The typed sqlx pool behind this connection. Statements run directly on
-    /// it bypass any open transaction.
+    /// it bypass any open transaction, and do not wait for the connection
+    /// factory's [provisioning hook](crate::ConnectionFactory::provision)
+    /// (run a statement through the handle first).
     pub fn pool(&self) -> &DbPool {
         &self.entry.pool
     }
@@ -221,6 +228,22 @@ impl Connection {
                 connection: self.entry.name.to_string(),
                 source,
             },
+        }
+    }
+
+    /// An error met while taking a connection from the pool: as
+    /// [`error`](Self::error), but a server that says the database does
+    /// not exist is [`Error::DatabaseMissing`]. (Only while connecting: a
+    /// statement such as `DROP DATABASE absent` fails with the same code,
+    /// and is a query error.)
+    fn acquire_error(&self, source: sqlx::Error) -> Error {
+        match self.entry.pool.missing_database(&source) {
+            Some(database) => Error::DatabaseMissing {
+                connection: self.entry.name.to_string(),
+                database,
+                source,
+            },
+            None => self.error(source),
         }
     }
 

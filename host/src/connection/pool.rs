@@ -141,17 +141,6 @@ impl fmt::Debug for DbPool {
 impl DbPool {
     /// Opens a pool for `url` with `settings`.
     pub(crate) async fn open(name: ConnectionName, url: &ConnectionUrl, settings: &PoolSettings) -> Result<DbPool> {
-        let connect_error = |source: sqlx::Error| match source {
-            sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
-                connection: name.to_string(),
-                timeout: settings.acquire_timeout,
-            },
-            source => Error::Connect {
-                connection: name.to_string(),
-                url: url.redacted().to_owned(),
-                source,
-            },
-        };
         let bad_url = |e: sqlx::Error| Error::InvalidUrl {
             connection: name.to_string(),
             url: url.redacted().to_owned(),
@@ -163,7 +152,17 @@ impl DbPool {
             Ok(DB::wrap_pool(if settings.lazy {
                 pool.connect_lazy_with(options)
             } else {
-                pool.connect_with(options).await.map_err(connect_error)?
+                let connected = pool.connect_with(options.clone()).await;
+                connected.map_err(|source| match source {
+                    sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
+                        connection: name.to_string(),
+                        timeout: settings.acquire_timeout,
+                    },
+                    source => {
+                        let missing = DB::database_missing(&source, &options).then(|| DB::database(&options));
+                        connect_error(name, url, missing, source)
+                    }
+                })?
             }))
         })
     }
@@ -208,6 +207,19 @@ impl DbPool {
         dispatch!(self, DbPool(p) => p.num_idle())
     }
 
+    /// The database this pool's connections open, when `error`, met while
+    /// connecting, says that it does not exist: its name (SQLite: its
+    /// file). Error path only.
+    pub(crate) fn missing_database(&self, error: &sqlx::Error) -> Option<String> {
+        if !matches!(error, sqlx::Error::Database(_)) {
+            return None;
+        }
+        dispatch!(self, DbPool(p) as DB => {
+            let options = p.connect_options();
+            DB::database_missing(error, &options).then(|| DB::database(&options))
+        })
+    }
+
     /// Opens one connection outside the pool, with the pool's options, and
     /// closes it: the driver's own error when the server cannot be used.
     pub(crate) async fn connect_once(&self) -> std::result::Result<(), sqlx::Error> {
@@ -218,5 +230,28 @@ impl DbPool {
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         dispatch!(self, DbPool(p) => p.close().await)
+    }
+}
+
+/// The error of a failed attempt to connect: [`Error::DatabaseMissing`]
+/// when `missing` names the database the server says does not exist, else
+/// [`Error::Connect`].
+pub(crate) fn connect_error(
+    name: ConnectionName,
+    url: &ConnectionUrl,
+    missing: Option<String>,
+    source: sqlx::Error,
+) -> Error {
+    match missing {
+        Some(database) => Error::DatabaseMissing {
+            connection: name.to_string(),
+            database,
+            source,
+        },
+        None => Error::Connect {
+            connection: name.to_string(),
+            url: url.redacted().to_owned(),
+            source,
+        },
     }
 }

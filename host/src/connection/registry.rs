@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use super::pool::{DbPool, PoolSettings};
+use super::pool::{DbPool, PoolSettings, connect_error};
 use super::url::ConnectionUrl;
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::stats::ConnectionStats;
 use crate::metrics::StripedCounter;
 use crate::name::ConnectionName;
+use crate::provision::Provision;
 
 /// One registered connection: its name, redacted URL, settings and pool.
 pub(crate) struct ConnectionEntry {
@@ -33,6 +34,9 @@ pub(crate) struct ConnectionEntry {
     /// When a decision last chose it (factory connections only), in
     /// milliseconds since the process started.
     pub(crate) last_used: AtomicU64,
+    /// Whether statements may run yet: the factory's provisioning hook
+    /// runs before the first (`provision.rs`).
+    pub(crate) provision: Provision,
 }
 
 impl std::fmt::Debug for ConnectionEntry {
@@ -78,6 +82,7 @@ impl ConnectionEntry {
             from_factory,
             replica_of: None,
             last_used: AtomicU64::new(0),
+            provision: Provision::ready(),
         };
         entry.touch();
         entry
@@ -86,8 +91,8 @@ impl ConnectionEntry {
     /// `error`, or, when it is a pool timeout while the pool holds no
     /// connection at all, the reason no connection could be made: one
     /// direct connection attempt names it (connection refused, unknown
-    /// host, authentication failed, database does not exist). Error path
-    /// only.
+    /// host, authentication failed; a database that does not exist is
+    /// [`Error::DatabaseMissing`]). Error path only.
     pub(crate) async fn explain(&self, error: Error) -> Error {
         let Error::PoolTimedOut { timeout, .. } = &error else {
             return error;
@@ -97,11 +102,7 @@ impl ConnectionEntry {
         }
         let probe = (*timeout).clamp(Duration::from_millis(100), Duration::from_secs(5));
         match tokio::time::timeout(probe, Box::pin(self.pool.connect_once())).await {
-            Ok(Err(source)) => Error::Connect {
-                connection: self.name.to_string(),
-                url: self.url.redacted().to_owned(),
-                source,
-            },
+            Ok(Err(source)) => connect_error(self.name, &self.url, self.pool.missing_database(&source), source),
             Ok(Ok(())) | Err(_) => error,
         }
     }
@@ -275,6 +276,22 @@ impl Registry {
         self.current
             .store(Arc::new(ConnectionMap::new(by_name, current.default.clone())));
         Ok(entry)
+    }
+
+    /// Unregisters `entry` if it is the one registered under its name (not
+    /// one made again since, nor the default); whether it was.
+    pub(crate) fn take_entry(&self, entry: &Arc<ConnectionEntry>) -> bool {
+        let _writer = self.lock();
+        let current = self.current.load_full();
+        let registered = current.by_name.get(&entry.name);
+        if !registered.is_some_and(|e| Arc::ptr_eq(e, entry)) || Arc::ptr_eq(entry, &current.default) {
+            return false;
+        }
+        let mut by_name = current.by_name.clone();
+        by_name.remove(&entry.name);
+        self.current
+            .store(Arc::new(ConnectionMap::new(by_name, current.default.clone())));
+        true
     }
 
     /// Unregisters a connection; its pool drains (operations in flight

@@ -85,6 +85,56 @@ pub enum Health {
     Unhealthy,
 }
 
+/// Where a connection stands with its factory's
+/// [provisioning hook](crate::ConnectionFactory::provision).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// use dbroute::stats::ProvisionState;
+/// use dbroute::{ConnectionFactory, Engine, ModelInfo};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let engine = Engine::builder()
+///     .connection("default", "sqlite::memory:")
+///     .connection_factory(
+///         ConnectionFactory::from_template(format!("sqlite:{}/{{name}}.db", dir.path().display()))
+///             .provision(|tenant| async move {
+///                 tenant.connection().execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)", &[]).await?;
+///                 Ok(())
+///             }),
+///     )
+///     .build()
+///     .await?;
+/// let state = |name: &str| engine.status().into_iter().find(|s| s.name == name).map(|s| s.provision);
+/// assert_eq!(state("default"), Some(ProvisionState::NotNeeded));
+/// // Made, not provisioned yet: its hook runs on its first statement.
+/// let acme = engine.read_model(&ModelInfo::new("T")).using("acme").connection()?;
+/// assert_eq!(state("acme"), Some(ProvisionState::Pending));
+/// acme.fetch_all("SELECT x FROM t", &[]).await?;
+/// assert_eq!(state("acme"), Some(ProvisionState::Done));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProvisionState {
+    /// Nothing to run: a registered connection, or one made by a factory
+    /// without a hook.
+    NotNeeded,
+    /// Its hook has not succeeded yet: it runs on the first statement (or
+    /// transaction), and statements wait for it.
+    Pending,
+    /// Its hook succeeded.
+    Done,
+    /// Its hook failed: the connection was unregistered and its pool
+    /// closed. [`Engine::status`](crate::Engine::status) lists it (unhealthy,
+    /// with the hook's message as its last error) until the factory makes
+    /// it again.
+    Failed,
+}
+
 /// The live statistics of one connection.
 pub(crate) struct ConnectionStats {
     queries: AtomicU64,
@@ -133,7 +183,7 @@ impl ConnectionStats {
     pub(crate) fn record_error(&self, error: &crate::Error) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.metric_errors.increment(1);
-        if error.is_unreachable() {
+        if error.marks_unhealthy() {
             self.health.store(2, Ordering::Relaxed);
         }
         // Messages never hold credentials (URLs are always redacted).
@@ -289,6 +339,8 @@ pub struct ConnectionStatus {
     /// [`EngineBuilder::replication_check_every`](crate::EngineBuilder::replication_check_every))
     /// and by [`Engine::measure_replication`](crate::Engine::measure_replication).
     pub replication: Option<ReplicaLag>,
+    /// Where it stands with its factory's provisioning hook.
+    pub provision: ProvisionState,
 }
 
 impl ConnectionStatus {
@@ -316,6 +368,7 @@ impl ConnectionStatus {
             routed_writes: entry.routed_writes.get(),
             role: entry.replica_of.map_or(Role::Primary, |of| Role::Replica { of }),
             replication: entry.stats.replication(),
+            provision: entry.provision.state(),
         }
     }
 }

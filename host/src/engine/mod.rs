@@ -17,7 +17,7 @@ pub use status::DecisionCount;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -25,6 +25,7 @@ use arc_swap::ArcSwap;
 use crate::connection::handle::Connection;
 use crate::connection::pool::PoolSettings;
 use crate::connection::registry::{ConnectionEntry, Registry};
+use crate::connection::stats::{ConnectionStatus, Health, ProvisionState};
 use crate::connection::url::ConnectionUrl;
 use crate::error::{Error, Result};
 use crate::factory::ConnectionFactory;
@@ -52,6 +53,24 @@ struct EngineInner {
     route_stats: Option<RouteStats>,
     /// Serialises telling routers about connection changes.
     notify: Mutex<()>,
+    /// The status of made connections whose provisioning hook failed (they
+    /// are unregistered), until the factory makes them again; the most
+    /// recent [`MAX_PROVISION_FAILURES`].
+    provision_failures: Mutex<Vec<ConnectionStatus>>,
+}
+
+/// How many failed provisionings the status keeps.
+const MAX_PROVISION_FAILURES: usize = 64;
+
+/// The engine, not kept alive: what a connection's provisioning holds, to
+/// unregister the connection when its hook fails.
+#[derive(Clone)]
+pub(crate) struct WeakEngine(Weak<EngineInner>);
+
+impl WeakEngine {
+    pub(crate) fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
 }
 
 /// The routing engine: named connection pools, the router chain that picks
@@ -205,14 +224,63 @@ impl Engine {
     ) -> Result<Arc<ConnectionEntry>> {
         let registry = &self.inner.registry;
         let made = match &self.inner.factory {
-            Some(factory) => factory.make(registry, name)?,
+            Some(factory) => factory.make(registry, name, || self.downgrade())?,
             None => None,
         };
         let Some(entry) = made else {
             return Err(registry.snapshot().unknown(name, requested_by()));
         };
+        // Made again: no longer a failure to report.
+        self.provision_failures().retain(|failed| failed.name != name);
         self.connections_changed();
         Ok(entry)
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
+    }
+
+    fn provision_failures(&self) -> std::sync::MutexGuard<'_, Vec<ConnectionStatus>> {
+        self.inner
+            .provision_failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A made connection's provisioning hook failed with `message`:
+    /// unregisters it (if it is still the one registered under its name)
+    /// and keeps its status, failed, for [`Engine::status`]. The caller
+    /// closes its pool.
+    pub(crate) fn provision_failed(&self, entry: &Arc<ConnectionEntry>, message: &str) {
+        let mut status = ConnectionStatus::of(entry, false);
+        status.health = Health::Unhealthy;
+        status.provision = ProvisionState::Failed;
+        status.last_error = Some(
+            Error::Provision {
+                connection: entry.name.to_string(),
+                message: message.to_owned(),
+            }
+            .to_string(),
+        );
+        {
+            let mut failures = self.provision_failures();
+            failures.retain(|failed| failed.name != entry.name);
+            if failures.len() >= MAX_PROVISION_FAILURES {
+                failures.remove(0);
+            }
+            failures.push(status);
+        }
+        // Recorded first: the factory makes the name again only once it is
+        // unregistered, and then forgets the failure.
+        let removed = self.inner.registry.take_entry(entry);
+        if removed {
+            self.connections_changed();
+        }
+    }
+
+    /// The statuses of made connections whose provisioning failed.
+    pub(super) fn failed_provisions(&self) -> Vec<ConnectionStatus> {
+        self.provision_failures().clone()
     }
 
     /// Evicts the factory-made connections no decision chose within the

@@ -25,23 +25,33 @@ pub struct DecisionCount {
 
 impl Engine {
     /// A snapshot of every connection: pool, statements, latency, errors,
-    /// health, decisions, role and (for a replica) its last measured lag.
+    /// health, decisions, role and (for a replica) its last measured lag,
+    /// provisioning. After the registered connections
+    /// (the default first), the connections the factory made whose
+    /// [provisioning hook](crate::ConnectionFactory::provision) failed
+    /// (unregistered: [`ProvisionState::Failed`](crate::stats::ProvisionState::Failed), unhealthy, the hook's
+    /// message as last error), until the factory makes them again.
     pub fn status(&self) -> Vec<ConnectionStatus> {
         let registry = self.inner.registry.snapshot();
         let default = registry.default_entry().name;
-        registry
+        let mut status: Vec<ConnectionStatus> = registry
             .names()
             .into_iter()
             .filter_map(|name| registry.get(&name).cloned())
             .map(|entry| ConnectionStatus::of(&entry, entry.name == default))
-            .collect()
+            .collect();
+        let failed = self.failed_provisions();
+        status.extend(failed.into_iter().filter(|failed| registry.get(&failed.name).is_none()));
+        status
     }
 
     /// Checks every connection now (`SELECT 1`, within `timeout`) and
-    /// returns the [`Engine::status`] with the results.
+    /// returns the [`Engine::status`] with the results. A connection whose
+    /// provisioning hook has not succeeded yet is not checked (its hook
+    /// runs on its first real statement).
     pub async fn check_health(&self, timeout: Duration) -> Vec<ConnectionStatus> {
         let snapshot = self.inner.registry.snapshot_full();
-        let checks = snapshot.entries().map(|entry| {
+        let checks = snapshot.entries().filter(|entry| entry.is_provisioned()).map(|entry| {
             let connection = Connection::new(entry.clone(), None);
             async move {
                 match tokio::time::timeout(timeout, connection.execute("SELECT 1", &[])).await {

@@ -194,51 +194,73 @@ impl<'e> Migrations<'e> {
         let plan = self.plan()?;
         let mut migrators = Vec::with_capacity(plan.len());
         for (entry, dir) in &plan {
-            // sqlx reports a missing directory without the reason.
-            if let Err(e) = std::fs::read_dir(dir) {
-                let reason = format!("the directory cannot be read ({e})");
-                return Err(migrate_error(entry, dir, MigrateError::Source(reason.into())));
-            }
-            let mut migrator = Migrator::new(dir.clone())
-                .await
-                .map_err(|source| migrate_error(entry, dir, source))?;
-            // The lock is taken around the whole run below, so that what
-            // was applied before can be read under it.
-            migrator.set_locking(false);
-            migrators.push(migrator);
+            migrators.push(load(entry, dir).await?);
         }
         let mut connections = Vec::with_capacity(plan.len());
         for ((entry, dir), migrator) in plan.into_iter().zip(migrators) {
-            let before = dispatch!(&entry.pool, DbPool(pool) => run_locked(pool, &migrator).await)
-                .map_err(|source| migrate_error(&entry, &dir, source))?;
-            let mut applied = Vec::new();
-            let mut already_applied = 0;
-            for migration in migrator.iter().filter(|m| !m.migration_type.is_down_migration()) {
-                if before.contains(&migration.version) {
-                    already_applied += 1;
-                } else {
-                    tracing::info!(
-                        connection = %entry.name,
-                        version = migration.version,
-                        "applied migration {}",
-                        migration.description
-                    );
-                    applied.push(MigrationApplied {
-                        version: migration.version,
-                        description: migration.description.to_string(),
-                    });
-                }
+            // A connection the factory made is provisioned first (its hook
+            // may create the database).
+            if !entry.is_provisioned() {
+                entry.provisioned().await?;
             }
-            connections.push(ConnectionMigrations {
-                connection: entry.name,
-                backend: entry.url.backend(),
-                dir,
-                applied,
-                already_applied,
-            });
+            connections.push(apply(&entry, dir, &migrator).await?);
         }
         Ok(MigrationReport { connections })
     }
+}
+
+/// Applies the migrations of `dir` to one connection, now (for a
+/// provisioning hook).
+pub(crate) async fn migrate_one(entry: &Arc<ConnectionEntry>, dir: &Path) -> Result<ConnectionMigrations> {
+    let migrator = load(entry, dir).await?;
+    apply(entry, dir.to_path_buf(), &migrator).await
+}
+
+/// Reads the migrations directory `dir` for `entry`.
+async fn load(entry: &ConnectionEntry, dir: &Path) -> Result<Migrator> {
+    // sqlx reports a missing directory without the reason.
+    if let Err(e) = std::fs::read_dir(dir) {
+        let reason = format!("the directory cannot be read ({e})");
+        return Err(migrate_error(entry, dir, MigrateError::Source(reason.into())));
+    }
+    let mut migrator = Migrator::new(dir.to_path_buf())
+        .await
+        .map_err(|source| migrate_error(entry, dir, source))?;
+    // The lock is taken around the whole run (see `run_locked`), so that
+    // what was applied before can be read under it.
+    migrator.set_locking(false);
+    Ok(migrator)
+}
+
+/// Applies `migrator`'s pending migrations to `entry` and reports them.
+async fn apply(entry: &ConnectionEntry, dir: PathBuf, migrator: &Migrator) -> Result<ConnectionMigrations> {
+    let before = dispatch!(&entry.pool, DbPool(pool) => run_locked(pool, migrator).await)
+        .map_err(|source| migrate_error(entry, &dir, source))?;
+    let mut applied = Vec::new();
+    let mut already_applied = 0;
+    for migration in migrator.iter().filter(|m| !m.migration_type.is_down_migration()) {
+        if before.contains(&migration.version) {
+            already_applied += 1;
+        } else {
+            tracing::info!(
+                connection = %entry.name,
+                version = migration.version,
+                "applied migration {}",
+                migration.description
+            );
+            applied.push(MigrationApplied {
+                version: migration.version,
+                description: migration.description.to_string(),
+            });
+        }
+    }
+    Ok(ConnectionMigrations {
+        connection: entry.name,
+        backend: entry.url.backend(),
+        dir,
+        applied,
+        already_applied,
+    })
 }
 
 fn migrate_error(entry: &ConnectionEntry, dir: &Path, source: MigrateError) -> Error {
@@ -256,7 +278,6 @@ async fn run_locked<DB>(pool: &sqlx::Pool<DB>, migrator: &Migrator) -> std::resu
 where
     DB: sqlx::Database,
     DB::Connection: Migrate,
-    for<'c> &'c mut DB::Connection: sqlx::Acquire<'c, Database = DB, Connection = &'c mut DB::Connection>,
 {
     let mut conn = pool.acquire().await?;
     conn.lock().await?;
@@ -268,7 +289,10 @@ where
             .into_iter()
             .map(|m| m.version)
             .collect();
-        migrator.run(&mut *conn).await?;
+        // `run_direct` (sqlx's own way around `Migrator::run`'s
+        // higher-ranked `Acquire` bound, which keeps the future from being
+        // proven `Send`: a provisioning hook's must be).
+        migrator.run_direct(None, &mut *conn, false).await?;
         Ok::<_, MigrateError>(before)
     }
     .await;

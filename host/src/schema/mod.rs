@@ -16,7 +16,7 @@
 //! names that point at the same database (same URL): the changes would run
 //! twice, or race.
 
-mod migrate;
+pub(crate) mod migrate;
 mod model;
 mod same_database;
 

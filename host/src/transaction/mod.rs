@@ -168,15 +168,25 @@ pub struct Transaction {
 
 impl Transaction {
     pub(crate) async fn begin(entry: Arc<ConnectionEntry>, access: Access) -> Result<Transaction> {
+        if !entry.is_provisioned() {
+            Box::pin(entry.provisioned()).await?;
+        }
         let name = entry.name;
         let error = |source: sqlx::Error| match source {
             sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
                 connection: name.to_string(),
                 timeout: entry.settings.get_acquire_timeout(),
             },
-            source => Error::Query {
-                connection: name.to_string(),
-                source,
+            source => match entry.pool.missing_database(&source) {
+                Some(database) => Error::DatabaseMissing {
+                    connection: name.to_string(),
+                    database,
+                    source,
+                },
+                None => Error::Query {
+                    connection: name.to_string(),
+                    source,
+                },
             },
         };
         let read_only = access == Access::ReadOnly;
