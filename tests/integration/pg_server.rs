@@ -57,6 +57,26 @@ pub(crate) fn find_bin() -> PathBuf {
         .expect("PostgreSQL's initdb and pg_ctl: install postgresql, or set DBROUTE_PG_BIN")
 }
 
+/// A temporary folder for servers' data, and the user they run as: as
+/// root, `postgres` (PostgreSQL refuses to run as root), who then owns the
+/// folder.
+pub(crate) fn server_folder(prefix: &str) -> (tempfile::TempDir, Option<&'static str>) {
+    let run_as = running_as_root().then_some("postgres");
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temporary folder");
+    if let Some(user) = run_as {
+        let status = Command::new("chown")
+            .arg(format!("{user}:"))
+            .arg(dir.path())
+            .status()
+            .expect("chown");
+        assert!(status.success(), "cannot give {} to {user}", dir.path().display());
+    }
+    (dir, run_as)
+}
+
 pub(crate) fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -151,19 +171,7 @@ impl PgServer {
     /// loopback port. Blocking: takes a second or two.
     pub(crate) fn start() -> PgServer {
         let bin = find_bin();
-        let run_as = running_as_root().then_some("postgres");
-        let dir = tempfile::Builder::new()
-            .prefix("dbroute-pg-")
-            .tempdir()
-            .expect("temporary folder");
-        if let Some(user) = run_as {
-            let status = Command::new("chown")
-                .arg(format!("{user}:"))
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(status.success(), "cannot give {} to {user}", dir.path().display());
-        }
+        let (dir, run_as) = server_folder("dbroute-pg-");
         let ctl = Ctl {
             bin,
             data: dir.path().join("data"),

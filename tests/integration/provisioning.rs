@@ -11,51 +11,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use dbroute::router::{Decision, Fault, Operation, Router, RouterIdentity};
 use dbroute::stats::{ConnectionStatus, Health, ProvisionState};
 use dbroute::{
-    Backend, ConnectionFactory, DbPool, Engine, Error, Hints, ModelInfo, Provisioning, ReadFailure, params,
-    sqlx::AssertSqlSafe,
+    Backend, ConnectionFactory, DbPool, Engine, Error, Hints, Provisioning, ReadFailure, params, sqlx::AssertSqlSafe,
 };
 
-use crate::support::{TestDb, admin_execute, per_backend};
+use crate::support::{ByTenant, TestDb, admin_execute, invoice, per_backend, within};
 
 /// The password in the URLs here (PostgreSQL's trust authentication
 /// ignores it; MariaDB's root has none, so its URLs carry none).
 const PASSWORD: &str = "S3cr3tPw";
-
-/// The most any one step may take.
-const STEP: Duration = Duration::from_secs(30);
-
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(STEP, future).await {
-        Ok(value) => value,
-        Err(_) => panic!("{what}: still running after {STEP:?} (hung?)"),
-    }
-}
-
-/// Routes every operation to the connection named by the `tenant` hint.
-#[derive(Debug)]
-struct ByTenant;
-
-impl Router for ByTenant {
-    fn identity(&self) -> RouterIdentity {
-        RouterIdentity::native("by-tenant")
-    }
-    fn db_for_read(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
-        match op.hints.get("tenant").and_then(|t| t.as_str()) {
-            Some(tenant) => Decision::use_connection(tenant),
-            None => Ok(Decision::NoOpinion),
-        }
-    }
-    fn db_for_write(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
-        self.db_for_read(op)
-    }
-}
-
-fn invoice() -> ModelInfo {
-    ModelInfo::new("Invoice").with_table("invoices")
-}
 
 /// A name no database has: `dbroute_test_absent_<pid>_<n>`.
 fn absent_name(n: u32) -> String {

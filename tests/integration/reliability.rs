@@ -16,15 +16,13 @@ use dbroute::wasm::{RouterLimits, RouterSource, WasmRouter};
 use dbroute::{ConnectionName, Engine, Error, ModelInfo, PoolSettings, ReadFailure, params};
 
 use crate::pg_server::PgServer;
-use crate::support::TestDb;
+use crate::support::{STEP, TestDb, within_limit};
 
 /// The acquire timeout of the pools that are made to fail.
 const ACQUIRE: Duration = Duration::from_secs(2);
 /// Slack on top of a timeout before a step counts as hung: scheduling on a
 /// busy 2-core machine, sqlx's connect backoff.
 const SLACK: Duration = Duration::from_millis(1500);
-/// The most any one step may take.
-const STEP: Duration = Duration::from_secs(30);
 
 const REPLICA: ConnectionName = ConnectionName::from_static("replica");
 
@@ -44,21 +42,13 @@ impl Router for ReadsFromReplica {
     }
 }
 
-/// Runs `future`, failing the test when it takes longer than `limit`.
-async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(limit, future).await {
-        Ok(value) => value,
-        Err(_) => panic!("{what}: still running after {limit:?} (hung?)"),
-    }
-}
-
 fn item() -> ModelInfo {
     ModelInfo::new("Item")
 }
 
 /// Creates `items` on a connection.
 async fn create_items(engine: &Engine, connection: &str) {
-    within(
+    within_limit(
         STEP,
         "CREATE TABLE",
         engine
@@ -72,7 +62,7 @@ async fn create_items(engine: &Engine, connection: &str) {
 
 /// Rows of `items` with this note, on a connection.
 async fn count_notes(engine: &Engine, connection: &str, note: &str) -> i64 {
-    within(
+    within_limit(
         STEP,
         "count",
         engine
@@ -139,7 +129,7 @@ async fn a_dead_replica_fails_reads_fast_keeps_writes_and_recovers_by_itself() {
             let mut log = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                let result = within(ACQUIRE + SLACK, "a routed read", read_port(&engine)).await;
+                let result = within_limit(ACQUIRE + SLACK, "a routed read", read_port(&engine)).await;
                 match &result {
                     Ok(_) => good.fetch_add(1, Ordering::Relaxed),
                     Err(_) => bad.fetch_add(1, Ordering::Relaxed),
@@ -155,15 +145,15 @@ async fn a_dead_replica_fails_reads_fast_keeps_writes_and_recovers_by_itself() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    within(STEP, "reads before the kill", wait_for(good.clone(), 20)).await;
+    within_limit(STEP, "reads before the kill", wait_for(good.clone(), 20)).await;
 
     let killed_at = Instant::now();
-    within(STEP, "pg_ctl stop -m immediate", server.kill()).await;
+    within_limit(STEP, "pg_ctl stop -m immediate", server.kill()).await;
     let down_at = Instant::now();
     // While the replica is down, writes go on to default.
     for i in 0..10 {
         let model = item();
-        within(
+        within_limit(
             STEP,
             "a write while the replica is down",
             engine
@@ -173,26 +163,26 @@ async fn a_dead_replica_fails_reads_fast_keeps_writes_and_recovers_by_itself() {
         .await
         .unwrap();
     }
-    within(STEP, "failed reads", wait_for(bad.clone(), 3)).await;
+    within_limit(STEP, "failed reads", wait_for(bad.clone(), 3)).await;
     let failures_seen = bad.load(Ordering::Relaxed);
     // The operator's view says so too: the killed replica is unhealthy, the
     // primary healthy.
-    let status = within(STEP, "a health check", engine.check_health(Duration::from_millis(500))).await;
+    let status = within_limit(STEP, "a health check", engine.check_health(Duration::from_millis(500))).await;
     let health = |name: &str| status.iter().find(|s| s.name == name).map(|s| s.health);
     assert_eq!(health("replica"), Some(dbroute::stats::Health::Unhealthy), "{status:?}");
     assert_eq!(health("default"), Some(dbroute::stats::Health::Healthy), "{status:?}");
 
     let restart_began = Instant::now();
-    let restart_took = within(STEP, "pg_ctl start", server.restart()).await;
+    let restart_took = within_limit(STEP, "pg_ctl start", server.restart()).await;
     let good_before = good.load(Ordering::Relaxed);
-    within(
+    within_limit(
         STEP,
         "reads after the restart",
         wait_for(good.clone(), good_before + 20),
     )
     .await;
     stop.store(true, Ordering::Relaxed);
-    let log = within(STEP, "the reader", reader).await.unwrap();
+    let log = within_limit(STEP, "the reader", reader).await.unwrap();
 
     // Before the kill: every read answered by the replica server.
     let mut before = 0;
@@ -287,7 +277,7 @@ async fn fall_back_to_default_serves_reads_of_a_dead_database() {
             .build()
     };
     let strict = build(ReadFailure::Fail).await.unwrap();
-    let err = within(STEP, "a read of a dead replica", read_port(&strict))
+    let err = within_limit(STEP, "a read of a dead replica", read_port(&strict))
         .await
         .unwrap_err();
     // The server's own answer, not only "no connection became free".
@@ -314,21 +304,25 @@ async fn fall_back_to_default_serves_reads_of_a_dead_database() {
 
     let lenient = build(ReadFailure::FallBackToDefault).await.unwrap();
     let started = Instant::now();
-    let port = within(STEP, "a read falling back", read_port(&lenient)).await.unwrap();
+    let port = within_limit(STEP, "a read falling back", read_port(&lenient))
+        .await
+        .unwrap();
     let took = started.elapsed();
     assert_eq!(port, 5432, "the read was served by default");
     assert!(took <= acquire + SLACK, "took {took:?}");
     // Writes are unaffected, and a read that names its connection with
     // `using` (the router was not asked) fails rather than go elsewhere.
     let model = item();
-    within(STEP, "a write", lenient.write_model(&model).execute("SELECT 1", &[]))
+    within_limit(STEP, "a write", lenient.write_model(&model).execute("SELECT 1", &[]))
         .await
         .unwrap();
     let named = lenient
         .read_model(&model)
         .using("replica")
         .fetch_one("SELECT inet_server_port() AS port", &[]);
-    let err = within(STEP, "a read using the dead replica", named).await.unwrap_err();
+    let err = within_limit(STEP, "a read using the dead replica", named)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, Error::Connect { connection, .. } if connection == "replica"),
         "{err:?}"
@@ -361,7 +355,7 @@ async fn an_exhausted_pool_times_out_naming_the_pool_never_hangs() {
             let engine = engine.clone();
             tokio::spawn(async move {
                 let model = item();
-                within(
+                within_limit(
                     STEP,
                     "a slow read",
                     engine.read_model(&model).execute("SELECT pg_sleep(4)", &[]),
@@ -371,7 +365,7 @@ async fn an_exhausted_pool_times_out_naming_the_pool_never_hangs() {
         })
         .collect();
     let pool = engine.connection("replica").unwrap();
-    within(STEP, "both connections taken", async {
+    within_limit(STEP, "both connections taken", async {
         while !(pool.pool().size() == 2 && pool.pool().num_idle() == 0) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -385,7 +379,7 @@ async fn an_exhausted_pool_times_out_naming_the_pool_never_hangs() {
             let engine = engine.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
-                let result = within(STEP, "a read of an exhausted pool", read_port(&engine)).await;
+                let result = within_limit(STEP, "a read of an exhausted pool", read_port(&engine)).await;
                 (started.elapsed(), result)
             })
         })
@@ -393,7 +387,7 @@ async fn an_exhausted_pool_times_out_naming_the_pool_never_hangs() {
     // Meanwhile writes go to default at once.
     for _ in 0..5 {
         let model = item();
-        within(
+        within_limit(
             Duration::from_secs(5),
             "a write while the replica is exhausted",
             engine.write_model(&model).execute("SELECT 1", &[]),
@@ -421,7 +415,7 @@ async fn an_exhausted_pool_times_out_naming_the_pool_never_hangs() {
         holder.await.unwrap().unwrap();
     }
     // Free again: reads work.
-    within(STEP, "a read after the slow ones", read_port(&engine))
+    within_limit(STEP, "a read after the slow ones", read_port(&engine))
         .await
         .unwrap();
     println!(
@@ -449,7 +443,7 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
         .unwrap();
     create_items(&engine, "ledger").await;
     let ledger = engine.connection("ledger").unwrap();
-    within(
+    within_limit(
         STEP,
         "a committed insert",
         ledger.execute("INSERT INTO items (note) VALUES ('committed')", &[]),
@@ -459,11 +453,11 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
 
     // 1. An explicit transaction: three inserts, the server dies, then
     //    commit.
-    let tx = within(STEP, "begin", engine.transaction().on("ledger").begin())
+    let tx = within_limit(STEP, "begin", engine.transaction().on("ledger").begin())
         .await
         .unwrap();
     for _ in 0..3 {
-        within(
+        within_limit(
             STEP,
             "an insert in the transaction",
             tx.connection()
@@ -472,17 +466,17 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
         .await
         .unwrap();
     }
-    within(STEP, "kill", server.kill()).await;
-    let err = within(STEP, "commit on a dead server", tx.commit())
+    within_limit(STEP, "kill", server.kill()).await;
+    let err = within_limit(STEP, "commit on a dead server", tx.commit())
         .await
         .expect_err("a commit on a dead server must fail");
     assert!(err.to_string().contains("`ledger`"), "{err}");
     let commit_error = err.to_string();
-    within(STEP, "restart", server.restart()).await;
+    within_limit(STEP, "restart", server.restart()).await;
 
     // 2. The ambient form: the server dies between two statements; the
     //    work's error comes back and the rollback's failure is only logged.
-    let err = within(
+    let err = within_limit(
         STEP,
         "a transaction that loses its server",
         engine.transaction().on("ledger").run(|conn| {
@@ -501,13 +495,13 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
     .expect_err("the second insert must fail");
     assert!(err.to_string().contains("`ledger`"), "{err}");
     let statement_error = err.to_string();
-    within(STEP, "restart", server.restart()).await;
+    within_limit(STEP, "restart", server.restart()).await;
 
     // 3. Dropped unfinished while the server is down.
-    let tx = within(STEP, "begin", engine.transaction().on("ledger").begin())
+    let tx = within_limit(STEP, "begin", engine.transaction().on("ledger").begin())
         .await
         .unwrap();
-    within(
+    within_limit(
         STEP,
         "an insert",
         tx.connection()
@@ -515,9 +509,9 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
     )
     .await
     .unwrap();
-    within(STEP, "kill", server.kill()).await;
+    within_limit(STEP, "kill", server.kill()).await;
     drop(tx);
-    within(STEP, "restart", server.restart()).await;
+    within_limit(STEP, "restart", server.restart()).await;
 
     // After the restarts: nothing of the three transactions, the committed
     // row intact, and the pool works again by itself.
@@ -525,10 +519,10 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
     for note in ["tx-commit", "tx-ambient", "tx-dropped"] {
         assert_eq!(count_notes(&engine, "ledger", note).await, 0, "{note} was committed");
     }
-    let tx = within(STEP, "begin after restart", engine.transaction().on("ledger").begin())
+    let tx = within_limit(STEP, "begin after restart", engine.transaction().on("ledger").begin())
         .await
         .unwrap();
-    within(
+    within_limit(
         STEP,
         "an insert after restart",
         tx.connection()
@@ -536,7 +530,7 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
     )
     .await
     .unwrap();
-    within(STEP, "commit after restart", tx.commit()).await.unwrap();
+    within_limit(STEP, "commit after restart", tx.commit()).await.unwrap();
     assert_eq!(count_notes(&engine, "ledger", "after").await, 1);
     println!(
         "dead transactions: commit failed with \"{commit_error}\"; a statement failed with \"{statement_error}\"; \
@@ -734,7 +728,7 @@ async fn soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes() {
         .build()
         .await
         .unwrap();
-    within(
+    within_limit(
         STEP,
         "add extra",
         engine.add_connection("extra", &dbs[2].url, settings()),
@@ -742,7 +736,7 @@ async fn soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes() {
     .await
     .unwrap();
     for name in SOAK_CONNECTIONS {
-        within(
+        within_limit(
             STEP,
             "CREATE TABLE",
             engine.connection(name).unwrap().execute(
@@ -811,11 +805,11 @@ async fn soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes() {
         async move {
             let mut cycles = 0u64;
             while Instant::now() < deadline {
-                within(STEP, "remove extra", engine.remove_connection("extra"))
+                within_limit(STEP, "remove extra", engine.remove_connection("extra"))
                     .await
                     .unwrap();
                 tokio::time::sleep(Duration::from_millis(10)).await;
-                within(STEP, "add extra", engine.add_connection("extra", &url, settings()))
+                within_limit(STEP, "add extra", engine.add_connection("extra", &url, settings()))
                     .await
                     .unwrap();
                 tokio::time::sleep(Duration::from_millis(40)).await;
@@ -829,7 +823,7 @@ async fn soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes() {
     let rss_warm = rss_bytes();
     let ops_warm = tally.ops.load(Ordering::Relaxed);
     for task in tasks {
-        within(SOAK + STEP, "a soak task", task).await.unwrap();
+        within_limit(SOAK + STEP, "a soak task", task).await.unwrap();
     }
     let (swaps, compiled) = swapper.await.unwrap();
     let cycles = churn.await.unwrap();
@@ -844,10 +838,10 @@ async fn soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes() {
     let mut rows_checked = 0;
     for (i, db) in dbs.iter().enumerate() {
         use sqlx::Connection as _;
-        let mut conn = within(STEP, "connect to check", sqlx::PgConnection::connect(&db.url))
+        let mut conn = within_limit(STEP, "connect to check", sqlx::PgConnection::connect(&db.url))
             .await
             .unwrap();
-        let counts: Vec<(String, i64)> = within(
+        let counts: Vec<(String, i64)> = within_limit(
             STEP,
             "count rows",
             sqlx::query_as("SELECT meant, count(*) FROM soak GROUP BY meant").fetch_all(&mut conn),

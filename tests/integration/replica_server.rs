@@ -16,12 +16,12 @@
 //! takes about two seconds: no fsync, small buffers, a fast checkpoint for
 //! the base backup.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sqlx::Connection as _;
 
-use crate::pg_server::{Ctl, find_bin, free_port, running_as_root};
+use crate::pg_server::{Ctl, find_bin, free_port, server_folder};
 
 /// How long the replica may take to start streaming or to pause.
 const WAIT: Duration = Duration::from_secs(30);
@@ -59,19 +59,7 @@ impl ReplicaCluster {
     /// replication.
     pub(crate) fn start() -> ReplicaCluster {
         let bin = find_bin();
-        let run_as = running_as_root().then_some("postgres");
-        let dir = tempfile::Builder::new()
-            .prefix("dbroute-replica-")
-            .tempdir()
-            .expect("temporary folder");
-        if let Some(user) = run_as {
-            let status = Command::new("chown")
-                .arg(format!("{user}:"))
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(status.success(), "cannot give {} to {user}", dir.path().display());
-        }
+        let (dir, run_as) = server_folder("dbroute-replica-");
         let ctl = |name: &str, port: u16| Ctl {
             bin: bin.clone(),
             data: dir.path().join(name),

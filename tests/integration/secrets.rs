@@ -13,21 +13,11 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
 use crate::pg_server::PgServer;
-use crate::support::TestDb;
+use crate::support::{TestDb, within};
 
 /// The password of every URL here. Trust authentication ignores it, so
 /// the URLs connect.
 const PASSWORD: &str = "S3cr3tPw";
-
-/// The most any one step may take.
-const STEP: Duration = Duration::from_secs(30);
-
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(STEP, future).await {
-        Ok(value) => value,
-        Err(_) => panic!("{what}: still running after {STEP:?} (hung?)"),
-    }
-}
 
 // ---- a subscriber that keeps everything ----
 

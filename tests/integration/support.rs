@@ -201,3 +201,49 @@ pub(crate) fn read_directly(
         hints: &hints,
     })
 }
+
+/// The most any one step of a test may take before it counts as hung.
+pub(crate) const STEP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `future`, failing the test when it takes longer than `limit`.
+pub(crate) async fn within_limit<T>(limit: std::time::Duration, what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("{what}: still running after {limit:?} (hung?)"),
+    }
+}
+
+/// Runs `future`, failing the test when it takes longer than [`STEP`].
+pub(crate) async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    within_limit(STEP, what, future).await
+}
+
+/// Routes every operation to the connection named by the `tenant` hint.
+#[derive(Debug)]
+pub(crate) struct ByTenant;
+
+impl dbroute::router::Router for ByTenant {
+    fn identity(&self) -> dbroute::router::RouterIdentity {
+        dbroute::router::RouterIdentity::native("by-tenant")
+    }
+    fn db_for_read(
+        &self,
+        op: &dbroute::router::Operation<'_>,
+    ) -> Result<dbroute::router::Decision, dbroute::router::Fault> {
+        match op.hints.get("tenant").and_then(|t| t.as_str()) {
+            Some(tenant) => dbroute::router::Decision::use_connection(tenant),
+            None => Ok(dbroute::router::Decision::NoOpinion),
+        }
+    }
+    fn db_for_write(
+        &self,
+        op: &dbroute::router::Operation<'_>,
+    ) -> Result<dbroute::router::Decision, dbroute::router::Fault> {
+        self.db_for_read(op)
+    }
+}
+
+/// The tenants' model.
+pub(crate) fn invoice() -> dbroute::ModelInfo {
+    dbroute::ModelInfo::new("Invoice").with_table("invoices")
+}

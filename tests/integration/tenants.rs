@@ -5,34 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dbroute::router::{Decision, Fault, Operation, Router, RouterIdentity};
 use dbroute::stats::Health;
 use dbroute::{ConnectionFactory, Engine, Error, Hints, ModelInfo, PoolSettings, params, scope, sqlx::AssertSqlSafe};
 
-use crate::support::{TestDb, admin_execute, per_backend};
-
-/// Routes every operation to the connection named by the `tenant` hint.
-#[derive(Debug)]
-struct ByTenant;
-
-impl Router for ByTenant {
-    fn identity(&self) -> RouterIdentity {
-        RouterIdentity::native("by-tenant")
-    }
-    fn db_for_read(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
-        match op.hints.get("tenant").and_then(|t| t.as_str()) {
-            Some(tenant) => Decision::use_connection(tenant),
-            None => Ok(Decision::NoOpinion),
-        }
-    }
-    fn db_for_write(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
-        self.db_for_read(op)
-    }
-}
-
-fn invoice() -> ModelInfo {
-    ModelInfo::new("Invoice").with_table("invoices")
-}
+use crate::support::{ByTenant, TestDb, admin_execute, invoice, per_backend};
 
 async fn count_on(engine: &Engine, name: &str) -> i64 {
     let conn = engine.connection(name).unwrap();
