@@ -90,6 +90,19 @@ pub enum Error {
         scheme: String,
     },
 
+    /// The URL is for a backend this build of dbroute has no driver for.
+    #[error(
+        "connection `{connection}` is a {backend} URL, but dbroute was built without its `{feature}` feature; enable it (dbroute = {{ features = [\"{feature}\"] }})"
+    )]
+    BackendNotBuilt {
+        /// The connection being registered.
+        connection: String,
+        /// The URL's backend.
+        backend: crate::connection::url::Backend,
+        /// The Cargo feature that builds its driver.
+        feature: &'static str,
+    },
+
     /// Connecting to a database failed.
     #[error("connection `{connection}` ({url}): could not connect: {source}")]
     Connect {

@@ -60,6 +60,13 @@
 //! # Ok(()) }
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+compile_error!(
+    "dbroute needs at least one backend: enable its `postgres`, `mysql` or `sqlite` feature \
+     (dbroute = { version = \"..\", default-features = false, features = [\"postgres\"] })"
+);
 
 mod allow;
 mod config;

@@ -487,8 +487,13 @@ impl Provisioning {
         let url = self.entry.url.secret();
         let created = match self.backend() {
             // sqlx's `create_database` keeps `mode=ro`, and cannot create.
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite => create_sqlite_file(url).await,
-            backend => dispatch!(backend, Backend as DB => create_if_missing::<DB>(url).await),
+            backend => dispatch!(backend, Backend as DB => create_if_missing::<DB>(url).await,
+            // A connection of a backend this build lacks is never made.
+            not_built(other) => Err(sqlx::Error::Configuration(
+                format!("dbroute was built without its `{}` feature", other.feature()).into(),
+            ))),
         };
         created.map_err(|source| Error::Query {
             connection: self.entry.name.to_string(),
@@ -553,6 +558,7 @@ async fn create_if_missing<DB: SqlxBackend + MigrateDatabase>(url: &str) -> std:
 
 /// Creates the SQLite file of `url` unless it exists (or is in memory);
 /// `true` when it did.
+#[cfg(feature = "sqlite")]
 async fn create_sqlite_file(url: &str) -> std::result::Result<bool, sqlx::Error> {
     use sqlx::{ConnectOptions, Connection};
     if sqlx::Sqlite::database_exists(url).await? {

@@ -16,8 +16,6 @@
 
 use std::str::FromStr;
 
-use sqlx::{MySql, Postgres, Sqlite};
-
 use super::handle::QueryResult;
 use super::pool::DbPool;
 use super::url::Backend;
@@ -26,8 +24,9 @@ use crate::transaction::TxConn;
 
 /// Runs `$body` once per backend, typed for that backend's sqlx database.
 ///
-/// - `dispatch!(backend, Backend as DB => body)`: on a [`Backend`], with
-///   `DB` naming the sqlx database type.
+/// - `dispatch!(backend, Backend as DB => body, not_built(backend) =>
+///   expression)`: on a [`Backend`], with `DB` naming the sqlx database
+///   type; the last arm takes the backends this build has no feature for.
 /// - `dispatch!(value, Enum(binding) => body)`, or `… Enum(binding) as DB
 ///   => body`: on a value of an enum with one variant per backend
 ///   ([`DbPool`], [`TxConn`], or a reference to one), with the variant's
@@ -37,32 +36,40 @@ use crate::transaction::TxConn;
 ///
 /// `Enum` must be in scope by that name.
 macro_rules! dispatch {
-    ($backend:expr, Backend as $DB:ident => $body:expr $(,)?) => {
+    ($backend:expr, Backend as $DB:ident => $body:expr, not_built($missing:ident) => $disabled:expr $(,)?) => {
         match $backend {
+            #[cfg(feature = "postgres")]
             $crate::connection::url::Backend::Postgres => {
                 type $DB = ::sqlx::Postgres;
                 $body
             }
+            #[cfg(feature = "mysql")]
             $crate::connection::url::Backend::MySql => {
                 type $DB = ::sqlx::MySql;
                 $body
             }
+            #[cfg(feature = "sqlite")]
             $crate::connection::url::Backend::Sqlite => {
                 type $DB = ::sqlx::Sqlite;
                 $body
             }
+            #[allow(unreachable_patterns)]
+            $missing => $disabled,
         }
     };
     ($value:expr, $Enum:ident($bind:pat) $(as $DB:ident)? => $body:expr $(, $other:pat => $rest:expr)? $(,)?) => {
         match $value {
+            #[cfg(feature = "postgres")]
             $Enum::Postgres($bind) => {
                 $(type $DB = ::sqlx::Postgres;)?
                 $body
             }
+            #[cfg(feature = "mysql")]
             $Enum::MySql($bind) => {
                 $(type $DB = ::sqlx::MySql;)?
                 $body
             }
+            #[cfg(feature = "sqlite")]
             $Enum::Sqlite($bind) => {
                 $(type $DB = ::sqlx::Sqlite;)?
                 $body
@@ -115,6 +122,7 @@ pub(crate) trait SqlxBackend: sqlx::Database {
 pub(crate) type Options<DB> = <<DB as sqlx::Database>::Connection as sqlx::Connection>::Options;
 
 /// The server's error code of `error`, when it is one.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 fn server_code(error: &sqlx::Error) -> Option<std::borrow::Cow<'_, str>> {
     match error {
         sqlx::Error::Database(e) => e.code(),
@@ -129,6 +137,7 @@ macro_rules! variants {
             DbPool::$Variant(pool)
         }
 
+        #[allow(unreachable_patterns)]
         fn pool(pool: &DbPool) -> Option<&sqlx::Pool<Self>> {
             match pool {
                 DbPool::$Variant(pool) => Some(pool),
@@ -140,6 +149,7 @@ macro_rules! variants {
             TxConn::$Variant(tx)
         }
 
+        #[allow(unreachable_patterns)]
         fn tx(conn: &mut TxConn) -> Option<&mut sqlx::Transaction<'static, Self>> {
             match conn {
                 TxConn::$Variant(tx) => Some(tx),
@@ -149,7 +159,8 @@ macro_rules! variants {
     };
 }
 
-impl SqlxBackend for Postgres {
+#[cfg(feature = "postgres")]
+impl SqlxBackend for sqlx::Postgres {
     const BACKEND: Backend = Backend::Postgres;
     const BEGIN_READ_ONLY: Option<&'static str> = Some("BEGIN READ ONLY");
 
@@ -180,7 +191,8 @@ impl SqlxBackend for Postgres {
     variants!(Postgres);
 }
 
-impl SqlxBackend for MySql {
+#[cfg(feature = "mysql")]
+impl SqlxBackend for sqlx::MySql {
     const BACKEND: Backend = Backend::MySql;
     const BEGIN_READ_ONLY: Option<&'static str> = Some("START TRANSACTION READ ONLY");
 
@@ -210,7 +222,8 @@ impl SqlxBackend for MySql {
     variants!(MySql);
 }
 
-impl SqlxBackend for Sqlite {
+#[cfg(feature = "sqlite")]
+impl SqlxBackend for sqlx::Sqlite {
     const BACKEND: Backend = Backend::Sqlite;
     // SQLite has no read-only transactions: a deferred one takes no write
     // lock until it writes.

@@ -3,11 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use sqlx::mysql::MySqlPool;
 use sqlx::pool::PoolOptions;
-use sqlx::postgres::PgPool;
-use sqlx::sqlite::SqlitePool;
-use sqlx::{MySql, Postgres, Sqlite};
 
 use super::dispatch::{SqlxBackend, dispatch};
 use super::url::{Backend, ConnectionUrl};
@@ -120,11 +116,17 @@ impl PoolSettings {
 #[non_exhaustive]
 pub enum DbPool {
     /// A PostgreSQL pool.
-    Postgres(PgPool),
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    Postgres(sqlx::PgPool),
     /// A MySQL or MariaDB pool.
-    MySql(MySqlPool),
+    #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+    MySql(sqlx::MySqlPool),
     /// A SQLite pool.
-    Sqlite(SqlitePool),
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    Sqlite(sqlx::SqlitePool),
 }
 
 impl fmt::Debug for DbPool {
@@ -164,7 +166,7 @@ impl DbPool {
                     }
                 })?
             }))
-        })
+        }, not_built(backend) => Err(not_built(name, backend)))
     }
 
     /// Makes a pool that connects on first use (no I/O now).
@@ -177,7 +179,7 @@ impl DbPool {
         dispatch!(url.backend(), Backend as DB => {
             let options = DB::connect_options(url.secret()).map_err(bad_url)?;
             Ok(DB::wrap_pool(settings.apply(PoolOptions::<DB>::new()).connect_lazy_with(options)))
-        })
+        }, not_built(backend) => Err(not_built(name, backend)))
     }
 
     /// Which backend this pool talks to.
@@ -186,16 +188,22 @@ impl DbPool {
     }
 
     /// The PostgreSQL pool, if this is one.
-    pub fn as_postgres(&self) -> Option<&PgPool> {
-        Postgres::pool(self)
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn as_postgres(&self) -> Option<&sqlx::PgPool> {
+        <sqlx::Postgres as SqlxBackend>::pool(self)
     }
     /// The MySQL/MariaDB pool, if this is one.
-    pub fn as_mysql(&self) -> Option<&MySqlPool> {
-        MySql::pool(self)
+    #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+    pub fn as_mysql(&self) -> Option<&sqlx::MySqlPool> {
+        <sqlx::MySql as SqlxBackend>::pool(self)
     }
     /// The SQLite pool, if this is one.
-    pub fn as_sqlite(&self) -> Option<&SqlitePool> {
-        Sqlite::pool(self)
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn as_sqlite(&self) -> Option<&sqlx::SqlitePool> {
+        <sqlx::Sqlite as SqlxBackend>::pool(self)
     }
 
     /// Connections open now, idle or in use.
@@ -236,6 +244,15 @@ impl DbPool {
 /// The error of a failed attempt to connect: [`Error::DatabaseMissing`]
 /// when `missing` names the database the server says does not exist, else
 /// [`Error::Connect`].
+/// The error for a URL of a backend this build has no driver for.
+fn not_built(name: ConnectionName, backend: Backend) -> Error {
+    Error::BackendNotBuilt {
+        connection: name.to_string(),
+        backend,
+        feature: backend.feature(),
+    }
+}
+
 pub(crate) fn connect_error(
     name: ConnectionName,
     url: &ConnectionUrl,
@@ -253,5 +270,30 @@ pub(crate) fn connect_error(
             url: url.redacted().to_owned(),
             source,
         },
+    }
+}
+
+/// Run by CI with `--no-default-features --features sqlite`.
+#[cfg(all(test, not(feature = "mysql")))]
+mod tests {
+    use super::*;
+
+    /// A build with one backend refuses another's URL, naming the feature
+    /// to enable.
+    #[test]
+    fn a_url_of_a_backend_not_built_is_refused_with_its_feature() {
+        let name = ConnectionName::new("reports").unwrap();
+        let url = ConnectionUrl::parse(name, "mysql://app:S3cr3t@127.0.0.1/reports").unwrap();
+        let err = DbPool::open_lazy(name, &url, &PoolSettings::new()).unwrap_err();
+        assert!(
+            matches!(&err, Error::BackendNotBuilt { feature: "mysql", .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("`reports`") && text.contains("features = [\"mysql\"]"),
+            "{text}"
+        );
+        assert!(!format!("{text} {err:?}").contains("S3cr3t"), "{text}");
     }
 }

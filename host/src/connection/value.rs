@@ -5,8 +5,11 @@ use std::fmt;
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
+#[cfg(feature = "mysql")]
 use sqlx::mysql::{MySql, MySqlTypeInfo};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgTypeInfo, Postgres, types::Oid};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{Sqlite, SqliteTypeInfo};
 use sqlx::{Column as _, Decode, Encode, Row as _, Type, TypeInfo as _, ValueRef as _};
 
@@ -266,8 +269,11 @@ pub struct Row {
 
 /// The driver's row.
 enum RawRow {
+    #[cfg(feature = "postgres")]
     Postgres(sqlx::postgres::PgRow),
+    #[cfg(feature = "mysql")]
     MySql(sqlx::mysql::MySqlRow),
+    #[cfg(feature = "sqlite")]
     Sqlite(sqlx::sqlite::SqliteRow),
 }
 
@@ -276,14 +282,17 @@ enum RawRow {
 macro_rules! on_row {
     ($raw:expr, |$row:ident, $decode:ident| $body:expr) => {
         match $raw {
+            #[cfg(feature = "postgres")]
             RawRow::Postgres($row) => {
                 let $decode = pg_value;
                 $body
             }
+            #[cfg(feature = "mysql")]
             RawRow::MySql($row) => {
                 let $decode = mysql_value;
                 $body
             }
+            #[cfg(feature = "sqlite")]
             RawRow::Sqlite($row) => {
                 let $decode = sqlite_value;
                 $body
@@ -292,6 +301,7 @@ macro_rules! on_row {
     };
 }
 
+#[cfg(feature = "postgres")]
 impl From<sqlx::postgres::PgRow> for Row {
     fn from(row: sqlx::postgres::PgRow) -> Self {
         Row {
@@ -300,6 +310,7 @@ impl From<sqlx::postgres::PgRow> for Row {
     }
 }
 
+#[cfg(feature = "mysql")]
 impl From<sqlx::mysql::MySqlRow> for Row {
     fn from(row: sqlx::mysql::MySqlRow) -> Self {
         Row {
@@ -308,6 +319,7 @@ impl From<sqlx::mysql::MySqlRow> for Row {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl From<sqlx::sqlite::SqliteRow> for Row {
     fn from(row: sqlx::sqlite::SqliteRow) -> Self {
         Row {
@@ -351,8 +363,11 @@ impl Row {
     /// The column names, in order.
     pub fn columns(&self) -> Columns<'_> {
         Columns(match &self.raw {
+            #[cfg(feature = "postgres")]
             RawRow::Postgres(row) => ColumnsOf::Postgres(row.columns().iter()),
+            #[cfg(feature = "mysql")]
             RawRow::MySql(row) => ColumnsOf::MySql(row.columns().iter()),
+            #[cfg(feature = "sqlite")]
             RawRow::Sqlite(row) => ColumnsOf::Sqlite(row.columns().iter()),
         })
     }
@@ -404,8 +419,11 @@ pub struct Columns<'a>(ColumnsOf<'a>);
 
 #[derive(Debug, Clone)]
 enum ColumnsOf<'a> {
+    #[cfg(feature = "postgres")]
     Postgres(std::slice::Iter<'a, sqlx::postgres::PgColumn>),
+    #[cfg(feature = "mysql")]
     MySql(std::slice::Iter<'a, sqlx::mysql::MySqlColumn>),
+    #[cfg(feature = "sqlite")]
     Sqlite(std::slice::Iter<'a, sqlx::sqlite::SqliteColumn>),
 }
 
@@ -414,16 +432,22 @@ impl<'a> Iterator for Columns<'a> {
 
     fn next(&mut self) -> Option<&'a str> {
         match &mut self.0 {
+            #[cfg(feature = "postgres")]
             ColumnsOf::Postgres(columns) => columns.next().map(|c| c.name()),
+            #[cfg(feature = "mysql")]
             ColumnsOf::MySql(columns) => columns.next().map(|c| c.name()),
+            #[cfg(feature = "sqlite")]
             ColumnsOf::Sqlite(columns) => columns.next().map(|c| c.name()),
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         match &self.0 {
+            #[cfg(feature = "postgres")]
             ColumnsOf::Postgres(columns) => columns.size_hint(),
+            #[cfg(feature = "mysql")]
             ColumnsOf::MySql(columns) => columns.size_hint(),
+            #[cfg(feature = "sqlite")]
             ColumnsOf::Sqlite(columns) => columns.size_hint(),
         }
     }
@@ -444,6 +468,7 @@ impl fmt::Debug for Row {
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 fn unsupported(column: &str, type_name: &str, cast: &str) -> Error {
     Error::Decode {
         column: column.to_owned(),
@@ -460,6 +485,7 @@ fn decode_error(column: &str, e: BoxDynError) -> Error {
     }
 }
 
+#[cfg(feature = "postgres")]
 fn pg_value(column: &str, raw: sqlx::postgres::PgValueRef<'_>) -> Result<Value> {
     if raw.is_null() {
         return Ok(Value::Null);
@@ -492,6 +518,7 @@ fn pg_value(column: &str, raw: sqlx::postgres::PgValueRef<'_>) -> Result<Value> 
     decoded.map_err(|e| decode_error(column, e))
 }
 
+#[cfg(feature = "mysql")]
 fn mysql_value(column: &str, raw: sqlx::mysql::MySqlValueRef<'_>) -> Result<Value> {
     if raw.is_null() {
         return Ok(Value::Null);
@@ -523,6 +550,7 @@ fn mysql_value(column: &str, raw: sqlx::mysql::MySqlValueRef<'_>) -> Result<Valu
     decoded.map_err(|e| decode_error(column, e))
 }
 
+#[cfg(feature = "sqlite")]
 fn sqlite_value(column: &str, raw: sqlx::sqlite::SqliteValueRef<'_>) -> Result<Value> {
     if raw.is_null() {
         return Ok(Value::Null);
@@ -542,8 +570,10 @@ fn sqlite_value(column: &str, raw: sqlx::sqlite::SqliteValueRef<'_>) -> Result<V
 
 /// PostgreSQL's `unknown` pseudo-type: lets the server infer a NULL's type
 /// from the statement.
+#[cfg(feature = "postgres")]
 const PG_UNKNOWN: Oid = Oid(705);
 
+#[cfg(feature = "postgres")]
 impl Type<Postgres> for Value {
     fn type_info() -> PgTypeInfo {
         PgTypeInfo::with_oid(PG_UNKNOWN)
@@ -565,6 +595,7 @@ impl Value {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl Encode<'_, Postgres> for Value {
     fn size_hint(&self) -> usize {
         self.encoded_size()
@@ -592,6 +623,7 @@ impl Encode<'_, Postgres> for Value {
     }
 }
 
+#[cfg(feature = "mysql")]
 impl Type<MySql> for Value {
     fn type_info() -> MySqlTypeInfo {
         <&str as Type<MySql>>::type_info()
@@ -601,6 +633,7 @@ impl Type<MySql> for Value {
     }
 }
 
+#[cfg(feature = "mysql")]
 impl Encode<'_, MySql> for Value {
     fn size_hint(&self) -> usize {
         self.encoded_size()
@@ -627,6 +660,7 @@ impl Encode<'_, MySql> for Value {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl Type<Sqlite> for Value {
     fn type_info() -> SqliteTypeInfo {
         <&str as Type<Sqlite>>::type_info()
@@ -636,6 +670,7 @@ impl Type<Sqlite> for Value {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl<'q> Encode<'q, Sqlite> for Value {
     fn size_hint(&self) -> usize {
         self.encoded_size()

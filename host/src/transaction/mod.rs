@@ -7,7 +7,6 @@ pub(crate) mod builder;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use sqlx::{MySql, Postgres, Sqlite};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::connection::dispatch::{SqlxBackend, dispatch};
@@ -34,9 +33,12 @@ pub(crate) async fn scope<F: Future>(core: Arc<TxCore>, future: F) -> F::Output 
 
 /// The open connection of a transaction.
 pub(crate) enum TxConn {
-    Postgres(sqlx::Transaction<'static, Postgres>),
-    MySql(sqlx::Transaction<'static, MySql>),
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::Transaction<'static, sqlx::MySql>),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Finished,
 }
 
@@ -258,8 +260,10 @@ impl Transaction {
     ///
     /// [`Error::WrongBackend`] on another backend;
     /// [`Error::TransactionFinished`].
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn postgres(&self) -> Result<MappedMutexGuard<'_, sqlx::PgConnection>> {
-        self.lend::<Postgres>().await
+        self.lend::<sqlx::Postgres>().await
     }
 
     /// The transaction's sqlx connection, when it is on MySQL or MariaDB
@@ -268,8 +272,10 @@ impl Transaction {
     /// # Errors
     ///
     /// As [`Transaction::postgres`].
+    #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
     pub async fn mysql(&self) -> Result<MappedMutexGuard<'_, sqlx::MySqlConnection>> {
-        self.lend::<MySql>().await
+        self.lend::<sqlx::MySql>().await
     }
 
     /// The transaction's sqlx connection, when it is on SQLite (see
@@ -298,8 +304,10 @@ impl Transaction {
     /// # Errors
     ///
     /// As [`Transaction::postgres`].
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
     pub async fn sqlite(&self) -> Result<MappedMutexGuard<'_, sqlx::SqliteConnection>> {
-        self.lend::<Sqlite>().await
+        self.lend::<sqlx::Sqlite>().await
     }
 
     async fn lend<DB: SqlxBackend>(&self) -> Result<MappedMutexGuard<'_, DB::Connection>> {
