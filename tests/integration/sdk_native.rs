@@ -182,7 +182,7 @@ impl sdk::Router for Flaky {
     }
 
     fn allow_migrate(&mut self, m: &sdk::Migration<'_>) -> Option<bool> {
-        if m.model().name() == "Boom" {
+        if m.model().is_some_and(|model| model.name() == "Boom") {
             panic!("boom in allow_migrate");
         }
         None
