@@ -120,7 +120,7 @@ pub use connection::value::{ColumnIndex, FromValue, Row, Value};
 /// struct User;
 /// ```
 pub use dbroute_derive::Model;
-pub use engine::{DecisionCount, Engine, EngineBuilder, ReadFailure, RouterSource, TransactionRouting};
+pub use engine::{DecisionCount, Engine, EngineBuilder, ReadFailure, RouteOptions, RouterSource, TransactionRouting};
 pub use error::{Error, Fault, LoadError, Result};
 pub use factory::ConnectionFactory;
 pub use model::{Hints, Model, ModelInfo};

@@ -278,6 +278,7 @@ fn run_case(
             kind,
             model: &model,
             hints: &hints,
+            origin: None,
         };
         // Twice: the second answer may come from the host's cache.
         for attempt in 0..2 {

@@ -37,7 +37,12 @@ fn native_reference(connections: &[String], case: &Case) -> dbroute::Result<SdkR
 }
 
 fn op<'a>(kind: OpKind, model: &'a ModelInfo, hints: &'a Hints) -> Operation<'a> {
-    Operation { kind, model, hints }
+    Operation {
+        kind,
+        model,
+        hints,
+        origin: None,
+    }
 }
 
 fn decide(router: &dyn Router, op: &Operation<'_>) -> Result<Decision, Fault> {

@@ -196,5 +196,6 @@ pub(crate) fn read_directly(router: &dbroute::WasmRouter, model: &str) -> Result
         kind: dbroute::OpKind::Read,
         model: &model,
         hints: &hints,
+        origin: None,
     })
 }

@@ -22,6 +22,7 @@ pub(crate) fn run(args: &RouteArgs) -> ExitCode {
         kind,
         model: &model,
         hints: &hints,
+        origin: None,
     };
     let answer = match kind {
         OpKind::Read => router.db_for_read(&op),

@@ -39,6 +39,38 @@ impl fmt::Display for OpKind {
 }
 
 /// One routed operation, as a router sees it.
+///
+/// # Examples
+///
+/// A router that sends an operation back to the connection its row came
+/// from, when the caller says where that was (as Django's routers do with
+/// the `instance` hint):
+///
+/// ```
+/// use dbroute::{ConnectionName, Decision, Fault, Hints, ModelInfo, OpKind, Operation, Router, RouterIdentity};
+///
+/// #[derive(Debug)]
+/// struct Sticky;
+///
+/// impl Router for Sticky {
+///     fn identity(&self) -> RouterIdentity {
+///         RouterIdentity::native("sticky")
+///     }
+///     fn db_for_read(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
+///         Ok(op.origin.copied().map_or(Decision::NoOpinion, Decision::Use))
+///     }
+/// }
+///
+/// const OTHER: ConnectionName = ConnectionName::from_static("other");
+/// let user = ModelInfo::new("User");
+/// let op = Operation {
+///     kind: OpKind::Read,
+///     model: &user,
+///     hints: &Hints::new(),
+///     origin: Some(&OTHER),
+/// };
+/// assert_eq!(Sticky.db_for_read(&op), Ok(Decision::Use(OTHER)));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Operation<'a> {
     /// Read or write.
@@ -47,6 +79,13 @@ pub struct Operation<'a> {
     pub model: &'a ModelInfo,
     /// The caller's hints.
     pub hints: &'a Hints,
+    /// The operation's origin: the registered connection the row or object
+    /// it is about was read from, when the caller said
+    /// ([`Routed::origin`](crate::Routed::origin)). When no router has an
+    /// opinion, the operation goes there instead of to `default`. Routers
+    /// may use it too (WebAssembly routers get it as the input's `origin`
+    /// field, see `docs/ABI.md`).
+    pub origin: Option<&'a ConnectionName>,
 }
 
 /// One side of an `allow_relation` question.
@@ -83,7 +122,8 @@ pub struct Migration<'a> {
 /// A router's answer for one operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// No opinion: ask the next router; when none has one, use `default`.
+    /// No opinion: ask the next router; when none has one, use the
+    /// operation's origin, else `default`.
     NoOpinion,
     /// Use this connection.
     Use(ConnectionName),

@@ -145,18 +145,54 @@ pub(crate) fn check_exports(module: &Module) -> Result<Exports, LoadError> {
 }
 
 /// The input of `db_for_read` / `db_for_write`, as pieces to write one
-/// after another (the model's JSON and the hints' JSON are built once and
-/// reused; nothing is allocated here).
+/// after another, borrowed (the model's JSON and the hints' JSON are built
+/// once and reused; nothing is allocated here). An input without an origin
+/// is the four pieces it was before ABI 1.1.
+pub(crate) enum DecisionInput<'a> {
+    /// `{"op":..,"model":{..}` then `}`, or `,"hints":` and the hints
+    /// followed by the input's closing brace.
+    Plain([&'a [u8]; 4]),
+    /// The same, then `,"origin":"`, the name, `"}`.
+    WithOrigin([&'a [u8]; 7]),
+}
+
+impl<'a> DecisionInput<'a> {
+    /// The pieces, in order.
+    #[inline]
+    pub(crate) fn pieces(&self) -> &[&'a [u8]] {
+        match self {
+            DecisionInput::Plain(pieces) => pieces,
+            DecisionInput::WithOrigin(pieces) => pieces,
+        }
+    }
+}
+
+/// The input of `db_for_read` / `db_for_write`:
+/// `{"op":..,"model":{..}[,"hints":{..}][,"origin":".."]}` (ABI 1.1 added
+/// `origin`, last, only when there is one).
 #[inline]
-pub(crate) fn decision_input<'a>(kind: OpKind, model: &'a ModelInfo, hints: &'a Hints) -> [&'a [u8]; 4] {
+pub(crate) fn decision_input<'a>(
+    kind: OpKind,
+    model: &'a ModelInfo,
+    hints: &'a Hints,
+    origin: Option<&'a ConnectionName>,
+) -> DecisionInput<'a> {
     let head: &[u8] = match kind {
         OpKind::Read => br#"{"op":"read","model":"#,
         OpKind::Write => br#"{"op":"write","model":"#,
     };
-    if hints.is_empty() {
-        [head, model.abi_json().as_bytes(), b"}", b""]
-    } else {
-        [head, model.abi_json().as_bytes(), br#","hints":"#, hints_tail(hints)]
+    let model = model.abi_json().as_bytes();
+    match origin {
+        None if hints.is_empty() => DecisionInput::Plain([head, model, b"}", b""]),
+        None => DecisionInput::Plain([head, model, br#","hints":"#, hints_tail(hints)]),
+        Some(origin) => {
+            let (key, hints) = if hints.is_empty() {
+                (&b""[..], &b""[..])
+            } else {
+                (&br#","hints":"#[..], hints.abi_json().as_bytes())
+            };
+            DecisionInput::WithOrigin([head, model, key, hints, br#","origin":""#, origin.as_bytes(), br#""}"#])
+        }
     }
 }
 
@@ -376,17 +412,34 @@ mod tests {
     #[test]
     fn decision_input_is_the_abi_json() {
         let model = ModelInfo::new("User").with_table("users").with_tags(["pii"]);
-        let join = |pieces: [&[u8]; 4]| String::from_utf8(pieces.concat()).unwrap();
-        let plain = join(decision_input(OpKind::Read, &model, &Hints::new()));
+        let join = |input: DecisionInput<'_>| String::from_utf8(input.pieces().concat()).unwrap();
+        let plain = join(decision_input(OpKind::Read, &model, &Hints::new(), None));
         assert_eq!(
             plain,
             r#"{"op":"read","model":{"name":"User","table":"users","tags":["pii"]}}"#
         );
         let hints = Hints::new().with("tenant", "acme");
-        let hinted = join(decision_input(OpKind::Write, &model, &hints));
+        let hinted = join(decision_input(OpKind::Write, &model, &hints, None));
         let parsed: serde_json::Value = serde_json::from_str(&hinted).unwrap();
         assert_eq!(parsed["op"], "write");
         assert_eq!(parsed["hints"]["tenant"], "acme");
         assert_eq!(parsed["model"]["name"], "User");
+        assert!(parsed.get("origin").is_none());
+    }
+
+    #[test]
+    fn an_origin_is_the_last_member_and_only_when_there_is_one() {
+        let model = ModelInfo::new("User");
+        let other = ConnectionName::from_static("other");
+        let join = |input: DecisionInput<'_>| String::from_utf8(input.pieces().concat()).unwrap();
+        assert_eq!(
+            join(decision_input(OpKind::Read, &model, &Hints::new(), Some(&other))),
+            r#"{"op":"read","model":{"name":"User"},"origin":"other"}"#
+        );
+        let hints = Hints::new().with("tenant", "acme");
+        assert_eq!(
+            join(decision_input(OpKind::Write, &model, &hints, Some(&other))),
+            r#"{"op":"write","model":{"name":"User"},"hints":{"tenant":"acme"},"origin":"other"}"#
+        );
     }
 }

@@ -455,7 +455,8 @@ fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::R
 /// Checks `case` against `instance` (before it joins a pool: the code
 /// itself answers, not the answer cache).
 fn self_test(instance: &mut instance::RouterInstance, case: &Expectation) -> std::result::Result<(), String> {
-    let got = instance.decide(case.kind, &abi::decision_input(case.kind, &case.model, &case.hints));
+    let input = abi::decision_input(case.kind, &case.model, &case.hints, None);
+    let got = instance.decide(case.kind, input.pieces());
     let described = format!("{} of `{}`", case.kind, case.model.name());
     let got = match got {
         Ok(Decision::Use(name)) => Expected::Connection(name.to_string()),
@@ -626,7 +627,7 @@ impl WasmRouter {
         let Some(cache) = &self.inner.cache else {
             return self.call(kind, op);
         };
-        let key = CacheKey::new(kind, op.model, op.hints);
+        let key = CacheKey::new(kind, op.model, op.hints, op.origin);
         let miss = match cache.get(&key) {
             Ok(decision) => return Ok(decision),
             Err(miss) => miss,
@@ -639,8 +640,8 @@ impl WasmRouter {
     /// One decision from an instance of the router.
     #[inline]
     fn call(&self, kind: OpKind, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
-        let pieces = abi::decision_input(kind, op.model, op.hints);
-        self.with_instance(|instance| instance.decide(kind, &pieces))
+        let input = abi::decision_input(kind, op.model, op.hints, op.origin);
+        self.with_instance(|instance| instance.decide(kind, input.pieces()))
     }
 
     /// Runs `call` on the instance this thread keeps when it has one, else
@@ -866,6 +867,7 @@ mod tests {
             kind: OpKind::Read,
             model: &invoice,
             hints: &Hints::new(),
+            origin: None,
         };
         assert_eq!(
             router.db_for_read(&op),
@@ -900,6 +902,7 @@ mod tests {
             kind: OpKind::Read,
             model: &ModelInfo::new("User"),
             hints: &Hints::new(),
+            origin: None,
         };
         assert_eq!(
             router.db_for_read(&op),
