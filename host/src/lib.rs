@@ -128,13 +128,14 @@ pub use name::{ConnectionName, MAX_NAME_LEN};
 pub use route_stats::RouteCount;
 pub use routed::Routed;
 pub use router::sdk::{SdkRouter, SdkRouterBuilder};
-pub use router::wasm::abi::ABI_VERSION;
+pub use router::wasm::abi::{ABI_MINOR, ABI_VERSION};
 pub use router::wasm::runtime::{RouterLimits, RouterRuntime};
 pub use router::wasm::tiers::{Compilation, Tier};
 pub use router::wasm::{Expectation, ExpectationBuilder, MAX_ROUTER_SIZE, RouterInfo, WasmRouter, WasmRouterBuilder};
 pub use router::watch::{RouterWatcher, WatchStatus};
 pub use router::{
-    Decision, Migration, OpKind, Operation, Relation, RelationSide, Router, RouterChain, RouterIdentity, RouterStatus,
+    Decision, MigrateTarget, Migration, OpKind, Operation, Relation, RelationSide, Router, RouterChain, RouterIdentity,
+    RouterStatus,
 };
 pub use schema::{
     ConnectionMigrations, CrossDatabase, CrossDatabaseReference, MigrationApplied, MigrationReport, Migrations,

@@ -306,7 +306,7 @@ fn run_case(
             let db = ConnectionName::new(db).expect("a connection name");
             let got = router.allow_migrate(&Migration {
                 db,
-                model: &model,
+                target: dbroute::MigrateTarget::Model(&model),
                 hints: &hints,
             });
             if got.as_ref().ok() != Some(expected) {

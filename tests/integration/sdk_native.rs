@@ -130,7 +130,7 @@ fn the_reference_router_answers_natively_as_its_wasm_build_does() {
         for &db in &dbs {
             let migration = Migration {
                 db,
-                model: &model,
+                target: dbroute::MigrateTarget::Model(&model),
                 hints: &hints,
             };
             let (from_wasm, from_native) = (wasm.allow_migrate(&migration), native.allow_migrate(&migration));
@@ -148,10 +148,13 @@ fn the_reference_router_answers_natively_as_its_wasm_build_does() {
             }
             let other = ModelInfo::new("Author");
             let relation = Relation {
-                a: RelationSide { model: &model, db },
+                a: RelationSide {
+                    model: &model,
+                    db: Some(db),
+                },
                 b: RelationSide {
                     model: &other,
-                    db: dbs[0],
+                    db: Some(dbs[0]),
                 },
                 hints: &hints,
             };
@@ -224,7 +227,7 @@ fn a_panic_fails_its_call_drops_its_instance_and_the_next_call_works() {
     let boom = ModelInfo::new("Boom");
     let migration = Migration {
         db: ConnectionName::DEFAULT,
-        model: &boom,
+        target: dbroute::MigrateTarget::Model(&boom),
         hints: &Hints::new(),
     };
     assert!(matches!(router.allow_migrate(&migration), Err(Fault::Panic(m)) if m.starts_with("boom in allow_migrate")));

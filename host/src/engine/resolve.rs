@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
 use crate::router::chain::ChainAnswer;
-use crate::router::{Migration, OpKind, Operation, Relation, RelationSide};
+use crate::router::{MigrateTarget, Migration, OpKind, Operation, Relation, RelationSide};
 use crate::transaction::{self, TxCore};
 
 use super::Engine;
@@ -406,18 +406,53 @@ impl Engine {
         })
     }
 
-    /// May an object of `a` on connection `a_db` be related to one of `b` on
-    /// `b_db`? The first router with an opinion decides; without one, only
-    /// objects on the same connection may be related.
+    /// May an object of `a` on connection `a.1` be related to one of `b` on
+    /// `b.1`? A side's connection is `None` for an object that is not saved
+    /// yet. The first router with an opinion decides; without one, as
+    /// Django's `ConnectionRouter.allow_relation` (5.2) does, the answer is
+    /// whether the two sides' connections are equal
+    /// (`obj1._state.db == obj2._state.db`): two objects on one
+    /// connection, yes; an unsaved object and a saved one, no; two unsaved
+    /// objects, yes.
+    ///
+    /// A WebAssembly router is asked about an unsaved side (`"db": null` in
+    /// its input) only if it reads ABI 1.1 (see
+    /// [`ABI_MINOR`](crate::ABI_MINOR)); an older one has no opinion on it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Engine, Hints, ModelInfo};
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .connection("other", "sqlite::memory:")
+    ///     .build()
+    ///     .await?;
+    /// let (book, author) = (ModelInfo::new("Book"), ModelInfo::new("Author"));
+    /// let no = Hints::new();
+    /// assert!(engine.allow_relation((&book, Some("other")), (&author, Some("other")), &no)?);
+    /// assert!(!engine.allow_relation((&book, Some("default")), (&author, Some("other")), &no)?);
+    /// // An unsaved author: no, unless a router says yes.
+    /// assert!(!engine.allow_relation((&book, Some("default")), (&author, None), &no)?);
+    /// // Two unsaved objects: their (missing) connections are equal.
+    /// assert!(engine.allow_relation((&book, None), (&author, None), &no)?);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
     /// A router fault; an unknown connection name.
-    pub fn allow_relation(&self, a: (&ModelInfo, &str), b: (&ModelInfo, &str), hints: &Hints) -> Result<bool> {
-        let (a_db, b_db) = (
-            self.registered_name(a.1, "allow_relation")?,
-            self.registered_name(b.1, "allow_relation")?,
-        );
+    pub fn allow_relation(
+        &self,
+        a: (&ModelInfo, Option<&str>),
+        b: (&ModelInfo, Option<&str>),
+        hints: &Hints,
+    ) -> Result<bool> {
+        let registered = |db: Option<&str>| db.map(|db| self.registered_name(db, "allow_relation")).transpose();
+        let (a_db, b_db) = (registered(a.1)?, registered(b.1)?);
         let relation = Relation {
             a: RelationSide { model: a.0, db: a_db },
             b: RelationSide { model: b.0, db: b_db },
@@ -438,8 +473,66 @@ impl Engine {
     ///
     /// A router fault; an unknown connection name.
     pub fn allow_migrate(&self, db: &str, model: &ModelInfo, hints: &Hints) -> Result<bool> {
+        self.allow_migrate_target(db, MigrateTarget::Model(model), hints)
+    }
+
+    /// May the app `app`'s migrations run on connection `db`, when no model
+    /// is concerned (Django's `allow_migrate(db, app_label)` without a
+    /// `model_name`, as for `RunSQL` and `RunPython`)? The first router
+    /// with an opinion decides; without one, yes.
+    ///
+    /// A WebAssembly router is asked (with `"app"` and no `"model"` in its
+    /// input) only if it reads ABI 1.1 (see
+    /// [`ABI_MINOR`](crate::ABI_MINOR)); an older one has no opinion on it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Decision, Engine, Fault, Hints, Migration, Operation, Router, RouterIdentity};
+    ///
+    /// /// The `metrics` app lives on `analytics` only.
+    /// #[derive(Debug)]
+    /// struct Metrics;
+    ///
+    /// impl Router for Metrics {
+    ///     fn identity(&self) -> RouterIdentity {
+    ///         RouterIdentity::native("metrics")
+    ///     }
+    ///     fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
+    ///         Ok(Decision::NoOpinion)
+    ///     }
+    ///     fn allow_migrate(&self, m: &Migration<'_>) -> Result<Option<bool>, Fault> {
+    ///         Ok((m.app() == Some("metrics")).then_some(m.db == "analytics"))
+    ///     }
+    /// }
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .connection("analytics", "sqlite::memory:")
+    ///     .router(Metrics)
+    ///     .build()
+    ///     .await?;
+    /// let no = Hints::new();
+    /// assert!(engine.allow_migrate_app("analytics", "metrics", &no)?);
+    /// assert!(!engine.allow_migrate_app("default", "metrics", &no)?);
+    /// assert!(engine.allow_migrate_app("default", "auth", &no)?);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A router fault; an unknown connection name.
+    pub fn allow_migrate_app(&self, db: &str, app: &str, hints: &Hints) -> Result<bool> {
+        self.allow_migrate_target(db, MigrateTarget::App(app), hints)
+    }
+
+    /// [`Engine::allow_migrate`] or [`Engine::allow_migrate_app`], by what
+    /// `target` is.
+    fn allow_migrate_target(&self, db: &str, target: MigrateTarget<'_>, hints: &Hints) -> Result<bool> {
         let db = self.registered_name(db, "allow_migrate")?;
-        let migration = Migration { db, model, hints };
+        let migration = Migration { db, target, hints };
         Ok(self.inner.routers.load().allow_migrate(&migration)?.unwrap_or(true))
     }
 

@@ -281,7 +281,7 @@ where
     }
 
     fn allow_migrate(&self, migration: &Migration<'_>) -> Result<Option<bool>, Fault> {
-        let input = abi::migrate_input(migration.db, migration.model, migration.hints);
+        let input = abi::migrate_input(migration.db, migration.target, migration.hints);
         self.with_instance(|instance| {
             let len = write_input(instance, &[input.as_bytes()])?;
             Ok(instance.allow_migrate(len))

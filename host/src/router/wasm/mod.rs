@@ -283,7 +283,10 @@ impl WasmRouterBuilder {
             from_cache,
         } = compiled;
         abi::check_has_version(&module).map_err(|e| self.refuse(e))?;
-        let deterministic = probe(runtime, &module, &self.name).map_err(|e| self.refuse(e))?;
+        let Probed {
+            deterministic,
+            abi_minor,
+        } = probe(runtime, &module, &self.name).map_err(|e| self.refuse(e))?;
         abi::check_imports(&module).map_err(|e| self.refuse(e))?;
         let exports = abi::check_exports(&module).map_err(|e| self.refuse(e))?;
         let identity = RouterIdentity::wasm(self.name.as_str(), hash);
@@ -317,6 +320,7 @@ impl WasmRouterBuilder {
                     compiled_from_cache: from_cache,
                     compiled_by: tier,
                     deterministic,
+                    abi_minor,
                     exports: exports.names(),
                 },
             }),
@@ -422,9 +426,16 @@ pub(crate) fn read_router_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Io { path: shown, source })
 }
 
+/// What [`probe`] read from a module.
+struct Probed {
+    deterministic: bool,
+    abi_minor: i32,
+}
+
 /// Instantiates the module once with every unknown import trapping, to read
-/// `dbroute_abi_version` before anything else, and `dbroute_deterministic`.
-fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::Result<bool, LoadError> {
+/// `dbroute_abi_version` before anything else, then `dbroute_deterministic`
+/// and `dbroute_abi_minor`.
+fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::Result<Probed, LoadError> {
     let mut linker = linker(module.engine());
     linker
         .define_unknown_imports_as_traps(module)
@@ -449,7 +460,10 @@ fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::R
     };
     let version = call_i32(&mut store, abi::VERSION)?.ok_or(LoadError::NotARouter)?;
     abi::check_version(version)?;
-    Ok(call_i32(&mut store, abi::DETERMINISTIC)?.is_some_and(abi::decode_deterministic))
+    Ok(Probed {
+        deterministic: call_i32(&mut store, abi::DETERMINISTIC)?.is_some_and(abi::decode_deterministic),
+        abi_minor: call_i32(&mut store, abi::MINOR)?.unwrap_or(0),
+    })
 }
 
 /// Checks `case` against `instance` (before it joins a pool: the code
@@ -488,6 +502,23 @@ pub struct RouterInfo {
     pub compiled_by: Tier,
     /// Whether it declared `dbroute_deterministic() == 1`.
     pub deterministic: bool,
+    /// What its `dbroute_abi_minor` returned (0 without that export): 1 or
+    /// more for a router that reads the inputs ABI 1.1 added (see
+    /// [`ABI_MINOR`](crate::ABI_MINOR)).
+    ///
+    /// ```
+    /// # use dbroute::{RouterLimits, RouterRuntime, WasmRouter};
+    /// # let runtime = RouterRuntime::new(RouterLimits::default())?;
+    /// let wat = r#"(module (memory (export "memory") 1)
+    ///   (func (export "dbroute_abi_version") (result i32) i32.const 1)
+    ///   (func (export "dbroute_abi_minor") (result i32) i32.const 1)
+    ///   (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
+    ///   (func (export "db_for_read") (param i32 i32) (result i64) i64.const 0))"#;
+    /// let router = WasmRouter::builder("reads-1.1").load(&runtime, wat.as_bytes())?;
+    /// assert_eq!(router.info().abi_minor, 1);
+    /// # Ok::<(), dbroute::Error>(())
+    /// ```
+    pub abi_minor: i32,
     /// The ABI exports it has.
     pub exports: Vec<&'static str>,
 }
@@ -737,7 +768,10 @@ impl Router for WasmRouter {
     }
 
     fn allow_relation(&self, relation: &Relation<'_>) -> std::result::Result<Option<bool>, Fault> {
-        if !self.inner.exports.allow_relation {
+        if !self.inner.exports.allow_relation
+            || (abi::relation_needs_1_1(relation.a.db, relation.b.db)
+                && !abi::understands_1_1(self.inner.info.abi_minor))
+        {
             return Ok(None);
         }
         let input = abi::relation_input(
@@ -749,10 +783,12 @@ impl Router for WasmRouter {
     }
 
     fn allow_migrate(&self, migration: &Migration<'_>) -> std::result::Result<Option<bool>, Fault> {
-        if !self.inner.exports.allow_migrate {
+        if !self.inner.exports.allow_migrate
+            || (abi::migrate_needs_1_1(migration.target) && !abi::understands_1_1(self.inner.info.abi_minor))
+        {
             return Ok(None);
         }
-        let input = abi::migrate_input(migration.db, migration.model, migration.hints);
+        let input = abi::migrate_input(migration.db, migration.target, migration.hints);
         self.with_instance(|instance| instance.allow(false, &input))
     }
 
