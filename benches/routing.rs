@@ -159,6 +159,7 @@ fn decide(c: &mut Criterion) {
         kind: dbroute::router::OpKind::Read,
         model: &USER,
         hints: &hints,
+        origin: None,
     };
     let mut group = c.benchmark_group("decide");
     // A language whose toolchain was missing has no case: say so, or its
@@ -405,6 +406,7 @@ async fn decision_after_query_report(backend: &str, engine: &Engine, pool: &dbro
         kind: dbroute::router::OpKind::Read,
         model: &USER,
         hints: &hints,
+        origin: None,
     };
     let mut times: Vec<Vec<Duration>> = routers.iter().map(|_| Vec::with_capacity(TIMES)).collect();
     for _ in 0..TIMES {
@@ -814,6 +816,7 @@ fn memory(_c: &mut Criterion) {
             kind: dbroute::router::OpKind::Read,
             model: &USER,
             hints: &hints,
+            origin: None,
         };
         router.db_for_read(&op).unwrap();
         let loaded = resident_bytes().unwrap_or(start);

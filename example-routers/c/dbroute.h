@@ -1,5 +1,5 @@
 /*
- * dbroute.h: the dbroute router ABI, version 1 (docs/ABI.md), for
+ * dbroute.h: the dbroute router ABI, version 1.1 (docs/ABI.md), for
  * freestanding C compiled with `clang --target=wasm32`.
  *
  * It gives a router author the whole ABI, so that the router's own file
@@ -7,8 +7,8 @@
  *
  *   - the input: `dbroute_input` (a buffer past the module's own memory,
  *     grown on demand), and views of the JSON the host writes there:
- *     `dbroute_op` (op, model, model.name, model.tags, hints),
- *     `dbroute_migration` (db, model.name, hints), `dbroute_get`,
+ *     `dbroute_op` (op, model, model.name, model.tags, hints, origin),
+ *     `dbroute_migration` (db, model.name, app, hints), `dbroute_get`,
  *     `dbroute_str_is`, `dbroute_str_copy`, and a fixed-capacity string map
  *     for the configuration (`dbroute_str_map`);
  *   - the answers: `dbroute_use`, `dbroute_no_opinion`, `dbroute_refuse`,
@@ -30,8 +30,8 @@
  * it finds members in well-formed JSON (what the host writes), and on
  * malformed JSON it either finds nothing or answers "malformed input".
  * The exports read their input in one pass over its members and the
- * model's, keeping op (db for allow_migrate), model, name, tags and hints
- * and skipping the others; a hint is looked up only when the router asks
+ * model's, keeping op (db for allow_migrate), model, name, tags, hints,
+ * origin and app and skipping the others; a hint is looked up only when the router asks
  * for it. An input whose members, or the model's, are not `"key": value`
  * pairs between commas is malformed.
  * Strings are compared and copied decoded (every escape of JSON, \uXXXX
@@ -161,6 +161,11 @@ DBROUTE_EXPORT("dbroute_input") int32_t dbroute_input(int32_t len) {
 }
 
 DBROUTE_EXPORT("dbroute_abi_version") int32_t dbroute_abi_version(void) { return 1; }
+
+/* ABI 1.1: this header reads an operation's `origin`, and allow_migrate
+ * inputs with an app and no model (dbroute_migration.name is then absent),
+ * so the host may send them. */
+DBROUTE_EXPORT("dbroute_abi_minor") int32_t dbroute_abi_minor(void) { return 1; }
 
 /* ---- JSON ------------------------------------------------------------- */
 
@@ -428,18 +433,22 @@ DBROUTE_API dbroute_json dbroute__whole(const char *ptr, int32_t len) {
 
 /* A db_for_read or db_for_write input. */
 typedef struct {
-  dbroute_json op;    /* "read" or "write" */
-  dbroute_json model; /* the model object */
-  dbroute_json name;  /* model.name, a string (always present) */
-  dbroute_json tags;  /* model.tags, an array of strings, or absent */
-  dbroute_json hints; /* an object, or absent */
+  dbroute_json op;     /* "read" or "write" */
+  dbroute_json model;  /* the model object */
+  dbroute_json name;   /* model.name, a string (always present) */
+  dbroute_json tags;   /* model.tags, an array of strings, or absent */
+  dbroute_json hints;  /* an object, or absent */
+  dbroute_json origin; /* the connection the row was read from, a string,
+                          or absent (ABI 1.1) */
 } dbroute_op;
 
-/* An allow_migrate input. */
+/* An allow_migrate input: a model, or (ABI 1.1) an app label alone. */
 typedef struct {
   dbroute_json db;    /* the connection, a string */
-  dbroute_json model; /* the model object */
-  dbroute_json name;  /* model.name, a string */
+  dbroute_json model; /* the model object, or absent (an app alone) */
+  dbroute_json name;  /* model.name, a string, or absent (an app alone) */
+  dbroute_json app;   /* the app label: the input's app (asked without a
+                         model), else model.app; a string, or absent */
   dbroute_json hints; /* an object, or absent */
 } dbroute_migration;
 
@@ -490,12 +499,13 @@ DBROUTE_API int dbroute__key_is(dbroute_json k, const char *lit, uint32_t n) {
 }
 #define DBROUTE__KEY_IS(k, lit) dbroute__key_is((k), (lit), sizeof(lit) - 1)
 
-/* Reads the model value at p, keeping its name and tags (the last ones,
- * should they repeat; absent when it is not an object): past it, or 0. */
+/* Reads the model value at p, keeping its name, tags and app (the last
+ * ones, should they repeat; absent when it is not an object): past it, or
+ * 0. */
 DBROUTE_API const char *dbroute__model(const char *p, const char *e, dbroute_json *model,
-                                       dbroute_json *name, dbroute_json *tags) {
+                                       dbroute_json *name, dbroute_json *tags, dbroute_json *app) {
   const char *v = p;
-  *name = *tags = (dbroute_json){0, 0};
+  *name = *tags = *app = (dbroute_json){0, 0};
   if (p < e && *p == '{') {
     dbroute_json k;
     int r;
@@ -506,6 +516,7 @@ DBROUTE_API const char *dbroute__model(const char *p, const char *e, dbroute_jso
       dbroute_json value = {at, (uint32_t)(p - at)};
       if (DBROUTE__KEY_IS(k, "name")) *name = value;
       else if (DBROUTE__KEY_IS(k, "tags")) *tags = value;
+      else if (DBROUTE__KEY_IS(k, "app")) *app = value;
     }
     if (r < 0) return 0;
   } else if (!(p = dbroute__skip(p, e))) {
@@ -518,11 +529,12 @@ DBROUTE_API const char *dbroute__model(const char *p, const char *e, dbroute_jso
 /* Reads a db_for_read / db_for_write input (kind 0) or an allow_migrate
  * one (kind 1) in one pass over the top-level object, the model object
  * included: each member is read once, unknown ones skipped; the last of a
- * repeated member counts, as in dbroute_get. Returns 0 when the input is
- * not a well-formed object. */
+ * repeated member counts, as in dbroute_get. `extra` is the top-level
+ * origin (kind 0) or app (kind 1). Returns 0 when the input is not a
+ * well-formed object. */
 DBROUTE_API int dbroute__parse(const char *ptr, int32_t len, int kind, dbroute_json *op_or_db,
                                dbroute_json *model, dbroute_json *name, dbroute_json *tags,
-                               dbroute_json *hints) {
+                               dbroute_json *model_app, dbroute_json *hints, dbroute_json *extra) {
   const char *e = ptr + (len > 0 ? len : 0);
   const char *p = dbroute__ws(ptr, e);
   dbroute_json k;
@@ -531,7 +543,7 @@ DBROUTE_API int dbroute__parse(const char *ptr, int32_t len, int kind, dbroute_j
   p++;
   for (int first = 1; (r = dbroute__key(&p, e, first, &k)) == 1; first = 0) {
     if (DBROUTE__KEY_IS(k, "model")) {
-      if (!(p = dbroute__model(p, e, model, name, tags))) return 0;
+      if (!(p = dbroute__model(p, e, model, name, tags, model_app))) return 0;
       continue;
     }
     const char *at = p;
@@ -539,21 +551,29 @@ DBROUTE_API int dbroute__parse(const char *ptr, int32_t len, int kind, dbroute_j
     dbroute_json value = {at, (uint32_t)(p - at)};
     if (kind ? DBROUTE__KEY_IS(k, "db") : DBROUTE__KEY_IS(k, "op")) *op_or_db = value;
     else if (DBROUTE__KEY_IS(k, "hints")) *hints = value;
+    else if (kind ? DBROUTE__KEY_IS(k, "app") : DBROUTE__KEY_IS(k, "origin")) *extra = value;
   }
   return r == 0;
 }
 
 DBROUTE_API int dbroute__parse_op(const char *ptr, int32_t len, dbroute_op *op) {
-  *op = (dbroute_op){{0, 0}, {0, 0}, {0, 0}, {0, 0}, {0, 0}};
-  return dbroute__parse(ptr, len, 0, &op->op, &op->model, &op->name, &op->tags, &op->hints) &&
+  dbroute_json app;
+  *op = (dbroute_op){{0, 0}, {0, 0}, {0, 0}, {0, 0}, {0, 0}, {0, 0}};
+  return dbroute__parse(ptr, len, 0, &op->op, &op->model, &op->name, &op->tags, &app, &op->hints,
+                        &op->origin) &&
          dbroute_is_string(op->name);
 }
 
+/* A migration names a model (with a string name) or, without a model, an
+ * app (a string). */
 DBROUTE_API int dbroute__parse_migration(const char *ptr, int32_t len, dbroute_migration *m) {
-  dbroute_json tags;
-  *m = (dbroute_migration){{0, 0}, {0, 0}, {0, 0}, {0, 0}};
-  return dbroute__parse(ptr, len, 1, &m->db, &m->model, &m->name, &tags, &m->hints) &&
-         dbroute_is_string(m->name) && dbroute_is_string(m->db);
+  dbroute_json tags, model_app, app = {0, 0};
+  *m = (dbroute_migration){{0, 0}, {0, 0}, {0, 0}, {0, 0}, {0, 0}};
+  if (!dbroute__parse(ptr, len, 1, &m->db, &m->model, &m->name, &tags, &model_app, &m->hints, &app) ||
+      !dbroute_is_string(m->db))
+    return 0;
+  m->app = dbroute_is_string(app) ? app : model_app;
+  return m->model.len ? dbroute_is_string(m->name) : dbroute_is_string(app);
 }
 
 /* The hint `key`, or absent. */
@@ -569,6 +589,12 @@ DBROUTE_API int dbroute_has_tag(const dbroute_op *op, const char *tag) {
 /* Whether the model is called `name`. */
 DBROUTE_API int dbroute_model_is(const dbroute_op *op, const char *name) {
   return dbroute_str_is(op->name, name);
+}
+
+/* Whether the operation's origin (the connection its row was read from,
+ * ABI 1.1) is `name`; 0 when it has none. */
+DBROUTE_API int dbroute_origin_is(const dbroute_op *op, const char *name) {
+  return dbroute_str_is(op->origin, name);
 }
 
 /* ---- a configuration map of strings ------------------------------------ */
@@ -637,7 +663,8 @@ DBROUTE_API const char *dbroute_map_get(const dbroute_str_map *m, dbroute_json k
 /* ---- exports ---------------------------------------------------------- */
 
 /* Malformed input: refused by reads, writes and init (with a message),
- * a trap in allow_migrate (which cannot carry one), as the Rust SDK does. */
+ * a trap in allow_migrate (which cannot carry one: its input must name a
+ * model with a string name, or an app), as the Rust SDK does. */
 #define DBROUTE__MALFORMED "malformed input: not an operation object with a string model.name"
 
 /* dbroute_deterministic() == 1: answers depend only on the input and the

@@ -1,4 +1,4 @@
-//! dbroute.zig: the dbroute router ABI, version 1 (docs/ABI.md), for Zig
+//! dbroute.zig: the dbroute router ABI, version 1.1 (docs/ABI.md), for Zig
 //! routers built for wasm32-freestanding.
 //!
 //! A router file declares its policy and calls `exportRouter` once:
@@ -22,7 +22,8 @@
 //! members in well-formed JSON (what the host writes); on malformed JSON it
 //! finds nothing, or answers "malformed input". The exports read their
 //! input in one pass over its members and the model's, keeping op (db for
-//! allow_migrate), model, name, tags and hints and skipping the others; a
+//! allow_migrate), model, name, tags, hints, origin and app and skipping
+//! the others; a
 //! hint is looked up only when the router asks for it. An input whose
 //! members, or the model's, are not `"key": value` pairs between commas is
 //! malformed. Strings are compared and copied decoded (every JSON escape,
@@ -493,20 +494,29 @@ inline fn keyIs(k: Json, comptime lit: []const u8) bool {
     return k.s.len > lit.len + 2 and (k.s[1] == '\\' or k.s[1] == lit[0]) and k.strIs(lit);
 }
 
-/// What the parsers read: `op` (or `db`), the model, its name and tags,
-/// the hints.
-const Fields = struct { first: Json = .{}, model: Json = .{}, name: Json = .{}, tags: Json = .{}, hints: Json = .{} };
+/// What the parsers read: `op` (or `db`), the model, its name, tags and
+/// app, the hints, and `origin` (or the top-level `app`).
+const Fields = struct {
+    first: Json = .{},
+    model: Json = .{},
+    name: Json = .{},
+    tags: Json = .{},
+    model_app: Json = .{},
+    hints: Json = .{},
+    extra: Json = .{},
+};
 
-/// Reads a `db_for_read` / `db_for_write` input (`first` "op") or an
-/// `allow_migrate` one ("db") in one pass over the top-level object, the
-/// model object included: each member is read once, unknown ones skipped;
-/// the last of a repeated member counts, as in `Json.get`. Null when its
-/// members, or the model's, are not `"key": value` pairs between commas.
-fn parseFields(ptr: [*]const u8, len: usize, comptime first: []const u8) ?Fields {
-    return scanFields(ptr[0..len], first) catch null;
+/// Reads a `db_for_read` / `db_for_write` input (`first` "op", `extra`
+/// "origin") or an `allow_migrate` one ("db", "app") in one pass over the
+/// top-level object, the model object included: each member is read once,
+/// unknown ones skipped; the last of a repeated member counts, as in
+/// `Json.get`. Null when its members, or the model's, are not
+/// `"key": value` pairs between commas.
+fn parseFields(ptr: [*]const u8, len: usize, comptime first: []const u8, comptime extra: []const u8) ?Fields {
+    return scanFields(ptr[0..len], first, extra) catch null;
 }
 
-fn scanFields(s: []const u8, comptime first: []const u8) error{Malformed}!Fields {
+fn scanFields(s: []const u8, comptime first: []const u8, comptime extra: []const u8) error{Malformed}!Fields {
     var f = Fields{};
     const i = ws(s, 0);
     if (i >= s.len or s[i] != '{') return error.Malformed;
@@ -515,6 +525,7 @@ fn scanFields(s: []const u8, comptime first: []const u8) error{Malformed}!Fields
         if (keyIs(k, "model")) {
             f.name = .{};
             f.tags = .{};
+            f.model_app = .{};
             const v = w.i;
             if (v < s.len and s[v] == '{') {
                 var m = Walk{ .s = s, .i = v + 1 };
@@ -524,6 +535,8 @@ fn scanFields(s: []const u8, comptime first: []const u8) error{Malformed}!Fields
                         f.name = value;
                     } else if (keyIs(mk, "tags")) {
                         f.tags = value;
+                    } else if (keyIs(mk, "app")) {
+                        f.model_app = value;
                     }
                 }
                 w.i = m.i;
@@ -538,6 +551,8 @@ fn scanFields(s: []const u8, comptime first: []const u8) error{Malformed}!Fields
             f.first = value;
         } else if (keyIs(k, "hints")) {
             f.hints = value;
+        } else if (keyIs(k, extra)) {
+            f.extra = value;
         }
     }
     return f;
@@ -555,11 +570,13 @@ pub const Op = struct {
     tags: Json,
     /// An object, or absent.
     hints: Json,
+    /// The connection the row was read from, a string, or absent (ABI 1.1).
+    origin: Json,
 
     fn parse(ptr: [*]const u8, len: usize) ?Op {
-        const f = parseFields(ptr, len, "op") orelse return null;
+        const f = parseFields(ptr, len, "op", "origin") orelse return null;
         if (!f.name.isString()) return null;
-        return .{ .op = f.first, .model = f.model, .name = f.name, .tags = f.tags, .hints = f.hints };
+        return .{ .op = f.first, .model = f.model, .name = f.name, .tags = f.tags, .hints = f.hints, .origin = f.extra };
     }
 
     /// The hint `key`, or absent.
@@ -574,23 +591,34 @@ pub const Op = struct {
     pub fn modelIs(self: Op, name: []const u8) bool {
         return self.name.strIs(name);
     }
+    /// Whether the operation's origin is `name` (false when it has none).
+    pub fn originIs(self: Op, name: []const u8) bool {
+        return self.origin.strIs(name);
+    }
 };
 
-/// An `allow_migrate` input.
+/// An `allow_migrate` input: a model, or (ABI 1.1) an app label alone.
 pub const Migration = struct {
     /// The connection, a string.
     db: Json,
-    /// The model object.
+    /// The model object, or absent (an app alone).
     model: Json,
-    /// model.name, a string.
+    /// model.name, a string, or absent (an app alone).
     name: Json,
+    /// The app label: the input's `app` (asked without a model), else
+    /// model.app; a string, or absent.
+    app: Json,
     /// An object, or absent.
     hints: Json,
 
+    /// A migration names a model (with a string name) or, without a model,
+    /// an app (a string).
     fn parse(ptr: [*]const u8, len: usize) ?Migration {
-        const f = parseFields(ptr, len, "db") orelse return null;
-        if (!f.name.isString() or !f.first.isString()) return null;
-        return .{ .db = f.first, .model = f.model, .name = f.name, .hints = f.hints };
+        const f = parseFields(ptr, len, "db", "app") orelse return null;
+        if (!f.first.isString()) return null;
+        if (if (f.model.isAbsent()) !f.extra.isString() else !f.name.isString()) return null;
+        const app = if (f.extra.isString()) f.extra else f.model_app;
+        return .{ .db = f.first, .model = f.model, .name = f.name, .app = app, .hints = f.hints };
     }
 };
 
@@ -675,6 +703,13 @@ fn abiVersion() callconv(.c) i32 {
     return 1;
 }
 
+/// ABI 1.1: this file reads an operation's `origin`, and `allow_migrate`
+/// inputs with an app and no model (`Migration.name` is then absent), so
+/// the host may send them.
+fn abiMinor() callconv(.c) i32 {
+    return 1;
+}
+
 fn yes() callconv(.c) i32 {
     return 1;
 }
@@ -688,6 +723,7 @@ const malformed = "malformed input: not an operation object with a string model.
 pub fn exportRouter(comptime R: type) void {
     @export(&dbrouteInput, .{ .name = "dbroute_input" });
     @export(&abiVersion, .{ .name = "dbroute_abi_version" });
+    @export(&abiMinor, .{ .name = "dbroute_abi_minor" });
     if (@hasDecl(R, "deterministic") and R.deterministic) {
         @export(&yes, .{ .name = "dbroute_deterministic" });
     }

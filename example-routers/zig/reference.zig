@@ -10,7 +10,8 @@
 //! - writes to a model tagged `readonly` are refused, tenant or not, with
 //!   the message `writes to read-only model <Name> are forbidden`;
 //! - allow_migrate: `Event` only on `analytics` (true there, false
-//!   elsewhere); any other model false on `analytics`, no opinion elsewhere.
+//!   elsewhere); any other model false on `analytics`, no opinion elsewhere
+//!   (an app asked about without a model counts as another model).
 //!
 //! Deterministic: the host may cache its answers. Build: ./build.sh OUT_DIR
 

@@ -128,7 +128,7 @@ pub use connection::value::{ColumnIndex, Columns, FromValue, Row, Value};
 /// struct User;
 /// ```
 pub use dbroute_derive::Model;
-pub use engine::{Engine, EngineBuilder, ReadFailure, TransactionRouting};
+pub use engine::{Engine, EngineBuilder, ReadFailure, RouteOptions, TransactionRouting};
 pub use error::{Error, Result};
 pub use factory::ConnectionFactory;
 pub use model::{Hints, Model, ModelInfo};
@@ -146,7 +146,7 @@ pub use transaction::builder::TransactionBuilder;
 pub mod wasm {
     pub use crate::engine::RouterSource;
     pub use crate::error::LoadError;
-    pub use crate::router::wasm::abi::ABI_VERSION;
+    pub use crate::router::wasm::abi::{ABI_MINOR, ABI_VERSION};
     pub use crate::router::wasm::runtime::{RouterLimits, RouterRuntime};
     pub use crate::router::wasm::tiers::{Compilation, Tier};
     pub use crate::router::wasm::{

@@ -1,5 +1,5 @@
 //! `Routed`: one routed operation being put together (model, hints,
-//! override), then run.
+//! override, origin), then run.
 
 use serde_json::Value as Json;
 use sqlx::SqlSafeStr;
@@ -56,6 +56,7 @@ pub struct Routed<'a> {
     model: &'a ModelInfo,
     hints: Option<Hints>,
     using: Option<String>,
+    origin: Option<String>,
 }
 
 impl<'a> Routed<'a> {
@@ -66,6 +67,7 @@ impl<'a> Routed<'a> {
             model,
             hints: None,
             using: None,
+            origin: None,
         }
     }
 
@@ -91,6 +93,58 @@ impl<'a> Routed<'a> {
         self
     }
 
+    /// The operation's origin: the connection the row or object it is about
+    /// was read from (Django's `instance._state.db`), such as the
+    /// [`Connection::name`] of the read that fetched it. Routers see it
+    /// ([`Operation::origin`](crate::router::Operation::origin), and `"origin"` in a
+    /// WebAssembly router's input); when none has an opinion, the operation
+    /// goes there instead of to `default`. The resolution order is: an open
+    /// transaction, [`using`](Routed::using), the router chain, the origin,
+    /// `default`. Inside a transaction the origin does not move the
+    /// operation (see [`TransactionRouting`](crate::TransactionRouting)).
+    ///
+    /// The name must be registered (or made by the engine's
+    /// [`ConnectionFactory`](crate::ConnectionFactory)), as for `using`:
+    /// else resolving fails with [`Error::UnknownConnection`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Engine, Model, params};
+    ///
+    /// #[derive(Model)]
+    /// #[dbroute(table = "users")]
+    /// struct User;
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .connection("other", "sqlite::memory:")
+    ///     .build()
+    ///     .await?;
+    /// let other = engine.write::<User>().using("other").connection()?;
+    /// other.execute("CREATE TABLE users (id INTEGER, name TEXT)", &[]).await?;
+    /// other.execute("INSERT INTO users VALUES (1, 'ada')", &[]).await?;
+    ///
+    /// // Read a row from `other`, keeping where it came from...
+    /// let read = engine.read::<User>().using("other").connection()?;
+    /// let row = read.fetch_one("SELECT id FROM users", &[]).await?;
+    /// let origin = read.name();
+    ///
+    /// // ...and save it again: no router has an opinion, so it goes back
+    /// // to `other`, not to `default`.
+    /// let id: i64 = row.get(0);
+    /// let saved = engine.write::<User>().origin(origin.as_str());
+    /// assert_eq!(saved.connection()?.name(), "other");
+    /// saved.execute("UPDATE users SET name = $1 WHERE id = $2", &params!["grace", id]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn origin(mut self, connection: impl Into<String>) -> Self {
+        self.origin = Some(connection.into());
+        self
+    }
+
     /// Resolves the operation to a connection handle.
     ///
     /// # Errors
@@ -99,8 +153,13 @@ impl<'a> Routed<'a> {
     /// other than an open transaction's.
     pub fn connection(&self) -> Result<Connection> {
         let hints = self.hints.as_ref().unwrap_or(&NO_HINTS);
-        self.engine
-            .resolve(self.kind, self.model, hints, self.using.as_deref(), None)
+        self.engine.resolve(
+            self.kind,
+            self.model,
+            hints,
+            (self.using.as_deref(), self.origin.as_deref()),
+            None,
+        )
     }
 
     /// Resolves, then runs a statement. See [`Connection::execute`].

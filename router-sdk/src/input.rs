@@ -50,6 +50,7 @@ pub struct Operation<'a> {
     kind: OpKind,
     model: Model<'a>,
     hints: Value<'a>,
+    origin: Option<Text<'a>>,
 }
 
 impl<'a> Operation<'a> {
@@ -66,11 +67,11 @@ impl<'a> Operation<'a> {
     /// writes: compact JSON, members in the ABI's order, no escapes,
     ///
     /// ```json
-    /// {"op":"read","model":{"name":"User","table":"users","app":"auth","tags":["pii"]},"hints":{"tenant":"acme"}}
+    /// {"op":"read","model":{"name":"User","table":"users","app":"auth","tags":["pii"]},"hints":{"tenant":"acme"},"origin":"other"}
     /// ```
     ///
-    /// where `table`, `app`, `tags` and `hints` may be left out (the hints
-    /// are any object). It checks the layout with a few word compares
+    /// where `table`, `app`, `tags`, `hints` and `origin` may be left out
+    /// (the hints are any object). It checks the layout with a few word compares
     /// instead of scanning token by token. Any other input, well-formed or
     /// not, gets `None`, and the general parser reads it; it is the
     /// reference, and the tests check that both agree.
@@ -135,6 +136,12 @@ impl<'a> Operation<'a> {
             };
             hints = Value::validated(sub(text, start, i)?);
         }
+        let mut origin = None;
+        if at(b, i, b",\"origin\":\"") {
+            let (o, next) = plain(text, i + 11)?;
+            origin = Some(Text::new(o));
+            i = next;
+        }
         if i + 1 != b.len() || b.get(i) != Some(&b'}') {
             return None;
         }
@@ -147,6 +154,7 @@ impl<'a> Operation<'a> {
                 tags,
             },
             hints,
+            origin,
         })
     }
 
@@ -155,11 +163,14 @@ impl<'a> Operation<'a> {
         let mut cur = Cursor::new(text);
         let mut model = None;
         let mut hints = None;
+        let mut origin = None;
         cur.object(|cur, key| {
             if key.is("model") {
                 model = Some(Model::parse(cur)?);
             } else if key.is("hints") {
                 hints = cur.opt_object("hints must be an object")?;
+            } else if key.is("origin") {
+                origin = cur.opt_string()?;
             } else {
                 cur.skip_value()?;
             }
@@ -171,6 +182,7 @@ impl<'a> Operation<'a> {
             kind,
             model: model.ok_or(missing)?,
             hints: hints.unwrap_or(Value::EMPTY_OBJECT),
+            origin: origin.map(Text::new),
         })
     }
 
@@ -218,6 +230,44 @@ impl<'a> Operation<'a> {
     /// ```
     pub fn hint(&self, key: &str) -> Option<Value<'a>> {
         self.hints.get(key)
+    }
+
+    /// The operation's origin: the connection the row or object it is about
+    /// was read from, when the calling code said (ABI 1.1: the input's
+    /// `origin`). Without an opinion from any router, the host sends the
+    /// operation there instead of to `default`, as Django does with an
+    /// instance's database; a router can also use it, to keep a row where
+    /// it was read, say.
+    ///
+    /// ```
+    /// use dbroute_sdk::prelude::*;
+    ///
+    /// /// Writes go back where their row came from, except to the replica.
+    /// #[derive(Default)]
+    /// struct Sticky;
+    ///
+    /// impl Router for Sticky {
+    ///     fn db_for_read(&mut self, _op: &Operation<'_>) -> Decision<'_> {
+    ///         Decision::no_opinion()
+    ///     }
+    ///
+    ///     fn db_for_write<'a>(&'a mut self, op: &'a Operation<'_>) -> Decision<'a> {
+    ///         match op.origin() {
+    ///             Some("replica") | None => Decision::use_connection("default"),
+    ///             Some(origin) => Decision::use_connection(origin),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let from_replica = r#"{"op":"write","model":{"name":"User"},"origin":"replica"}"#;
+    /// let from_archive = r#"{"op":"write","model":{"name":"User"},"origin":"archive"}"#;
+    /// let from_nowhere = r#"{"op":"write","model":{"name":"User"}}"#;
+    /// assert_eq!(dbroute_sdk::testing::write(&mut Sticky, from_replica).connection(), Some("default"));
+    /// assert_eq!(dbroute_sdk::testing::write(&mut Sticky, from_archive).connection(), Some("archive"));
+    /// assert_eq!(dbroute_sdk::testing::write(&mut Sticky, from_nowhere).connection(), Some("default"));
+    /// ```
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_ref().map(Text::as_str)
     }
 }
 
@@ -340,11 +390,12 @@ impl<'a> Model<'a> {
     }
 }
 
-/// One of the two objects of a [`Relation`]: its model and its connection.
+/// One of the two objects of a [`Relation`]: its model and its connection
+/// (none for an object not saved yet).
 #[derive(Debug)]
 pub struct Side<'a> {
     model: Model<'a>,
-    db: Text<'a>,
+    db: Option<Text<'a>>,
 }
 
 impl<'a> Side<'a> {
@@ -357,7 +408,7 @@ impl<'a> Side<'a> {
             if key.is("model") {
                 model = Some(Model::parse(cur)?);
             } else if key.is("db") {
-                db = Some(cur.string()?);
+                db = Some(cur.opt_string()?);
             } else {
                 cur.skip_value()?;
             }
@@ -366,7 +417,7 @@ impl<'a> Side<'a> {
         let missing = |what| InputError { offset: start, what };
         Ok(Side {
             model: model.ok_or(missing("relation side has no model"))?,
-            db: Text::new(db.ok_or(missing("relation side has no db"))?),
+            db: db.ok_or(missing("relation side has no db"))?.map(Text::new),
         })
     }
 
@@ -375,9 +426,30 @@ impl<'a> Side<'a> {
         &self.model
     }
 
-    /// The connection the object was read from or written to.
-    pub fn db(&self) -> &str {
-        self.db.as_str()
+    /// The connection the object was read from or written to; `None` for
+    /// an object that is not saved yet (ABI 1.1: `"db": null`).
+    ///
+    /// ```
+    /// use dbroute_sdk::prelude::*;
+    ///
+    /// /// Anything may be related to an object not saved yet.
+    /// #[derive(Default)]
+    /// struct Lenient;
+    ///
+    /// impl Router for Lenient {
+    ///     fn db_for_read(&mut self, _: &Operation<'_>) -> Decision<'_> {
+    ///         Decision::no_opinion()
+    ///     }
+    ///     fn allow_relation(&mut self, rel: &Relation<'_>) -> Option<bool> {
+    ///         (rel.a().db().is_none() || rel.b().db().is_none()).then_some(true)
+    ///     }
+    /// }
+    ///
+    /// let unsaved = r#"{"op":"relation","a":{"model":{"name":"Book"},"db":"default"},"b":{"model":{"name":"Author"},"db":null},"hints":{}}"#;
+    /// assert_eq!(dbroute_sdk::testing::relation(&mut Lenient, unsaved), Some(true));
+    /// ```
+    pub fn db(&self) -> Option<&str> {
+        self.db.as_ref().map(Text::as_str)
     }
 }
 
@@ -439,12 +511,14 @@ impl<'a> Relation<'a> {
     }
 }
 
-/// An `allow_migrate` question: may this model's schema be created on this
-/// connection?
+/// An `allow_migrate` question: may this model's schema, or, without a
+/// model, this app's migrations, be created on this connection? (Django's
+/// `allow_migrate(db, app_label, model_name=None, **hints)`.)
 #[derive(Debug)]
 pub struct Migration<'a> {
     db: Text<'a>,
-    model: Model<'a>,
+    model: Option<Model<'a>>,
+    app: Option<Text<'a>>,
     hints: Value<'a>,
 }
 
@@ -453,12 +527,15 @@ impl<'a> Migration<'a> {
         let mut cur = Cursor::new(text);
         let mut db = None;
         let mut model = None;
+        let mut app = None;
         let mut hints = None;
         cur.object(|cur, key| {
             if key.is("db") {
                 db = Some(cur.string()?);
             } else if key.is("model") {
                 model = Some(Model::parse(cur)?);
+            } else if key.is("app") {
+                app = cur.opt_string()?;
             } else if key.is("hints") {
                 hints = cur.opt_object("hints must be an object")?;
             } else {
@@ -469,9 +546,13 @@ impl<'a> Migration<'a> {
         let end = cur.pos();
         cur.finish()?;
         let missing = |what| InputError { offset: end, what };
+        if model.is_none() && app.is_none() {
+            return Err(missing("model is missing (and there is no app)"));
+        }
         Ok(Migration {
             db: Text::new(db.ok_or(missing("db is missing"))?),
-            model: model.ok_or(missing("model is missing"))?,
+            model,
+            app: app.map(Text::new),
             hints: hints.unwrap_or(Value::EMPTY_OBJECT),
         })
     }
@@ -481,9 +562,61 @@ impl<'a> Migration<'a> {
         self.db.as_str()
     }
 
-    /// The model whose schema it is.
-    pub fn model(&self) -> &Model<'a> {
-        &self.model
+    /// The model whose schema it is; `None` when the host asks about an
+    /// app as a whole (ABI 1.1: the input has `app` and no `model`, as for
+    /// Django's `RunSQL` or `RunPython` migration operations).
+    ///
+    /// ```
+    /// use dbroute_sdk::prelude::*;
+    ///
+    /// /// The `metrics` app, and the `Event` model wherever it is, live on
+    /// /// `analytics` only.
+    /// #[derive(Default)]
+    /// struct Metrics;
+    ///
+    /// impl Router for Metrics {
+    ///     fn db_for_read(&mut self, _: &Operation<'_>) -> Decision<'_> {
+    ///         Decision::no_opinion()
+    ///     }
+    ///     fn allow_migrate(&mut self, m: &Migration<'_>) -> Option<bool> {
+    ///         let event = m.model().is_some_and(|model| model.name() == "Event");
+    ///         (event || m.app() == Some("metrics")).then(|| m.db() == "analytics")
+    ///     }
+    /// }
+    ///
+    /// let app = r#"{"op":"migrate","db":"default","app":"metrics","hints":{}}"#;
+    /// let model = r#"{"op":"migrate","db":"analytics","model":{"name":"Event"},"hints":{}}"#;
+    /// let other = r#"{"op":"migrate","db":"default","app":"auth","hints":{}}"#;
+    /// assert_eq!(dbroute_sdk::testing::migrate(&mut Metrics, app), Some(false));
+    /// assert_eq!(dbroute_sdk::testing::migrate(&mut Metrics, model), Some(true));
+    /// assert_eq!(dbroute_sdk::testing::migrate(&mut Metrics, other), None);
+    /// ```
+    pub fn model(&self) -> Option<&Model<'a>> {
+        self.model.as_ref()
+    }
+
+    /// The app label: the input's `app` when the host asks about an app
+    /// alone, else the model's app (`None` when the model has none).
+    ///
+    /// ```
+    /// use dbroute_sdk::prelude::*;
+    /// # #[derive(Default)] struct R;
+    /// # impl Router for R {
+    /// #     fn db_for_read(&mut self, _: &Operation<'_>) -> Decision<'_> { Decision::no_opinion() }
+    /// fn allow_migrate(&mut self, m: &Migration<'_>) -> Option<bool> {
+    ///     (m.app() == Some("metrics")).then(|| m.db() == "analytics")
+    /// }
+    /// # }
+    /// let app = r#"{"op":"migrate","db":"analytics","app":"metrics","hints":{}}"#;
+    /// let model = r#"{"op":"migrate","db":"default","model":{"name":"Event","app":"metrics"},"hints":{}}"#;
+    /// assert_eq!(dbroute_sdk::testing::migrate(&mut R, app), Some(true));
+    /// assert_eq!(dbroute_sdk::testing::migrate(&mut R, model), Some(false));
+    /// ```
+    pub fn app(&self) -> Option<&str> {
+        match &self.app {
+            Some(app) => Some(app.as_str()),
+            None => self.model.as_ref().and_then(Model::app),
+        }
     }
 
     /// The hints, an object (empty when the host sent none).

@@ -2,7 +2,7 @@
 //!
 //! A router is a WebAssembly module that the dbroute host asks which named
 //! database connection each operation should use. This crate implements the
-//! router ABI (version 1, `docs/ABI.md` in dbroute's repository) so that a router's author writes
+//! router ABI (version 1.1, `docs/ABI.md` in dbroute's repository) so that a router's author writes
 //! no pointers, no JSON handling and no `unsafe`:
 //!
 //! ```
@@ -131,6 +131,16 @@ pub use router::Router;
 /// The ABI version this SDK implements, returned by `dbroute_abi_version`.
 pub const ABI_VERSION: i32 = 1;
 
+/// The ABI's minor version this SDK reads, returned by `dbroute_abi_minor`:
+/// 1, for ABI 1.1 (an operation's `origin`, `allow_migrate` for an app
+/// without a model, `allow_relation` with an unsaved side). A host asks the
+/// questions 1.1 added only of routers that export it.
+///
+/// ```
+/// assert_eq!((dbroute_sdk::ABI_VERSION, dbroute_sdk::ABI_MINOR), (1, 1));
+/// ```
+pub const ABI_MINOR: i32 = 1;
+
 /// What a router's source needs: `use dbroute_sdk::prelude::*;`.
 ///
 /// Besides the SDK's types it brings the `alloc` names a router uses most,
@@ -149,9 +159,10 @@ pub mod prelude {
 /// Makes the module's exports for the router type `$router`, which
 /// implements [`Router`] and [`Default`].
 ///
-/// On `wasm32` it defines `dbroute_abi_version`, `dbroute_deterministic`,
-/// `dbroute_input`, `dbroute_init`, `db_for_read`, `db_for_write`,
-/// `allow_relation` and `allow_migrate` (rustc exports `memory` by itself),
+/// On `wasm32` it defines `dbroute_abi_version`, `dbroute_abi_minor`,
+/// `dbroute_deterministic`, `dbroute_input`, `dbroute_init`,
+/// `db_for_read`, `db_for_write`, `allow_relation` and `allow_migrate`
+/// (rustc exports `memory` by itself),
 /// and the `static` holding the instance's state. Elsewhere it only checks
 /// that `$router` qualifies, so the crate builds natively for its tests.
 /// Use it once per module.
@@ -182,6 +193,11 @@ macro_rules! export_router {
             #[unsafe(no_mangle)]
             extern "C" fn dbroute_abi_version() -> i32 {
                 $crate::ABI_VERSION
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn dbroute_abi_minor() -> i32 {
+                $crate::ABI_MINOR
             }
 
             #[unsafe(no_mangle)]

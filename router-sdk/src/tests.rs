@@ -46,6 +46,30 @@ fn reads_every_field_of_a_full_input() {
     assert!(op.model().has_tag("hot"));
     assert!(!op.model().has_tag("readonly"));
     assert!(op.hint("tenant").is_some_and(|t| t == "acme"));
+    assert_eq!(op.origin(), None);
+}
+
+#[test]
+fn the_origin_is_read_when_the_host_sends_one() {
+    // ABI 1.1: the host's layout puts it last.
+    let op = read(r#"{"op":"write","model":{"name":"User"},"hints":{"tenant":"acme"},"origin":"other"}"#);
+    assert_eq!(op.origin(), Some("other"));
+    assert!(op.hint("tenant").is_some_and(|t| t == "acme"));
+    let op = read(r#"{"op":"write","model":{"name":"User"},"origin":"other"}"#);
+    assert_eq!(op.origin(), Some("other"));
+    // Anywhere, escaped, or null (none).
+    let op = read(r#"{"origin":"oth\u0065r","op":"read","model":{"name":"User"}}"#);
+    assert_eq!(op.origin(), Some("other"));
+    let op = read(r#"{"op":"read","model":{"name":"User"},"origin":null}"#);
+    assert_eq!(op.origin(), None);
+    // Anything else is malformed.
+    assert_eq!(
+        error(r#"{"model":{"name":"User"},"origin":1}"#).what,
+        "expected a string"
+    );
+    // A hint named origin is a hint, not the origin.
+    let op = read(r#"{"model":{"name":"User"},"hints":{"origin":"x"}}"#);
+    assert_eq!(op.origin(), None);
 }
 
 #[test]
@@ -262,13 +286,14 @@ fn malformed_input_is_an_error() {
 fn summary(op: &Operation<'_>) -> String {
     let m = op.model();
     format!(
-        "{:?} {:?} {:?} {:?} {:?} {}",
+        "{:?} {:?} {:?} {:?} {:?} {} {:?}",
         op.kind(),
         m.name(),
         m.table(),
         m.app(),
         m.tags().collect::<Vec<_>>(),
-        op.hints().raw()
+        op.hints().raw(),
+        op.origin()
     )
 }
 
@@ -281,6 +306,8 @@ fn the_fast_path_takes_the_hosts_layout_and_agrees_with_the_general_parser() {
         r#"{"op":"read","model":{"name":"User","table":"users","app":"auth","tags":["pii","hot"]},"hints":{"tenant":"acme","n":[1,{"a":null}],"s":"caf\u00e9"}}"#,
         r#"{"op":"read","model":{"name":"","table":"t"},"hints":{"x":{}}}"#,
         r#"{"op":"read","model":{"name":"Ünïcødé","tags":["日本"]}}"#,
+        r#"{"op":"write","model":{"name":"User"},"origin":"other"}"#,
+        r#"{"op":"write","model":{"name":"User","app":"auth"},"hints":{"tenant":"acme"},"origin":"replica-2.eu"}"#,
     ];
     for text in canonical {
         for kind in [OpKind::Read, OpKind::Write] {
@@ -306,6 +333,10 @@ fn the_fast_path_takes_the_hosts_layout_and_agrees_with_the_general_parser() {
         r#"{"op":"read","model":{"name":"User"},"hints":{},"new":1}"#,
         r#"{"model":{"name":"User"},"op":"read"}"#,
         r#"{"op":"re\u0061d","model":{"name":"User"}}"#,
+        r#"{"op":"read","model":{"name":"User"},"origin":null}"#,
+        r#"{"op":"read","model":{"name":"User"},"origin":"oth\u0065r"}"#,
+        r#"{"op":"read","model":{"name":"User"},"origin":"other","hints":{}}"#,
+        r#"{"op":"read","model":{"name":"User"},"origin":"a","origin":"b"}"#,
     ];
     for text in other {
         assert!(Operation::parse_canonical(OpKind::Read, text).is_none(), "{text}");
@@ -324,6 +355,9 @@ fn the_fast_path_takes_the_hosts_layout_and_agrees_with_the_general_parser() {
         r#"{"op":"read","model":{"name":"User"},"hints":{"a":"\x"}}"#,
         r#"{"op":"read","model":{"name":"User"},"hints":{}"#,
         r#"{"op":"read","model":{"name":"User"},"hints":{"#,
+        r#"{"op":"read","model":{"name":"User"},"origin":"other"#,
+        r#"{"op":"read","model":{"name":"User"},"origin":"other"}}"#,
+        r#"{"op":"read","model":{"name":"User"},"origin":other}"#,
     ];
     for text in malformed {
         assert!(Operation::parse_canonical(OpKind::Read, text).is_none(), "{text}");
@@ -339,6 +373,8 @@ fn the_fast_path_never_disagrees_on_mutated_inputs() {
     let seeds = [
         r#"{"op":"read","model":{"name":"User","table":"users","app":"auth","tags":["pii","x"]},"hints":{"tenant":"acme","n":[1,{"a":null}]}}"#,
         r#"{"op":"write","model":{"name":"U"},"hints":{}}"#,
+        r#"{"op":"write","model":{"name":"U"},"hints":{"t":"a"},"origin":"other"}"#,
+        r#"{"op":"read","model":{"name":"U"},"origin":"o"}"#,
     ];
     let bytes = b"\"\\{}[],: x0n\n\x01";
     let mut checked = 0;
@@ -518,10 +554,10 @@ fn relation_input() {
     let text = r#"{"op":"relation","a":{"model":{"name":"Book"},"db":"default"},"b":{"db":"analytics","model":{"name":"Author","app":"lib"},"x":1},"hints":{"h":1}}"#;
     let rel = Relation::parse(text).unwrap();
     assert_eq!(rel.a().model().name(), "Book");
-    assert_eq!(rel.a().db(), "default");
+    assert_eq!(rel.a().db(), Some("default"));
     assert_eq!(rel.b().model().name(), "Author");
     assert_eq!(rel.b().model().app(), Some("lib"));
-    assert_eq!(rel.b().db(), "analytics");
+    assert_eq!(rel.b().db(), Some("analytics"));
     assert_eq!(rel.hint("h").and_then(|v| v.as_i64()), Some(1));
     let no_hints =
         Relation::parse(r#"{"a":{"model":{"name":"A"},"db":"x"},"b":{"model":{"name":"B"},"db":"y"}}"#).unwrap();
@@ -532,6 +568,12 @@ fn relation_input() {
     let missing_db =
         Relation::parse(r#"{"a":{"model":{"name":"A"}},"b":{"model":{"name":"B"},"db":"y"}}"#).unwrap_err();
     assert_eq!(missing_db.what, "relation side has no db");
+    // ABI 1.1: an unsaved object has a null db.
+    let unsaved =
+        Relation::parse(r#"{"a":{"model":{"name":"A"},"db":null},"b":{"model":{"name":"B"},"db":"y"}}"#).unwrap();
+    assert_eq!((unsaved.a().db(), unsaved.b().db()), (None, Some("y")));
+    let not_a_name = Relation::parse(r#"{"a":{"model":{"name":"A"},"db":1},"b":{"model":{"name":"B"},"db":"y"}}"#);
+    assert_eq!(not_a_name.unwrap_err().what, "expected a string");
 }
 
 #[test]
@@ -541,14 +583,40 @@ fn migration_input() {
     )
     .unwrap();
     assert_eq!(m.db(), "analytics");
-    assert_eq!(m.model().name(), "Event");
-    assert_eq!(m.model().app(), Some("metrics"));
+    let model = m.model().unwrap();
+    assert_eq!(model.name(), "Event");
+    assert_eq!(model.app(), Some("metrics"));
     assert!(m.hint("x").is_none());
     assert_eq!(
         Migration::parse(r#"{"model":{"name":"E"}}"#).unwrap_err().what,
         "db is missing"
     );
-    assert_eq!(Migration::parse(r#"{"db":"x"}"#).unwrap_err().what, "model is missing");
+    assert_eq!(
+        Migration::parse(r#"{"db":"x"}"#).unwrap_err().what,
+        "model is missing (and there is no app)"
+    );
+    assert_eq!(
+        Migration::parse(r#"{"db":"x","app":null}"#).unwrap_err().what,
+        "model is missing (and there is no app)"
+    );
+    // ABI 1.1: an app label alone.
+    let app = Migration::parse(r#"{"op":"migrate","db":"default","app":"metrics","hints":{"h":1}}"#).unwrap();
+    assert_eq!(app.db(), "default");
+    assert!(app.model().is_none());
+    assert_eq!(app.app(), Some("metrics"));
+    assert_eq!(app.hint("h").and_then(|v| v.as_i64()), Some(1));
+    let escaped = Migration::parse(r#"{"db":"default","app":"m\u00e9trics"}"#).unwrap();
+    assert_eq!(escaped.app(), Some("métrics"));
+    // With a model, the model's app; a top-level app wins.
+    assert_eq!(m.app(), Some("metrics"));
+    let bare = Migration::parse(r#"{"db":"x","model":{"name":"E"}}"#).unwrap();
+    assert_eq!(bare.app(), None);
+    let both = Migration::parse(r#"{"db":"x","model":{"name":"E","app":"a"},"app":"b"}"#).unwrap();
+    assert_eq!((both.model().map(|m| m.name()), both.app()), (Some("E"), Some("b")));
+    assert_eq!(
+        Migration::parse(r#"{"db":"x","app":1}"#).unwrap_err().what,
+        "expected a string"
+    );
 }
 
 #[derive(Default)]

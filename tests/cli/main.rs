@@ -69,7 +69,8 @@ fn check_reports_a_good_router() {
     assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(text.contains("router `good` would load"), "{text}");
-    assert!(text.contains("abi version    1"), "{text}");
+    // good.wat does not export dbroute_abi_minor: ABI 1.0.
+    assert!(text.contains("abi version    1.0"), "{text}");
     for export in [
         "memory",
         "dbroute_abi_version",
@@ -96,6 +97,7 @@ fn check_json_is_one_object() {
     assert_eq!(report["ok"], true);
     assert_eq!(report["router"], "good");
     assert_eq!(report["abi_version"], 1);
+    assert_eq!(report["abi_minor"], 0);
     let size = std::fs::metadata(router("good.wat")).unwrap().len();
     assert_eq!(report["size_bytes"], size);
     let hash = report["sha256"].as_str().unwrap();
@@ -275,6 +277,41 @@ fn route_without_an_opinion_is_default() {
     let out = dbroute(&["route", &router("spin.wat"), "--op", "write", "--model", "User"]);
     assert_exit(&out, 0);
     assert_eq!(stdout(&out), "default\n");
+}
+
+#[test]
+fn route_without_an_opinion_is_the_origin_when_there_is_one() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["route", "--op", "write", "--model", "User", "--json"];
+        args.extend_from_slice(extra);
+        dbroute(&args)
+    };
+    let no_opinion = router("no_opinion.wat");
+    let out = run(&[&no_opinion, "--origin", "other"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        json(&out),
+        serde_json::json!({"connection": "other", "decided_by": "origin"})
+    );
+    // A router with an opinion decides.
+    let good = router("good.wat");
+    let out = run(&[&good, "--origin", "other"]);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["decided_by"], "router");
+    // An origin outside --connections is an unknown connection; a bad
+    // name is a usage error.
+    let plain = |extra: &[&str]| {
+        let mut args = vec!["route", no_opinion.as_str(), "--op", "write", "--model", "User"];
+        args.extend_from_slice(extra);
+        dbroute(&args)
+    };
+    let out = plain(&["--origin", "other", "--connections", "default,replica"]);
+    assert_fails_with(&out, &["unknown connection `other`", "--origin"]);
+    let out = plain(&["--origin", "other", "--connections", "default,other"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "other\n");
+    let out = plain(&["--origin", "not a name"]);
+    assert_exit(&out, 2);
 }
 
 #[test]

@@ -279,6 +279,7 @@ fn run_case(
             kind,
             model: &model,
             hints: &hints,
+            origin: None,
         };
         // Twice: the second answer may come from the host's cache.
         for attempt in 0..2 {
@@ -306,7 +307,7 @@ fn run_case(
             let db = ConnectionName::new(db).expect("a connection name");
             let got = router.allow_migrate(&Migration {
                 db,
-                model: &model,
+                target: dbroute::router::MigrateTarget::Model(&model),
                 hints: &hints,
             });
             if got.as_ref().ok() != Some(expected) {

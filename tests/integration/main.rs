@@ -6,6 +6,7 @@ mod support;
 mod boundary_fuzz;
 mod compiled_cache;
 mod conformance;
+mod django_semantics;
 mod example_routers;
 mod hot_swap;
 mod pg_server;

@@ -252,13 +252,13 @@ async fn minimal_router_reads_from_replica_and_has_no_opinion_on_writes() {
     assert!(
         setup
             .engine
-            .allow_relation((&book, "default"), (&author, "default"), &hints)
+            .allow_relation((&book, Some("default")), (&author, Some("default")), &hints)
             .unwrap()
     );
     assert!(
         !setup
             .engine
-            .allow_relation((&book, "default"), (&author, "replica"), &hints)
+            .allow_relation((&book, Some("default")), (&author, Some("replica")), &hints)
             .unwrap()
     );
 }
@@ -309,7 +309,7 @@ async fn router_with_every_optional_export() {
     let author = ModelInfo::new("Author");
     let relate = |a: &str, a_db: &str, b_db: &str| {
         engine
-            .allow_relation((&ModelInfo::new(a), a_db), (&author, b_db), &hints)
+            .allow_relation((&ModelInfo::new(a), Some(a_db)), (&author, Some(b_db)), &hints)
             .unwrap()
     };
     assert!(relate("Yes", "default", "replica"), "1 allows across connections");
@@ -326,7 +326,7 @@ async fn router_with_every_optional_export() {
     let migrate = |db: &str| {
         router.allow_migrate(&Migration {
             db: ConnectionName::new(db).unwrap(),
-            model: &event,
+            target: dbroute::router::MigrateTarget::Model(&event),
             hints: &hints,
         })
     };

@@ -89,7 +89,7 @@ impl Router for Placement {
         let denied = self
             .deny
             .iter()
-            .any(|(db, model)| m.db == *db && m.model.name() == *model);
+            .any(|(db, model)| m.db == *db && m.model().is_some_and(|m| m.name() == *model));
         Ok(denied.then_some(false))
     }
 }

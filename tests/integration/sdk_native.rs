@@ -38,7 +38,12 @@ fn native_reference(connections: &[String], case: &Case) -> dbroute::Result<SdkR
 }
 
 fn op<'a>(kind: OpKind, model: &'a ModelInfo, hints: &'a Hints) -> Operation<'a> {
-    Operation { kind, model, hints }
+    Operation {
+        kind,
+        model,
+        hints,
+        origin: None,
+    }
 }
 
 fn decide(router: &dyn Router, op: &Operation<'_>) -> Result<Decision, Fault> {
@@ -126,7 +131,7 @@ fn the_reference_router_answers_natively_as_its_wasm_build_does() {
         for &db in &dbs {
             let migration = Migration {
                 db,
-                model: &model,
+                target: dbroute::router::MigrateTarget::Model(&model),
                 hints: &hints,
             };
             let (from_wasm, from_native) = (wasm.allow_migrate(&migration), native.allow_migrate(&migration));
@@ -144,10 +149,13 @@ fn the_reference_router_answers_natively_as_its_wasm_build_does() {
             }
             let other = ModelInfo::new("Author");
             let relation = Relation {
-                a: RelationSide { model: &model, db },
+                a: RelationSide {
+                    model: &model,
+                    db: Some(db),
+                },
                 b: RelationSide {
                     model: &other,
-                    db: dbs[0],
+                    db: Some(dbs[0]),
                 },
                 hints: &hints,
             };
@@ -183,7 +191,7 @@ impl sdk::Router for Flaky {
     }
 
     fn allow_migrate(&mut self, m: &sdk::Migration<'_>) -> Option<bool> {
-        if m.model().name() == "Boom" {
+        if m.model().is_some_and(|model| model.name() == "Boom") {
             panic!("boom in allow_migrate");
         }
         None
@@ -220,7 +228,7 @@ fn a_panic_fails_its_call_drops_its_instance_and_the_next_call_works() {
     let boom = ModelInfo::new("Boom");
     let migration = Migration {
         db: ConnectionName::DEFAULT,
-        model: &boom,
+        target: dbroute::router::MigrateTarget::Model(&boom),
         hints: &Hints::new(),
     };
     assert!(matches!(router.allow_migrate(&migration), Err(Fault::Panic(m)) if m.starts_with("boom in allow_migrate")));

@@ -199,6 +199,7 @@ pub(crate) fn read_directly(
         kind: dbroute::router::OpKind::Read,
         model: &model,
         hints: &hints,
+        origin: None,
     })
 }
 

@@ -1,11 +1,11 @@
-// dbroute.ts: the dbroute router ABI, version 1 (docs/ABI.md), for
+// dbroute.ts: the dbroute router ABI, version 1.1 (docs/ABI.md), for
 // AssemblyScript routers (compiled with `--runtime stub`).
 //
 // A router's entry file re-exports the fixed exports and writes its own
 // db_for_read / db_for_write / allow_migrate / dbroute_init, each a few
 // lines around its policy (see reference.ts):
 //
-//   export { dbroute_abi_version, dbroute_input, dbroute_deterministic } from "./dbroute";
+//   export { dbroute_abi_version, dbroute_abi_minor, dbroute_input, dbroute_deterministic } from "./dbroute";
 //   export function db_for_read(ptr: usize, len: usize): i64 {
 //     if (!Op.parse(ptr, len)) return malformed();
 //     return Op.modelIs("Event") ? use("analytics") : use("replica");
@@ -26,8 +26,8 @@
 // a validator: it finds members in well-formed JSON (what the host writes);
 // on malformed JSON it finds nothing, or answers "malformed input".
 // Op.parse and Migration.parse read the input in one pass over its members
-// and the model's, keeping op (db for allow_migrate), model, name, tags and
-// hints and skipping the others; a hint is looked up only when the router
+// and the model's, keeping op (db for allow_migrate), model, name, tags,
+// hints, origin and app and skipping the others; a hint is looked up only when the router
 // asks for it. An input whose members, or the model's, are not
 // `"key": value` pairs between commas is malformed. Limits:
 // nesting inside skipped values is matched by bracket count, not type; a
@@ -591,19 +591,22 @@ const BAD: u64 = <u64>-1;
   return (first == 0x5C || first == <u32>load<u16>(units)) && strIs(k, lit);
 }
 
-// What parseFields read: `op` (or `db`), the model, its name and tags, the
-// hints.
+// What parseFields read: `op` (or `db`), the model, its name, tags and
+// app, the hints, and `origin` (or the top-level `app`).
 let fieldFirst: u64 = 0;
 let fieldModel: u64 = 0;
 let fieldName: u64 = 0;
 let fieldTags: u64 = 0;
+let fieldModelApp: u64 = 0;
 let fieldHints: u64 = 0;
+let fieldExtra: u64 = 0;
 
-// Reads a db_for_read / db_for_write input (first: "op") or an
-// allow_migrate one ("db") into the field* globals; false when its
-// members, or the model's, are not `"key": value` pairs between commas.
-function parseFields(ptr: usize, len: usize, first: string): bool {
-  fieldFirst = fieldModel = fieldName = fieldTags = fieldHints = 0;
+// Reads a db_for_read / db_for_write input (first: "op", extra: "origin")
+// or an allow_migrate one ("db", "app") into the field* globals; false
+// when its members, or the model's, are not `"key": value` pairs between
+// commas.
+function parseFields(ptr: usize, len: usize, first: string, extra: string): bool {
+  fieldFirst = fieldModel = fieldName = fieldTags = fieldModelApp = fieldHints = fieldExtra = 0;
   const e = ptr + len;
   const p = ws(ptr, e);
   if (p >= e || load<u8>(p) != 0x7B) return false;
@@ -611,7 +614,7 @@ function parseFields(ptr: usize, len: usize, first: string): bool {
   for (let k = walkKey(e, true); k; k = walkKey(e, false)) {
     if (k == BAD) return false;
     if (keyIs(k, "model")) {
-      fieldName = fieldTags = 0;
+      fieldName = fieldTags = fieldModelApp = 0;
       const v = walkAt;
       if (v < e && load<u8>(v) == 0x7B) {
         walkAt = v + 1;
@@ -621,6 +624,7 @@ function parseFields(ptr: usize, len: usize, first: string): bool {
           if (!value) return false;
           if (keyIs(mk, "name")) fieldName = value;
           else if (keyIs(mk, "tags")) fieldTags = value;
+          else if (keyIs(mk, "app")) fieldModelApp = value;
         }
         fieldModel = json(v, walkAt);
       } else {
@@ -633,6 +637,7 @@ function parseFields(ptr: usize, len: usize, first: string): bool {
     if (!value) return false;
     if (keyIs(k, first)) fieldFirst = value;
     else if (keyIs(k, "hints")) fieldHints = value;
+    else if (keyIs(k, extra)) fieldExtra = value;
   }
   return true;
 }
@@ -644,15 +649,17 @@ export class Op {
   static name: u64 = 0; // model.name, a string
   static tags: u64 = 0; // model.tags, an array of strings, or absent
   static hints: u64 = 0; // an object, or absent
+  static origin: u64 = 0; // the connection the row was read from, a string, or absent (ABI 1.1)
 
   // Reads the input; false when it is malformed (no string model.name).
   static parse(ptr: usize, len: usize): bool {
-    const ok = parseFields(ptr, len, "op");
+    const ok = parseFields(ptr, len, "op", "origin");
     Op.op = fieldFirst;
     Op.model = fieldModel;
     Op.name = fieldName;
     Op.tags = fieldTags;
     Op.hints = fieldHints;
+    Op.origin = fieldExtra;
     return ok && isString(Op.name);
   }
 
@@ -668,24 +675,33 @@ export class Op {
   static modelIs(name: string): bool {
     return strIs(Op.name, name);
   }
+  // Whether the operation's origin is `name` (false when it has none).
+  static originIs(name: string): bool {
+    return strIs(Op.origin, name);
+  }
 }
 
-// The allow_migrate input of this call.
+// The allow_migrate input of this call: a model, or (ABI 1.1, for a router
+// that re-exports dbroute_abi_minor) an app label alone.
 export class Migration {
   static db: u64 = 0; // the connection, a string
-  static model: u64 = 0; // the model object
-  static name: u64 = 0; // model.name, a string
+  static model: u64 = 0; // the model object, or absent (an app alone)
+  static name: u64 = 0; // model.name, a string, or absent (an app alone)
+  static app: u64 = 0; // the input's app (asked without a model), else model.app; a string, or absent
   static hints: u64 = 0; // an object, or absent
 
-  // Reads the input; on malformed input, logs and traps (allow_migrate
-  // cannot carry a message).
+  // Reads the input; on malformed input (no string db; no model with a
+  // string name, nor an app), logs and traps (allow_migrate cannot carry a
+  // message).
   static parse(ptr: usize, len: usize): void {
-    const ok = parseFields(ptr, len, "db");
+    const ok = parseFields(ptr, len, "db", "app");
     Migration.db = fieldFirst;
     Migration.model = fieldModel;
     Migration.name = fieldName;
+    Migration.app = isString(fieldExtra) ? fieldExtra : fieldModelApp;
     Migration.hints = fieldHints;
-    if (!ok || !isString(Migration.name) || !isString(Migration.db)) {
+    const named = Migration.model ? isString(Migration.name) : isString(fieldExtra);
+    if (!ok || !named || !isString(Migration.db)) {
       log(ERROR, MALFORMED);
       unreachable();
     }
@@ -787,6 +803,14 @@ export function dbroute_input(len: i32): usize {
 }
 
 export function dbroute_abi_version(): i32 {
+  return 1;
+}
+
+// ABI 1.1: re-export it when the router reads an allow_migrate input with
+// an app and no model (Migration.name is then absent): the host sends such
+// inputs only to routers that export it. Op.origin needs nothing: the host
+// sends it to every router.
+export function dbroute_abi_minor(): i32 {
   return 1;
 }
 

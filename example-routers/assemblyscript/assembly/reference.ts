@@ -10,7 +10,8 @@
 // - writes to a model tagged `readonly` are refused, tenant or not, with
 //   the message `writes to read-only model <Name> are forbidden`;
 // - allow_migrate: `Event` only on `analytics` (yes there, no elsewhere);
-//   any other model no on `analytics`, no opinion elsewhere.
+//   any other model no on `analytics`, no opinion elsewhere (an app asked
+//   about without a model counts as another model).
 //
 // Deterministic: the host may cache its answers. Build: ./build.sh OUT_DIR
 
@@ -19,7 +20,7 @@ import {
   initConfig, log, malformed, strIs, use,
 } from "./dbroute";
 
-export { dbroute_abi_version, dbroute_input, dbroute_deterministic } from "./dbroute";
+export { dbroute_abi_version, dbroute_abi_minor, dbroute_input, dbroute_deterministic } from "./dbroute";
 
 const tenants = new StrMap(64, 4096);
 

@@ -30,7 +30,7 @@ impl Router for CacheRouter {
 
     fn allow_migrate(&mut self, m: &Migration<'_>) -> Option<bool> {
         let on_cache = m.db() == "cache";
-        if m.model().name() == "Snapshot" {
+        if m.model().is_some_and(|model| model.name() == "Snapshot") {
             Some(on_cache)
         } else if on_cache {
             Some(false)

@@ -11,7 +11,8 @@
 //!   the message `writes to read-only model <Name> are forbidden`;
 //! - `allow_migrate`: `Event` only on `analytics` (true there, false
 //!   elsewhere); any other model false on `analytics`, no opinion
-//!   elsewhere.
+//!   elsewhere (an app asked about without a model counts as another
+//!   model).
 //!
 //! Deterministic: the host may cache its answers.
 #![cfg_attr(target_arch = "wasm32", no_std)]
@@ -65,7 +66,7 @@ impl Router for ReferenceRouter {
 
     fn allow_migrate(&mut self, m: &Migration<'_>) -> Option<bool> {
         let on_analytics = m.db() == "analytics";
-        if m.model().name() == "Event" {
+        if m.model().is_some_and(|model| model.name() == "Event") {
             Some(on_analytics)
         } else if on_analytics {
             Some(false)
@@ -171,6 +172,13 @@ mod tests {
         assert_eq!(migrate("Event", "replica"), Some(false));
         assert_eq!(migrate("User", "analytics"), Some(false));
         assert_eq!(migrate("User", "default"), None);
+        // An app without a model (ABI 1.1) is not `Event`.
+        let mut app = |db: &str| {
+            let input = format!(r#"{{"op":"migrate","db":"{db}","app":"metrics","hints":{{}}}}"#);
+            testing::migrate(&mut r, &input)
+        };
+        assert_eq!(app("analytics"), Some(false));
+        assert_eq!(app("default"), None);
     }
 
     #[test]

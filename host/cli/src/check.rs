@@ -38,6 +38,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
             "router": name,
             "path": load.router.display().to_string(),
             "abi_version": ABI_VERSION,
+            "abi_minor": info.abi_minor,
             "exports": info.exports,
             "size_bytes": info.size,
             "sha256": hash,
@@ -50,7 +51,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
         say!("{report}");
     } else {
         say!("router `{name}` would load ({})", load.router.display());
-        say!("  abi version    {ABI_VERSION}");
+        say!("  abi version    {ABI_VERSION}.{}", info.abi_minor.max(0));
         say!("  exports        {}", info.exports.join(", "));
         say!("  size           {} bytes", info.size);
         say!("  sha256         {hash}");

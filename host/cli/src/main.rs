@@ -196,6 +196,11 @@ struct RouteArgs {
     /// '{"tenant":"acme"}').
     #[arg(long, value_name = "JSON", value_parser = parse_hints)]
     hints: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The operation's origin: the connection its row was read from. The
+    /// router sees it; without an opinion, the answer is this connection
+    /// instead of `default`.
+    #[arg(long, value_name = "NAME", value_parser = parse_connection_name())]
+    origin: Option<ConnectionName>,
 }
 
 #[derive(Debug, Args)]

@@ -19,10 +19,17 @@ pub(crate) fn run(args: &RouteArgs) -> ExitCode {
         Op::Read => OpKind::Read,
         Op::Write => OpKind::Write,
     };
+    if let Some(error) = args
+        .origin
+        .and_then(|origin| unknown_connection(args, origin, "--origin".to_owned()))
+    {
+        return fail(error);
+    }
     let op = Operation {
         kind,
         model: &model,
         hints: &hints,
+        origin: args.origin.as_ref(),
     };
     let answer = match kind {
         OpKind::Read => router.db_for_read(&op),
@@ -30,12 +37,15 @@ pub(crate) fn run(args: &RouteArgs) -> ExitCode {
     };
     let (connection, decided_by) = match answer {
         Ok(Decision::Use(name)) => {
-            if let Some(error) = unknown_connection(args, name, &router) {
+            if let Some(error) = unknown_connection(args, name, router.identity().to_string()) {
                 return fail(error);
             }
             (name, "router")
         }
-        Ok(Decision::NoOpinion) => (ConnectionName::DEFAULT, "default"),
+        Ok(Decision::NoOpinion) => match args.origin {
+            Some(origin) => (origin, "origin"),
+            None => (ConnectionName::DEFAULT, "default"),
+        },
         Ok(Decision::Refuse(message)) => {
             return fail(Error::RouterRefused {
                 router: router.identity(),
@@ -79,14 +89,14 @@ fn model_info(args: &RouteArgs) -> ModelInfo {
 /// With `--connections`, a name outside the list is an error, as it is in
 /// an engine with those connections registered (`default` always names the
 /// default connection). Without it, any well-formed name is accepted.
-fn unknown_connection(args: &RouteArgs, name: ConnectionName, router: &impl Router) -> Option<Error> {
+fn unknown_connection(args: &RouteArgs, name: ConnectionName, requested_by: String) -> Option<Error> {
     let registered = args.load.connections.as_ref()?;
     if name.is_default() || registered.contains(&name) {
         return None;
     }
     Some(Error::UnknownConnection {
         name: name.to_string(),
-        requested_by: router.identity().to_string(),
+        requested_by,
         registered: registered.clone(),
     })
 }

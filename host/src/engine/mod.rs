@@ -11,7 +11,7 @@ mod routers;
 mod status;
 
 pub use builder::EngineBuilder;
-pub use resolve::{ReadFailure, TransactionRouting};
+pub use resolve::{ReadFailure, RouteOptions, TransactionRouting};
 pub use routers::RouterSource;
 pub use status::DecisionCount;
 
@@ -80,8 +80,10 @@ impl WeakEngine {
 /// Resolution, as in Django: an open transaction pins everything to its
 /// connection (a write the router sends elsewhere is refused, see
 /// [`TransactionRouting`]); then an explicit [`using`](Routed::using) wins;
-/// then the router chain, in order, first opinion wins; then `default`. A
-/// name that is not registered is an error, never a silent fallback.
+/// then the router chain, in order, first opinion wins; then the
+/// operation's origin, the connection its row was read from
+/// ([`Routed::origin`], Django's `instance` hint); then `default`. A name
+/// that is not registered is an error, never a silent fallback.
 ///
 /// # Examples
 ///

@@ -1,17 +1,17 @@
 //! Resolution: the one connection an operation runs on, in the documented
 //! order — the open transaction, an explicit `using`, the router chain
-//! (first opinion wins), `default` — and the routers' other questions
-//! (`allow_relation`, `allow_migrate`).
+//! (first opinion wins), the operation's origin, `default` — and the
+//! routers' other questions (`allow_relation`, `allow_migrate`).
 
 use std::sync::Arc;
 
 use crate::connection::handle::Connection;
-use crate::connection::registry::ConnectionEntry;
+use crate::connection::registry::{ConnectionEntry, ConnectionMap};
 use crate::error::{Error, Result};
 use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
 use crate::router::chain::ChainAnswer;
-use crate::router::{Migration, OpKind, Operation, Relation, RelationSide};
+use crate::router::{MigrateTarget, Migration, OpKind, Operation, Relation, RelationSide};
 use crate::transaction::{self, TxCore};
 
 use super::Engine;
@@ -45,7 +45,8 @@ pub enum TransactionRouting {
     #[default]
     CheckWrites,
     /// Reads and writes are checked, and an operation no router has an
-    /// opinion on must belong to the default connection.
+    /// opinion on must belong to its origin's connection, or, without an
+    /// origin, to the default connection.
     CheckAll,
     /// Nothing is checked: every operation runs in the transaction, the
     /// router is not asked.
@@ -56,25 +57,86 @@ pub enum TransactionRouting {
 /// fault (which a read may fall back from).
 type Asked<'c> = std::result::Result<ChainAnswer<'c>, (Error, bool)>;
 
+/// What [`Engine::db_for_read_with`] and [`Engine::db_for_write_with`]
+/// know of an operation besides its model and hints.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// use dbroute::{Engine, Hints, ModelInfo, RouteOptions};
+///
+/// let engine = Engine::builder()
+///     .connection("default", "sqlite::memory:")
+///     .connection("other", "sqlite::memory:")
+///     .build()
+///     .await?;
+/// let user = ModelInfo::new("User");
+/// let from_other = RouteOptions::new().origin("other");
+/// // No router has an opinion: the row goes back where it came from.
+/// assert_eq!(engine.db_for_write_with(&user, &Hints::new(), &from_other)?, "other");
+/// assert_eq!(engine.db_for_write(&user, &Hints::new())?, "default");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteOptions<'a> {
+    origin: Option<&'a str>,
+}
+
+impl<'a> RouteOptions<'a> {
+    /// No options: what [`Engine::db_for_read`] and
+    /// [`Engine::db_for_write`] use.
+    pub const fn new() -> Self {
+        RouteOptions { origin: None }
+    }
+
+    /// The operation's origin: the connection the row or object it is about
+    /// was read from (Django's `instance._state.db`). It is passed to the
+    /// routers, and used when none has an opinion, before `default`. It
+    /// must be a registered connection (or one the engine's
+    /// [`ConnectionFactory`](crate::ConnectionFactory) makes).
+    ///
+    /// ```
+    /// let options = dbroute::RouteOptions::new().origin("other");
+    /// assert_eq!(options.origin_name(), Some("other"));
+    /// ```
+    pub const fn origin(mut self, connection: &'a str) -> Self {
+        self.origin = Some(connection);
+        self
+    }
+
+    /// The origin set with [`RouteOptions::origin`], if any.
+    ///
+    /// ```
+    /// assert_eq!(dbroute::RouteOptions::new().origin_name(), None);
+    /// ```
+    pub const fn origin_name(&self) -> Option<&'a str> {
+        self.origin
+    }
+}
+
 impl Engine {
     /// Resolves one operation to a connection handle, in order:
     ///
     /// 1. an open transaction (`tx`, else the task's ambient one) pins it to
     ///    its connection (checked against `using` and, by the engine's
-    ///    [`TransactionRouting`], the router);
+    ///    [`TransactionRouting`], the router); the origin does not move it;
     /// 2. then [`decide_with`](Engine::decide_with): `using`, the router
-    ///    chain, `default`.
+    ///    chain, the origin, `default`.
     pub(crate) fn resolve(
         &self,
         kind: OpKind,
         model: &ModelInfo,
         hints: &Hints,
-        using: Option<&str>,
+        (using, origin): (Option<&str>, Option<&str>),
         tx: Option<Arc<TxCore>>,
     ) -> Result<Connection> {
         match tx.or_else(transaction::current) {
-            Some(tx) => self.pinned(tx, kind, model, hints, using),
-            None => self.decide_with(kind, model, hints, using, |entry| Connection::new(entry.clone(), None)),
+            Some(tx) => self.pinned(tx, kind, model, hints, using, origin),
+            None => self.decide_with(kind, model, hints, (using, origin), |entry| {
+                Connection::new(entry.clone(), None)
+            }),
         }
     }
 
@@ -86,7 +148,7 @@ impl Engine {
     /// A router's refusal or fault; a router naming an unregistered
     /// connection.
     pub fn db_for_read(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
-        self.decide_with(OpKind::Read, model, hints, None, |e| e.name)
+        self.decide_with(OpKind::Read, model, hints, (None, None), |e| e.name)
     }
 
     /// The connection for writing `model`, by the resolution order
@@ -96,7 +158,78 @@ impl Engine {
     ///
     /// As [`Engine::db_for_read`].
     pub fn db_for_write(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
-        self.decide_with(OpKind::Write, model, hints, None, |e| e.name)
+        self.decide_with(OpKind::Write, model, hints, (None, None), |e| e.name)
+    }
+
+    /// [`Engine::db_for_read`], with options: an origin (see
+    /// [`RouteOptions`]), which the routers see and which is used when none
+    /// has an opinion.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Engine, Hints, ModelInfo, RouteOptions};
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .connection("replica", "sqlite::memory:")
+    ///     .build()
+    ///     .await?;
+    /// let user = ModelInfo::new("User");
+    /// let options = RouteOptions::new().origin("replica");
+    /// assert_eq!(engine.db_for_read_with(&user, &Hints::new(), &options)?, "replica");
+    /// // An origin that is not a registered connection is an error.
+    /// let unknown = RouteOptions::new().origin("elsewhere");
+    /// assert!(matches!(
+    ///     engine.db_for_read_with(&user, &Hints::new(), &unknown),
+    ///     Err(dbroute::Error::UnknownConnection { .. })
+    /// ));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::db_for_read`]; [`Error::UnknownConnection`] for an
+    /// origin that is not registered, [`Error::InvalidName`] for one that
+    /// is not a name.
+    pub fn db_for_read_with(
+        &self,
+        model: &ModelInfo,
+        hints: &Hints,
+        options: &RouteOptions<'_>,
+    ) -> Result<ConnectionName> {
+        self.decide_with(OpKind::Read, model, hints, (None, options.origin), |e| e.name)
+    }
+
+    /// [`Engine::db_for_write`], with options (see [`RouteOptions`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Engine, Hints, ModelInfo, RouteOptions};
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .connection("archive", "sqlite::memory:")
+    ///     .build()
+    ///     .await?;
+    /// let order = ModelInfo::new("Order");
+    /// let options = RouteOptions::new().origin("archive");
+    /// assert_eq!(engine.db_for_write_with(&order, &Hints::new(), &options)?, "archive");
+    /// assert_eq!(engine.db_for_write_with(&order, &Hints::new(), &RouteOptions::new())?, "default");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::db_for_read_with`].
+    pub fn db_for_write_with(
+        &self,
+        model: &ModelInfo,
+        hints: &Hints,
+        options: &RouteOptions<'_>,
+    ) -> Result<ConnectionName> {
+        self.decide_with(OpKind::Write, model, hints, (None, options.origin), |e| e.name)
     }
 
     /// Resolves one operation to a registered connection, outside any
@@ -108,25 +241,37 @@ impl Engine {
         hints: &Hints,
         using: Option<&str>,
     ) -> Result<Arc<ConnectionEntry>> {
-        self.decide_with(kind, model, hints, using, Arc::clone)
+        self.decide_with(kind, model, hints, (using, None), Arc::clone)
     }
 
     /// Resolves one operation outside any transaction, counts the
     /// decision, and hands the chosen entry to `then` (so asking for a name
     /// alone touches no reference count): `using`, else the router chain,
-    /// else `default`.
+    /// else the origin, else `default`. An origin is checked (it must be
+    /// registered) whenever it is given.
     #[inline]
     fn decide_with<T>(
         &self,
         kind: OpKind,
         model: &ModelInfo,
         hints: &Hints,
-        using: Option<&str>,
+        (using, origin): (Option<&str>, Option<&str>),
         then: impl FnOnce(&Arc<ConnectionEntry>) -> T,
     ) -> Result<T> {
         self.check_open()?;
         let registry = self.inner.registry.snapshot();
         let made: Arc<ConnectionEntry>;
+        let made_origin: Arc<ConnectionEntry>;
+        let origin = match origin {
+            None => None,
+            Some(origin) => match self.origin_entry(&registry, origin)? {
+                Ok(entry) => Some(entry),
+                Err(entry) => {
+                    made_origin = entry;
+                    Some(&made_origin)
+                }
+            },
+        };
         // The chain's generation, for route stats, when the chain decided.
         let mut decided_by = None;
         let entry = if let Some(using) = using {
@@ -142,7 +287,7 @@ impl Engine {
         } else {
             let routers = self.inner.routers.load();
             decided_by = Some(routers.generation);
-            match ask(&routers, kind, model, hints) {
+            match ask(&routers, kind, model, hints, origin.map(|e| &e.name)) {
                 // The first router with an opinion decides.
                 Ok(ChainAnswer::Use(name, router)) => match registry.get(&name) {
                     Some(entry) => entry,
@@ -151,8 +296,8 @@ impl Engine {
                         &made
                     }
                 },
-                // No opinion: `default`.
-                Ok(ChainAnswer::Default) => registry.default_entry(),
+                // No opinion: the origin, else `default`.
+                Ok(ChainAnswer::Default) => origin.unwrap_or_else(|| registry.default_entry()),
                 Err((error, true))
                     if kind == OpKind::Read && self.inner.read_failure == ReadFailure::FallBackToDefault =>
                 {
@@ -167,6 +312,21 @@ impl Engine {
         };
         self.count_decision(kind, model, entry, decided_by);
         Ok(then(entry))
+    }
+
+    /// The entry an operation's origin names: `Ok` a registered one, `Err`
+    /// one the connection factory made for it (as for `using`).
+    #[inline]
+    fn origin_entry<'r>(
+        &self,
+        registry: &'r ConnectionMap,
+        origin: &str,
+    ) -> Result<std::result::Result<&'r Arc<ConnectionEntry>, Arc<ConnectionEntry>>> {
+        let name = ConnectionName::new(origin)?;
+        match registry.get(&name) {
+            Some(entry) => Ok(Ok(entry)),
+            None => self.make_connection(name, || "origin()".to_owned()).map(Err),
+        }
     }
 
     fn count_decision(&self, kind: OpKind, model: &ModelInfo, entry: &ConnectionEntry, decided_by: Option<u64>) {
@@ -185,7 +345,10 @@ impl Engine {
 
     /// An operation inside the open transaction `tx`: it runs on the
     /// transaction's connection, if `using` and (as
-    /// [`TransactionRouting`] says) the router agree.
+    /// [`TransactionRouting`] says) the router agree. The origin never
+    /// moves it: it is checked, passed to the router, and, with
+    /// [`TransactionRouting::CheckAll`], what an operation no router has an
+    /// opinion on must belong to (instead of `default`).
     fn pinned(
         &self,
         tx: Arc<TxCore>,
@@ -193,7 +356,18 @@ impl Engine {
         model: &ModelInfo,
         hints: &Hints,
         using: Option<&str>,
+        origin: Option<&str>,
     ) -> Result<Connection> {
+        let origin = match origin {
+            None => None,
+            Some(origin) => {
+                let registry = self.inner.registry.snapshot();
+                Some(match self.origin_entry(&registry, origin)? {
+                    Ok(entry) => entry.name,
+                    Err(made) => made.name,
+                })
+            }
+        };
         let routing = self.inner.transaction_routing;
         let check = match routing {
             TransactionRouting::CheckWrites => kind == OpKind::Write,
@@ -202,9 +376,11 @@ impl Engine {
         };
         let requested = match using {
             Some(using) => Some(ConnectionName::new(using)?),
-            None if check => match ask(&self.inner.routers.load(), kind, model, hints) {
+            None if check => match ask(&self.inner.routers.load(), kind, model, hints, origin.as_ref()) {
                 Ok(ChainAnswer::Use(name, _)) => Some(name),
-                Ok(ChainAnswer::Default) if routing == TransactionRouting::CheckAll => Some(self.default_name()),
+                Ok(ChainAnswer::Default) if routing == TransactionRouting::CheckAll => {
+                    Some(origin.unwrap_or_else(|| self.default_name()))
+                }
                 Ok(ChainAnswer::Default) => None,
                 Err((error, _)) => return Err(error),
             },
@@ -230,18 +406,53 @@ impl Engine {
         })
     }
 
-    /// May an object of `a` on connection `a_db` be related to one of `b` on
-    /// `b_db`? The first router with an opinion decides; without one, only
-    /// objects on the same connection may be related.
+    /// May an object of `a` on connection `a.1` be related to one of `b` on
+    /// `b.1`? A side's connection is `None` for an object that is not saved
+    /// yet. The first router with an opinion decides; without one, as
+    /// Django's `ConnectionRouter.allow_relation` (5.2) does, the answer is
+    /// whether the two sides' connections are equal
+    /// (`obj1._state.db == obj2._state.db`): two objects on one
+    /// connection, yes; an unsaved object and a saved one, no; two unsaved
+    /// objects, yes.
+    ///
+    /// A WebAssembly router is asked about an unsaved side (`"db": null` in
+    /// its input) only if it reads ABI 1.1 (see
+    /// [`ABI_MINOR`](crate::wasm::ABI_MINOR)); an older one has no opinion on it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Engine, Hints, ModelInfo};
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .connection("other", "sqlite::memory:")
+    ///     .build()
+    ///     .await?;
+    /// let (book, author) = (ModelInfo::new("Book"), ModelInfo::new("Author"));
+    /// let no = Hints::new();
+    /// assert!(engine.allow_relation((&book, Some("other")), (&author, Some("other")), &no)?);
+    /// assert!(!engine.allow_relation((&book, Some("default")), (&author, Some("other")), &no)?);
+    /// // An unsaved author: no, unless a router says yes.
+    /// assert!(!engine.allow_relation((&book, Some("default")), (&author, None), &no)?);
+    /// // Two unsaved objects: their (missing) connections are equal.
+    /// assert!(engine.allow_relation((&book, None), (&author, None), &no)?);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
     /// A router fault; an unknown connection name.
-    pub fn allow_relation(&self, a: (&ModelInfo, &str), b: (&ModelInfo, &str), hints: &Hints) -> Result<bool> {
-        let (a_db, b_db) = (
-            self.registered_name(a.1, "allow_relation")?,
-            self.registered_name(b.1, "allow_relation")?,
-        );
+    pub fn allow_relation(
+        &self,
+        a: (&ModelInfo, Option<&str>),
+        b: (&ModelInfo, Option<&str>),
+        hints: &Hints,
+    ) -> Result<bool> {
+        let registered = |db: Option<&str>| db.map(|db| self.registered_name(db, "allow_relation")).transpose();
+        let (a_db, b_db) = (registered(a.1)?, registered(b.1)?);
         let relation = Relation {
             a: RelationSide { model: a.0, db: a_db },
             b: RelationSide { model: b.0, db: b_db },
@@ -262,8 +473,67 @@ impl Engine {
     ///
     /// A router fault; an unknown connection name.
     pub fn allow_migrate(&self, db: &str, model: &ModelInfo, hints: &Hints) -> Result<bool> {
+        self.allow_migrate_target(db, MigrateTarget::Model(model), hints)
+    }
+
+    /// May the app `app`'s migrations run on connection `db`, when no model
+    /// is concerned (Django's `allow_migrate(db, app_label)` without a
+    /// `model_name`, as for `RunSQL` and `RunPython`)? The first router
+    /// with an opinion decides; without one, yes.
+    ///
+    /// A WebAssembly router is asked (with `"app"` and no `"model"` in its
+    /// input) only if it reads ABI 1.1 (see
+    /// [`ABI_MINOR`](crate::wasm::ABI_MINOR)); an older one has no opinion on it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Engine, Hints};
+    /// use dbroute::router::{Decision, Fault, Migration, Operation, Router, RouterIdentity};
+    ///
+    /// /// The `metrics` app lives on `analytics` only.
+    /// #[derive(Debug)]
+    /// struct Metrics;
+    ///
+    /// impl Router for Metrics {
+    ///     fn identity(&self) -> RouterIdentity {
+    ///         RouterIdentity::native("metrics")
+    ///     }
+    ///     fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
+    ///         Ok(Decision::NoOpinion)
+    ///     }
+    ///     fn allow_migrate(&self, m: &Migration<'_>) -> Result<Option<bool>, Fault> {
+    ///         Ok((m.app() == Some("metrics")).then_some(m.db == "analytics"))
+    ///     }
+    /// }
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .connection("analytics", "sqlite::memory:")
+    ///     .add_router(Metrics)
+    ///     .build()
+    ///     .await?;
+    /// let no = Hints::new();
+    /// assert!(engine.allow_migrate_app("analytics", "metrics", &no)?);
+    /// assert!(!engine.allow_migrate_app("default", "metrics", &no)?);
+    /// assert!(engine.allow_migrate_app("default", "auth", &no)?);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A router fault; an unknown connection name.
+    pub fn allow_migrate_app(&self, db: &str, app: &str, hints: &Hints) -> Result<bool> {
+        self.allow_migrate_target(db, MigrateTarget::App(app), hints)
+    }
+
+    /// [`Engine::allow_migrate`] or [`Engine::allow_migrate_app`], by what
+    /// `target` is.
+    fn allow_migrate_target(&self, db: &str, target: MigrateTarget<'_>, hints: &Hints) -> Result<bool> {
         let db = self.registered_name(db, "allow_migrate")?;
-        let migration = Migration { db, model, hints };
+        let migration = Migration { db, target, hints };
         Ok(self.inner.routers.load().allow_migrate(&migration)?.unwrap_or(true))
     }
 
@@ -287,11 +557,13 @@ fn ask<'c>(
     kind: OpKind,
     model: &ModelInfo,
     hints: &Hints,
+    origin: Option<&ConnectionName>,
 ) -> Asked<'c> {
     let hints = crate::scope::effective(hints);
     routers.decide(&Operation {
         kind,
         model,
         hints: hints.hints(),
+        origin,
     })
 }

@@ -39,6 +39,39 @@ impl fmt::Display for OpKind {
 }
 
 /// One routed operation, as a router sees it.
+///
+/// # Examples
+///
+/// A router that sends an operation back to the connection its row came
+/// from, when the caller says where that was (as Django's routers do with
+/// the `instance` hint):
+///
+/// ```
+/// use dbroute::{ConnectionName, Hints, ModelInfo};
+/// use dbroute::router::{Decision, Fault, OpKind, Operation, Router, RouterIdentity};
+///
+/// #[derive(Debug)]
+/// struct Sticky;
+///
+/// impl Router for Sticky {
+///     fn identity(&self) -> RouterIdentity {
+///         RouterIdentity::native("sticky")
+///     }
+///     fn db_for_read(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
+///         Ok(op.origin.copied().map_or(Decision::NoOpinion, Decision::Use))
+///     }
+/// }
+///
+/// const OTHER: ConnectionName = ConnectionName::from_static("other");
+/// let user = ModelInfo::new("User");
+/// let op = Operation {
+///     kind: OpKind::Read,
+///     model: &user,
+///     hints: &Hints::new(),
+///     origin: Some(&OTHER),
+/// };
+/// assert_eq!(Sticky.db_for_read(&op), Ok(Decision::Use(OTHER)));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Operation<'a> {
     /// Read or write.
@@ -47,6 +80,13 @@ pub struct Operation<'a> {
     pub model: &'a ModelInfo,
     /// The caller's hints.
     pub hints: &'a Hints,
+    /// The operation's origin: the registered connection the row or object
+    /// it is about was read from, when the caller said
+    /// ([`Routed::origin`](crate::Routed::origin)). When no router has an
+    /// opinion, the operation goes there instead of to `default`. Routers
+    /// may use it too (WebAssembly routers get it as the input's `origin`
+    /// field, see `docs/ABI.md`).
+    pub origin: Option<&'a ConnectionName>,
 }
 
 /// One side of an `allow_relation` question.
@@ -54,8 +94,9 @@ pub struct Operation<'a> {
 pub struct RelationSide<'a> {
     /// The object's model.
     pub model: &'a ModelInfo,
-    /// The connection the object lives on.
-    pub db: ConnectionName,
+    /// The connection the object lives on; `None` for an object that is
+    /// not saved yet (Django's `obj._state.db is None`).
+    pub db: Option<ConnectionName>,
 }
 
 /// May two objects on these connections be related?
@@ -69,21 +110,94 @@ pub struct Relation<'a> {
     pub hints: &'a Hints,
 }
 
-/// May this model's schema be created on this connection?
+/// May this model's schema (or this app's migrations) be created on this
+/// connection?
 #[derive(Debug, Clone, Copy)]
 pub struct Migration<'a> {
     /// The connection.
     pub db: ConnectionName,
-    /// The model.
-    pub model: &'a ModelInfo,
+    /// What would be migrated: one model, or an app as a whole.
+    pub target: MigrateTarget<'a>,
     /// The caller's hints.
     pub hints: &'a Hints,
+}
+
+impl<'a> Migration<'a> {
+    /// The model, when the question is about one (`None` for
+    /// [`MigrateTarget::App`]).
+    ///
+    /// ```
+    /// use dbroute::{ConnectionName, Hints, ModelInfo};
+    /// use dbroute::router::{MigrateTarget, Migration};
+    ///
+    /// let (event, hints) = (ModelInfo::new("Event"), Hints::new());
+    /// let m = Migration { db: ConnectionName::DEFAULT, target: MigrateTarget::Model(&event), hints: &hints };
+    /// assert!(m.model().is_some_and(|model| model.name() == "Event"));
+    /// ```
+    pub fn model(&self) -> Option<&'a ModelInfo> {
+        match self.target {
+            MigrateTarget::Model(model) => Some(model),
+            MigrateTarget::App(_) => None,
+        }
+    }
+
+    /// The app label: the app asked about, or the model's app (`None` for a
+    /// model without one). Django's `allow_migrate(db, app_label, ...)`.
+    ///
+    /// ```
+    /// use dbroute::{ConnectionName, Hints, ModelInfo};
+    /// use dbroute::router::{MigrateTarget, Migration};
+    ///
+    /// let hints = Hints::new();
+    /// let event = ModelInfo::new("Event").with_app("metrics");
+    /// let of_model = Migration { db: ConnectionName::DEFAULT, target: MigrateTarget::Model(&event), hints: &hints };
+    /// let of_app = Migration { db: ConnectionName::DEFAULT, target: MigrateTarget::App("metrics"), hints: &hints };
+    /// assert_eq!(of_model.app(), Some("metrics"));
+    /// assert_eq!(of_app.app(), Some("metrics"));
+    /// assert_eq!(of_model.model().map(ModelInfo::name), Some("Event"));
+    /// assert!(of_app.model().is_none());
+    /// ```
+    pub fn app(&self) -> Option<&'a str> {
+        match self.target {
+            MigrateTarget::Model(model) => model.app(),
+            MigrateTarget::App(app) => Some(app),
+        }
+    }
+}
+
+/// What an `allow_migrate` question is about: Django asks
+/// `allow_migrate(db, app_label, model_name=None, **hints)`, with a model
+/// for a model's operations and with the app label alone for the others
+/// (a `RunSQL` or `RunPython` migration operation, say).
+///
+/// ```
+/// use dbroute::ModelInfo;
+/// use dbroute::router::MigrateTarget;
+///
+/// let event = ModelInfo::new("Event").with_app("metrics");
+/// assert!(matches!(MigrateTarget::from(&event), MigrateTarget::Model(m) if m.name() == "Event"));
+/// let app = MigrateTarget::App("metrics");
+/// assert!(matches!(app, MigrateTarget::App("metrics")));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub enum MigrateTarget<'a> {
+    /// One model's schema.
+    Model(&'a ModelInfo),
+    /// An app label, no model.
+    App(&'a str),
+}
+
+impl<'a> From<&'a ModelInfo> for MigrateTarget<'a> {
+    fn from(model: &'a ModelInfo) -> Self {
+        MigrateTarget::Model(model)
+    }
 }
 
 /// A router's answer for one operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// No opinion: ask the next router; when none has one, use `default`.
+    /// No opinion: ask the next router; when none has one, use the
+    /// operation's origin, else `default`.
     NoOpinion,
     /// Use this connection.
     Use(ConnectionName),
@@ -233,6 +347,7 @@ pub trait Router: Send + Sync + fmt::Debug + 'static {
     }
 
     /// May two objects on these connections be related? `None`: no opinion.
+    /// A side's `db` is `None` for an object not saved yet.
     ///
     /// # Errors
     ///
@@ -242,8 +357,8 @@ pub trait Router: Send + Sync + fmt::Debug + 'static {
         Ok(None)
     }
 
-    /// May this model's schema be created on this connection? `None`: no
-    /// opinion.
+    /// May this model's schema (or, for [`MigrateTarget::App`], this app's
+    /// migrations) be created on this connection? `None`: no opinion.
     ///
     /// # Errors
     ///

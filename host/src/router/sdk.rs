@@ -235,13 +235,13 @@ where
     /// One decision, from the input a WebAssembly instance would get.
     #[inline]
     fn decide(&self, kind: OpKind, op: &Operation<'_>) -> Result<Decision, Fault> {
-        let pieces = abi::decision_input(kind, op.model, op.hints);
+        let input = abi::decision_input(kind, op.model, op.hints, op.origin);
         let kind = match kind {
             OpKind::Read => dbroute_sdk::OpKind::Read,
             OpKind::Write => dbroute_sdk::OpKind::Write,
         };
         self.with_instance(|instance| {
-            let len = write_input(instance, &pieces)?;
+            let len = write_input(instance, input.pieces())?;
             instance.decide(kind, len, |reply, text| match reply {
                 Reply::NoOpinion => Ok(Decision::NoOpinion),
                 Reply::Use => abi::decode_name(text.as_bytes()),
@@ -282,7 +282,7 @@ where
     }
 
     fn allow_migrate(&self, migration: &Migration<'_>) -> Result<Option<bool>, Fault> {
-        let input = abi::migrate_input(migration.db, migration.model, migration.hints);
+        let input = abi::migrate_input(migration.db, migration.target, migration.hints);
         self.with_instance(|instance| {
             let len = write_input(instance, &[input.as_bytes()])?;
             Ok(instance.allow_migrate(len))

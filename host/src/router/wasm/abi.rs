@@ -6,12 +6,24 @@ use wasmtime::{ExternType, FuncType, Module, ValType};
 use crate::error::{Fault, LoadError};
 use crate::model::{Hints, ModelInfo};
 use crate::name::{ConnectionName, MAX_NAME_LEN};
-use crate::router::{Decision, OpKind};
+use crate::router::{Decision, MigrateTarget, OpKind};
 
 /// The router ABI version this host speaks (see `docs/ABI.md`).
 pub const ABI_VERSION: i32 = 1;
 
+/// The minor version of the ABI this host speaks: 1, for ABI 1.1 (see
+/// `docs/ABI.md`, "Changes"). A router that exports `dbroute_abi_minor`
+/// returning 1 or more is asked the questions 1.1 added (`allow_migrate`
+/// for an app label alone, `allow_relation` with an unsaved side); one
+/// that does not is never sent them (it has no opinion on them).
+///
+/// ```
+/// assert_eq!((dbroute::wasm::ABI_VERSION, dbroute::wasm::ABI_MINOR), (1, 1));
+/// ```
+pub const ABI_MINOR: i32 = 1;
+
 pub(crate) const VERSION: &str = "dbroute_abi_version";
+pub(crate) const MINOR: &str = "dbroute_abi_minor";
 pub(crate) const INPUT: &str = "dbroute_input";
 pub(crate) const MEMORY: &str = "memory";
 pub(crate) const DB_FOR_READ: &str = "db_for_read";
@@ -36,6 +48,7 @@ pub(crate) struct Exports {
     pub(crate) allow_migrate: bool,
     pub(crate) deterministic: bool,
     pub(crate) init: bool,
+    pub(crate) abi_minor: bool,
 }
 
 impl Exports {
@@ -49,6 +62,7 @@ impl Exports {
             (self.allow_migrate, ALLOW_MIGRATE),
             (self.deterministic, DETERMINISTIC),
             (self.init, INIT),
+            (self.abi_minor, MINOR),
         ] {
             if present {
                 names.push(name);
@@ -137,6 +151,7 @@ pub(crate) fn check_exports(module: &Module) -> Result<Exports, LoadError> {
         allow_migrate: func(ALLOW_MIGRATE, &[I32, I32], &[I32], "(i32, i32) -> i32")?,
         deterministic: func(DETERMINISTIC, &[], &[I32], "() -> i32")?,
         init: func(INIT, &[I32, I32], &[I64], "(i32, i32) -> i64")?,
+        abi_minor: func(MINOR, &[], &[I32], "() -> i32")?,
     };
     if !exports.db_for_read && !exports.db_for_write {
         return Err(LoadError::NoDecisionExport);
@@ -145,18 +160,54 @@ pub(crate) fn check_exports(module: &Module) -> Result<Exports, LoadError> {
 }
 
 /// The input of `db_for_read` / `db_for_write`, as pieces to write one
-/// after another (the model's JSON and the hints' JSON are built once and
-/// reused; nothing is allocated here).
+/// after another, borrowed (the model's JSON and the hints' JSON are built
+/// once and reused; nothing is allocated here). An input without an origin
+/// is the four pieces it was before ABI 1.1.
+pub(crate) enum DecisionInput<'a> {
+    /// `{"op":..,"model":{..}` then `}`, or `,"hints":` and the hints
+    /// followed by the input's closing brace.
+    Plain([&'a [u8]; 4]),
+    /// The same, then `,"origin":"`, the name, `"}`.
+    WithOrigin([&'a [u8]; 7]),
+}
+
+impl<'a> DecisionInput<'a> {
+    /// The pieces, in order.
+    #[inline]
+    pub(crate) fn pieces(&self) -> &[&'a [u8]] {
+        match self {
+            DecisionInput::Plain(pieces) => pieces,
+            DecisionInput::WithOrigin(pieces) => pieces,
+        }
+    }
+}
+
+/// The input of `db_for_read` / `db_for_write`:
+/// `{"op":..,"model":{..}[,"hints":{..}][,"origin":".."]}` (ABI 1.1 added
+/// `origin`, last, only when there is one).
 #[inline]
-pub(crate) fn decision_input<'a>(kind: OpKind, model: &'a ModelInfo, hints: &'a Hints) -> [&'a [u8]; 4] {
+pub(crate) fn decision_input<'a>(
+    kind: OpKind,
+    model: &'a ModelInfo,
+    hints: &'a Hints,
+    origin: Option<&'a ConnectionName>,
+) -> DecisionInput<'a> {
     let head: &[u8] = match kind {
         OpKind::Read => br#"{"op":"read","model":"#,
         OpKind::Write => br#"{"op":"write","model":"#,
     };
-    if hints.is_empty() {
-        [head, model.abi_json().as_bytes(), b"}", b""]
-    } else {
-        [head, model.abi_json().as_bytes(), br#","hints":"#, hints_tail(hints)]
+    let model = model.abi_json().as_bytes();
+    match origin {
+        None if hints.is_empty() => DecisionInput::Plain([head, model, b"}", b""]),
+        None => DecisionInput::Plain([head, model, br#","hints":"#, hints_tail(hints)]),
+        Some(origin) => {
+            let (key, hints) = if hints.is_empty() {
+                (&b""[..], &b""[..])
+            } else {
+                (&br#","hints":"#[..], hints.abi_json().as_bytes())
+            };
+            DecisionInput::WithOrigin([head, model, key, hints, br#","origin":""#, origin.as_bytes(), br#""}"#])
+        }
     }
 }
 
@@ -166,29 +217,60 @@ fn hints_tail(hints: &Hints) -> &[u8] {
     hints.abi_json_closed().as_bytes()
 }
 
-/// The input of `allow_relation`.
+/// The input of `allow_relation`; a side with no connection (an object not
+/// saved yet) has `"db":null` (ABI 1.1).
 pub(crate) fn relation_input(
-    a: (&ModelInfo, ConnectionName),
-    b: (&ModelInfo, ConnectionName),
+    a: (&ModelInfo, Option<ConnectionName>),
+    b: (&ModelInfo, Option<ConnectionName>),
     hints: &Hints,
 ) -> String {
+    let db = |name: Option<ConnectionName>| match name {
+        Some(name) => format!("\"{name}\""),
+        None => "null".to_owned(),
+    };
     format!(
-        r#"{{"op":"relation","a":{{"model":{},"db":"{}"}},"b":{{"model":{},"db":"{}"}},"hints":{}}}"#,
+        r#"{{"op":"relation","a":{{"model":{},"db":{}}},"b":{{"model":{},"db":{}}},"hints":{}}}"#,
         a.0.abi_json(),
-        a.1,
+        db(a.1),
         b.0.abi_json(),
-        b.1,
+        db(b.1),
         hints.abi_json()
     )
 }
 
-/// The input of `allow_migrate`.
-pub(crate) fn migrate_input(db: ConnectionName, model: &ModelInfo, hints: &Hints) -> String {
-    format!(
-        r#"{{"op":"migrate","db":"{db}","model":{},"hints":{}}}"#,
-        model.abi_json(),
-        hints.abi_json()
-    )
+/// The input of `allow_migrate`: with the model, or with the app label
+/// alone (`"app"` instead of `"model"`, ABI 1.1).
+pub(crate) fn migrate_input(db: ConnectionName, target: MigrateTarget<'_>, hints: &Hints) -> String {
+    match target {
+        MigrateTarget::Model(model) => format!(
+            r#"{{"op":"migrate","db":"{db}","model":{},"hints":{}}}"#,
+            model.abi_json(),
+            hints.abi_json()
+        ),
+        MigrateTarget::App(app) => format!(
+            r#"{{"op":"migrate","db":"{db}","app":{},"hints":{}}}"#,
+            serde_json::Value::from(app),
+            hints.abi_json()
+        ),
+    }
+}
+
+/// Whether a router whose `dbroute_abi_minor` said `minor` (0 without the
+/// export) may be asked what ABI 1.1 added to `allow_migrate` and
+/// `allow_relation`: older routers could not read those inputs (a model
+/// missing, a `null` connection) and would fault.
+pub(crate) fn understands_1_1(minor: i32) -> bool {
+    minor >= 1
+}
+
+/// Whether this `allow_migrate` question needs ABI 1.1.
+pub(crate) fn migrate_needs_1_1(target: MigrateTarget<'_>) -> bool {
+    matches!(target, MigrateTarget::App(_))
+}
+
+/// Whether this `allow_relation` question needs ABI 1.1.
+pub(crate) fn relation_needs_1_1(a: Option<ConnectionName>, b: Option<ConnectionName>) -> bool {
+    a.is_none() || b.is_none()
 }
 
 /// The input of `dbroute_init`.
@@ -376,17 +458,55 @@ mod tests {
     #[test]
     fn decision_input_is_the_abi_json() {
         let model = ModelInfo::new("User").with_table("users").with_tags(["pii"]);
-        let join = |pieces: [&[u8]; 4]| String::from_utf8(pieces.concat()).unwrap();
-        let plain = join(decision_input(OpKind::Read, &model, &Hints::new()));
+        let join = |input: DecisionInput<'_>| String::from_utf8(input.pieces().concat()).unwrap();
+        let plain = join(decision_input(OpKind::Read, &model, &Hints::new(), None));
         assert_eq!(
             plain,
             r#"{"op":"read","model":{"name":"User","table":"users","tags":["pii"]}}"#
         );
         let hints = Hints::new().with("tenant", "acme");
-        let hinted = join(decision_input(OpKind::Write, &model, &hints));
+        let hinted = join(decision_input(OpKind::Write, &model, &hints, None));
         let parsed: serde_json::Value = serde_json::from_str(&hinted).unwrap();
         assert_eq!(parsed["op"], "write");
         assert_eq!(parsed["hints"]["tenant"], "acme");
         assert_eq!(parsed["model"]["name"], "User");
+        assert!(parsed.get("origin").is_none());
+    }
+
+    #[test]
+    fn an_origin_is_the_last_member_and_only_when_there_is_one() {
+        let model = ModelInfo::new("User");
+        let other = ConnectionName::from_static("other");
+        let join = |input: DecisionInput<'_>| String::from_utf8(input.pieces().concat()).unwrap();
+        assert_eq!(
+            join(decision_input(OpKind::Read, &model, &Hints::new(), Some(&other))),
+            r#"{"op":"read","model":{"name":"User"},"origin":"other"}"#
+        );
+        let hints = Hints::new().with("tenant", "acme");
+        assert_eq!(
+            join(decision_input(OpKind::Write, &model, &hints, Some(&other))),
+            r#"{"op":"write","model":{"name":"User"},"hints":{"tenant":"acme"},"origin":"other"}"#
+        );
+    }
+
+    #[test]
+    fn relation_and_migrate_inputs_of_abi_1_1() {
+        let (book, author) = (ModelInfo::new("Book"), ModelInfo::new("Author"));
+        let default = ConnectionName::DEFAULT;
+        let relation: serde_json::Value =
+            serde_json::from_str(&relation_input((&book, Some(default)), (&author, None), &Hints::new())).unwrap();
+        assert_eq!(relation["a"]["db"], "default");
+        assert!(relation["b"]["db"].is_null());
+        assert!(relation_needs_1_1(Some(default), None));
+        assert!(!relation_needs_1_1(Some(default), Some(default)));
+        let app = migrate_input(default, MigrateTarget::App("a\"pp"), &Hints::new());
+        assert_eq!(app, r#"{"op":"migrate","db":"default","app":"a\"pp","hints":{}}"#);
+        let model = migrate_input(default, MigrateTarget::Model(&book), &Hints::new());
+        assert_eq!(
+            model,
+            r#"{"op":"migrate","db":"default","model":{"name":"Book"},"hints":{}}"#
+        );
+        assert!(migrate_needs_1_1(MigrateTarget::App("x")) && !migrate_needs_1_1(MigrateTarget::Model(&book)));
+        assert!(!understands_1_1(0) && understands_1_1(1) && understands_1_1(2));
     }
 }

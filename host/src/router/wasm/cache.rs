@@ -32,15 +32,17 @@ use crate::router::{Decision, OpKind};
 /// the cache never holds more than this many answers.
 const SLOTS: usize = 1024;
 
-/// Words of key a slot holds: the model's JSON, then the hints' JSON, each
-/// from a word boundary. An input whose key does not fit is not cached.
+/// Words of key a slot holds: the model's JSON, then the hints' JSON, then
+/// the origin's name, each from a word boundary. An input whose key does
+/// not fit is not cached.
 const KEY_WORDS: usize = 24;
 
 /// Words of a connection name (at most 64 bytes).
 const NAME_WORDS: usize = 8;
 
 /// What an input is made of, for the cache: the operation, the model's JSON
-/// and the hints' JSON (empty when there are none), and a hash of the three
+/// and the hints' JSON (empty when there are none), the origin's name
+/// (empty when there is none: a name is never empty), and a hash of them
 /// made from the hashes the model and hints computed once, when their JSON
 /// was built. Two keys with the same parts are the same input bytes.
 pub(crate) struct CacheKey<'a> {
@@ -48,11 +50,17 @@ pub(crate) struct CacheKey<'a> {
     kind: OpKind,
     model: &'a [u8],
     hints: &'a [u8],
+    origin: &'a [u8],
 }
 
 impl<'a> CacheKey<'a> {
     #[inline]
-    pub(crate) fn new(kind: OpKind, model: &'a ModelInfo, hints: &'a Hints) -> Self {
+    pub(crate) fn new(
+        kind: OpKind,
+        model: &'a ModelInfo,
+        hints: &'a Hints,
+        origin: Option<&'a ConnectionName>,
+    ) -> Self {
         let model = model.abi();
         let (hints, hints_hash) = if hints.is_empty() {
             (&[][..], 0)
@@ -60,19 +68,40 @@ impl<'a> CacheKey<'a> {
             let abi = hints.abi_closed();
             (abi.text().as_bytes(), abi.hash())
         };
-        // A multiply-and-fold mix of the three: the parts' hashes are
+        // A multiply-and-fold mix of the parts: the parts' hashes are
         // already well mixed, this only keeps their combinations apart.
-        let mixed =
-            (u128::from(model.hash() ^ kind as u64) * u128::from(hints_hash ^ 0x9E37_79B9_7F4A_7C15)).to_le_bytes();
-        let hash = u64::from_le_bytes(mixed[..8].try_into().unwrap_or_default())
-            ^ u64::from_le_bytes(mixed[8..].try_into().unwrap_or_default());
+        let hash = fold(model.hash() ^ kind as u64, hints_hash ^ 0x9E37_79B9_7F4A_7C15);
+        // Out of line: an input without an origin pays one branch.
+        let (origin, hash) = match origin {
+            None => (&[][..], hash),
+            Some(name) => (name.as_bytes(), with_origin(hash, name)),
+        };
         CacheKey {
             hash,
             kind,
             model: model.text().as_bytes(),
             hints,
+            origin,
         }
     }
+}
+
+/// `hash` mixed with a hash of the origin's name.
+#[inline(never)]
+fn with_origin(hash: u64, name: &ConnectionName) -> u64 {
+    let (len, words) = name.to_words();
+    let name_hash = words
+        .iter()
+        .fold(u64::from(len), |h, w| fold(h ^ w, 0xA076_1D64_78BD_642F));
+    fold(hash, name_hash ^ 0xE703_7ED1_A0B4_28DB)
+}
+
+/// Multiplies `a` and `b` to 128 bits and folds the halves together.
+#[inline(always)]
+fn fold(a: u64, b: u64) -> u64 {
+    let mixed = (u128::from(a) * u128::from(b)).to_le_bytes();
+    u64::from_le_bytes(mixed[..8].try_into().unwrap_or_default())
+        ^ u64::from_le_bytes(mixed[8..].try_into().unwrap_or_default())
 }
 
 /// Words holding `bytes`, zero-padded.
@@ -98,7 +127,7 @@ fn each_word(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
 /// Whether `key`'s words fit in a slot.
 #[inline]
 fn fits(key: &CacheKey<'_>) -> bool {
-    words(key.model) + words(key.hints) <= KEY_WORDS
+    words(key.model) + words(key.hints) + words(key.origin) <= KEY_WORDS
 }
 
 /// What a slot holds, besides its key's bytes and the name's words: the
@@ -108,12 +137,16 @@ struct Shape(u64);
 
 impl Shape {
     /// The key's part: operation (bit 0), model length (bits 8..24), hints
-    /// length (bits 24..40). The answer's part: the name's length (bits
-    /// 48..56), 0 for no opinion (a connection name is never empty).
+    /// length (bits 24..40), origin length (bits 40..48, 0 for none). The
+    /// answer's part: the name's length (bits 48..56), 0 for no opinion (a
+    /// connection name is never empty).
     fn of_key(key: &CacheKey<'_>) -> u64 {
-        key.kind as u64 | (key.model.len() as u64) << 8 | (key.hints.len() as u64) << 24
+        key.kind as u64
+            | (key.model.len() as u64) << 8
+            | (key.hints.len() as u64) << 24
+            | (key.origin.len() as u64) << 40
     }
-    const KEY_BITS: u64 = (1 << 40) - 1;
+    const KEY_BITS: u64 = (1 << 48) - 1;
 
     fn new(key: &CacheKey<'_>, name_len: u8) -> Self {
         Shape(Self::of_key(key) | u64::from(name_len) << 48)
@@ -174,6 +207,9 @@ impl Slot {
         for (stored, given) in hints.zip(each_word(key.hints)) {
             differ |= stored.load(Ordering::Relaxed) ^ given;
         }
+        if !key.origin.is_empty() {
+            differ |= self.origin_differs(key);
+        }
         let name: [u64; NAME_WORDS] = std::array::from_fn(|i| self.name[i].load(Ordering::Relaxed));
         fence(Ordering::Acquire);
         if differ != 0 || self.seq.load(Ordering::Relaxed) != seq {
@@ -184,6 +220,16 @@ impl Slot {
             // Stored from a name, and read back whole (the sequence number
             // did not move).
             len => Decision::Use(ConnectionName::from_words(len, name)),
+        })
+    }
+
+    /// The bits in which the origin's words of `key` differ from the
+    /// slot's (out of line: an input without an origin skips it).
+    #[inline(never)]
+    fn origin_differs(&self, key: &CacheKey<'_>) -> u64 {
+        let origin = self.key.iter().skip(words(key.model) + words(key.hints));
+        origin.zip(each_word(key.origin)).fold(0, |differ, (stored, given)| {
+            differ | (stored.load(Ordering::Relaxed) ^ given)
         })
     }
 
@@ -203,7 +249,9 @@ impl Slot {
         self.generation.store(generation, Ordering::Relaxed);
         self.hash.store(key.hash, Ordering::Relaxed);
         self.shape.store(Shape::new(key, name.0).0, Ordering::Relaxed);
-        let given = each_word(key.model).chain(each_word(key.hints));
+        let given = each_word(key.model)
+            .chain(each_word(key.hints))
+            .chain(each_word(key.origin));
         for (slot, word) in self.key.iter().zip(given) {
             slot.store(word, Ordering::Relaxed);
         }
@@ -293,7 +341,7 @@ mod tests {
         // and answers after it: that answer must not be served.
         let cache = DecisionCache::new();
         let user = ModelInfo::new("User");
-        let key = CacheKey::new(OpKind::Read, &user, &NO);
+        let key = CacheKey::new(OpKind::Read, &user, &NO, None);
         let miss = cache.get(&key).unwrap_err();
         cache.clear();
         cache.put(&key, miss, &Decision::Use(ConnectionName::from_static("replica")));
@@ -304,7 +352,7 @@ mod tests {
     fn an_answer_from_before_a_clear_does_not_replace_a_current_one() {
         let cache = DecisionCache::new();
         let user = ModelInfo::new("User");
-        let key = CacheKey::new(OpKind::Read, &user, &NO);
+        let key = CacheKey::new(OpKind::Read, &user, &NO, None);
         let stale = cache.get(&key).unwrap_err();
         cache.clear();
         let current = Decision::Use(ConnectionName::from_static("replica"));
@@ -317,10 +365,10 @@ mod tests {
     fn colliding_models(count: usize) -> Vec<ModelInfo> {
         let no_hints = Hints::new();
         let all: Vec<ModelInfo> = (0..50_000).map(|i| ModelInfo::new(format!("M{i}"))).collect();
-        let slot = CacheKey::new(OpKind::Read, &all[0], &no_hints).hash as usize % SLOTS;
+        let slot = CacheKey::new(OpKind::Read, &all[0], &no_hints, None).hash as usize % SLOTS;
         let found: Vec<ModelInfo> = all
             .into_iter()
-            .filter(|m| CacheKey::new(OpKind::Read, m, &no_hints).hash as usize % SLOTS == slot)
+            .filter(|m| CacheKey::new(OpKind::Read, m, &no_hints, None).hash as usize % SLOTS == slot)
             .take(count)
             .collect();
         assert_eq!(found.len(), count, "models sharing a slot");
@@ -332,7 +380,10 @@ mod tests {
         let cache = DecisionCache::new();
         let answer = Decision::Use(ConnectionName::from_static("replica"));
         let models: Vec<ModelInfo> = (0..100).map(|i| ModelInfo::new(format!("M{i}"))).collect();
-        let keys: Vec<CacheKey<'_>> = models.iter().map(|m| CacheKey::new(OpKind::Read, m, &NO)).collect();
+        let keys: Vec<CacheKey<'_>> = models
+            .iter()
+            .map(|m| CacheKey::new(OpKind::Read, m, &NO, None))
+            .collect();
         for key in &keys {
             cache.put_now(key, &answer);
         }
@@ -347,7 +398,7 @@ mod tests {
     fn refusals_are_not_kept() {
         let cache = DecisionCache::new();
         let user = ModelInfo::new("User");
-        let key = CacheKey::new(OpKind::Write, &user, &NO);
+        let key = CacheKey::new(OpKind::Write, &user, &NO, None);
         cache.put_now(&key, &Decision::Refuse("no".into()));
         assert_eq!(cache.get(&key).ok(), None);
     }
@@ -370,7 +421,7 @@ mod tests {
                 scope.spawn(move || {
                     for round in 0..20_000 {
                         let i = (round + writer) % models.len();
-                        cache.put_now(&CacheKey::new(OpKind::Read, &models[i], &NO), &answers[i]);
+                        cache.put_now(&CacheKey::new(OpKind::Read, &models[i], &NO, None), &answers[i]);
                     }
                     writing.fetch_sub(1, Ordering::Release);
                 });
@@ -388,7 +439,7 @@ mod tests {
                             }
                             after += 1;
                         }
-                        if let Ok(got) = cache.get(&CacheKey::new(OpKind::Read, &models[i], &NO)) {
+                        if let Ok(got) = cache.get(&CacheKey::new(OpKind::Read, &models[i], &NO, None)) {
                             assert_eq!(got, answers[i], "the answer of another input");
                             hits.fetch_add(1, Ordering::Relaxed);
                         }
@@ -406,24 +457,32 @@ mod tests {
         let user = ModelInfo::new("User");
         let no_hints = Hints::new();
         let acme = Hints::new().with("tenant", "acme");
-        let read = CacheKey::new(OpKind::Read, &user, &no_hints);
+        let read = CacheKey::new(OpKind::Read, &user, &no_hints, None);
         assert_eq!(cache.get(&read).ok(), None);
         cache.put_now(&read, &answer);
         assert_eq!(cache.get(&read).ok(), Some(answer.clone()));
         // The same bytes from another `ModelInfo` hit; any other part misses.
         let same_user = ModelInfo::new("User");
         assert_eq!(
-            cache.get(&CacheKey::new(OpKind::Read, &same_user, &no_hints)).ok(),
+            cache
+                .get(&CacheKey::new(OpKind::Read, &same_user, &no_hints, None))
+                .ok(),
             Some(answer.clone())
         );
-        assert_eq!(cache.get(&CacheKey::new(OpKind::Write, &user, &no_hints)).ok(), None);
-        assert_eq!(cache.get(&CacheKey::new(OpKind::Read, &user, &acme)).ok(), None);
+        assert_eq!(
+            cache.get(&CacheKey::new(OpKind::Write, &user, &no_hints, None)).ok(),
+            None
+        );
+        assert_eq!(cache.get(&CacheKey::new(OpKind::Read, &user, &acme, None)).ok(), None);
         let usr = ModelInfo::new("Usr");
-        assert_eq!(cache.get(&CacheKey::new(OpKind::Read, &usr, &no_hints)).ok(), None);
+        assert_eq!(
+            cache.get(&CacheKey::new(OpKind::Read, &usr, &no_hints, None)).ok(),
+            None
+        );
         let user_with_table = ModelInfo::new("User").with_table("users");
         assert_eq!(
             cache
-                .get(&CacheKey::new(OpKind::Read, &user_with_table, &no_hints))
+                .get(&CacheKey::new(OpKind::Read, &user_with_table, &no_hints, None))
                 .ok(),
             None
         );
@@ -439,8 +498,8 @@ mod tests {
         let replica = Decision::Use(ConnectionName::from_static("replica"));
         let analytics = Decision::Use(ConnectionName::from_static("analytics"));
         let models = colliding_models(2);
-        let first = CacheKey::new(OpKind::Read, &models[0], &NO);
-        let other = CacheKey::new(OpKind::Read, &models[1], &NO);
+        let first = CacheKey::new(OpKind::Read, &models[0], &NO, None);
+        let other = CacheKey::new(OpKind::Read, &models[1], &NO, None);
         cache.put_now(&first, &replica);
         cache.put_now(&other, &analytics);
         assert_eq!(cache.get(&first).ok(), None);
@@ -456,6 +515,7 @@ mod tests {
             kind: OpKind::Read,
             model,
             hints,
+            origin: b"",
         };
         let answer = Decision::Use(ConnectionName::from_static("replica"));
         let cache = DecisionCache::new();
@@ -478,11 +538,51 @@ mod tests {
     }
 
     #[test]
+    fn an_origin_is_part_of_the_key() {
+        let cache = DecisionCache::new();
+        let user = ModelInfo::new("User");
+        let (other, third) = (
+            ConnectionName::from_static("other"),
+            ConnectionName::from_static("third"),
+        );
+        let (to_other, to_third) = (Decision::Use(other), Decision::Use(third));
+        let from_other = CacheKey::new(OpKind::Write, &user, &NO, Some(&other));
+        let from_third = CacheKey::new(OpKind::Write, &user, &NO, Some(&third));
+        let from_nowhere = CacheKey::new(OpKind::Write, &user, &NO, None);
+        cache.put_now(&from_other, &to_other);
+        assert_eq!(cache.get(&from_other).ok(), Some(to_other.clone()));
+        assert_eq!(cache.get(&from_third).ok(), None);
+        assert_eq!(cache.get(&from_nowhere).ok(), None);
+        cache.put_now(&from_third, &to_third);
+        cache.put_now(&from_nowhere, &Decision::NoOpinion);
+        assert_eq!(cache.get(&from_other).ok(), Some(to_other));
+        assert_eq!(cache.get(&from_third).ok(), Some(to_third));
+        assert_eq!(cache.get(&from_nowhere).ok(), Some(Decision::NoOpinion));
+    }
+
+    #[test]
+    fn the_same_words_split_between_hints_and_origin_are_another_key() {
+        let key = |hints: &'static [u8], origin: &'static [u8]| CacheKey {
+            hash: 7,
+            kind: OpKind::Read,
+            model: b"12345678",
+            hints,
+            origin,
+        };
+        let answer = Decision::Use(ConnectionName::from_static("replica"));
+        let cache = DecisionCache::new();
+        cache.put_now(&key(b"ABCDEFGH", b"other"), &answer);
+        assert_eq!(cache.get(&key(b"ABCDEFGH", b"other")).ok(), Some(answer));
+        assert_eq!(cache.get(&key(b"ABCDEFGHother", b"")).ok(), None);
+        assert_eq!(cache.get(&key(b"ABCDEFGH", b"othe")).ok(), None);
+    }
+
+    #[test]
     fn large_inputs_are_not_kept() {
         let cache = DecisionCache::new();
         let answer = Decision::Use(ConnectionName::from_static("replica"));
         let large = ModelInfo::new("x".repeat(KEY_WORDS * 8 + 1));
-        let key = CacheKey::new(OpKind::Read, &large, &NO);
+        let key = CacheKey::new(OpKind::Read, &large, &NO, None);
         cache.put_now(&key, &answer);
         assert_eq!(cache.get(&key).ok(), None);
     }
@@ -492,7 +592,7 @@ mod tests {
         let cache = DecisionCache::new();
         let answer = Decision::Use(ConnectionName::from_static("replica"));
         let models: Vec<ModelInfo> = (1..KEY_WORDS * 8).map(|n| ModelInfo::new("x".repeat(n))).collect();
-        let words_of = |model: &ModelInfo| words(CacheKey::new(OpKind::Read, model, &NO).model);
+        let words_of = |model: &ModelInfo| words(CacheKey::new(OpKind::Read, model, &NO, None).model);
         let at_limit = models
             .iter()
             .rfind(|m| words_of(m) == KEY_WORDS)
@@ -502,7 +602,7 @@ mod tests {
             .find(|m| words_of(m) == KEY_WORDS + 1)
             .expect("a key over it");
         for (model, kept) in [(at_limit, true), (over, false)] {
-            let key = CacheKey::new(OpKind::Read, model, &NO);
+            let key = CacheKey::new(OpKind::Read, model, &NO, None);
             cache.put_now(&key, &answer);
             assert_eq!(cache.get(&key).is_ok(), kept, "{} words", words_of(model));
         }

@@ -285,7 +285,10 @@ impl WasmRouterBuilder {
             from_cache,
         } = compiled;
         abi::check_has_version(&module).map_err(|e| self.refuse(e))?;
-        let deterministic = probe(runtime, &module, &self.name).map_err(|e| self.refuse(e))?;
+        let Probed {
+            deterministic,
+            abi_minor,
+        } = probe(runtime, &module, &self.name).map_err(|e| self.refuse(e))?;
         abi::check_imports(&module).map_err(|e| self.refuse(e))?;
         let exports = abi::check_exports(&module).map_err(|e| self.refuse(e))?;
         let identity = RouterIdentity::wasm(self.name.as_str(), hash);
@@ -319,6 +322,7 @@ impl WasmRouterBuilder {
                     compiled_from_cache: from_cache,
                     compiled_by: tier,
                     deterministic,
+                    abi_minor,
                     exports: exports.names(),
                 },
             }),
@@ -424,9 +428,16 @@ pub(crate) fn read_router_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Io { path: shown, source })
 }
 
+/// What [`probe`] read from a module.
+struct Probed {
+    deterministic: bool,
+    abi_minor: i32,
+}
+
 /// Instantiates the module once with every unknown import trapping, to read
-/// `dbroute_abi_version` before anything else, and `dbroute_deterministic`.
-fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::Result<bool, LoadError> {
+/// `dbroute_abi_version` before anything else, then `dbroute_deterministic`
+/// and `dbroute_abi_minor`.
+fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::Result<Probed, LoadError> {
     let mut linker = linker(module.engine());
     linker
         .define_unknown_imports_as_traps(module)
@@ -451,13 +462,17 @@ fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::R
     };
     let version = call_i32(&mut store, abi::VERSION)?.ok_or(LoadError::NotARouter)?;
     abi::check_version(version)?;
-    Ok(call_i32(&mut store, abi::DETERMINISTIC)?.is_some_and(abi::decode_deterministic))
+    Ok(Probed {
+        deterministic: call_i32(&mut store, abi::DETERMINISTIC)?.is_some_and(abi::decode_deterministic),
+        abi_minor: call_i32(&mut store, abi::MINOR)?.unwrap_or(0),
+    })
 }
 
 /// Checks `case` against `instance` (before it joins a pool: the code
 /// itself answers, not the answer cache).
 fn self_test(instance: &mut instance::RouterInstance, case: &Expectation) -> std::result::Result<(), String> {
-    let got = instance.decide(case.kind, &abi::decision_input(case.kind, &case.model, &case.hints));
+    let input = abi::decision_input(case.kind, &case.model, &case.hints, None);
+    let got = instance.decide(case.kind, input.pieces());
     let described = format!("{} of `{}`", case.kind, case.model.name());
     let got = match got {
         Ok(Decision::Use(name)) => Expected::Connection(name.to_string()),
@@ -489,6 +504,23 @@ pub struct RouterInfo {
     pub compiled_by: Tier,
     /// Whether it declared `dbroute_deterministic() == 1`.
     pub deterministic: bool,
+    /// What its `dbroute_abi_minor` returned (0 without that export): 1 or
+    /// more for a router that reads the inputs ABI 1.1 added (see
+    /// [`ABI_MINOR`](crate::wasm::ABI_MINOR)).
+    ///
+    /// ```
+    /// # use dbroute::wasm::{RouterLimits, RouterRuntime, WasmRouter};
+    /// # let runtime = RouterRuntime::new(RouterLimits::default())?;
+    /// let wat = r#"(module (memory (export "memory") 1)
+    ///   (func (export "dbroute_abi_version") (result i32) i32.const 1)
+    ///   (func (export "dbroute_abi_minor") (result i32) i32.const 1)
+    ///   (func (export "dbroute_input") (param i32) (result i32) i32.const 1024)
+    ///   (func (export "db_for_read") (param i32 i32) (result i64) i64.const 0))"#;
+    /// let router = WasmRouter::named("reads-1.1").load(&runtime, wat.as_bytes())?;
+    /// assert_eq!(router.info().abi_minor, 1);
+    /// # Ok::<(), dbroute::Error>(())
+    /// ```
+    pub abi_minor: i32,
     /// The ABI exports it has.
     pub exports: Vec<&'static str>,
 }
@@ -629,7 +661,7 @@ impl WasmRouter {
         let Some(cache) = &self.inner.cache else {
             return self.call(kind, op);
         };
-        let key = CacheKey::new(kind, op.model, op.hints);
+        let key = CacheKey::new(kind, op.model, op.hints, op.origin);
         let miss = match cache.get(&key) {
             Ok(decision) => return Ok(decision),
             Err(miss) => miss,
@@ -642,8 +674,8 @@ impl WasmRouter {
     /// One decision from an instance of the router.
     #[inline]
     fn call(&self, kind: OpKind, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
-        let pieces = abi::decision_input(kind, op.model, op.hints);
-        self.with_instance(|instance| instance.decide(kind, &pieces))
+        let input = abi::decision_input(kind, op.model, op.hints, op.origin);
+        self.with_instance(|instance| instance.decide(kind, input.pieces()))
     }
 
     /// Runs `call` on the instance this thread keeps when it has one, else
@@ -739,7 +771,10 @@ impl Router for WasmRouter {
     }
 
     fn allow_relation(&self, relation: &Relation<'_>) -> std::result::Result<Option<bool>, Fault> {
-        if !self.inner.exports.allow_relation {
+        if !self.inner.exports.allow_relation
+            || (abi::relation_needs_1_1(relation.a.db, relation.b.db)
+                && !abi::understands_1_1(self.inner.info.abi_minor))
+        {
             return Ok(None);
         }
         let input = abi::relation_input(
@@ -751,10 +786,12 @@ impl Router for WasmRouter {
     }
 
     fn allow_migrate(&self, migration: &Migration<'_>) -> std::result::Result<Option<bool>, Fault> {
-        if !self.inner.exports.allow_migrate {
+        if !self.inner.exports.allow_migrate
+            || (abi::migrate_needs_1_1(migration.target) && !abi::understands_1_1(self.inner.info.abi_minor))
+        {
             return Ok(None);
         }
-        let input = abi::migrate_input(migration.db, migration.model, migration.hints);
+        let input = abi::migrate_input(migration.db, migration.target, migration.hints);
         self.with_instance(|instance| instance.allow(false, &input))
     }
 
@@ -869,6 +906,7 @@ mod tests {
             kind: OpKind::Read,
             model: &invoice,
             hints: &Hints::new(),
+            origin: None,
         };
         assert_eq!(
             router.db_for_read(&op),
@@ -903,6 +941,7 @@ mod tests {
             kind: OpKind::Read,
             model: &ModelInfo::new("User"),
             hints: &Hints::new(),
+            origin: None,
         };
         assert_eq!(
             router.db_for_read(&op),
