@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use dbroute::router::{Decision, Fault, Operation, Router, RouterIdentity};
+use dbroute::router::{Fault, HostRouter, RouteDecision, RouteRequest, RouterIdentity};
 use dbroute::wasm::{Compilation, RouterSource, Tier, WasmRouter};
 use dbroute::{ConnectionName, Engine, Hints, ModelInfo, params};
 use tokio::runtime::Runtime;
@@ -23,28 +23,28 @@ struct NativeReference;
 const REPLICA: ConnectionName = ConnectionName::from_static("replica");
 const ANALYTICS: ConnectionName = ConnectionName::from_static("analytics");
 
-impl Router for NativeReference {
+impl HostRouter for NativeReference {
     fn identity(&self) -> RouterIdentity {
         RouterIdentity::native("reference")
     }
-    fn db_for_read(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
+    fn db_for_read(&self, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
         if let Some(tenant) = op.hints.get("tenant").and_then(|t| t.as_str()) {
             let _ = tenant;
         }
-        Ok(Decision::Use(if op.model.name() == "Event" {
+        Ok(RouteDecision::Use(if op.model.name() == "Event" {
             ANALYTICS
         } else {
             REPLICA
         }))
     }
-    fn db_for_write(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
+    fn db_for_write(&self, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
         if op.model.has_tag("readonly") {
-            return Ok(Decision::Refuse(format!(
+            return Ok(RouteDecision::Refuse(format!(
                 "writes to read-only model {} are forbidden",
                 op.model.name()
             )));
         }
-        Ok(Decision::Use(if op.model.name() == "Event" {
+        Ok(RouteDecision::Use(if op.model.name() == "Event" {
             ANALYTICS
         } else {
             ConnectionName::DEFAULT
@@ -121,8 +121,8 @@ fn simple(engine: &Engine) -> WasmRouter {
 /// The routers of the `decide` and `route` groups: the reference policy in
 /// every language whose toolchain was there when the example routers were
 /// built, the simplest WAT router, and the Rust one with its answer cache.
-fn routers(engine: &Engine) -> Vec<(String, Arc<dyn Router>)> {
-    let mut routers: Vec<(String, Arc<dyn Router>)> = vec![
+fn routers(engine: &Engine) -> Vec<(String, Arc<dyn HostRouter>)> {
+    let mut routers: Vec<(String, Arc<dyn HostRouter>)> = vec![
         ("native".into(), Arc::new(NativeReference)),
         ("wasm-rust".into(), Arc::new(reference(engine, false))),
     ];
@@ -148,15 +148,15 @@ fn routers(engine: &Engine) -> Vec<(String, Arc<dyn Router>)> {
     routers
 }
 
-/// One decision through the router alone: the `Router` call the engine
+/// One decision through the router alone: the `HostRouter` call the engine
 /// makes (for a Wasm router: the ABI input, the instance the thread keeps,
 /// the two calls into the module, the answer checked).
 fn decide(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let engine = sqlite_names(&rt);
     let hints = Hints::new();
-    let op = Operation {
-        kind: dbroute::router::OpKind::Read,
+    let op = RouteRequest {
+        kind: dbroute::router::RouteKind::Read,
         model: &USER,
         hints: &hints,
         origin: None,
@@ -168,7 +168,7 @@ fn decide(c: &mut Criterion) {
         eprintln!("decide/wasm-{language} skipped: {reason}");
     }
     for (name, router) in routers(&engine) {
-        assert_eq!(router.db_for_read(&op).unwrap(), Decision::Use(REPLICA), "{name}");
+        assert_eq!(router.db_for_read(&op).unwrap(), RouteDecision::Use(REPLICA), "{name}");
         group.bench_function(&name, |b| b.iter(|| router.db_for_read(black_box(&op))));
     }
     group.finish();
@@ -395,15 +395,15 @@ async fn paired_report(backend: &str, ways: &Ways<'_>) {
 /// service): each router in turn decides once after a select, 2,000 times.
 async fn decision_after_query_report(backend: &str, engine: &Engine, pool: &dbroute::DbPool, select: &str) {
     const TIMES: usize = 2000;
-    let routers: [(&str, Arc<dyn Router>); 4] = [
+    let routers: [(&str, Arc<dyn HostRouter>); 4] = [
         ("native", Arc::new(NativeReference)),
         ("wasm-rust", Arc::new(reference(engine, false))),
         ("wasm-wat", Arc::new(simple(engine))),
         ("cached", Arc::new(reference(engine, true))),
     ];
     let hints = Hints::new();
-    let op = Operation {
-        kind: dbroute::router::OpKind::Read,
+    let op = RouteRequest {
+        kind: dbroute::router::RouteKind::Read,
         model: &USER,
         hints: &hints,
         origin: None,
@@ -812,8 +812,8 @@ fn memory(_c: &mut Criterion) {
                 RouterSource::File((*path).into()),
             )
             .unwrap();
-        let op = Operation {
-            kind: dbroute::router::OpKind::Read,
+        let op = RouteRequest {
+            kind: dbroute::router::RouteKind::Read,
             model: &USER,
             hints: &hints,
             origin: None,

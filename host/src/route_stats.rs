@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::name::ConnectionName;
-use crate::router::OpKind;
+use crate::router::RouteKind;
 use crate::thread_slot::{self, SLOTS};
 
 /// How many decisions took one route.
@@ -17,7 +17,7 @@ pub struct RouteCount {
     /// The router chain's generation when the decisions were made.
     pub generation: u64,
     /// Read or write.
-    pub op: OpKind,
+    pub op: RouteKind,
     /// The model's name.
     pub model: String,
     /// The connection chosen.
@@ -28,7 +28,7 @@ pub struct RouteCount {
 
 /// (generation, operation, connection) → model → count: the inner map is
 /// searched by `&str`, so a known route allocates nothing.
-type Routes = HashMap<(u64, OpKind, ConnectionName), HashMap<Box<str>, u64, Hasher>, Hasher>;
+type Routes = HashMap<(u64, RouteKind, ConnectionName), HashMap<Box<str>, u64, Hasher>, Hasher>;
 type Hasher = foldhash::fast::RandomState;
 
 /// One shard per thread slot (see [`thread_slot`]), so threads rarely meet
@@ -39,7 +39,7 @@ pub(crate) struct RouteStats {
 }
 
 impl RouteStats {
-    pub(crate) fn record(&self, generation: u64, op: OpKind, model: &str, connection: ConnectionName) {
+    pub(crate) fn record(&self, generation: u64, op: RouteKind, model: &str, connection: ConnectionName) {
         let mut map = self.shards[thread_slot::current().index()]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -53,7 +53,7 @@ impl RouteStats {
     }
 
     pub(crate) fn snapshot(&self) -> Vec<RouteCount> {
-        let mut merged: HashMap<(u64, OpKind, ConnectionName, Box<str>), u64> = HashMap::new();
+        let mut merged: HashMap<(u64, RouteKind, ConnectionName, Box<str>), u64> = HashMap::new();
         for shard in &self.shards {
             let map = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             for ((generation, op, connection), models) in map.iter() {
@@ -93,10 +93,10 @@ mod tests {
             for _ in 0..2 * SLOTS {
                 s.spawn(|| {
                     for _ in 0..10 {
-                        stats.record(1, OpKind::Read, "User", replica);
-                        stats.record(1, OpKind::Write, "User", main);
+                        stats.record(1, RouteKind::Read, "User", replica);
+                        stats.record(1, RouteKind::Write, "User", main);
                     }
-                    stats.record(2, OpKind::Read, "Order", main);
+                    stats.record(2, RouteKind::Read, "Order", main);
                 });
             }
         });
@@ -109,9 +109,9 @@ mod tests {
             count,
         };
         let mut expected = vec![
-            route(1, OpKind::Read, "User", replica, 10 * threads),
-            route(1, OpKind::Write, "User", main, 10 * threads),
-            route(2, OpKind::Read, "Order", main, threads),
+            route(1, RouteKind::Read, "User", replica, 10 * threads),
+            route(1, RouteKind::Write, "User", main, 10 * threads),
+            route(2, RouteKind::Read, "Order", main, threads),
         ];
         expected.sort();
         assert_eq!(stats.snapshot(), expected);

@@ -9,7 +9,7 @@ use crate::connection::value::{Row, Value};
 use crate::engine::{Engine, ReadFailure};
 use crate::error::{Error, Result};
 use crate::model::{Hints, ModelInfo, NO_HINTS};
-use crate::router::OpKind;
+use crate::router::RouteKind;
 
 /// Runs `$method` on the resolved connection; a read that may fall back
 /// (see [`Routed::may_fall_back`]) and finds its connection unreachable runs
@@ -52,7 +52,7 @@ macro_rules! read_with_fallback {
 #[must_use]
 pub struct Routed<'a> {
     engine: &'a Engine,
-    kind: OpKind,
+    kind: RouteKind,
     model: &'a ModelInfo,
     hints: Option<Hints>,
     using: Option<String>,
@@ -60,7 +60,7 @@ pub struct Routed<'a> {
 }
 
 impl<'a> Routed<'a> {
-    pub(crate) fn new(engine: &'a Engine, kind: OpKind, model: &'a ModelInfo) -> Self {
+    pub(crate) fn new(engine: &'a Engine, kind: RouteKind, model: &'a ModelInfo) -> Self {
         Routed {
             engine,
             kind,
@@ -96,7 +96,7 @@ impl<'a> Routed<'a> {
     /// The operation's origin: the connection the row or object it is about
     /// was read from (Django's `instance._state.db`), such as the
     /// [`Connection::name`] of the read that fetched it. Routers see it
-    /// ([`Operation::origin`](crate::router::Operation::origin), and `"origin"` in a
+    /// ([`RouteRequest::origin`](crate::router::RouteRequest::origin), and `"origin"` in a
     /// WebAssembly router's input); when none has an opinion, the operation
     /// goes there instead of to `default`. The resolution order is: an open
     /// transaction, [`using`](Routed::using), the router chain, the origin,
@@ -208,7 +208,7 @@ impl<'a> Routed<'a> {
     /// routed (not one `using` named), outside a transaction, and it is not
     /// already on `default`.
     fn may_fall_back(&self, conn: &Connection) -> bool {
-        self.kind == OpKind::Read
+        self.kind == RouteKind::Read
             && self.using.is_none()
             && self.engine.read_failure() == ReadFailure::FallBackToDefault
             && !conn.in_transaction()

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dbroute::router::Router;
+use dbroute::router::HostRouter;
 use dbroute::wasm::{RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter};
 use dbroute::{Config, Engine, Error, Hints, ModelInfo};
 

@@ -24,7 +24,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::sync::Once;
 
-use dbroute::router::{Decision, Migration, OpKind, Operation, Router};
+use dbroute::router::{HostRouter, MigrateRequest, RouteDecision, RouteKind, RouteRequest};
 use dbroute::sqlx::AssertSqlSafe;
 use dbroute::wasm::{
     Compilation, LoadError, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter, WasmRouterBuilder,
@@ -113,10 +113,10 @@ impl Case {
         hints
     }
 
-    pub(crate) fn expected(&self, kind: OpKind) -> &Expected {
+    pub(crate) fn expected(&self, kind: RouteKind) -> &Expected {
         let expected = match kind {
-            OpKind::Read => &self.read,
-            OpKind::Write => &self.write,
+            RouteKind::Read => &self.read,
+            RouteKind::Write => &self.write,
         };
         expected
             .as_ref()
@@ -226,11 +226,11 @@ pub(crate) fn limits() -> RouterLimits {
 }
 
 /// The answer a router gave, as the table writes it.
-fn describe(decision: &Result<Decision, dbroute::router::Fault>) -> String {
+fn describe(decision: &Result<RouteDecision, dbroute::router::Fault>) -> String {
     match decision {
-        Ok(Decision::Use(name)) => format!("{name:?}"),
-        Ok(Decision::Refuse(message)) => format!("refused {message:?}"),
-        Ok(Decision::NoOpinion) => "no opinion".into(),
+        Ok(RouteDecision::Use(name)) => format!("{name:?}"),
+        Ok(RouteDecision::Refuse(message)) => format!("refused {message:?}"),
+        Ok(RouteDecision::NoOpinion) => "no opinion".into(),
         Err(fault) => format!("fault: {fault}"),
     }
 }
@@ -274,8 +274,8 @@ fn run_case(
         problems.push("does not declare itself deterministic".to_owned());
     }
     let (model, hints) = (case.model(), case.hints());
-    for kind in [OpKind::Read, OpKind::Write] {
-        let op = Operation {
+    for kind in [RouteKind::Read, RouteKind::Write] {
+        let op = RouteRequest {
             kind,
             model: &model,
             hints: &hints,
@@ -284,12 +284,12 @@ fn run_case(
         // Twice: the second answer may come from the host's cache.
         for attempt in 0..2 {
             let got = match kind {
-                OpKind::Read => router.db_for_read(&op),
-                OpKind::Write => router.db_for_write(&op),
+                RouteKind::Read => router.db_for_read(&op),
+                RouteKind::Write => router.db_for_write(&op),
             };
             let ok = match (case.expected(kind), &got) {
-                (Expected::Use(name), Ok(Decision::Use(db))) => db == name.as_str(),
-                (Expected::Refused(r), Ok(Decision::Refuse(message))) => *message == r.refused,
+                (Expected::Use(name), Ok(RouteDecision::Use(db))) => db == name.as_str(),
+                (Expected::Refused(r), Ok(RouteDecision::Refuse(message))) => *message == r.refused,
                 _ => false,
             };
             if !ok {
@@ -305,7 +305,7 @@ fn run_case(
     if language.is_complete() {
         for (db, expected) in &case.migrate {
             let db = ConnectionName::new(db).expect("a connection name");
-            let got = router.allow_migrate(&Migration {
+            let got = router.allow_migrate(&MigrateRequest {
                 db,
                 target: dbroute::router::MigrateTarget::Model(&model),
                 hints: &hints,
@@ -456,7 +456,7 @@ async fn rows_land_where_routed(backend: Backend) {
                 .hints(&hints)
                 .fetch_all(AssertSqlSafe(format!("SELECT note FROM {t} WHERE id = 0")), &[])
                 .await;
-            match (case.expected(OpKind::Read), read) {
+            match (case.expected(RouteKind::Read), read) {
                 (Expected::Use(db), Ok(rows)) => {
                     let notes: Vec<String> = rows.iter().map(|r| r.get("note")).collect();
                     if notes != [db.as_str()] {
@@ -475,7 +475,7 @@ async fn rows_land_where_routed(backend: Backend) {
                     &params![id, case.name.as_str()],
                 )
                 .await;
-            let lands_on = match (case.expected(OpKind::Write), write) {
+            let lands_on = match (case.expected(RouteKind::Write), write) {
                 (Expected::Use(db), Ok(_)) => Some(db.as_str()),
                 (Expected::Refused(r), Err(Error::RouterRefused { message, .. })) if message == r.refused => None,
                 (expected, got) => {

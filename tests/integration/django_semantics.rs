@@ -6,7 +6,7 @@
 //!   hint, `instance._state.db`), after the router chain and before
 //!   `default`; `using` still wins; an unknown origin is an error; a
 //!   transaction still pins the operation. Routers see the origin: native
-//!   ones as `Operation::origin`, WebAssembly ones as the input's `origin`
+//!   ones as `RouteRequest::origin`, WebAssembly ones as the input's `origin`
 //!   (ABI 1.1), and the answer cache keys on it;
 //! - **allow_relation** with an unsaved side: without an opinion, the two
 //!   sides' connections are compared, an unsaved one's being none;
@@ -16,7 +16,8 @@
 //!   case the same with an origin as without one.
 
 use dbroute::router::{
-    Decision, Fault, MigrateTarget, Migration, OpKind, Operation, Relation, Router, RouterIdentity, SdkRouter,
+    Fault, HostRouter, MigrateRequest, MigrateTarget, RelationRequest, RouteDecision, RouteKind, RouteRequest,
+    RouterIdentity, SdkRouter,
 };
 use dbroute::sqlx::AssertSqlSafe;
 use dbroute::wasm::{RouterSource, WasmRouter};
@@ -41,12 +42,12 @@ fn name(name: &str) -> ConnectionName {
 #[derive(Debug)]
 struct ReadsFromOther;
 
-impl Router for ReadsFromOther {
+impl HostRouter for ReadsFromOther {
     fn identity(&self) -> RouterIdentity {
         RouterIdentity::native("reads-from-other")
     }
-    fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
-        Ok(Decision::Use(name("other")))
+    fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+        Ok(RouteDecision::Use(name("other")))
     }
 }
 
@@ -54,15 +55,15 @@ impl Router for ReadsFromOther {
 #[derive(Debug)]
 struct WritesToArchive;
 
-impl Router for WritesToArchive {
+impl HostRouter for WritesToArchive {
     fn identity(&self) -> RouterIdentity {
         RouterIdentity::native("writes-to-archive")
     }
-    fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
-        Ok(Decision::NoOpinion)
+    fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+        Ok(RouteDecision::NoOpinion)
     }
-    fn db_for_write(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
-        Ok(Decision::Use(name("archive")))
+    fn db_for_write(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+        Ok(RouteDecision::Use(name("archive")))
     }
 }
 
@@ -71,17 +72,17 @@ impl Router for WritesToArchive {
 #[derive(Debug)]
 struct ArchivesWhatComesFromOther;
 
-impl Router for ArchivesWhatComesFromOther {
+impl HostRouter for ArchivesWhatComesFromOther {
     fn identity(&self) -> RouterIdentity {
         RouterIdentity::native("archives-what-comes-from-other")
     }
-    fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
-        Ok(Decision::NoOpinion)
+    fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+        Ok(RouteDecision::NoOpinion)
     }
-    fn db_for_write(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
+    fn db_for_write(&self, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
         Ok(match op.origin {
-            Some(origin) if *origin == "other" => Decision::Use(name("archive")),
-            _ => Decision::NoOpinion,
+            Some(origin) if *origin == "other" => RouteDecision::Use(name("archive")),
+            _ => RouteDecision::NoOpinion,
         })
     }
 }
@@ -465,15 +466,15 @@ async fn the_origin_reaches_a_wasm_router_and_its_answer_cache_tells_origins_apa
     // The same through the router alone, with the host's cache in front.
     for origin in ["other", "archive", "other"] {
         let origin_name = name(origin);
-        let op = Operation {
-            kind: OpKind::Write,
+        let op = RouteRequest {
+            kind: RouteKind::Write,
             model: &model,
             hints: &hints,
             origin: Some(&origin_name),
         };
         assert_eq!(
             router.db_for_write(&op),
-            Ok(Decision::Use(name(&format!("from_{origin}"))))
+            Ok(RouteDecision::Use(name(&format!("from_{origin}"))))
         );
     }
     // Without the answer cache: the same answers.
@@ -484,17 +485,20 @@ async fn the_origin_reaches_a_wasm_router_and_its_answer_cache_tells_origins_apa
         )
         .unwrap();
     let (archive, other) = (name("archive"), name("other"));
-    let op = |origin| Operation {
-        kind: OpKind::Read,
+    let op = |origin| RouteRequest {
+        kind: RouteKind::Read,
         model: &model,
         hints: &hints,
         origin: Some(origin),
     };
     assert_eq!(
         uncached.db_for_read(&op(&archive)),
-        Ok(Decision::Use(name("from_archive")))
+        Ok(RouteDecision::Use(name("from_archive")))
     );
-    assert_eq!(uncached.db_for_read(&op(&other)), Ok(Decision::Use(name("from_other"))));
+    assert_eq!(
+        uncached.db_for_read(&op(&other)),
+        Ok(RouteDecision::Use(name("from_other")))
+    );
 }
 
 #[tokio::test]
@@ -502,7 +506,7 @@ async fn the_origin_reaches_a_native_router_and_an_sdk_router() {
     let engine = memory_engine().await;
     let model = user();
     let no = Hints::new();
-    // Native: `ArchivesWhatComesFromOther` reads `Operation::origin`.
+    // Native: `ArchivesWhatComesFromOther` reads `RouteRequest::origin`.
     engine.set_router(ArchivesWhatComesFromOther);
     let from_other = RouteOptions::new().origin("other");
     assert_eq!(engine.db_for_write_with(&model, &no, &from_other).unwrap(), "archive");
@@ -540,14 +544,14 @@ async fn the_origin_reaches_a_native_router_and_an_sdk_router() {
 #[derive(Debug)]
 struct UnsavedIsFine;
 
-impl Router for UnsavedIsFine {
+impl HostRouter for UnsavedIsFine {
     fn identity(&self) -> RouterIdentity {
         RouterIdentity::native("unsaved-is-fine")
     }
-    fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
-        Ok(Decision::NoOpinion)
+    fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+        Ok(RouteDecision::NoOpinion)
     }
-    fn allow_relation(&self, relation: &Relation<'_>) -> Result<Option<bool>, Fault> {
+    fn allow_relation(&self, relation: &RelationRequest<'_>) -> Result<Option<bool>, Fault> {
         Ok((relation.a.db.is_none() || relation.b.db.is_none()).then_some(true))
     }
 }
@@ -594,14 +598,14 @@ async fn allow_relation_with_an_unsaved_side_compares_as_django_does() {
 #[derive(Debug)]
 struct MetricsOnAnalytics;
 
-impl Router for MetricsOnAnalytics {
+impl HostRouter for MetricsOnAnalytics {
     fn identity(&self) -> RouterIdentity {
         RouterIdentity::native("metrics-on-analytics")
     }
-    fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
-        Ok(Decision::NoOpinion)
+    fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+        Ok(RouteDecision::NoOpinion)
     }
-    fn allow_migrate(&self, migration: &Migration<'_>) -> Result<Option<bool>, Fault> {
+    fn allow_migrate(&self, migration: &MigrateRequest<'_>) -> Result<Option<bool>, Fault> {
         Ok((migration.app() == Some("metrics")).then_some(migration.db == "analytics"))
     }
 }
@@ -636,7 +640,7 @@ async fn allow_migrate_with_an_app_label_alone() {
     let (wasm, router) = origin_router_engine(true).await;
     assert!(!wasm.allow_migrate_app("default", "metrics", &no).unwrap());
     assert!(wasm.allow_migrate("default", &event, &no).unwrap());
-    let app_only = Migration {
+    let app_only = MigrateRequest {
         db: ConnectionName::DEFAULT,
         target: MigrateTarget::App("metrics"),
         hints: &no,
@@ -715,18 +719,18 @@ fn every_reference_router_reads_the_inputs_of_abi_1_1() {
                 .load_file(&runtime, path)
                 .unwrap_or_else(|e| panic!("{language} / {}: {e}", case.name));
             let (model, hints) = (case.model(), case.hints());
-            for kind in [OpKind::Read, OpKind::Write] {
+            for kind in [RouteKind::Read, RouteKind::Write] {
                 let ask = |origin: Option<&str>| {
                     let origin = origin.map(name);
-                    let op = Operation {
+                    let op = RouteRequest {
                         kind,
                         model: &model,
                         hints: &hints,
                         origin: origin.as_ref(),
                     };
                     match kind {
-                        OpKind::Read => router.db_for_read(&op),
-                        OpKind::Write => router.db_for_write(&op),
+                        RouteKind::Read => router.db_for_read(&op),
+                        RouteKind::Write => router.db_for_write(&op),
                     }
                 };
                 let without = ask(None);
@@ -747,7 +751,7 @@ fn every_reference_router_reads_the_inputs_of_abi_1_1() {
                 problems.push(format!("{language}: does not export dbroute_abi_minor = 1"));
             }
             for (db, expected) in [("analytics", Some(false)), ("default", None), ("replica", None)] {
-                let migration = Migration {
+                let migration = MigrateRequest {
                     db: name(db),
                     target: MigrateTarget::App("metrics"),
                     hints: &no,

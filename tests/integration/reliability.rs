@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dbroute::router::{Decision, Fault, OpKind, Operation, Router, RouterIdentity};
+use dbroute::router::{Fault, HostRouter, RouteDecision, RouteKind, RouteRequest, RouterIdentity};
 use dbroute::wasm::{RouterLimits, RouterSource, WasmRouter};
 use dbroute::{ConnectionName, Engine, Error, ModelInfo, PoolSettings, ReadFailure, params};
 
@@ -30,15 +30,15 @@ const REPLICA: ConnectionName = ConnectionName::from_static("replica");
 #[derive(Debug)]
 struct ReadsFromReplica;
 
-impl Router for ReadsFromReplica {
+impl HostRouter for ReadsFromReplica {
     fn identity(&self) -> RouterIdentity {
         RouterIdentity::native("reads-from-replica")
     }
-    fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
-        Ok(Decision::Use(REPLICA))
+    fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+        Ok(RouteDecision::Use(REPLICA))
     }
-    fn db_for_write(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
-        Ok(Decision::Use(ConnectionName::DEFAULT))
+    fn db_for_write(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+        Ok(RouteDecision::Use(ConnectionName::DEFAULT))
     }
 }
 
@@ -575,11 +575,11 @@ const ROUTERS: [(&str, &str); 4] = [
     ("other", "default"),
 ];
 
-fn answer_of(generation: u64, kind: OpKind) -> &'static str {
+fn answer_of(generation: u64, kind: RouteKind) -> &'static str {
     let (read, write) = ROUTERS[((generation + 3) % 4) as usize];
     match kind {
-        OpKind::Read => read,
-        OpKind::Write => write,
+        RouteKind::Read => read,
+        RouteKind::Write => write,
     }
 }
 
@@ -642,14 +642,14 @@ async fn soak_task(engine: Engine, task: usize, deadline: Instant, databases: Ar
         seq += 1;
         tally.ops.fetch_add(1, Ordering::Relaxed);
         let kind = if seq.is_multiple_of(2) {
-            OpKind::Write
+            RouteKind::Write
         } else {
-            OpKind::Read
+            RouteKind::Read
         };
         let using = (seq % 8 == 1).then(|| SOAK_CONNECTIONS[(task + seq as usize) % 3]);
         let routed = match kind {
-            OpKind::Read => engine.read_model(&model),
-            OpKind::Write => engine.write_model(&model),
+            RouteKind::Read => engine.read_model(&model),
+            RouteKind::Write => engine.write_model(&model),
         };
         let routed = match using {
             Some(name) => routed.using(name),
@@ -682,7 +682,7 @@ async fn soak_task(engine: Engine, task: usize, deadline: Instant, databases: Ar
         }
         let i = index_of(name.as_str());
         match kind {
-            OpKind::Write => {
+            RouteKind::Write => {
                 let row = params![task as i64, seq as i64, name.as_str()];
                 let insert = conn.execute("INSERT INTO soak (task, seq, meant) VALUES ($1, $2, $3)", &row);
                 match tokio::time::timeout(STEP, insert).await {
@@ -693,7 +693,7 @@ async fn soak_task(engine: Engine, task: usize, deadline: Instant, databases: Ar
                     Err(_) => tally.unexpected(format!("a write to {name} hung")),
                 }
             }
-            OpKind::Read => {
+            RouteKind::Read => {
                 let read = conn.fetch_one("SELECT current_database() AS db", &[]);
                 match tokio::time::timeout(STEP, read).await {
                     Ok(Ok(row)) => {

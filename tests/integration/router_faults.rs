@@ -21,7 +21,7 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dbroute::router::{Decision, Fault, Migration, Router};
+use dbroute::router::{Fault, HostRouter, MigrateRequest, RouteDecision};
 use dbroute::wasm::{
     Compilation, Expectation, LoadError, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter, WasmRouterBuilder,
 };
@@ -324,7 +324,7 @@ async fn router_with_every_optional_export() {
     assert!(!engine.allow_migrate("replica", &event, &hints).unwrap());
     assert!(engine.allow_migrate("analytics", &event, &hints).unwrap());
     let migrate = |db: &str| {
-        router.allow_migrate(&Migration {
+        router.allow_migrate(&MigrateRequest {
             db: ConnectionName::new(db).unwrap(),
             target: dbroute::router::MigrateTarget::Model(&event),
             hints: &hints,
@@ -369,7 +369,7 @@ fn a_self_test_that_holds_lets_the_router_load() {
         .unwrap();
     assert_eq!(
         read_directly(&router, PLAIN),
-        Ok(Decision::Use(ConnectionName::new("replica").unwrap()))
+        Ok(RouteDecision::Use(ConnectionName::new("replica").unwrap()))
     );
 }
 
@@ -634,7 +634,7 @@ fn memory_never_grows_past_the_ceiling_and_the_ceiling_is_not_blamed_later() {
     let runtime = runtime(limits().memory_ceiling(CEILING));
     let router = load("memory_probe", &runtime).unwrap();
     // The router grows until memory.grow fails, copes, and reports its size.
-    let Ok(Decision::Use(answer)) = read_directly(&router, PLAIN) else {
+    let Ok(RouteDecision::Use(answer)) = read_directly(&router, PLAIN) else {
         panic!("the probe answers its size")
     };
     let pages: usize = answer
@@ -858,7 +858,7 @@ fn counter() -> WasmRouter {
 fn expect_calls(router: &WasmRouter, calls: std::ops::RangeInclusive<u32>) {
     for n in calls {
         let expected = ConnectionName::new(&format!("call-{n}")).unwrap();
-        assert_eq!(read_directly(router, PLAIN), Ok(Decision::Use(expected)));
+        assert_eq!(read_directly(router, PLAIN), Ok(RouteDecision::Use(expected)));
     }
 }
 

@@ -2,7 +2,7 @@
 //! model's table on its routed write connection, on PostgreSQL, MariaDB and
 //! SQLite, and on a mixed set-up (PostgreSQL default, SQLite cache).
 
-use dbroute::router::{Decision, Fault, Migration, Operation, Router, RouterIdentity};
+use dbroute::router::{Fault, HostRouter, MigrateRequest, RouteDecision, RouteRequest, RouterIdentity};
 use dbroute::schema::{CrossDatabase, ModelSchema, SchemaAction, SchemaProblem};
 use dbroute::wasm::{RouterSource, WasmRouter};
 use dbroute::{Backend, Engine, Error, ModelInfo, sqlx::AssertSqlSafe};
@@ -69,23 +69,23 @@ impl Placement {
     }
 }
 
-impl Router for Placement {
+impl HostRouter for Placement {
     fn identity(&self) -> RouterIdentity {
         RouterIdentity::native("placement")
     }
-    fn db_for_read(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
+    fn db_for_read(&self, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
         self.db_for_write(op)
     }
-    fn db_for_write(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
+    fn db_for_write(&self, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
         if let Some(all) = self.every_write_to {
-            return Decision::use_connection(all);
+            return RouteDecision::use_connection(all);
         }
         match self.writes.iter().find(|(m, _)| *m == op.model.name()) {
-            Some((_, connection)) => Decision::use_connection(connection),
-            None => Ok(Decision::NoOpinion),
+            Some((_, connection)) => RouteDecision::use_connection(connection),
+            None => Ok(RouteDecision::NoOpinion),
         }
     }
-    fn allow_migrate(&self, m: &Migration<'_>) -> Result<Option<bool>, Fault> {
+    fn allow_migrate(&self, m: &MigrateRequest<'_>) -> Result<Option<bool>, Fault> {
         let denied = self
             .deny
             .iter()

@@ -8,7 +8,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dbroute::router::{
-    Decision, Fault, Migration, OpKind, Operation, Relation, RelationSide, Router, RouterIdentity, SdkRouter,
+    Fault, HostRouter, MigrateRequest, RelationRequest, RelationSide, RouteDecision, RouteKind, RouteRequest,
+    RouterIdentity, SdkRouter,
 };
 use dbroute::sqlx::AssertSqlSafe;
 use dbroute::wasm::{Compilation, LoadError, RouterRuntime, WasmRouter};
@@ -37,8 +38,8 @@ fn native_reference(connections: &[String], case: &Case) -> dbroute::Result<SdkR
         .build()
 }
 
-fn op<'a>(kind: OpKind, model: &'a ModelInfo, hints: &'a Hints) -> Operation<'a> {
-    Operation {
+fn op<'a>(kind: RouteKind, model: &'a ModelInfo, hints: &'a Hints) -> RouteRequest<'a> {
+    RouteRequest {
         kind,
         model,
         hints,
@@ -46,10 +47,10 @@ fn op<'a>(kind: OpKind, model: &'a ModelInfo, hints: &'a Hints) -> Operation<'a>
     }
 }
 
-fn decide(router: &dyn Router, op: &Operation<'_>) -> Result<Decision, Fault> {
+fn decide(router: &dyn HostRouter, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
     match op.kind {
-        OpKind::Read => router.db_for_read(op),
-        OpKind::Write => router.db_for_write(op),
+        RouteKind::Read => router.db_for_read(op),
+        RouteKind::Write => router.db_for_write(op),
     }
 }
 
@@ -107,7 +108,7 @@ fn the_reference_router_answers_natively_as_its_wasm_build_does() {
         }
         assert_eq!(native.identity(), RouterIdentity::native("reference"));
         let (model, hints) = (case.model(), case.hints());
-        for kind in [OpKind::Read, OpKind::Write] {
+        for kind in [RouteKind::Read, RouteKind::Write] {
             let op = op(kind, &model, &hints);
             for call in 1..=2 {
                 let (from_wasm, from_native) = (decide(&wasm, &op), decide(&native, &op));
@@ -117,8 +118,8 @@ fn the_reference_router_answers_natively_as_its_wasm_build_does() {
                     ));
                 }
                 let expected = match case.expected(kind) {
-                    Expected::Use(db) => Decision::Use(name(db)),
-                    Expected::Refused(r) => Decision::Refuse(r.refused.clone()),
+                    Expected::Use(db) => RouteDecision::Use(name(db)),
+                    Expected::Refused(r) => RouteDecision::Refuse(r.refused.clone()),
                 };
                 if from_native.as_ref() != Ok(&expected) {
                     fail(format!(
@@ -129,7 +130,7 @@ fn the_reference_router_answers_natively_as_its_wasm_build_does() {
         }
         let dbs: Vec<ConnectionName> = table.connections.iter().map(|db| name(db)).collect();
         for &db in &dbs {
-            let migration = Migration {
+            let migration = MigrateRequest {
                 db,
                 target: dbroute::router::MigrateTarget::Model(&model),
                 hints: &hints,
@@ -148,7 +149,7 @@ fn the_reference_router_answers_natively_as_its_wasm_build_does() {
                 ));
             }
             let other = ModelInfo::new("Author");
-            let relation = Relation {
+            let relation = RelationRequest {
                 a: RelationSide {
                     model: &model,
                     db: Some(db),
@@ -198,9 +199,9 @@ impl sdk::Router for Flaky {
     }
 }
 
-fn read(router: &dyn Router, model: &str) -> Result<Decision, Fault> {
+fn read(router: &dyn HostRouter, model: &str) -> Result<RouteDecision, Fault> {
     let model = ModelInfo::new(model);
-    router.db_for_read(&op(OpKind::Read, &model, &Hints::new()))
+    router.db_for_read(&op(RouteKind::Read, &model, &Hints::new()))
 }
 
 #[test]
@@ -210,8 +211,8 @@ fn a_panic_fails_its_call_drops_its_instance_and_the_next_call_works() {
         .build()
         .expect("loads");
     assert_eq!(router.idle_instances(), 1, "the instance the load made");
-    assert_eq!(read(&router, "Count"), Ok(Decision::Use(name("call1"))));
-    assert_eq!(read(&router, "Count"), Ok(Decision::Use(name("call2"))));
+    assert_eq!(read(&router, "Count"), Ok(RouteDecision::Use(name("call1"))));
+    assert_eq!(read(&router, "Count"), Ok(RouteDecision::Use(name("call2"))));
     match read(&router, "Boom") {
         Err(Fault::Panic(message)) => {
             assert!(message.starts_with("boom at call 3 "), "{message}");
@@ -222,17 +223,17 @@ fn a_panic_fails_its_call_drops_its_instance_and_the_next_call_works() {
     }
     assert_eq!(router.idle_instances(), 0, "the instance that panicked is gone");
     // A new instance answers: its count starts again.
-    assert_eq!(read(&router, "Count"), Ok(Decision::Use(name("call1"))));
+    assert_eq!(read(&router, "Count"), Ok(RouteDecision::Use(name("call1"))));
     assert_eq!(router.idle_instances(), 1);
     // allow_migrate too.
     let boom = ModelInfo::new("Boom");
-    let migration = Migration {
+    let migration = MigrateRequest {
         db: ConnectionName::DEFAULT,
         target: dbroute::router::MigrateTarget::Model(&boom),
         hints: &Hints::new(),
     };
     assert!(matches!(router.allow_migrate(&migration), Err(Fault::Panic(m)) if m.starts_with("boom in allow_migrate")));
-    assert_eq!(read(&router, "User"), Ok(Decision::Use(ConnectionName::DEFAULT)));
+    assert_eq!(read(&router, "User"), Ok(RouteDecision::Use(ConnectionName::DEFAULT)));
 }
 
 #[tokio::test]
@@ -289,7 +290,7 @@ async fn malformed_and_unknown_names_fail_as_a_modules_do() {
     let ask = |answer: &str| {
         let model = ModelInfo::new("User");
         let hints = Hints::new().with("answer", answer);
-        router.db_for_read(&op(OpKind::Read, &model, &hints))
+        router.db_for_read(&op(RouteKind::Read, &model, &hints))
     };
     assert!(matches!(ask("not valid"), Err(Fault::MalformedName { name, .. }) if name == "not valid"));
     assert!(matches!(ask(""), Err(Fault::MalformedName { .. })));
@@ -298,7 +299,7 @@ async fn malformed_and_unknown_names_fail_as_a_modules_do() {
     );
     // A faulty answer drops the instance, as a fault does in a module.
     assert_eq!(router.idle_instances(), 0);
-    assert_eq!(ask("default"), Ok(Decision::Use(ConnectionName::DEFAULT)));
+    assert_eq!(ask("default"), Ok(RouteDecision::Use(ConnectionName::DEFAULT)));
 
     // A well-formed name that is not registered: the engine's error.
     let engine = Engine::builder()
@@ -412,27 +413,36 @@ fn calls_from_many_threads_answer_right_and_share_instances() {
                 let model = ModelInfo::new(format!("Model{thread}"));
                 let none = Hints::new();
                 let questions = [
-                    (op(OpKind::Read, &user, &none), Decision::Use(name("replica"))),
-                    (op(OpKind::Read, &event, &none), Decision::Use(name("analytics"))),
-                    (op(OpKind::Write, &user, &none), Decision::Use(ConnectionName::DEFAULT)),
+                    (op(RouteKind::Read, &user, &none), RouteDecision::Use(name("replica"))),
                     (
-                        op(OpKind::Write, &user, &with_tenant),
-                        Decision::Use(name(&format!("tenant_{tenant}"))),
+                        op(RouteKind::Read, &event, &none),
+                        RouteDecision::Use(name("analytics")),
                     ),
                     (
-                        op(OpKind::Write, &rate, &with_tenant),
-                        Decision::Refuse("writes to read-only model Rate are forbidden".into()),
+                        op(RouteKind::Write, &user, &none),
+                        RouteDecision::Use(ConnectionName::DEFAULT),
+                    ),
+                    (
+                        op(RouteKind::Write, &user, &with_tenant),
+                        RouteDecision::Use(name(&format!("tenant_{tenant}"))),
+                    ),
+                    (
+                        op(RouteKind::Write, &rate, &with_tenant),
+                        RouteDecision::Refuse("writes to read-only model Rate are forbidden".into()),
                     ),
                 ];
                 for call in 0..CALLS {
                     let (question, expected) = &questions[call % questions.len()];
                     assert_eq!(decide(reference, question).as_ref(), Ok(expected), "thread {thread}");
                     let (model_answer, tenant_answer) = (
-                        decide(counted, &op(OpKind::Read, &model, &none)),
-                        decide(counted, &op(OpKind::Read, &model, &own)),
+                        decide(counted, &op(RouteKind::Read, &model, &none)),
+                        decide(counted, &op(RouteKind::Read, &model, &own)),
                     );
-                    assert_eq!(model_answer, Ok(Decision::Use(name(&format!("model{thread}")))));
-                    assert_eq!(tenant_answer, Ok(Decision::Use(name(&format!("tenant_t{thread}")))));
+                    assert_eq!(model_answer, Ok(RouteDecision::Use(name(&format!("model{thread}")))));
+                    assert_eq!(
+                        tenant_answer,
+                        Ok(RouteDecision::Use(name(&format!("tenant_t{thread}"))))
+                    );
                 }
             });
         }

@@ -191,12 +191,12 @@ pub(crate) fn reference_connections() -> dbroute::EngineBuilder {
 pub(crate) fn read_directly(
     router: &dbroute::wasm::WasmRouter,
     model: &str,
-) -> Result<dbroute::router::Decision, dbroute::router::Fault> {
-    use dbroute::router::Router;
+) -> Result<dbroute::router::RouteDecision, dbroute::router::Fault> {
+    use dbroute::router::HostRouter;
     let model = dbroute::ModelInfo::new(model);
     let hints = dbroute::Hints::new();
-    router.db_for_read(&dbroute::router::Operation {
-        kind: dbroute::router::OpKind::Read,
+    router.db_for_read(&dbroute::router::RouteRequest {
+        kind: dbroute::router::RouteKind::Read,
         model: &model,
         hints: &hints,
         origin: None,
@@ -223,23 +223,23 @@ pub(crate) async fn within<T>(what: &str, future: impl Future<Output = T>) -> T 
 #[derive(Debug)]
 pub(crate) struct ByTenant;
 
-impl dbroute::router::Router for ByTenant {
+impl dbroute::router::HostRouter for ByTenant {
     fn identity(&self) -> dbroute::router::RouterIdentity {
         dbroute::router::RouterIdentity::native("by-tenant")
     }
     fn db_for_read(
         &self,
-        op: &dbroute::router::Operation<'_>,
-    ) -> Result<dbroute::router::Decision, dbroute::router::Fault> {
+        op: &dbroute::router::RouteRequest<'_>,
+    ) -> Result<dbroute::router::RouteDecision, dbroute::router::Fault> {
         match op.hints.get("tenant").and_then(|t| t.as_str()) {
-            Some(tenant) => dbroute::router::Decision::use_connection(tenant),
-            None => Ok(dbroute::router::Decision::NoOpinion),
+            Some(tenant) => dbroute::router::RouteDecision::use_connection(tenant),
+            None => Ok(dbroute::router::RouteDecision::NoOpinion),
         }
     }
     fn db_for_write(
         &self,
-        op: &dbroute::router::Operation<'_>,
-    ) -> Result<dbroute::router::Decision, dbroute::router::Fault> {
+        op: &dbroute::router::RouteRequest<'_>,
+    ) -> Result<dbroute::router::RouteDecision, dbroute::router::Fault> {
         self.db_for_read(op)
     }
 }

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use dbroute::router::Decision;
+use dbroute::router::RouteDecision;
 use dbroute::wasm::{Compilation, RouterLimits, RouterRuntime, RouterSource, Tier, WasmRouter};
 use dbroute::{ConnectionName, Engine, Hints, ModelInfo};
 
@@ -112,6 +112,6 @@ fn a_router_the_baseline_compiler_cannot_take_is_optimized_at_once() {
         assert_eq!(router.info().compiled_by, Tier::Optimized, "{compilation:?}");
         assert_eq!(router.wait_until_optimized(OPTIMIZED_WITHIN), Tier::Optimized);
         let replica = ConnectionName::new("replica").unwrap();
-        assert_eq!(read_directly(&router, "User"), Ok(Decision::Use(replica)));
+        assert_eq!(read_directly(&router, "User"), Ok(RouteDecision::Use(replica)));
     }
 }

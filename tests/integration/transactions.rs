@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dbroute::router::{Decision, Fault, Operation, Router, RouterIdentity};
+use dbroute::router::{Fault, HostRouter, RouteDecision, RouteRequest, RouterIdentity};
 use dbroute::{Backend, Engine, Error, ModelInfo, TransactionRouting, params, sqlx::AssertSqlSafe};
 
 use crate::support::{TestDb, per_backend};
@@ -17,17 +17,19 @@ struct Fixed {
     calls: Arc<AtomicUsize>,
 }
 
-impl Router for Fixed {
+impl HostRouter for Fixed {
     fn identity(&self) -> RouterIdentity {
         RouterIdentity::native("fixed")
     }
-    fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
+    fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.read.map_or(Ok(Decision::NoOpinion), Decision::use_connection)
+        self.read
+            .map_or(Ok(RouteDecision::NoOpinion), RouteDecision::use_connection)
     }
-    fn db_for_write(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
+    fn db_for_write(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.write.map_or(Ok(Decision::NoOpinion), Decision::use_connection)
+        self.write
+            .map_or(Ok(RouteDecision::NoOpinion), RouteDecision::use_connection)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use dbroute::router::Router;
+use dbroute::router::HostRouter;
 use dbroute::wasm::Tier;
 use serde_json::json;
 

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use dbroute::router::{Decision, OpKind, Operation, Router};
+use dbroute::router::{HostRouter, RouteDecision, RouteKind, RouteRequest};
 use dbroute::{ConnectionName, Error, Hints, ModelInfo};
 use serde_json::json;
 
@@ -16,8 +16,8 @@ pub(crate) fn run(args: &RouteArgs) -> ExitCode {
     let model = model_info(args);
     let hints = args.hints.clone().map(Hints::from).unwrap_or_default();
     let kind = match args.op {
-        Op::Read => OpKind::Read,
-        Op::Write => OpKind::Write,
+        Op::Read => RouteKind::Read,
+        Op::Write => RouteKind::Write,
     };
     if let Some(error) = args
         .origin
@@ -25,28 +25,28 @@ pub(crate) fn run(args: &RouteArgs) -> ExitCode {
     {
         return fail(error);
     }
-    let op = Operation {
+    let op = RouteRequest {
         kind,
         model: &model,
         hints: &hints,
         origin: args.origin.as_ref(),
     };
     let answer = match kind {
-        OpKind::Read => router.db_for_read(&op),
-        OpKind::Write => router.db_for_write(&op),
+        RouteKind::Read => router.db_for_read(&op),
+        RouteKind::Write => router.db_for_write(&op),
     };
     let (connection, decided_by) = match answer {
-        Ok(Decision::Use(name)) => {
+        Ok(RouteDecision::Use(name)) => {
             if let Some(error) = unknown_connection(args, name, router.identity().to_string()) {
                 return fail(error);
             }
             (name, "router")
         }
-        Ok(Decision::NoOpinion) => match args.origin {
+        Ok(RouteDecision::NoOpinion) => match args.origin {
             Some(origin) => (origin, "origin"),
             None => (ConnectionName::DEFAULT, "default"),
         },
-        Ok(Decision::Refuse(message)) => {
+        Ok(RouteDecision::Refuse(message)) => {
             return fail(Error::RouterRefused {
                 router: router.identity(),
                 op: kind.as_str(),

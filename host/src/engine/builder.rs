@@ -18,7 +18,7 @@ use crate::route_stats::RouteStats;
 use crate::router::chain::ActiveRouters;
 use crate::router::wasm::WasmRouterBuilder;
 use crate::router::wasm::runtime::RouterLimits;
-use crate::router::{Router, RouterChain};
+use crate::router::{HostRouter, RouterChain};
 
 use super::{Engine, EngineInner, ReadFailure, RouterSource, TransactionRouting};
 
@@ -27,7 +27,7 @@ use super::{Engine, EngineInner, ReadFailure, RouterSource, TransactionRouting};
 const DEFAULT_REPLICATION_INTERVAL: Duration = Duration::from_secs(1);
 
 enum PendingRouter {
-    Native(Arc<dyn Router>),
+    Native(Arc<dyn HostRouter>),
     Wasm(WasmRouterBuilder, RouterSource),
 }
 
@@ -197,7 +197,7 @@ impl EngineBuilder {
     /// Appends a native router to the chain (routers are asked in the order
     /// they are added; [`Engine::set_router`] later replaces the whole
     /// chain).
-    pub fn add_router(mut self, router: impl Router) -> Self {
+    pub fn add_router(mut self, router: impl HostRouter) -> Self {
         self.routers.push(PendingRouter::Native(Arc::new(router)));
         self
     }

@@ -33,7 +33,7 @@ use crate::model::{Model, ModelInfo};
 use crate::name::ConnectionName;
 use crate::route_stats::RouteStats;
 use crate::routed::Routed;
-use crate::router::OpKind;
+use crate::router::RouteKind;
 use crate::router::chain::ActiveRouters;
 use crate::router::wasm::runtime::{RouterLimits, RouterRuntime};
 use crate::transaction;
@@ -325,22 +325,22 @@ impl Engine {
 
     /// A read of model `M`, routed by `db_for_read`.
     pub fn read<M: Model>(&self) -> Routed<'_> {
-        Routed::new(self, OpKind::Read, M::model_info())
+        Routed::new(self, RouteKind::Read, M::model_info())
     }
 
     /// A write of model `M`, routed by `db_for_write`.
     pub fn write<M: Model>(&self) -> Routed<'_> {
-        Routed::new(self, OpKind::Write, M::model_info())
+        Routed::new(self, RouteKind::Write, M::model_info())
     }
 
     /// A read of a model given by its metadata.
     pub fn read_model<'a>(&'a self, model: &'a ModelInfo) -> Routed<'a> {
-        Routed::new(self, OpKind::Read, model)
+        Routed::new(self, RouteKind::Read, model)
     }
 
     /// A write of a model given by its metadata.
     pub fn write_model<'a>(&'a self, model: &'a ModelInfo) -> Routed<'a> {
-        Routed::new(self, OpKind::Write, model)
+        Routed::new(self, RouteKind::Write, model)
     }
 
     /// A transaction, to be pinned to one connection: the default one, a

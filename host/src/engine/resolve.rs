@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
 use crate::router::chain::ChainAnswer;
-use crate::router::{MigrateTarget, Migration, OpKind, Operation, Relation, RelationSide};
+use crate::router::{MigrateRequest, MigrateTarget, RelationRequest, RelationSide, RouteKind, RouteRequest};
 use crate::transaction::{self, TxCore};
 
 use super::Engine;
@@ -126,7 +126,7 @@ impl Engine {
     ///    chain, the origin, `default`.
     pub(crate) fn resolve(
         &self,
-        kind: OpKind,
+        kind: RouteKind,
         model: &ModelInfo,
         hints: &Hints,
         (using, origin): (Option<&str>, Option<&str>),
@@ -148,7 +148,7 @@ impl Engine {
     /// A router's refusal or fault; a router naming an unregistered
     /// connection.
     pub fn db_for_read(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
-        self.decide_with(OpKind::Read, model, hints, (None, None), |e| e.name)
+        self.decide_with(RouteKind::Read, model, hints, (None, None), |e| e.name)
     }
 
     /// The connection for writing `model`, by the resolution order
@@ -158,7 +158,7 @@ impl Engine {
     ///
     /// As [`Engine::db_for_read`].
     pub fn db_for_write(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
-        self.decide_with(OpKind::Write, model, hints, (None, None), |e| e.name)
+        self.decide_with(RouteKind::Write, model, hints, (None, None), |e| e.name)
     }
 
     /// [`Engine::db_for_read`], with options: an origin (see
@@ -198,7 +198,7 @@ impl Engine {
         hints: &Hints,
         options: &RouteOptions<'_>,
     ) -> Result<ConnectionName> {
-        self.decide_with(OpKind::Read, model, hints, (None, options.origin), |e| e.name)
+        self.decide_with(RouteKind::Read, model, hints, (None, options.origin), |e| e.name)
     }
 
     /// [`Engine::db_for_write`], with options (see [`RouteOptions`]).
@@ -229,14 +229,14 @@ impl Engine {
         hints: &Hints,
         options: &RouteOptions<'_>,
     ) -> Result<ConnectionName> {
-        self.decide_with(OpKind::Write, model, hints, (None, options.origin), |e| e.name)
+        self.decide_with(RouteKind::Write, model, hints, (None, options.origin), |e| e.name)
     }
 
     /// Resolves one operation to a registered connection, outside any
     /// transaction.
     pub(crate) fn decide(
         &self,
-        kind: OpKind,
+        kind: RouteKind,
         model: &ModelInfo,
         hints: &Hints,
         using: Option<&str>,
@@ -252,7 +252,7 @@ impl Engine {
     #[inline]
     fn decide_with<T>(
         &self,
-        kind: OpKind,
+        kind: RouteKind,
         model: &ModelInfo,
         hints: &Hints,
         (using, origin): (Option<&str>, Option<&str>),
@@ -299,7 +299,7 @@ impl Engine {
                 // No opinion: the origin, else `default`.
                 Ok(ChainAnswer::Default) => origin.unwrap_or_else(|| registry.default_entry()),
                 Err((error, true))
-                    if kind == OpKind::Read && self.inner.read_failure == ReadFailure::FallBackToDefault =>
+                    if kind == RouteKind::Read && self.inner.read_failure == ReadFailure::FallBackToDefault =>
                 {
                     tracing::warn!(
                         model = model.name(),
@@ -329,10 +329,10 @@ impl Engine {
         }
     }
 
-    fn count_decision(&self, kind: OpKind, model: &ModelInfo, entry: &ConnectionEntry, decided_by: Option<u64>) {
+    fn count_decision(&self, kind: RouteKind, model: &ModelInfo, entry: &ConnectionEntry, decided_by: Option<u64>) {
         match kind {
-            OpKind::Read => entry.routed_reads.increment(),
-            OpKind::Write => entry.routed_writes.increment(),
+            RouteKind::Read => entry.routed_reads.increment(),
+            RouteKind::Write => entry.routed_writes.increment(),
         }
         if entry.from_factory {
             entry.touch();
@@ -352,7 +352,7 @@ impl Engine {
     fn pinned(
         &self,
         tx: Arc<TxCore>,
-        kind: OpKind,
+        kind: RouteKind,
         model: &ModelInfo,
         hints: &Hints,
         using: Option<&str>,
@@ -370,7 +370,7 @@ impl Engine {
         };
         let routing = self.inner.transaction_routing;
         let check = match routing {
-            TransactionRouting::CheckWrites => kind == OpKind::Write,
+            TransactionRouting::CheckWrites => kind == RouteKind::Write,
             TransactionRouting::CheckAll => true,
             TransactionRouting::PinAll => false,
         };
@@ -453,7 +453,7 @@ impl Engine {
     ) -> Result<bool> {
         let registered = |db: Option<&str>| db.map(|db| self.registered_name(db, "allow_relation")).transpose();
         let (a_db, b_db) = (registered(a.1)?, registered(b.1)?);
-        let relation = Relation {
+        let relation = RelationRequest {
             a: RelationSide { model: a.0, db: a_db },
             b: RelationSide { model: b.0, db: b_db },
             hints,
@@ -491,20 +491,20 @@ impl Engine {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> dbroute::Result<()> {
     /// use dbroute::{Engine, Hints};
-    /// use dbroute::router::{Decision, Fault, Migration, Operation, Router, RouterIdentity};
+    /// use dbroute::router::{RouteDecision, Fault, MigrateRequest, RouteRequest, HostRouter, RouterIdentity};
     ///
     /// /// The `metrics` app lives on `analytics` only.
     /// #[derive(Debug)]
     /// struct Metrics;
     ///
-    /// impl Router for Metrics {
+    /// impl HostRouter for Metrics {
     ///     fn identity(&self) -> RouterIdentity {
     ///         RouterIdentity::native("metrics")
     ///     }
-    ///     fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> {
-    ///         Ok(Decision::NoOpinion)
+    ///     fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+    ///         Ok(RouteDecision::NoOpinion)
     ///     }
-    ///     fn allow_migrate(&self, m: &Migration<'_>) -> Result<Option<bool>, Fault> {
+    ///     fn allow_migrate(&self, m: &MigrateRequest<'_>) -> Result<Option<bool>, Fault> {
     ///         Ok((m.app() == Some("metrics")).then_some(m.db == "analytics"))
     ///     }
     /// }
@@ -533,7 +533,7 @@ impl Engine {
     /// `target` is.
     fn allow_migrate_target(&self, db: &str, target: MigrateTarget<'_>, hints: &Hints) -> Result<bool> {
         let db = self.registered_name(db, "allow_migrate")?;
-        let migration = Migration { db, target, hints };
+        let migration = MigrateRequest { db, target, hints };
         Ok(self.inner.routers.load().allow_migrate(&migration)?.unwrap_or(true))
     }
 
@@ -554,13 +554,13 @@ impl Engine {
 #[inline]
 fn ask<'c>(
     routers: &'c crate::router::chain::ActiveRouters,
-    kind: OpKind,
+    kind: RouteKind,
     model: &ModelInfo,
     hints: &Hints,
     origin: Option<&ConnectionName>,
 ) -> Asked<'c> {
     let hints = crate::scope::effective(hints);
-    routers.decide(&Operation {
+    routers.decide(&RouteRequest {
         kind,
         model,
         hints: hints.hints(),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Decision, Migration, OpKind, Operation, Relation, Router, RouterIdentity};
+use super::{HostRouter, MigrateRequest, RelationRequest, RouteDecision, RouteKind, RouteRequest, RouterIdentity};
 use crate::error::{Error, Fault};
 use crate::name::ConnectionName;
 
@@ -11,13 +11,13 @@ use crate::name::ConnectionName;
 /// # Examples
 ///
 /// ```
-/// use dbroute::router::{Decision, Fault, Operation, Router, RouterChain, RouterIdentity};
+/// use dbroute::router::{RouteDecision, Fault, RouteRequest, HostRouter, RouterChain, RouterIdentity};
 ///
 /// #[derive(Debug)]
 /// struct Nothing;
-/// impl Router for Nothing {
+/// impl HostRouter for Nothing {
 ///     fn identity(&self) -> RouterIdentity { RouterIdentity::native("nothing") }
-///     fn db_for_read(&self, _: &Operation<'_>) -> Result<Decision, Fault> { Ok(Decision::NoOpinion) }
+///     fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> { Ok(RouteDecision::NoOpinion) }
 /// }
 ///
 /// let chain = RouterChain::new().then(Nothing).then(Nothing);
@@ -25,7 +25,7 @@ use crate::name::ConnectionName;
 /// ```
 #[derive(Clone, Default, Debug)]
 pub struct RouterChain {
-    routers: Vec<Arc<dyn Router>>,
+    routers: Vec<Arc<dyn HostRouter>>,
 }
 
 impl RouterChain {
@@ -35,13 +35,13 @@ impl RouterChain {
     }
 
     /// Appends a router.
-    pub fn then(mut self, router: impl Router) -> Self {
+    pub fn then(mut self, router: impl HostRouter) -> Self {
         self.routers.push(Arc::new(router));
         self
     }
 
     /// Appends a shared router.
-    pub fn then_shared(mut self, router: Arc<dyn Router>) -> Self {
+    pub fn then_shared(mut self, router: Arc<dyn HostRouter>) -> Self {
         self.routers.push(router);
         self
     }
@@ -56,12 +56,12 @@ impl RouterChain {
         self.routers.is_empty()
     }
 
-    pub(crate) fn routers(&self) -> &[Arc<dyn Router>] {
+    pub(crate) fn routers(&self) -> &[Arc<dyn HostRouter>] {
         &self.routers
     }
 }
 
-impl<R: Router> From<R> for RouterChain {
+impl<R: HostRouter> From<R> for RouterChain {
     fn from(router: R) -> Self {
         RouterChain::new().then(router)
     }
@@ -70,7 +70,7 @@ impl<R: Router> From<R> for RouterChain {
 /// What the chain decided for one operation.
 pub(crate) enum ChainAnswer<'c> {
     /// A router named a connection.
-    Use(ConnectionName, &'c Arc<dyn Router>),
+    Use(ConnectionName, &'c Arc<dyn HostRouter>),
     /// No router had an opinion.
     Default,
 }
@@ -86,16 +86,16 @@ impl ActiveRouters {
     /// Asks each router in order. Refusals and faults become errors naming
     /// the router; nothing is allocated unless something fails.
     #[inline]
-    pub(crate) fn decide(&self, op: &Operation<'_>) -> Result<ChainAnswer<'_>, (Error, bool)> {
+    pub(crate) fn decide(&self, op: &RouteRequest<'_>) -> Result<ChainAnswer<'_>, (Error, bool)> {
         for router in self.chain.routers() {
             let answer = match op.kind {
-                OpKind::Read => router.db_for_read(op),
-                OpKind::Write => router.db_for_write(op),
+                RouteKind::Read => router.db_for_read(op),
+                RouteKind::Write => router.db_for_write(op),
             };
             match answer {
-                Ok(Decision::NoOpinion) => continue,
-                Ok(Decision::Use(name)) => return Ok(ChainAnswer::Use(name, router)),
-                Ok(Decision::Refuse(message)) => {
+                Ok(RouteDecision::NoOpinion) => continue,
+                Ok(RouteDecision::Use(name)) => return Ok(ChainAnswer::Use(name, router)),
+                Ok(RouteDecision::Refuse(message)) => {
                     return Err((
                         Error::RouterRefused {
                             router: router.identity(),
@@ -112,7 +112,7 @@ impl ActiveRouters {
         Ok(ChainAnswer::Default)
     }
 
-    pub(crate) fn allow_relation(&self, relation: &Relation<'_>) -> Result<Option<bool>, Error> {
+    pub(crate) fn allow_relation(&self, relation: &RelationRequest<'_>) -> Result<Option<bool>, Error> {
         for router in self.chain.routers() {
             match router.allow_relation(relation) {
                 Ok(None) => continue,
@@ -123,7 +123,7 @@ impl ActiveRouters {
         Ok(None)
     }
 
-    pub(crate) fn allow_migrate(&self, migration: &Migration<'_>) -> Result<Option<bool>, Error> {
+    pub(crate) fn allow_migrate(&self, migration: &MigrateRequest<'_>) -> Result<Option<bool>, Error> {
         for router in self.chain.routers() {
             match router.allow_migrate(migration) {
                 Ok(None) => continue,
@@ -135,7 +135,7 @@ impl ActiveRouters {
     }
 }
 
-fn fault_error(router: &Arc<dyn Router>, fault: Fault) -> Error {
+fn fault_error(router: &Arc<dyn HostRouter>, fault: Fault) -> Error {
     Error::RouterFault {
         router: router.identity(),
         fault,

@@ -15,24 +15,24 @@ use crate::name::ConnectionName;
 
 /// Whether an operation reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum OpKind {
+pub enum RouteKind {
     /// A read: `db_for_read`.
     Read,
     /// A write: `db_for_write`.
     Write,
 }
 
-impl OpKind {
+impl RouteKind {
     /// `read` or `write`, as in the router ABI.
     pub fn as_str(self) -> &'static str {
         match self {
-            OpKind::Read => "read",
-            OpKind::Write => "write",
+            RouteKind::Read => "read",
+            RouteKind::Write => "write",
         }
     }
 }
 
-impl fmt::Display for OpKind {
+impl fmt::Display for RouteKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -48,34 +48,34 @@ impl fmt::Display for OpKind {
 ///
 /// ```
 /// use dbroute::{ConnectionName, Hints, ModelInfo};
-/// use dbroute::router::{Decision, Fault, OpKind, Operation, Router, RouterIdentity};
+/// use dbroute::router::{RouteDecision, Fault, RouteKind, RouteRequest, HostRouter, RouterIdentity};
 ///
 /// #[derive(Debug)]
 /// struct Sticky;
 ///
-/// impl Router for Sticky {
+/// impl HostRouter for Sticky {
 ///     fn identity(&self) -> RouterIdentity {
 ///         RouterIdentity::native("sticky")
 ///     }
-///     fn db_for_read(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
-///         Ok(op.origin.copied().map_or(Decision::NoOpinion, Decision::Use))
+///     fn db_for_read(&self, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+///         Ok(op.origin.copied().map_or(RouteDecision::NoOpinion, RouteDecision::Use))
 ///     }
 /// }
 ///
 /// const OTHER: ConnectionName = ConnectionName::from_static("other");
 /// let user = ModelInfo::new("User");
-/// let op = Operation {
-///     kind: OpKind::Read,
+/// let op = RouteRequest {
+///     kind: RouteKind::Read,
 ///     model: &user,
 ///     hints: &Hints::new(),
 ///     origin: Some(&OTHER),
 /// };
-/// assert_eq!(Sticky.db_for_read(&op), Ok(Decision::Use(OTHER)));
+/// assert_eq!(Sticky.db_for_read(&op), Ok(RouteDecision::Use(OTHER)));
 /// ```
 #[derive(Debug, Clone, Copy)]
-pub struct Operation<'a> {
+pub struct RouteRequest<'a> {
     /// Read or write.
-    pub kind: OpKind,
+    pub kind: RouteKind,
     /// The model.
     pub model: &'a ModelInfo,
     /// The caller's hints.
@@ -101,7 +101,7 @@ pub struct RelationSide<'a> {
 
 /// May two objects on these connections be related?
 #[derive(Debug, Clone, Copy)]
-pub struct Relation<'a> {
+pub struct RelationRequest<'a> {
     /// The first object.
     pub a: RelationSide<'a>,
     /// The second object.
@@ -113,7 +113,7 @@ pub struct Relation<'a> {
 /// May this model's schema (or this app's migrations) be created on this
 /// connection?
 #[derive(Debug, Clone, Copy)]
-pub struct Migration<'a> {
+pub struct MigrateRequest<'a> {
     /// The connection.
     pub db: ConnectionName,
     /// What would be migrated: one model, or an app as a whole.
@@ -122,16 +122,16 @@ pub struct Migration<'a> {
     pub hints: &'a Hints,
 }
 
-impl<'a> Migration<'a> {
+impl<'a> MigrateRequest<'a> {
     /// The model, when the question is about one (`None` for
     /// [`MigrateTarget::App`]).
     ///
     /// ```
     /// use dbroute::{ConnectionName, Hints, ModelInfo};
-    /// use dbroute::router::{MigrateTarget, Migration};
+    /// use dbroute::router::{MigrateTarget, MigrateRequest};
     ///
     /// let (event, hints) = (ModelInfo::new("Event"), Hints::new());
-    /// let m = Migration { db: ConnectionName::DEFAULT, target: MigrateTarget::Model(&event), hints: &hints };
+    /// let m = MigrateRequest { db: ConnectionName::DEFAULT, target: MigrateTarget::Model(&event), hints: &hints };
     /// assert!(m.model().is_some_and(|model| model.name() == "Event"));
     /// ```
     pub fn model(&self) -> Option<&'a ModelInfo> {
@@ -146,12 +146,12 @@ impl<'a> Migration<'a> {
     ///
     /// ```
     /// use dbroute::{ConnectionName, Hints, ModelInfo};
-    /// use dbroute::router::{MigrateTarget, Migration};
+    /// use dbroute::router::{MigrateTarget, MigrateRequest};
     ///
     /// let hints = Hints::new();
     /// let event = ModelInfo::new("Event").with_app("metrics");
-    /// let of_model = Migration { db: ConnectionName::DEFAULT, target: MigrateTarget::Model(&event), hints: &hints };
-    /// let of_app = Migration { db: ConnectionName::DEFAULT, target: MigrateTarget::App("metrics"), hints: &hints };
+    /// let of_model = MigrateRequest { db: ConnectionName::DEFAULT, target: MigrateTarget::Model(&event), hints: &hints };
+    /// let of_app = MigrateRequest { db: ConnectionName::DEFAULT, target: MigrateTarget::App("metrics"), hints: &hints };
     /// assert_eq!(of_model.app(), Some("metrics"));
     /// assert_eq!(of_app.app(), Some("metrics"));
     /// assert_eq!(of_model.model().map(ModelInfo::name), Some("Event"));
@@ -195,7 +195,7 @@ impl<'a> From<&'a ModelInfo> for MigrateTarget<'a> {
 
 /// A router's answer for one operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum RouteDecision {
     /// No opinion: ask the next router; when none has one, use the
     /// operation's origin, else `default`.
     NoOpinion,
@@ -206,7 +206,7 @@ pub enum Decision {
     Refuse(String),
 }
 
-impl Decision {
+impl RouteDecision {
     /// "Use this connection", checking the name.
     ///
     /// # Errors
@@ -216,13 +216,13 @@ impl Decision {
     /// # Examples
     ///
     /// ```
-    /// use dbroute::router::Decision;
-    /// assert!(Decision::use_connection("replica").is_ok());
-    /// assert!(Decision::use_connection("not valid").is_err());
+    /// use dbroute::router::RouteDecision;
+    /// assert!(RouteDecision::use_connection("replica").is_ok());
+    /// assert!(RouteDecision::use_connection("not valid").is_err());
     /// ```
-    pub fn use_connection(name: &str) -> Result<Decision, Fault> {
+    pub fn use_connection(name: &str) -> Result<RouteDecision, Fault> {
         match ConnectionName::from_bytes(name.as_bytes()) {
-            Ok(name) => Ok(Decision::Use(name)),
+            Ok(name) => Ok(RouteDecision::Use(name)),
             Err(problem) => Err(Fault::MalformedName {
                 name: crate::name::printable(name),
                 reason: problem.describe(),
@@ -300,22 +300,22 @@ impl fmt::Debug for RouterIdentity {
 ///
 /// ```
 /// use dbroute::ConnectionName;
-/// use dbroute::router::{Decision, Fault, Operation, Router, RouterIdentity};
+/// use dbroute::router::{RouteDecision, Fault, RouteRequest, HostRouter, RouterIdentity};
 ///
 /// /// Reads go to the replica, writes to the primary.
 /// #[derive(Debug)]
 /// struct ReplicaRouter;
 ///
-/// impl Router for ReplicaRouter {
+/// impl HostRouter for ReplicaRouter {
 ///     fn identity(&self) -> RouterIdentity {
 ///         RouterIdentity::native("replica")
 ///     }
-///     fn db_for_read(&self, _op: &Operation<'_>) -> Result<Decision, Fault> {
+///     fn db_for_read(&self, _op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
 ///         const REPLICA: ConnectionName = ConnectionName::from_static("replica");
-///         Ok(Decision::Use(REPLICA))
+///         Ok(RouteDecision::Use(REPLICA))
 ///     }
-///     fn db_for_write(&self, _op: &Operation<'_>) -> Result<Decision, Fault> {
-///         Ok(Decision::Use(ConnectionName::DEFAULT))
+///     fn db_for_write(&self, _op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+///         Ok(RouteDecision::Use(ConnectionName::DEFAULT))
 ///     }
 /// }
 ///
@@ -325,7 +325,7 @@ impl fmt::Debug for RouterIdentity {
 ///
 /// [`WasmRouter`]: crate::wasm::WasmRouter
 /// [`SdkRouter`]: crate::router::SdkRouter
-pub trait Router: Send + Sync + fmt::Debug + 'static {
+pub trait HostRouter: Send + Sync + fmt::Debug + 'static {
     /// The router's name and content hash, for errors and reports.
     fn identity(&self) -> RouterIdentity;
 
@@ -334,16 +334,16 @@ pub trait Router: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     ///
     /// A [`Fault`] when the router misbehaved.
-    fn db_for_read(&self, op: &Operation<'_>) -> Result<Decision, Fault>;
+    fn db_for_read(&self, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault>;
 
     /// The connection to write this model to.
     ///
     /// # Errors
     ///
     /// A [`Fault`] when the router misbehaved.
-    fn db_for_write(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
+    fn db_for_write(&self, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
         let _ = op;
-        Ok(Decision::NoOpinion)
+        Ok(RouteDecision::NoOpinion)
     }
 
     /// May two objects on these connections be related? `None`: no opinion.
@@ -352,7 +352,7 @@ pub trait Router: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     ///
     /// A [`Fault`] when the router misbehaved.
-    fn allow_relation(&self, relation: &Relation<'_>) -> Result<Option<bool>, Fault> {
+    fn allow_relation(&self, relation: &RelationRequest<'_>) -> Result<Option<bool>, Fault> {
         let _ = relation;
         Ok(None)
     }
@@ -363,7 +363,7 @@ pub trait Router: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     ///
     /// A [`Fault`] when the router misbehaved.
-    fn allow_migrate(&self, migration: &Migration<'_>) -> Result<Option<bool>, Fault> {
+    fn allow_migrate(&self, migration: &MigrateRequest<'_>) -> Result<Option<bool>, Fault> {
         let _ = migration;
         Ok(None)
     }

@@ -13,7 +13,7 @@ use crossbeam_queue::ArrayQueue;
 use dbroute_sdk::native::{Instance, Reply};
 
 use super::wasm::abi;
-use super::{Decision, Migration, OpKind, Operation, Relation, Router, RouterIdentity};
+use super::{HostRouter, MigrateRequest, RelationRequest, RouteDecision, RouteKind, RouteRequest, RouterIdentity};
 use crate::engine::Engine;
 use crate::error::{Error, Fault, LoadError, Result};
 use crate::name::ConnectionName;
@@ -234,24 +234,24 @@ where
 
     /// One decision, from the input a WebAssembly instance would get.
     #[inline]
-    fn decide(&self, kind: OpKind, op: &Operation<'_>) -> Result<Decision, Fault> {
+    fn decide(&self, kind: RouteKind, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
         let input = abi::decision_input(kind, op.model, op.hints, op.origin);
         let kind = match kind {
-            OpKind::Read => dbroute_sdk::OpKind::Read,
-            OpKind::Write => dbroute_sdk::OpKind::Write,
+            RouteKind::Read => dbroute_sdk::OpKind::Read,
+            RouteKind::Write => dbroute_sdk::OpKind::Write,
         };
         self.with_instance(|instance| {
             let len = write_input(instance, input.pieces())?;
             instance.decide(kind, len, |reply, text| match reply {
-                Reply::NoOpinion => Ok(Decision::NoOpinion),
+                Reply::NoOpinion => Ok(RouteDecision::NoOpinion),
                 Reply::Use => abi::decode_name(text.as_bytes()),
-                Reply::Refuse => abi::decode_message(text.as_bytes()).map(Decision::Refuse),
+                Reply::Refuse => abi::decode_message(text.as_bytes()).map(RouteDecision::Refuse),
             })
         })
     }
 }
 
-impl<R> Router for SdkRouter<R>
+impl<R> HostRouter for SdkRouter<R>
 where
     R: dbroute_sdk::Router + Default + Send + 'static,
 {
@@ -260,16 +260,16 @@ where
     }
 
     #[inline]
-    fn db_for_read(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
-        self.decide(OpKind::Read, op)
+    fn db_for_read(&self, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+        self.decide(RouteKind::Read, op)
     }
 
     #[inline]
-    fn db_for_write(&self, op: &Operation<'_>) -> Result<Decision, Fault> {
-        self.decide(OpKind::Write, op)
+    fn db_for_write(&self, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+        self.decide(RouteKind::Write, op)
     }
 
-    fn allow_relation(&self, relation: &Relation<'_>) -> Result<Option<bool>, Fault> {
+    fn allow_relation(&self, relation: &RelationRequest<'_>) -> Result<Option<bool>, Fault> {
         let input = abi::relation_input(
             (relation.a.model, relation.a.db),
             (relation.b.model, relation.b.db),
@@ -281,7 +281,7 @@ where
         })
     }
 
-    fn allow_migrate(&self, migration: &Migration<'_>) -> Result<Option<bool>, Fault> {
+    fn allow_migrate(&self, migration: &MigrateRequest<'_>) -> Result<Option<bool>, Fault> {
         let input = abi::migrate_input(migration.db, migration.target, migration.hints);
         self.with_instance(|instance| {
             let len = write_input(instance, &[input.as_bytes()])?;

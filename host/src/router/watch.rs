@@ -91,7 +91,7 @@ impl RouterWatcher {
         let bytes = read_router_file(&path)?;
         let content = Sha256::digest(&bytes).into();
         let router = engine.load_router(builder.clone(), RouterSource::Bytes(bytes.into()))?;
-        let active = crate::router::Router::identity(&router);
+        let active = crate::router::HostRouter::identity(&router);
         let generation = engine.set_router(router);
         let (sender, status) = watch::channel(WatchStatus {
             active,
@@ -302,7 +302,7 @@ impl WatchState {
             .load_router(self.builder.clone(), RouterSource::Bytes(bytes.into()))
         {
             Ok(router) => {
-                let identity = crate::router::Router::identity(&router);
+                let identity = crate::router::HostRouter::identity(&router);
                 let generation = self.engine.set_router(router);
                 tracing::info!(router = %identity, generation, "router reloaded from {}", self.path.display());
                 self.active_content = content;

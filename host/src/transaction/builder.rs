@@ -4,7 +4,7 @@ use crate::connection::handle::Connection;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{Hints, Model, ModelInfo};
-use crate::router::OpKind;
+use crate::router::RouteKind;
 use crate::transaction::{self, Access, Transaction};
 
 /// Which connection a transaction is pinned to.
@@ -12,7 +12,7 @@ use crate::transaction::{self, Access, Transaction};
 enum Target<'a> {
     Default,
     Named(&'a str),
-    Model(OpKind, &'a ModelInfo),
+    Model(RouteKind, &'a ModelInfo),
 }
 
 /// A transaction being set up: made by
@@ -94,7 +94,7 @@ impl<'a> TransactionBuilder<'a> {
     /// As [`for_write`](TransactionBuilder::for_write), for a model given
     /// by its metadata.
     pub fn for_write_model(mut self, model: &'a ModelInfo) -> Self {
-        self.target = Target::Model(OpKind::Write, model);
+        self.target = Target::Model(RouteKind::Write, model);
         self
     }
 
@@ -107,7 +107,7 @@ impl<'a> TransactionBuilder<'a> {
     /// As [`for_read`](TransactionBuilder::for_read), for a model given by
     /// its metadata.
     pub fn for_read_model(mut self, model: &'a ModelInfo) -> Self {
-        self.target = Target::Model(OpKind::Read, model);
+        self.target = Target::Model(RouteKind::Read, model);
         self.access = Access::ReadOnly;
         self
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use dbroute::router::{Fault, Router};
+use dbroute::router::{Fault, HostRouter};
 use dbroute::wasm::Expectation;
 use dbroute::{Error, Hints};
 

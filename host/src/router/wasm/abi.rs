@@ -6,7 +6,7 @@ use wasmtime::{ExternType, FuncType, Module, ValType};
 use crate::error::{Fault, LoadError};
 use crate::model::{Hints, ModelInfo};
 use crate::name::{ConnectionName, MAX_NAME_LEN};
-use crate::router::{Decision, MigrateTarget, OpKind};
+use crate::router::{MigrateTarget, RouteDecision, RouteKind};
 
 /// The router ABI version this host speaks (see `docs/ABI.md`).
 pub const ABI_VERSION: i32 = 1;
@@ -187,14 +187,14 @@ impl<'a> DecisionInput<'a> {
 /// `origin`, last, only when there is one).
 #[inline]
 pub(crate) fn decision_input<'a>(
-    kind: OpKind,
+    kind: RouteKind,
     model: &'a ModelInfo,
     hints: &'a Hints,
     origin: Option<&'a ConnectionName>,
 ) -> DecisionInput<'a> {
     let head: &[u8] = match kind {
-        OpKind::Read => br#"{"op":"read","model":"#,
-        OpKind::Write => br#"{"op":"write","model":"#,
+        RouteKind::Read => br#"{"op":"read","model":"#,
+        RouteKind::Write => br#"{"op":"write","model":"#,
     };
     let model = model.abi_json().as_bytes();
     match origin {
@@ -323,12 +323,12 @@ pub(crate) fn cut(text: &str, max: usize) -> String {
 
 /// Decodes the result of `db_for_read` / `db_for_write`.
 #[inline]
-pub(crate) fn decode_decision(r: i64, memory: &[u8]) -> Result<Decision, Fault> {
+pub(crate) fn decode_decision(r: i64, memory: &[u8]) -> Result<RouteDecision, Fault> {
     if r == 0 {
-        return Ok(Decision::NoOpinion);
+        return Ok(RouteDecision::NoOpinion);
     }
     if r < 0 {
-        return message(memory, r).map(Decision::Refuse);
+        return message(memory, r).map(RouteDecision::Refuse);
     }
     let (ptr, len) = locate(r);
     decode_name(slice(memory, ptr, len)?)
@@ -337,7 +337,7 @@ pub(crate) fn decode_decision(r: i64, memory: &[u8]) -> Result<Decision, Fault> 
 /// A connection name a router answered, as the router returned it: a name
 /// of the ABI's form, else a fault. Allocates nothing for a good name.
 #[inline]
-pub(crate) fn decode_name(bytes: &[u8]) -> Result<Decision, Fault> {
+pub(crate) fn decode_name(bytes: &[u8]) -> Result<RouteDecision, Fault> {
     if bytes.len() > MAX_NAME_LEN {
         // Do not copy an oversized "name": show its start.
         let shown = &bytes[..80.min(bytes.len())];
@@ -347,7 +347,7 @@ pub(crate) fn decode_name(bytes: &[u8]) -> Result<Decision, Fault> {
         });
     }
     match ConnectionName::from_bytes(bytes) {
-        Ok(name) => Ok(Decision::Use(name)),
+        Ok(name) => Ok(RouteDecision::Use(name)),
         // A name is ASCII, so valid UTF-8: only a refused name needs the
         // UTF-8 check, to say which rule it broke.
         Err(_) if std::str::from_utf8(bytes).is_err() => Err(Fault::InvalidUtf8),
@@ -414,14 +414,14 @@ mod tests {
         let mut memory = vec![0u8; 64];
         memory[8..15].copy_from_slice(b"replica");
         memory[16..20].copy_from_slice(b"nope");
-        assert_eq!(decode_decision(0, &memory), Ok(Decision::NoOpinion));
+        assert_eq!(decode_decision(0, &memory), Ok(RouteDecision::NoOpinion));
         assert_eq!(
             decode_decision(at(8, 7), &memory),
-            Ok(Decision::Use(ConnectionName::from_static("replica")))
+            Ok(RouteDecision::Use(ConnectionName::from_static("replica")))
         );
         assert_eq!(
             decode_decision(at(16, 4) | i64::MIN, &memory),
-            Ok(Decision::Refuse("nope".into()))
+            Ok(RouteDecision::Refuse("nope".into()))
         );
     }
 
@@ -459,13 +459,13 @@ mod tests {
     fn decision_input_is_the_abi_json() {
         let model = ModelInfo::new("User").with_table("users").with_tags(["pii"]);
         let join = |input: DecisionInput<'_>| String::from_utf8(input.pieces().concat()).unwrap();
-        let plain = join(decision_input(OpKind::Read, &model, &Hints::new(), None));
+        let plain = join(decision_input(RouteKind::Read, &model, &Hints::new(), None));
         assert_eq!(
             plain,
             r#"{"op":"read","model":{"name":"User","table":"users","tags":["pii"]}}"#
         );
         let hints = Hints::new().with("tenant", "acme");
-        let hinted = join(decision_input(OpKind::Write, &model, &hints, None));
+        let hinted = join(decision_input(RouteKind::Write, &model, &hints, None));
         let parsed: serde_json::Value = serde_json::from_str(&hinted).unwrap();
         assert_eq!(parsed["op"], "write");
         assert_eq!(parsed["hints"]["tenant"], "acme");
@@ -479,12 +479,12 @@ mod tests {
         let other = ConnectionName::from_static("other");
         let join = |input: DecisionInput<'_>| String::from_utf8(input.pieces().concat()).unwrap();
         assert_eq!(
-            join(decision_input(OpKind::Read, &model, &Hints::new(), Some(&other))),
+            join(decision_input(RouteKind::Read, &model, &Hints::new(), Some(&other))),
             r#"{"op":"read","model":{"name":"User"},"origin":"other"}"#
         );
         let hints = Hints::new().with("tenant", "acme");
         assert_eq!(
-            join(decision_input(OpKind::Write, &model, &hints, Some(&other))),
+            join(decision_input(RouteKind::Write, &model, &hints, Some(&other))),
             r#"{"op":"write","model":{"name":"User"},"hints":{"tenant":"acme"},"origin":"other"}"#
         );
     }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
-use crate::router::{Decision, OpKind};
+use crate::router::{RouteDecision, RouteKind};
 
 /// Slots in the cache. A new answer replaces whatever sat in its slot, so
 /// the cache never holds more than this many answers.
@@ -47,7 +47,7 @@ const NAME_WORDS: usize = 8;
 /// was built. Two keys with the same parts are the same input bytes.
 pub(crate) struct CacheKey<'a> {
     hash: u64,
-    kind: OpKind,
+    kind: RouteKind,
     model: &'a [u8],
     hints: &'a [u8],
     origin: &'a [u8],
@@ -56,7 +56,7 @@ pub(crate) struct CacheKey<'a> {
 impl<'a> CacheKey<'a> {
     #[inline]
     pub(crate) fn new(
-        kind: OpKind,
+        kind: RouteKind,
         model: &'a ModelInfo,
         hints: &'a Hints,
         origin: Option<&'a ConnectionName>,
@@ -186,7 +186,7 @@ impl Slot {
 
     /// The answer this slot holds for `key` in `generation`, if it does.
     #[inline]
-    fn get(&self, key: &CacheKey<'_>, generation: u64) -> Option<Decision> {
+    fn get(&self, key: &CacheKey<'_>, generation: u64) -> Option<RouteDecision> {
         let seq = self.seq.load(Ordering::Acquire);
         if seq & 1 == 1
             || self.hash.load(Ordering::Relaxed) != key.hash
@@ -216,10 +216,10 @@ impl Slot {
             return None;
         }
         Some(match shape.name_len() {
-            0 => Decision::NoOpinion,
+            0 => RouteDecision::NoOpinion,
             // Stored from a name, and read back whole (the sequence number
             // did not move).
-            len => Decision::Use(ConnectionName::from_words(len, name)),
+            len => RouteDecision::Use(ConnectionName::from_words(len, name)),
         })
     }
 
@@ -289,7 +289,7 @@ impl DecisionCache {
     /// The cached answer for this input, or the miss to store the answer
     /// with.
     #[inline]
-    pub(crate) fn get(&self, key: &CacheKey<'_>) -> Result<Decision, Miss> {
+    pub(crate) fn get(&self, key: &CacheKey<'_>) -> Result<RouteDecision, Miss> {
         let generation = self.generation.load(Ordering::Acquire);
         // A key that cannot be stored is never an answer (and its lengths
         // would not fit the slot's shape word).
@@ -302,16 +302,16 @@ impl DecisionCache {
     /// Remembers the answer to the input `miss` was for. Refusals (whose
     /// messages may be long) and inputs longer than the slot's key are not
     /// kept.
-    pub(crate) fn put(&self, key: &CacheKey<'_>, miss: Miss, decision: &Decision) {
+    pub(crate) fn put(&self, key: &CacheKey<'_>, miss: Miss, decision: &RouteDecision) {
         // An answer from before a clear would never be served: do not let
         // it take a slot from a current one.
         if !fits(key) || miss.generation != self.generation.load(Ordering::Acquire) {
             return;
         }
         let name = match decision {
-            Decision::NoOpinion => (0, [0; NAME_WORDS]),
-            Decision::Use(name) => name.to_words(),
-            Decision::Refuse(_) => return,
+            RouteDecision::NoOpinion => (0, [0; NAME_WORDS]),
+            RouteDecision::Use(name) => name.to_words(),
+            RouteDecision::Refuse(_) => return,
         };
         self.slots[key.hash as usize % SLOTS].put(key, miss.generation, name);
     }
@@ -329,7 +329,7 @@ mod tests {
 
     impl DecisionCache {
         /// `put` with a miss of the current generation.
-        fn put_now(&self, key: &CacheKey<'_>, decision: &Decision) {
+        fn put_now(&self, key: &CacheKey<'_>, decision: &RouteDecision) {
             let generation = self.generation.load(Ordering::Acquire);
             self.put(key, Miss { generation }, decision);
         }
@@ -341,10 +341,10 @@ mod tests {
         // and answers after it: that answer must not be served.
         let cache = DecisionCache::new();
         let user = ModelInfo::new("User");
-        let key = CacheKey::new(OpKind::Read, &user, &NO, None);
+        let key = CacheKey::new(RouteKind::Read, &user, &NO, None);
         let miss = cache.get(&key).unwrap_err();
         cache.clear();
-        cache.put(&key, miss, &Decision::Use(ConnectionName::from_static("replica")));
+        cache.put(&key, miss, &RouteDecision::Use(ConnectionName::from_static("replica")));
         assert_eq!(cache.get(&key).ok(), None);
     }
 
@@ -352,12 +352,12 @@ mod tests {
     fn an_answer_from_before_a_clear_does_not_replace_a_current_one() {
         let cache = DecisionCache::new();
         let user = ModelInfo::new("User");
-        let key = CacheKey::new(OpKind::Read, &user, &NO, None);
+        let key = CacheKey::new(RouteKind::Read, &user, &NO, None);
         let stale = cache.get(&key).unwrap_err();
         cache.clear();
-        let current = Decision::Use(ConnectionName::from_static("replica"));
+        let current = RouteDecision::Use(ConnectionName::from_static("replica"));
         cache.put_now(&key, &current);
-        cache.put(&key, stale, &Decision::Use(ConnectionName::from_static("old")));
+        cache.put(&key, stale, &RouteDecision::Use(ConnectionName::from_static("old")));
         assert_eq!(cache.get(&key).ok(), Some(current));
     }
 
@@ -365,10 +365,10 @@ mod tests {
     fn colliding_models(count: usize) -> Vec<ModelInfo> {
         let no_hints = Hints::new();
         let all: Vec<ModelInfo> = (0..50_000).map(|i| ModelInfo::new(format!("M{i}"))).collect();
-        let slot = CacheKey::new(OpKind::Read, &all[0], &no_hints, None).hash as usize % SLOTS;
+        let slot = CacheKey::new(RouteKind::Read, &all[0], &no_hints, None).hash as usize % SLOTS;
         let found: Vec<ModelInfo> = all
             .into_iter()
-            .filter(|m| CacheKey::new(OpKind::Read, m, &no_hints, None).hash as usize % SLOTS == slot)
+            .filter(|m| CacheKey::new(RouteKind::Read, m, &no_hints, None).hash as usize % SLOTS == slot)
             .take(count)
             .collect();
         assert_eq!(found.len(), count, "models sharing a slot");
@@ -378,11 +378,11 @@ mod tests {
     #[test]
     fn clearing_forgets_every_answer_and_the_cache_fills_again() {
         let cache = DecisionCache::new();
-        let answer = Decision::Use(ConnectionName::from_static("replica"));
+        let answer = RouteDecision::Use(ConnectionName::from_static("replica"));
         let models: Vec<ModelInfo> = (0..100).map(|i| ModelInfo::new(format!("M{i}"))).collect();
         let keys: Vec<CacheKey<'_>> = models
             .iter()
-            .map(|m| CacheKey::new(OpKind::Read, m, &NO, None))
+            .map(|m| CacheKey::new(RouteKind::Read, m, &NO, None))
             .collect();
         for key in &keys {
             cache.put_now(key, &answer);
@@ -390,16 +390,16 @@ mod tests {
         assert!(keys.iter().any(|key| cache.get(key).is_ok()));
         cache.clear();
         assert!(keys.iter().all(|key| cache.get(key).is_err()));
-        cache.put_now(&keys[7], &Decision::NoOpinion);
-        assert_eq!(cache.get(&keys[7]).ok(), Some(Decision::NoOpinion));
+        cache.put_now(&keys[7], &RouteDecision::NoOpinion);
+        assert_eq!(cache.get(&keys[7]).ok(), Some(RouteDecision::NoOpinion));
     }
 
     #[test]
     fn refusals_are_not_kept() {
         let cache = DecisionCache::new();
         let user = ModelInfo::new("User");
-        let key = CacheKey::new(OpKind::Write, &user, &NO, None);
-        cache.put_now(&key, &Decision::Refuse("no".into()));
+        let key = CacheKey::new(RouteKind::Write, &user, &NO, None);
+        cache.put_now(&key, &RouteDecision::Refuse("no".into()));
         assert_eq!(cache.get(&key).ok(), None);
     }
 
@@ -408,9 +408,9 @@ mod tests {
         // Four inputs share a slot, each with its own answer; writers keep
         // replacing each other while readers check every answer they get.
         let models = colliding_models(4);
-        let answers: Vec<Decision> = ["a", "bb", "ccc-long-name-0123456789", "dddd"]
+        let answers: Vec<RouteDecision> = ["a", "bb", "ccc-long-name-0123456789", "dddd"]
             .iter()
-            .map(|n| Decision::Use(ConnectionName::new(n).unwrap()))
+            .map(|n| RouteDecision::Use(ConnectionName::new(n).unwrap()))
             .collect();
         let cache = DecisionCache::new();
         let hits = AtomicU64::new(0);
@@ -421,7 +421,7 @@ mod tests {
                 scope.spawn(move || {
                     for round in 0..20_000 {
                         let i = (round + writer) % models.len();
-                        cache.put_now(&CacheKey::new(OpKind::Read, &models[i], &NO, None), &answers[i]);
+                        cache.put_now(&CacheKey::new(RouteKind::Read, &models[i], &NO, None), &answers[i]);
                     }
                     writing.fetch_sub(1, Ordering::Release);
                 });
@@ -439,7 +439,7 @@ mod tests {
                             }
                             after += 1;
                         }
-                        if let Ok(got) = cache.get(&CacheKey::new(OpKind::Read, &models[i], &NO, None)) {
+                        if let Ok(got) = cache.get(&CacheKey::new(RouteKind::Read, &models[i], &NO, None)) {
                             assert_eq!(got, answers[i], "the answer of another input");
                             hits.fetch_add(1, Ordering::Relaxed);
                         }
@@ -453,11 +453,11 @@ mod tests {
     #[test]
     fn answers_only_for_the_same_input() {
         let cache = DecisionCache::new();
-        let answer = Decision::Use(ConnectionName::from_static("replica"));
+        let answer = RouteDecision::Use(ConnectionName::from_static("replica"));
         let user = ModelInfo::new("User");
         let no_hints = Hints::new();
         let acme = Hints::new().with("tenant", "acme");
-        let read = CacheKey::new(OpKind::Read, &user, &no_hints, None);
+        let read = CacheKey::new(RouteKind::Read, &user, &no_hints, None);
         assert_eq!(cache.get(&read).ok(), None);
         cache.put_now(&read, &answer);
         assert_eq!(cache.get(&read).ok(), Some(answer.clone()));
@@ -465,24 +465,27 @@ mod tests {
         let same_user = ModelInfo::new("User");
         assert_eq!(
             cache
-                .get(&CacheKey::new(OpKind::Read, &same_user, &no_hints, None))
+                .get(&CacheKey::new(RouteKind::Read, &same_user, &no_hints, None))
                 .ok(),
             Some(answer.clone())
         );
         assert_eq!(
-            cache.get(&CacheKey::new(OpKind::Write, &user, &no_hints, None)).ok(),
+            cache.get(&CacheKey::new(RouteKind::Write, &user, &no_hints, None)).ok(),
             None
         );
-        assert_eq!(cache.get(&CacheKey::new(OpKind::Read, &user, &acme, None)).ok(), None);
+        assert_eq!(
+            cache.get(&CacheKey::new(RouteKind::Read, &user, &acme, None)).ok(),
+            None
+        );
         let usr = ModelInfo::new("Usr");
         assert_eq!(
-            cache.get(&CacheKey::new(OpKind::Read, &usr, &no_hints, None)).ok(),
+            cache.get(&CacheKey::new(RouteKind::Read, &usr, &no_hints, None)).ok(),
             None
         );
         let user_with_table = ModelInfo::new("User").with_table("users");
         assert_eq!(
             cache
-                .get(&CacheKey::new(OpKind::Read, &user_with_table, &no_hints, None))
+                .get(&CacheKey::new(RouteKind::Read, &user_with_table, &no_hints, None))
                 .ok(),
             None
         );
@@ -495,11 +498,11 @@ mod tests {
         // Two inputs in one slot: the later one replaces the earlier, and
         // neither answers for the other.
         let cache = DecisionCache::new();
-        let replica = Decision::Use(ConnectionName::from_static("replica"));
-        let analytics = Decision::Use(ConnectionName::from_static("analytics"));
+        let replica = RouteDecision::Use(ConnectionName::from_static("replica"));
+        let analytics = RouteDecision::Use(ConnectionName::from_static("analytics"));
         let models = colliding_models(2);
-        let first = CacheKey::new(OpKind::Read, &models[0], &NO, None);
-        let other = CacheKey::new(OpKind::Read, &models[1], &NO, None);
+        let first = CacheKey::new(RouteKind::Read, &models[0], &NO, None);
+        let other = CacheKey::new(RouteKind::Read, &models[1], &NO, None);
         cache.put_now(&first, &replica);
         cache.put_now(&other, &analytics);
         assert_eq!(cache.get(&first).ok(), None);
@@ -512,12 +515,12 @@ mod tests {
         // slot must tell them apart by their bytes and lengths alone.
         let key = |model: &'static [u8], hints: &'static [u8]| CacheKey {
             hash: 7,
-            kind: OpKind::Read,
+            kind: RouteKind::Read,
             model,
             hints,
             origin: b"",
         };
-        let answer = Decision::Use(ConnectionName::from_static("replica"));
+        let answer = RouteDecision::Use(ConnectionName::from_static("replica"));
         let cache = DecisionCache::new();
         let stored = key(b"12345678", b"ABCDEFGH");
         cache.put_now(&stored, &answer);
@@ -545,31 +548,31 @@ mod tests {
             ConnectionName::from_static("other"),
             ConnectionName::from_static("third"),
         );
-        let (to_other, to_third) = (Decision::Use(other), Decision::Use(third));
-        let from_other = CacheKey::new(OpKind::Write, &user, &NO, Some(&other));
-        let from_third = CacheKey::new(OpKind::Write, &user, &NO, Some(&third));
-        let from_nowhere = CacheKey::new(OpKind::Write, &user, &NO, None);
+        let (to_other, to_third) = (RouteDecision::Use(other), RouteDecision::Use(third));
+        let from_other = CacheKey::new(RouteKind::Write, &user, &NO, Some(&other));
+        let from_third = CacheKey::new(RouteKind::Write, &user, &NO, Some(&third));
+        let from_nowhere = CacheKey::new(RouteKind::Write, &user, &NO, None);
         cache.put_now(&from_other, &to_other);
         assert_eq!(cache.get(&from_other).ok(), Some(to_other.clone()));
         assert_eq!(cache.get(&from_third).ok(), None);
         assert_eq!(cache.get(&from_nowhere).ok(), None);
         cache.put_now(&from_third, &to_third);
-        cache.put_now(&from_nowhere, &Decision::NoOpinion);
+        cache.put_now(&from_nowhere, &RouteDecision::NoOpinion);
         assert_eq!(cache.get(&from_other).ok(), Some(to_other));
         assert_eq!(cache.get(&from_third).ok(), Some(to_third));
-        assert_eq!(cache.get(&from_nowhere).ok(), Some(Decision::NoOpinion));
+        assert_eq!(cache.get(&from_nowhere).ok(), Some(RouteDecision::NoOpinion));
     }
 
     #[test]
     fn the_same_words_split_between_hints_and_origin_are_another_key() {
         let key = |hints: &'static [u8], origin: &'static [u8]| CacheKey {
             hash: 7,
-            kind: OpKind::Read,
+            kind: RouteKind::Read,
             model: b"12345678",
             hints,
             origin,
         };
-        let answer = Decision::Use(ConnectionName::from_static("replica"));
+        let answer = RouteDecision::Use(ConnectionName::from_static("replica"));
         let cache = DecisionCache::new();
         cache.put_now(&key(b"ABCDEFGH", b"other"), &answer);
         assert_eq!(cache.get(&key(b"ABCDEFGH", b"other")).ok(), Some(answer));
@@ -580,9 +583,9 @@ mod tests {
     #[test]
     fn large_inputs_are_not_kept() {
         let cache = DecisionCache::new();
-        let answer = Decision::Use(ConnectionName::from_static("replica"));
+        let answer = RouteDecision::Use(ConnectionName::from_static("replica"));
         let large = ModelInfo::new("x".repeat(KEY_WORDS * 8 + 1));
-        let key = CacheKey::new(OpKind::Read, &large, &NO, None);
+        let key = CacheKey::new(RouteKind::Read, &large, &NO, None);
         cache.put_now(&key, &answer);
         assert_eq!(cache.get(&key).ok(), None);
     }
@@ -590,9 +593,9 @@ mod tests {
     #[test]
     fn a_key_of_exactly_the_limit_is_kept_and_one_word_more_is_not() {
         let cache = DecisionCache::new();
-        let answer = Decision::Use(ConnectionName::from_static("replica"));
+        let answer = RouteDecision::Use(ConnectionName::from_static("replica"));
         let models: Vec<ModelInfo> = (1..KEY_WORDS * 8).map(|n| ModelInfo::new("x".repeat(n))).collect();
-        let words_of = |model: &ModelInfo| words(CacheKey::new(OpKind::Read, model, &NO, None).model);
+        let words_of = |model: &ModelInfo| words(CacheKey::new(RouteKind::Read, model, &NO, None).model);
         let at_limit = models
             .iter()
             .rfind(|m| words_of(m) == KEY_WORDS)
@@ -602,7 +605,7 @@ mod tests {
             .find(|m| words_of(m) == KEY_WORDS + 1)
             .expect("a key over it");
         for (model, kept) in [(at_limit, true), (over, false)] {
-            let key = CacheKey::new(OpKind::Read, model, &NO, None);
+            let key = CacheKey::new(RouteKind::Read, model, &NO, None);
             cache.put_now(&key, &answer);
             assert_eq!(cache.get(&key).is_ok(), kept, "{} words", words_of(model));
         }

@@ -20,7 +20,7 @@ use wasmtime::{Caller, Engine, InstancePre, Linker, Memory, Module, ResourceLimi
 use super::runtime::RouterRuntime;
 use super::{abi, kept};
 use crate::error::{Fault, LoadError};
-use crate::router::{Decision, OpKind, RouterIdentity};
+use crate::router::{RouteDecision, RouteKind, RouterIdentity};
 use crate::thread_slot;
 
 /// What a store carries: the limits a call runs under, whether the memory
@@ -183,14 +183,14 @@ impl RouterInstance {
     /// Calls `db_for_read` / `db_for_write`; no opinion when the module
     /// lacks the export.
     #[inline]
-    pub(crate) fn decide(&mut self, kind: OpKind, pieces: &[&[u8]]) -> Result<Decision, Fault> {
+    pub(crate) fn decide(&mut self, kind: RouteKind, pieces: &[&[u8]]) -> Result<RouteDecision, Fault> {
         let RouterInstance { store, calls } = self;
         let func = match kind {
-            OpKind::Read => calls.read.as_ref(),
-            OpKind::Write => calls.write.as_ref(),
+            RouteKind::Read => calls.read.as_ref(),
+            RouteKind::Write => calls.write.as_ref(),
         };
         let Some(func) = func else {
-            return Ok(Decision::NoOpinion);
+            return Ok(RouteDecision::NoOpinion);
         };
         start_call(store);
         let (ptr, len) = write_input(store, calls, pieces)?;

@@ -26,7 +26,9 @@ use self::tiers::{Compilation, Tier, TierState};
 use crate::error::{Error, Fault, LoadError, Result};
 use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
-use crate::router::{Decision, Migration, OpKind, Operation, Relation, Router, RouterIdentity};
+use crate::router::{
+    HostRouter, MigrateRequest, RelationRequest, RouteDecision, RouteKind, RouteRequest, RouterIdentity,
+};
 
 /// The largest router file or module accepted: 16 MiB.
 pub const MAX_ROUTER_SIZE: usize = 16 << 20;
@@ -48,7 +50,7 @@ pub const MAX_ROUTER_SIZE: usize = 16 << 20;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Expectation {
-    kind: OpKind,
+    kind: RouteKind,
     model: ModelInfo,
     hints: Hints,
     expected: Expected,
@@ -65,7 +67,7 @@ impl Expectation {
     /// An expectation for reading `model`.
     pub fn read(model: impl Into<String>) -> ExpectationBuilder {
         ExpectationBuilder {
-            kind: OpKind::Read,
+            kind: RouteKind::Read,
             model: ModelInfo::new(model),
             hints: Hints::new(),
         }
@@ -73,7 +75,7 @@ impl Expectation {
     /// An expectation for writing `model`.
     pub fn write(model: impl Into<String>) -> ExpectationBuilder {
         ExpectationBuilder {
-            kind: OpKind::Write,
+            kind: RouteKind::Write,
             model: ModelInfo::new(model),
             hints: Hints::new(),
         }
@@ -83,7 +85,7 @@ impl Expectation {
 /// Builds an [`Expectation`]: the operation, then the answer.
 #[derive(Debug, Clone)]
 pub struct ExpectationBuilder {
-    kind: OpKind,
+    kind: RouteKind,
     model: ModelInfo,
     hints: Hints,
 }
@@ -127,7 +129,7 @@ impl ExpectationBuilder {
 /// # Examples
 ///
 /// ```
-/// use dbroute::router::Router;
+/// use dbroute::router::HostRouter;
 /// use dbroute::wasm::{Expectation, RouterLimits, RouterRuntime, WasmRouter};
 ///
 /// // The simplest router, in WebAssembly text: reads go to "replica".
@@ -475,9 +477,9 @@ fn self_test(instance: &mut instance::RouterInstance, case: &Expectation) -> std
     let got = instance.decide(case.kind, input.pieces());
     let described = format!("{} of `{}`", case.kind, case.model.name());
     let got = match got {
-        Ok(Decision::Use(name)) => Expected::Connection(name.to_string()),
-        Ok(Decision::NoOpinion) => Expected::NoOpinion,
-        Ok(Decision::Refuse(_)) => Expected::Refused,
+        Ok(RouteDecision::Use(name)) => Expected::Connection(name.to_string()),
+        Ok(RouteDecision::NoOpinion) => Expected::NoOpinion,
+        Ok(RouteDecision::Refuse(_)) => Expected::Refused,
         Err(fault) => return Err(format!("{described}: {fault}")),
     };
     if got == case.expected {
@@ -650,13 +652,13 @@ impl WasmRouter {
     /// One decision: from the cache when the router is deterministic and
     /// has answered this exact input before, else from an instance.
     #[inline]
-    fn decide(&self, kind: OpKind, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
+    fn decide(&self, kind: RouteKind, op: &RouteRequest<'_>) -> std::result::Result<RouteDecision, Fault> {
         let exported = match kind {
-            OpKind::Read => self.inner.exports.db_for_read,
-            OpKind::Write => self.inner.exports.db_for_write,
+            RouteKind::Read => self.inner.exports.db_for_read,
+            RouteKind::Write => self.inner.exports.db_for_write,
         };
         if !exported {
-            return Ok(Decision::NoOpinion);
+            return Ok(RouteDecision::NoOpinion);
         }
         let Some(cache) = &self.inner.cache else {
             return self.call(kind, op);
@@ -673,7 +675,7 @@ impl WasmRouter {
 
     /// One decision from an instance of the router.
     #[inline]
-    fn call(&self, kind: OpKind, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
+    fn call(&self, kind: RouteKind, op: &RouteRequest<'_>) -> std::result::Result<RouteDecision, Fault> {
         let input = abi::decision_input(kind, op.model, op.hints, op.origin);
         self.with_instance(|instance| instance.decide(kind, input.pieces()))
     }
@@ -755,22 +757,22 @@ impl WasmRouter {
     }
 }
 
-impl Router for WasmRouter {
+impl HostRouter for WasmRouter {
     fn identity(&self) -> RouterIdentity {
         self.inner.identity.clone()
     }
 
     #[inline]
-    fn db_for_read(&self, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
-        self.decide(OpKind::Read, op)
+    fn db_for_read(&self, op: &RouteRequest<'_>) -> std::result::Result<RouteDecision, Fault> {
+        self.decide(RouteKind::Read, op)
     }
 
     #[inline]
-    fn db_for_write(&self, op: &Operation<'_>) -> std::result::Result<Decision, Fault> {
-        self.decide(OpKind::Write, op)
+    fn db_for_write(&self, op: &RouteRequest<'_>) -> std::result::Result<RouteDecision, Fault> {
+        self.decide(RouteKind::Write, op)
     }
 
-    fn allow_relation(&self, relation: &Relation<'_>) -> std::result::Result<Option<bool>, Fault> {
+    fn allow_relation(&self, relation: &RelationRequest<'_>) -> std::result::Result<Option<bool>, Fault> {
         if !self.inner.exports.allow_relation
             || (abi::relation_needs_1_1(relation.a.db, relation.b.db)
                 && !abi::understands_1_1(self.inner.info.abi_minor))
@@ -785,7 +787,7 @@ impl Router for WasmRouter {
         self.with_instance(|instance| instance.allow(true, &input))
     }
 
-    fn allow_migrate(&self, migration: &Migration<'_>) -> std::result::Result<Option<bool>, Fault> {
+    fn allow_migrate(&self, migration: &MigrateRequest<'_>) -> std::result::Result<Option<bool>, Fault> {
         if !self.inner.exports.allow_migrate
             || (abi::migrate_needs_1_1(migration.target) && !abi::understands_1_1(self.inner.info.abi_minor))
         {
@@ -902,15 +904,15 @@ mod tests {
         // Self-tested with the old connections, it passes; run with the new
         // ones, it routes to `billing`.
         assert_eq!(router.wait_until_optimized(Duration::from_secs(60)), Tier::Optimized);
-        let op = Operation {
-            kind: OpKind::Read,
+        let op = RouteRequest {
+            kind: RouteKind::Read,
             model: &invoice,
             hints: &Hints::new(),
             origin: None,
         };
         assert_eq!(
             router.db_for_read(&op),
-            Ok(Decision::Use(ConnectionName::new("billing").unwrap()))
+            Ok(RouteDecision::Use(ConnectionName::new("billing").unwrap()))
         );
     }
 
@@ -937,15 +939,15 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(router.tier(), Tier::Baseline);
-        let op = Operation {
-            kind: OpKind::Read,
+        let op = RouteRequest {
+            kind: RouteKind::Read,
             model: &ModelInfo::new("User"),
             hints: &Hints::new(),
             origin: None,
         };
         assert_eq!(
             router.db_for_read(&op),
-            Ok(Decision::Use(ConnectionName::new("replica").unwrap()))
+            Ok(RouteDecision::Use(ConnectionName::new("replica").unwrap()))
         );
     }
 }
