@@ -3,7 +3,6 @@
 //! when there are too many.
 
 use std::fmt;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -268,7 +267,7 @@ impl ConnectionFactory {
         let url = ConnectionUrl::parse(name, &url)?;
         let mut entry = ConnectionEntry::open_lazy(name, url, self.settings.clone().lazy(true))?;
         if let Some(hook) = &self.provision {
-            entry.provision = Provision::pending(hook.clone(), engine());
+            entry.set_provision(Provision::pending(hook.clone(), engine()));
         }
         let entry = Arc::new(entry);
         let entry = match registry.add_or_get(entry.clone()) {
@@ -279,12 +278,12 @@ impl ConnectionFactory {
             let snapshot = registry.snapshot_full();
             let mut made: Vec<_> = snapshot
                 .entries()
-                .filter(|e| e.from_factory && e.name != name)
+                .filter(|e| e.is_from_factory() && e.name() != name)
                 .collect();
             if made.len() >= max {
-                made.sort_by_key(|e| e.last_used.load(Ordering::Relaxed));
+                made.sort_by_key(|e| e.last_used());
                 for victim in &made[..=made.len() - max] {
-                    evict(registry, victim.name);
+                    evict(registry, victim.name());
                 }
             }
         }
@@ -302,12 +301,12 @@ impl ConnectionFactory {
         let snapshot = registry.snapshot_full();
         let victims: Vec<ConnectionName> = snapshot
             .entries()
-            .filter(|e| e.from_factory && now.saturating_sub(e.last_used.load(Ordering::Relaxed)) >= idle)
-            .map(|e| e.name)
+            .filter(|e| e.is_from_factory() && now.saturating_sub(e.last_used()) >= idle)
+            .map(|e| e.name())
             .collect();
         for name in &victims {
             if let Ok(entry) = registry.take(*name) {
-                entry.pool.close().await;
+                entry.pool().close().await;
             }
         }
         victims
@@ -320,7 +319,7 @@ fn evict(registry: &Registry, name: ConnectionName) {
     if let Ok(entry) = registry.take(name) {
         tracing::debug!(connection = %name, "factory connection evicted");
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { entry.pool.close().await });
+            runtime.spawn(async move { entry.pool().close().await });
         }
     }
 }

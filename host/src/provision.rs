@@ -127,7 +127,7 @@ impl ConnectionEntry {
     /// hook succeeded): one atomic load, for the statement path.
     #[inline]
     pub(crate) fn is_provisioned(&self) -> bool {
-        self.provision.is_ready()
+        self.provision().is_ready()
     }
 
     /// Waits until the connection is provisioned, starting its hook if no
@@ -136,7 +136,7 @@ impl ConnectionEntry {
     /// Callers check [`is_provisioned`](Self::is_provisioned) first, and
     /// box this future.
     pub(crate) async fn provisioned(self: &Arc<Self>) -> Result<()> {
-        let Some(pending) = self.provision.pending.as_deref() else {
+        let Some(pending) = self.provision().pending.as_deref() else {
             return Ok(());
         };
         let key = Arc::as_ptr(self) as usize;
@@ -151,9 +151,9 @@ impl ConnectionEntry {
             // the two is not lost.
             let mut notified = std::pin::pin!(pending.done.notified());
             notified.as_mut().enable();
-            if let Some(outcome) = self.provision.outcome.get() {
+            if let Some(outcome) = self.provision().outcome.get() {
                 return outcome.clone().map_err(|message| Error::Provision {
-                    connection: self.name.to_string(),
+                    connection: self.name().to_string(),
                     message,
                 });
             }
@@ -169,7 +169,7 @@ impl ConnectionEntry {
 /// outcome: on failure, first unregisters the connection and closes its
 /// pool.
 async fn run_hook(entry: Arc<ConnectionEntry>) {
-    let Some(pending) = entry.provision.pending.as_deref() else {
+    let Some(pending) = entry.provision().pending.as_deref() else {
         return;
     };
     let started = Instant::now();
@@ -184,18 +184,18 @@ async fn run_hook(entry: Arc<ConnectionEntry>) {
         Err(join) if join.is_panic() => Err(format!("the hook panicked: {}", panic_message(join.into_panic()))),
         Err(_) => Err("the hook was cancelled (the runtime is shutting down)".to_owned()),
     };
-    let outcome = outcome.map_err(|message| redact_message(&message, &entry.url));
+    let outcome = outcome.map_err(|message| redact_message(&message, entry.url()));
     match &outcome {
-        Ok(()) => tracing::info!(connection = %entry.name, elapsed = ?started.elapsed(), "connection provisioned"),
+        Ok(()) => tracing::info!(connection = %entry.name(), elapsed = ?started.elapsed(), "connection provisioned"),
         Err(message) => {
-            tracing::error!(connection = %entry.name, "provisioning failed: {message}");
+            tracing::error!(connection = %entry.name(), "provisioning failed: {message}");
             if let Some(engine) = pending.engine.upgrade() {
                 engine.provision_failed(&entry, message);
             }
-            let _ = tokio::time::timeout(CLOSE_WITHIN, entry.pool.close()).await;
+            let _ = tokio::time::timeout(CLOSE_WITHIN, entry.pool().close()).await;
         }
     }
-    let _ = entry.provision.outcome.set(outcome);
+    let _ = entry.provision().outcome.set(outcome);
     pending.done.notify_waiters();
 }
 
@@ -326,8 +326,8 @@ pub struct Provisioning {
 impl fmt::Debug for Provisioning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Provisioning")
-            .field("connection", &self.entry.name)
-            .field("url", &self.entry.url)
+            .field("connection", &self.entry.name())
+            .field("url", &self.entry.url())
             .finish()
     }
 }
@@ -354,7 +354,7 @@ impl Provisioning {
     /// # Ok(()) }
     /// ```
     pub fn name(&self) -> ConnectionName {
-        self.entry.name
+        self.entry.name()
     }
 
     /// The connection's backend.
@@ -383,7 +383,7 @@ impl Provisioning {
     /// # Ok(()) }
     /// ```
     pub fn backend(&self) -> Backend {
-        self.entry.url.backend()
+        self.entry.url().backend()
     }
 
     /// The database the connection opens: its name on PostgreSQL (the
@@ -409,7 +409,7 @@ impl Provisioning {
     /// # Ok(()) }
     /// ```
     pub fn database(&self) -> String {
-        dispatch!(&self.entry.pool, DbPool(p) as DB => DB::database(&p.connect_options()))
+        dispatch!(self.entry.pool(), DbPool(p) as DB => DB::database(&p.connect_options()))
     }
 
     /// A handle on the new connection, for the hook's SQL. Its statements
@@ -484,7 +484,7 @@ impl Provisioning {
     /// could not be reached, refused the credentials, or refused to create
     /// the database).
     pub async fn create_database_if_missing(&self) -> Result<bool> {
-        let url = self.entry.url.secret();
+        let url = self.entry.url().secret();
         let created = match self.backend() {
             // sqlx's `create_database` keeps `mode=ro`, and cannot create.
             #[cfg(feature = "sqlite")]
@@ -496,7 +496,7 @@ impl Provisioning {
             ))),
         };
         created.map_err(|source| Error::Query {
-            connection: self.entry.name.to_string(),
+            connection: self.entry.name().to_string(),
             source,
         })
     }

@@ -156,7 +156,7 @@ async fn acquire<DB: Database>(pool: &sqlx::Pool<DB>, on: &Connection) -> Result
     if !on.entry.is_provisioned() {
         Box::pin(on.entry.provisioned()).await?;
     }
-    let _waiting = on.entry.stats.waiting_guard();
+    let _waiting = on.entry.stats().waiting_guard();
     Box::pin(pool.acquire()).await.map_err(|e| on.acquire_error(e))
 }
 
@@ -166,7 +166,7 @@ async fn acquire<DB: Database>(pool: &sqlx::Pool<DB>, on: &Connection) -> Result
 macro_rules! on_executor {
     ($self:ident, |$exec:ident| $body:expr) => {{
         match &$self.tx {
-            None => dispatch!(&$self.entry.pool, DbPool(pool) => {
+            None => dispatch!($self.entry.pool(), DbPool(pool) => {
                 let mut conn = acquire(pool, $self).await?;
                 let $exec = &mut *conn;
                 $body
@@ -194,12 +194,12 @@ impl Connection {
     /// The connection's registered name (the real name of the default, not
     /// the alias `default`).
     pub fn name(&self) -> ConnectionName {
-        self.entry.name
+        self.entry.name()
     }
 
     /// The backend behind this connection.
     pub fn backend(&self) -> Backend {
-        self.entry.url.backend()
+        self.entry.url().backend()
     }
 
     /// The typed sqlx pool behind this connection. Statements run directly on
@@ -207,7 +207,7 @@ impl Connection {
     /// factory's [provisioning hook](crate::ConnectionFactory::provision)
     /// (run a statement through the handle first).
     pub fn pool(&self) -> &DbPool {
-        &self.entry.pool
+        self.entry.pool()
     }
 
     /// Whether this handle runs inside a transaction.
@@ -218,14 +218,14 @@ impl Connection {
     fn error(&self, source: sqlx::Error) -> Error {
         match source {
             sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
-                connection: self.entry.name.to_string(),
-                timeout: self.entry.settings.get_acquire_timeout(),
+                connection: self.entry.name().to_string(),
+                timeout: self.entry.settings().get_acquire_timeout(),
             },
             sqlx::Error::RowNotFound => Error::RowNotFound {
-                connection: self.entry.name.to_string(),
+                connection: self.entry.name().to_string(),
             },
             source => Error::Query {
-                connection: self.entry.name.to_string(),
+                connection: self.entry.name().to_string(),
                 source,
             },
         }
@@ -237,9 +237,9 @@ impl Connection {
     /// statement such as `DROP DATABASE absent` fails with the same code,
     /// and is a query error.)
     fn acquire_error(&self, source: sqlx::Error) -> Error {
-        match self.entry.pool.missing_database(&source) {
+        match self.entry.pool().missing_database(&source) {
             Some(database) => Error::DatabaseMissing {
-                connection: self.entry.name.to_string(),
+                connection: self.entry.name().to_string(),
                 database,
                 source,
             },
@@ -256,7 +256,7 @@ impl Connection {
     pub async fn execute(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<QueryResult> {
         let sql = typed_sql(self.backend(), sql.into_sql_str(), params);
         self.timed(async {
-            on_executor!(self, |exec| execute_on(exec, sql, params, self.entry.name)
+            on_executor!(self, |exec| execute_on(exec, sql, params, self.entry.name())
                 .await
                 .map_err(|e| self.error(e)))
         })
@@ -271,7 +271,7 @@ impl Connection {
             // Boxed: the error path's future stays out of every statement's.
             result = Err(Box::pin(self.entry.explain(error)).await);
         }
-        self.entry.stats.record(started.elapsed(), result.as_ref().err());
+        self.entry.stats().record(started.elapsed(), result.as_ref().err());
         result
     }
 
@@ -318,7 +318,7 @@ impl Connection {
         self.fetch_optional(sql, params)
             .await?
             .ok_or_else(|| Error::RowNotFound {
-                connection: self.entry.name.to_string(),
+                connection: self.entry.name().to_string(),
             })
     }
 }

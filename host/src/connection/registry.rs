@@ -19,24 +19,24 @@ use crate::provision::Provision;
 
 /// One registered connection: its name, redacted URL, settings and pool.
 pub(crate) struct ConnectionEntry {
-    pub(crate) name: ConnectionName,
-    pub(crate) url: ConnectionUrl,
-    pub(crate) settings: PoolSettings,
-    pub(crate) pool: DbPool,
-    pub(crate) routed_reads: StripedCounter,
-    pub(crate) routed_writes: StripedCounter,
-    pub(crate) stats: ConnectionStats,
+    name: ConnectionName,
+    url: ConnectionUrl,
+    settings: PoolSettings,
+    pool: DbPool,
+    routed_reads: StripedCounter,
+    routed_writes: StripedCounter,
+    stats: ConnectionStats,
     /// Made by the connection factory (and so evictable).
-    pub(crate) from_factory: bool,
+    from_factory: bool,
     /// The connection this one was declared a replica of (its registered
     /// name), checked when the engine was built.
-    pub(crate) replica_of: Option<ConnectionName>,
+    replica_of: Option<ConnectionName>,
     /// When a decision last chose it (factory connections only), in
     /// milliseconds since the process started.
-    pub(crate) last_used: AtomicU64,
+    last_used: AtomicU64,
     /// Whether statements may run yet: the factory's provisioning hook
     /// runs before the first (`provision.rs`).
-    pub(crate) provision: Provision,
+    provision: Provision,
 }
 
 impl std::fmt::Debug for ConnectionEntry {
@@ -105,6 +105,92 @@ impl ConnectionEntry {
             Ok(Err(source)) => connect_error(self.name, &self.url, self.pool.missing_database(&source), source),
             Ok(Ok(())) | Err(_) => error,
         }
+    }
+
+    /// The registered name.
+    #[inline]
+    pub(crate) fn name(&self) -> ConnectionName {
+        self.name
+    }
+
+    /// The registered name, borrowed (for an operation's origin, which
+    /// routers see by reference).
+    #[inline]
+    pub(crate) fn name_ref(&self) -> &ConnectionName {
+        &self.name
+    }
+
+    /// The URL (its `Display` and `Debug` are redacted).
+    pub(crate) fn url(&self) -> &ConnectionUrl {
+        &self.url
+    }
+
+    /// The pool's settings.
+    pub(crate) fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    /// The typed sqlx pool.
+    #[inline]
+    pub(crate) fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// Statements, errors, latency and health.
+    #[inline]
+    pub(crate) fn stats(&self) -> &ConnectionStats {
+        &self.stats
+    }
+
+    /// Counts a decision that chose this connection (and, for one the
+    /// factory made, marks it used).
+    #[inline]
+    pub(crate) fn count_decision(&self, kind: crate::router::RouteKind) {
+        match kind {
+            crate::router::RouteKind::Read => self.routed_reads.increment(),
+            crate::router::RouteKind::Write => self.routed_writes.increment(),
+        }
+        if self.from_factory {
+            self.touch();
+        }
+    }
+
+    /// Decisions that chose it: reads and writes.
+    pub(crate) fn decisions(&self) -> (u64, u64) {
+        (self.routed_reads.get(), self.routed_writes.get())
+    }
+
+    /// Whether the connection factory made it (and may evict it).
+    pub(crate) fn is_from_factory(&self) -> bool {
+        self.from_factory
+    }
+
+    /// The connection it is a replica of, if declared.
+    pub(crate) fn replica_of(&self) -> Option<ConnectionName> {
+        self.replica_of
+    }
+
+    /// Declares it a replica of `primary` (before it is registered).
+    pub(crate) fn set_replica_of(&mut self, primary: Option<ConnectionName>) {
+        self.replica_of = primary;
+    }
+
+    /// When a decision last chose it, in milliseconds since the process
+    /// started (factory connections only).
+    pub(crate) fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// Its provisioning state.
+    #[inline]
+    pub(crate) fn provision(&self) -> &Provision {
+        &self.provision
+    }
+
+    /// Gives it a provisioning hook to run before its first statement
+    /// (before it is registered).
+    pub(crate) fn set_provision(&mut self, provision: Provision) {
+        self.provision = provision;
     }
 
     /// Marks the connection as just used.

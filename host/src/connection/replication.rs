@@ -244,18 +244,18 @@ pub(crate) async fn measure(
 ) -> ReplicaLag {
     let Some(primary) = primary else {
         return ReplicaLag::failed(
-            replica.name,
+            replica.name(),
             primary_name,
             format!(
                 "its primary `{primary_name}` is no longer registered; register it again or remove `{}`",
-                replica.name
+                replica.name()
             ),
         );
     };
     let replica_conn = Connection::new(replica.clone(), None);
     let primary_conn = Connection::new(primary.clone(), None);
     let deadline = tokio::time::Instant::now() + timeout;
-    let reading = match replica.url.backend() {
+    let reading = match replica.url().backend() {
         Backend::Postgres => postgres(&replica_conn, &primary_conn, deadline, timeout).await,
         Backend::MySql => mysql(&replica_conn, deadline, timeout).await,
         // Refused when the engine is built.
@@ -263,15 +263,15 @@ pub(crate) async fn measure(
     };
     match reading {
         Ok(reading) => ReplicaLag {
-            replica: replica.name,
-            primary: primary.name,
+            replica: replica.name(),
+            primary: primary.name(),
             measured_at: SystemTime::now(),
             bytes_behind: reading.bytes_behind,
             time_behind: reading.time_behind,
             replay_paused: reading.replay_paused,
             error: None,
         },
-        Err(error) => ReplicaLag::failed(replica.name, primary.name, error),
+        Err(error) => ReplicaLag::failed(replica.name(), primary.name(), error),
     }
 }
 

@@ -345,14 +345,14 @@ pub struct ConnectionStatus {
 
 impl ConnectionStatus {
     pub(crate) fn of(entry: &crate::connection::registry::ConnectionEntry, is_default: bool) -> Self {
-        let stats = entry.stats.snapshot();
-        let pool_size = entry.pool.size();
-        let idle = entry.pool.num_idle();
+        let stats = entry.stats().snapshot();
+        let pool_size = entry.pool().size();
+        let idle = entry.pool().num_idle();
         ConnectionStatus {
-            name: entry.name,
-            backend: entry.url.backend(),
+            name: entry.name(),
+            backend: entry.url().backend(),
             is_default,
-            made_by_factory: entry.from_factory,
+            made_by_factory: entry.is_from_factory(),
             pool_size,
             idle,
             in_use: (pool_size as usize).saturating_sub(idle),
@@ -364,11 +364,11 @@ impl ConnectionStatus {
             latency_p99: stats.p99,
             last_error: stats.last_error,
             health: stats.health,
-            routed_reads: entry.routed_reads.get(),
-            routed_writes: entry.routed_writes.get(),
-            role: entry.replica_of.map_or(Role::Primary, |of| Role::Replica { of }),
-            replication: entry.stats.replication(),
-            provision: entry.provision.state(),
+            routed_reads: entry.decisions().0,
+            routed_writes: entry.decisions().1,
+            role: entry.replica_of().map_or(Role::Primary, |of| Role::Replica { of }),
+            replication: entry.stats().replication(),
+            provision: entry.provision().state(),
         }
     }
 }

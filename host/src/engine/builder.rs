@@ -320,12 +320,12 @@ impl EngineBuilder {
         for (name, url, settings) in urls {
             match ConnectionEntry::open(name, url, settings).await {
                 Ok(mut entry) => {
-                    entry.replica_of = replicas.get(&name).copied();
+                    entry.set_replica_of(replicas.get(&name).copied());
                     entries.push(entry);
                 }
                 Err(e) => {
                     for entry in &entries {
-                        entry.pool.close().await;
+                        entry.pool().close().await;
                     }
                     return Err(e);
                 }

@@ -115,11 +115,11 @@ impl std::fmt::Debug for Engine {
         let registry = self.inner.registry.snapshot();
         let connections: Vec<_> = registry
             .entries()
-            .map(|e| (e.name, e.url.redacted().to_owned()))
+            .map(|e| (e.name(), e.url().redacted().to_owned()))
             .collect();
         f.debug_struct("Engine")
             .field("connections", &connections)
-            .field("default", &registry.default_entry().name)
+            .field("default", &registry.default_entry().name())
             .field("routers", &self.router_status())
             .finish_non_exhaustive()
     }
@@ -173,7 +173,7 @@ impl Engine {
 
     /// The default connection's registered name.
     pub fn default_name(&self) -> ConnectionName {
-        self.inner.registry.snapshot().default_entry().name
+        self.inner.registry.snapshot().default_entry().name()
     }
 
     /// Registers a connection while the engine runs. Active routers make new
@@ -259,14 +259,14 @@ impl Engine {
         status.provision = ProvisionState::Failed;
         status.last_error = Some(
             Error::Provision {
-                connection: entry.name.to_string(),
+                connection: entry.name().to_string(),
                 message: message.to_owned(),
             }
             .to_string(),
         );
         {
             let mut failures = self.provision_failures();
-            failures.retain(|failed| failed.name != entry.name);
+            failures.retain(|failed| failed.name != entry.name());
             if failures.len() >= MAX_PROVISION_FAILURES {
                 failures.remove(0);
             }

@@ -148,7 +148,7 @@ impl Engine {
     /// A router's refusal or fault; a router naming an unregistered
     /// connection.
     pub fn db_for_read(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
-        self.decide_with(RouteKind::Read, model, hints, (None, None), |e| e.name)
+        self.decide_with(RouteKind::Read, model, hints, (None, None), |e| e.name())
     }
 
     /// The connection for writing `model`, by the resolution order
@@ -158,7 +158,7 @@ impl Engine {
     ///
     /// As [`Engine::db_for_read`].
     pub fn db_for_write(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
-        self.decide_with(RouteKind::Write, model, hints, (None, None), |e| e.name)
+        self.decide_with(RouteKind::Write, model, hints, (None, None), |e| e.name())
     }
 
     /// [`Engine::db_for_read`], with options: an origin (see
@@ -198,7 +198,7 @@ impl Engine {
         hints: &Hints,
         options: &RouteOptions<'_>,
     ) -> Result<ConnectionName> {
-        self.decide_with(RouteKind::Read, model, hints, (None, options.origin), |e| e.name)
+        self.decide_with(RouteKind::Read, model, hints, (None, options.origin), |e| e.name())
     }
 
     /// [`Engine::db_for_write`], with options (see [`RouteOptions`]).
@@ -229,7 +229,7 @@ impl Engine {
         hints: &Hints,
         options: &RouteOptions<'_>,
     ) -> Result<ConnectionName> {
-        self.decide_with(RouteKind::Write, model, hints, (None, options.origin), |e| e.name)
+        self.decide_with(RouteKind::Write, model, hints, (None, options.origin), |e| e.name())
     }
 
     /// Resolves one operation to a registered connection, outside any
@@ -287,7 +287,7 @@ impl Engine {
         } else {
             let routers = self.inner.routers.load();
             decided_by = Some(routers.generation);
-            match ask(&routers, kind, model, hints, origin.map(|e| &e.name)) {
+            match ask(&routers, kind, model, hints, origin.map(|e| e.name_ref())) {
                 // The first router with an opinion decides.
                 Ok(ChainAnswer::Use(name, router)) => match registry.get(&name) {
                     Some(entry) => entry,
@@ -330,16 +330,10 @@ impl Engine {
     }
 
     fn count_decision(&self, kind: RouteKind, model: &ModelInfo, entry: &ConnectionEntry, decided_by: Option<u64>) {
-        match kind {
-            RouteKind::Read => entry.routed_reads.increment(),
-            RouteKind::Write => entry.routed_writes.increment(),
-        }
-        if entry.from_factory {
-            entry.touch();
-        }
+        entry.count_decision(kind);
         if let Some(stats) = &self.inner.route_stats {
             let generation = decided_by.unwrap_or_else(|| self.inner.routers.load().generation);
-            stats.record(generation, kind, model.name(), entry.name);
+            stats.record(generation, kind, model.name(), entry.name());
         }
     }
 
@@ -363,8 +357,8 @@ impl Engine {
             Some(origin) => {
                 let registry = self.inner.registry.snapshot();
                 Some(match self.origin_entry(&registry, origin)? {
-                    Ok(entry) => entry.name,
-                    Err(made) => made.name,
+                    Ok(entry) => entry.name(),
+                    Err(made) => made.name(),
                 })
             }
         };
@@ -401,7 +395,7 @@ impl Engine {
             return Ok(());
         }
         Err(Error::CrossConnection {
-            transaction: tx.entry.name.to_string(),
+            transaction: tx.entry.name().to_string(),
             requested: requested.to_string(),
         })
     }
@@ -544,7 +538,7 @@ impl Engine {
         let name = ConnectionName::new(name)?;
         registry
             .get(&name)
-            .map(|e| e.name)
+            .map(|e| e.name())
             .ok_or_else(|| registry.unknown(name, requested_by))
     }
 }

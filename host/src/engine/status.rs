@@ -33,12 +33,12 @@ impl Engine {
     /// message as last error), until the factory makes them again.
     pub fn status(&self) -> Vec<ConnectionStatus> {
         let registry = self.inner.registry.snapshot();
-        let default = registry.default_entry().name;
+        let default = registry.default_entry().name();
         let mut status: Vec<ConnectionStatus> = registry
             .names()
             .into_iter()
             .filter_map(|name| registry.get(&name).cloned())
-            .map(|entry| ConnectionStatus::of(&entry, entry.name == default))
+            .map(|entry| ConnectionStatus::of(&entry, entry.name() == default))
             .collect();
         let failed = self.failed_provisions();
         status.extend(failed.into_iter().filter(|failed| registry.get(&failed.name).is_none()));
@@ -55,15 +55,15 @@ impl Engine {
             let connection = Connection::new(entry.clone(), None);
             async move {
                 match tokio::time::timeout(timeout, connection.execute("SELECT 1", &[])).await {
-                    Ok(Ok(_)) => entry.stats.set_health(true),
-                    Ok(Err(_)) => entry.stats.set_health(false),
+                    Ok(Ok(_)) => entry.stats().set_health(true),
+                    Ok(Err(_)) => entry.stats().set_health(false),
                     Err(_) => {
-                        entry.stats.set_health(false);
+                        entry.stats().set_health(false);
                         let timed_out = Error::PoolTimedOut {
-                            connection: entry.name.to_string(),
+                            connection: entry.name().to_string(),
                             timeout,
                         };
-                        entry.stats.record_error(&entry.explain(timed_out).await);
+                        entry.stats().record_error(&entry.explain(timed_out).await);
                     }
                 }
             }
@@ -102,9 +102,9 @@ impl Engine {
         let mut measured = Vec::new();
         for name in registry.names() {
             let Some(replica) = registry.get(&name) else { continue };
-            let Some(primary) = replica.replica_of else { continue };
+            let Some(primary) = replica.replica_of() else { continue };
             let lag = replication::measure(replica, primary, registry.get(&primary), timeout).await;
-            replica.stats.set_replication(lag.clone());
+            replica.stats().set_replication(lag.clone());
             measured.push(lag);
         }
         measured
@@ -117,10 +117,13 @@ impl Engine {
             .names()
             .into_iter()
             .filter_map(|name| registry.get(&name).map(|e| (name, e)))
-            .map(|(connection, e)| DecisionCount {
-                connection,
-                reads: e.routed_reads.get(),
-                writes: e.routed_writes.get(),
+            .map(|(connection, e)| {
+                let (reads, writes) = e.decisions();
+                DecisionCount {
+                    connection,
+                    reads,
+                    writes,
+                }
             })
             .collect()
     }

@@ -128,9 +128,9 @@ impl<'e> Migrations<'e> {
         let mut own: Vec<(Arc<ConnectionEntry>, &PathBuf)> = Vec::new();
         for (name, path) in &self.dirs {
             let entry = engine.schema_entry(name, "migrate().dir")?;
-            if own.iter().any(|(e, _)| e.name == entry.name) {
+            if own.iter().any(|(e, _)| e.name() == entry.name()) {
                 return Err(SchemaProblem::DuplicateMigrationDir {
-                    connection: entry.name.to_string(),
+                    connection: entry.name().to_string(),
                 }
                 .into());
             }
@@ -138,18 +138,18 @@ impl<'e> Migrations<'e> {
         }
         let dir_for = |entry: &Arc<ConnectionEntry>| -> Option<PathBuf> {
             own.iter()
-                .find(|(e, _)| e.name == entry.name)
+                .find(|(e, _)| e.name() == entry.name())
                 .map(|(_, p)| (*p).clone())
                 .or_else(|| self.all.clone())
         };
         let mut plan: Vec<(Arc<ConnectionEntry>, PathBuf)> = Vec::new();
         let mut push = |entry: Arc<ConnectionEntry>| -> Result<()> {
-            if plan.iter().any(|(e, _)| e.name == entry.name) {
+            if plan.iter().any(|(e, _)| e.name() == entry.name()) {
                 return Ok(());
             }
             let Some(path) = dir_for(&entry) else {
                 return Err(SchemaProblem::NoMigrationDir {
-                    connection: entry.name.to_string(),
+                    connection: entry.name().to_string(),
                 }
                 .into());
             };
@@ -234,7 +234,7 @@ async fn load(entry: &ConnectionEntry, dir: &Path) -> Result<Migrator> {
 
 /// Applies `migrator`'s pending migrations to `entry` and reports them.
 async fn apply(entry: &ConnectionEntry, dir: PathBuf, migrator: &Migrator) -> Result<ConnectionMigrations> {
-    let before = dispatch!(&entry.pool, DbPool(pool) => run_locked(pool, migrator).await)
+    let before = dispatch!(entry.pool(), DbPool(pool) => run_locked(pool, migrator).await)
         .map_err(|source| migrate_error(entry, &dir, source))?;
     let mut applied = Vec::new();
     let mut already_applied = 0;
@@ -243,7 +243,7 @@ async fn apply(entry: &ConnectionEntry, dir: PathBuf, migrator: &Migrator) -> Re
             already_applied += 1;
         } else {
             tracing::info!(
-                connection = %entry.name,
+                connection = %entry.name(),
                 version = migration.version,
                 "applied migration {}",
                 migration.description
@@ -255,8 +255,8 @@ async fn apply(entry: &ConnectionEntry, dir: PathBuf, migrator: &Migrator) -> Re
         }
     }
     Ok(ConnectionMigrations {
-        connection: entry.name,
-        backend: entry.url.backend(),
+        connection: entry.name(),
+        backend: entry.url().backend(),
         dir,
         applied,
         already_applied,
@@ -265,7 +265,7 @@ async fn apply(entry: &ConnectionEntry, dir: PathBuf, migrator: &Migrator) -> Re
 
 fn migrate_error(entry: &ConnectionEntry, dir: &Path, source: MigrateError) -> Error {
     Error::Migrate {
-        connection: entry.name.to_string(),
+        connection: entry.name().to_string(),
         dir: dir.display().to_string(),
         source: Box::new(source),
     }

@@ -432,14 +432,14 @@ impl<'a> SchemaChange<'a> {
                 step.entry.provisioned().await?;
             }
             let sql = step.sql;
-            let done = dispatch!(&step.entry.pool, DbPool(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop));
+            let done = dispatch!(step.entry.pool(), DbPool(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop));
             done.map_err(|source| Error::SchemaStatement {
-                connection: step.entry.name.to_string(),
+                connection: step.entry.name().to_string(),
                 model: step.model.clone(),
                 action: verb,
                 source: Box::new(source),
             })?;
-            tracing::info!(connection = %step.entry.name, model = %step.model, "{verb}d the table");
+            tracing::info!(connection = %step.entry.name(), model = %step.model, "{verb}d the table");
         }
         Ok(report)
     }
@@ -454,7 +454,7 @@ impl<'a> SchemaChange<'a> {
             Some(names) => {
                 let mut selected = Vec::with_capacity(names.len());
                 for name in names {
-                    selected.push(self.engine.schema_entry(name, "create_all/drop_all on()")?.name);
+                    selected.push(self.engine.schema_entry(name, "create_all/drop_all on()")?.name());
                 }
                 Some(selected)
             }
@@ -479,7 +479,7 @@ impl<'a> SchemaChange<'a> {
                 SchemaAction::SkippedByAllowMigrate
             } else {
                 let entry = self.engine.schema_entry(connection.as_str(), "create_all/drop_all")?;
-                let backend = entry.url.backend();
+                let backend = entry.url().backend();
                 let (sql, action) =
                     match self.kind {
                         Kind::Create => {
@@ -517,7 +517,7 @@ impl<'a> SchemaChange<'a> {
         }
         let mut connections: Vec<&ConnectionEntry> = Vec::new();
         for step in &steps {
-            if !connections.iter().any(|e| e.name == step.entry.name) {
+            if !connections.iter().any(|e| e.name() == step.entry.name()) {
                 connections.push(&step.entry);
             }
         }

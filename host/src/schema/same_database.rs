@@ -65,13 +65,13 @@ fn server_key(backend: Backend, secret: &str) -> Option<String> {
 pub(super) fn check_distinct<'a>(entries: impl IntoIterator<Item = &'a ConnectionEntry>) -> Result<()> {
     let mut seen: Vec<(String, &ConnectionEntry)> = Vec::new();
     for entry in entries {
-        let Some(key) = database_key(&entry.url) else {
+        let Some(key) = database_key(entry.url()) else {
             continue;
         };
-        if let Some((_, first)) = seen.iter().find(|(k, e)| *k == key && e.name != entry.name) {
+        if let Some((_, first)) = seen.iter().find(|(k, e)| *k == key && e.name() != entry.name()) {
             return Err(SchemaProblem::SameDatabase {
-                first: first.name.to_string(),
-                second: entry.name.to_string(),
+                first: first.name().to_string(),
+                second: entry.name().to_string(),
             }
             .into());
         }

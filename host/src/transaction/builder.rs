@@ -148,7 +148,7 @@ impl<'a> TransactionBuilder<'a> {
             }
         };
         if let Some(tx) = transaction::current() {
-            self.engine.check_joins(&tx, entry.name)?;
+            self.engine.check_joins(&tx, entry.name())?;
             return Transaction::nested(tx).await;
         }
         Transaction::begin(entry, self.access).await

@@ -63,7 +63,7 @@ pub(crate) struct TxCore {
 impl std::fmt::Debug for TxCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TxCore")
-            .field("connection", &self.entry.name)
+            .field("connection", &self.entry.name())
             .finish_non_exhaustive()
     }
 }
@@ -75,7 +75,7 @@ fn savepoint_sql(verb: &str, level: u32) -> sqlx::AssertSqlSafe<String> {
 impl TxCore {
     fn finished(&self) -> Error {
         Error::TransactionFinished {
-            connection: self.entry.name.to_string(),
+            connection: self.entry.name().to_string(),
         }
     }
 
@@ -111,7 +111,7 @@ async fn run(conn: &mut TxConn, core: &TxCore, sql: sqlx::AssertSqlSafe<String>)
         TxConn::Finished => return Err(core.finished()),
     );
     result.map_err(|source| Error::Query {
-        connection: core.entry.name.to_string(),
+        connection: core.entry.name().to_string(),
         source,
     })
 }
@@ -173,13 +173,13 @@ impl Transaction {
         if !entry.is_provisioned() {
             Box::pin(entry.provisioned()).await?;
         }
-        let name = entry.name;
+        let name = entry.name();
         let error = |source: sqlx::Error| match source {
             sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
                 connection: name.to_string(),
-                timeout: entry.settings.get_acquire_timeout(),
+                timeout: entry.settings().get_acquire_timeout(),
             },
-            source => match entry.pool.missing_database(&source) {
+            source => match entry.pool().missing_database(&source) {
                 Some(database) => Error::DatabaseMissing {
                     connection: name.to_string(),
                     database,
@@ -193,7 +193,7 @@ impl Transaction {
         };
         let read_only = access == Access::ReadOnly;
         let began = async {
-            dispatch!(&entry.pool, DbPool(pool) as DB => {
+            dispatch!(entry.pool(), DbPool(pool) as DB => {
                 let tx = match DB::BEGIN_READ_ONLY {
                     Some(begin) if read_only => pool.begin_with(begin).await,
                     _ => pool.begin().await,
@@ -238,7 +238,7 @@ impl Transaction {
 
     /// The connection this transaction is pinned to.
     pub fn connection_name(&self) -> ConnectionName {
-        self.core.entry.name
+        self.core.entry.name()
     }
 
     /// Whether this is a savepoint inside another transaction.
@@ -313,8 +313,8 @@ impl Transaction {
     async fn lend<DB: SqlxBackend>(&self) -> Result<MappedMutexGuard<'_, DB::Connection>> {
         let conn = self.core.lock().await?;
         MappedMutexGuard::try_map(conn, |conn| DB::tx(conn).map(|tx| &mut **tx)).map_err(|_| Error::WrongBackend {
-            connection: self.core.entry.name.to_string(),
-            backend: self.core.entry.pool.backend(),
+            connection: self.core.entry.name().to_string(),
+            backend: self.core.entry.pool().backend(),
             requested: DB::BACKEND,
         })
     }
@@ -358,7 +358,7 @@ impl Transaction {
         }
         let mut state = self.core.lock().await?;
         let conn = std::mem::replace(&mut *state, TxConn::Finished);
-        let name = self.core.entry.name;
+        let name = self.core.entry.name();
         let error = |source| Error::Query {
             connection: name.to_string(),
             source,
@@ -417,6 +417,6 @@ impl Drop for Transaction {
             Ok(mut state) => state.conn = TxConn::Finished,
             Err(_) => self.core.abandoned.store(true, Ordering::Release),
         }
-        tracing::debug!(connection = %self.core.entry.name, "transaction dropped unfinished: rolled back");
+        tracing::debug!(connection = %self.core.entry.name(), "transaction dropped unfinished: rolled back");
     }
 }
