@@ -91,6 +91,27 @@ pub(crate) fn free_port() -> u16 {
 }
 
 impl Ctl {
+    /// Makes a new cluster in its data folder: superuser `postgres`, trust
+    /// authentication, UTF-8, no fsync.
+    pub(crate) fn initdb(&self) {
+        let data = self.data.display().to_string();
+        self.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        );
+    }
+
     pub(crate) fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
         let mut command = match self.run_as {
@@ -180,22 +201,7 @@ impl PgServer {
             port: free_port(),
             run_as,
         };
-        let data = ctl.data.display().to_string();
-        ctl.run(
-            "initdb",
-            &[
-                "-D",
-                &data,
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-        );
+        ctl.initdb();
         ctl.start();
         PgServer {
             ctl: Arc::new(ctl),

@@ -71,22 +71,7 @@ impl ReplicaCluster {
 
         // Guarded before it starts: a panic from here on stops it.
         let primary = Server(ctl("primary", free_port()));
-        let data = primary.0.data.display().to_string();
-        primary.0.run(
-            "initdb",
-            &[
-                "-D",
-                &data,
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-        );
+        primary.0.initdb();
         // PostgreSQL 15's defaults allow streaming replication (wal_level
         // replica, 10 WAL senders, hot standby) and initdb's trust rules
         // cover replication connections from 127.0.0.1.
