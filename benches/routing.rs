@@ -302,6 +302,13 @@ async fn routed_select(engine: &Engine, select: &str) -> String {
     black_box(row.get::<String, _>(1))
 }
 
+/// The typed path: a routed read's connection, then sqlx's own query on
+/// its pool (where `query!`/`query_as!` run).
+async fn typed_select(engine: &Engine, select: &str) -> String {
+    let connection = engine.read_model(&USER).connection().unwrap();
+    raw_select(connection.pool(), select).await
+}
+
 /// The same select on a `Connection` handle (no routing).
 async fn handle_select(handle: &dbroute::Connection, select: &str) -> String {
     let row = handle
@@ -322,12 +329,12 @@ struct Ways<'a> {
 }
 
 impl Ways<'_> {
-    const NAMES: [&'static str; 4] = ["raw", "handle", "routed", "routed-uncached"];
+    const NAMES: [&'static str; 5] = ["raw", "handle", "routed", "routed-uncached", "typed"];
 
     /// Activates the router the `way`-th way routes with, if any.
     fn prepare(&self, way: usize) {
         let router = match way {
-            2 => self.cached,
+            2 | 4 => self.cached,
             3 => self.uncached,
             _ => return,
         };
@@ -340,6 +347,7 @@ impl Ways<'_> {
             match way {
                 0 => drop(raw_select(self.pool, self.select).await),
                 1 => drop(handle_select(self.handle, self.select).await),
+                4 => drop(typed_select(self.engine, self.select).await),
                 _ => drop(routed_select(self.engine, self.select).await),
             }
         }
