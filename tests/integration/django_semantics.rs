@@ -28,7 +28,7 @@ use dbroute_example_routers as routers;
 use dbroute_sdk as sdk;
 
 use crate::conformance;
-use crate::support::{TestDb, fixture, per_backend};
+use crate::support::{Fixed, TestDb, fixture, per_backend};
 
 fn user() -> ModelInfo {
     ModelInfo::new("User").with_table("users").with_app("auth")
@@ -36,35 +36,6 @@ fn user() -> ModelInfo {
 
 fn name(name: &str) -> ConnectionName {
     ConnectionName::new(name).expect("a connection name")
-}
-
-/// Reads of `User` go to `other` (a replica, say); no opinion on writes.
-#[derive(Debug)]
-struct ReadsFromOther;
-
-impl HostRouter for ReadsFromOther {
-    fn identity(&self) -> RouterIdentity {
-        RouterIdentity::native("reads-from-other")
-    }
-    fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
-        Ok(RouteDecision::Use(name("other")))
-    }
-}
-
-/// Writes go to `archive`, whatever the origin.
-#[derive(Debug)]
-struct WritesToArchive;
-
-impl HostRouter for WritesToArchive {
-    fn identity(&self) -> RouterIdentity {
-        RouterIdentity::native("writes-to-archive")
-    }
-    fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
-        Ok(RouteDecision::NoOpinion)
-    }
-    fn db_for_write(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
-        Ok(RouteDecision::Use(name("archive")))
-    }
 }
 
 /// Sees the origin: a row from `other` is written to `archive`; no opinion
@@ -112,7 +83,7 @@ per_backend!(
             .connection("default", &db.url)
             .connection("other", &other.url)
             .connection("archive", &archive.url)
-            .add_router(ReadsFromOther)
+            .add_router(Fixed::answers(Some("other"), None))
             .build()
             .await
             .unwrap();
@@ -158,7 +129,7 @@ per_backend!(
         assert_eq!(names_on(&engine, "other").await, ["saved with its origin"]);
 
         // A router with an opinion on writes decides: the origin comes after it.
-        engine.set_router(WritesToArchive);
+        engine.set_router(Fixed::answers(None, Some("archive")));
         engine
             .write_model(&model)
             .origin("other")
@@ -223,7 +194,7 @@ async fn the_resolution_order_is_transaction_using_router_origin_default() {
     );
 
     // A router with an opinion wins over the origin; one without does not.
-    engine.set_router(WritesToArchive);
+    engine.set_router(Fixed::answers(None, Some("archive")));
     assert_eq!(engine.db_for_write_with(&model, &no, &from_other).unwrap(), "archive");
     assert_eq!(engine.db_for_read_with(&model, &no, &from_other).unwrap(), "other");
     assert_eq!(
@@ -262,7 +233,7 @@ async fn an_unknown_origin_is_an_error() {
             .map(|c| c.name().to_string()),
     );
     // Whatever the router says: an origin is checked whenever it is given.
-    engine.set_router(WritesToArchive);
+    engine.set_router(Fixed::answers(None, Some("archive")));
     unknown(engine.db_for_write_with(&model, &no, &nowhere).map(|n| n.to_string()));
     // Even inside a transaction, which it would not move.
     let in_tx = engine

@@ -5,7 +5,6 @@
 //! (by the statement's error, the health check and the status). On
 //! PostgreSQL, MariaDB and SQLite.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -16,7 +15,7 @@ use dbroute::{
     Backend, ConnectionFactory, DbPool, Engine, Error, Hints, Provisioning, ReadFailure, params, sqlx::AssertSqlSafe,
 };
 
-use crate::support::{ByTenant, TestDb, admin_execute, invoice, per_backend, within};
+use crate::support::{ByTenant, TestDb, admin_execute, invoice, per_backend, shown, within};
 
 /// The password in the URLs here (PostgreSQL's trust authentication
 /// ignores it; MariaDB's root has none, so its URLs carry none).
@@ -36,17 +35,6 @@ fn template(db: &TestDb, dir: &std::path::Path) -> String {
         Backend::MySql => "mysql://root@127.0.0.1:3306/{name}".to_owned(),
         Backend::Sqlite => format!("sqlite:{}/{{name}}.db?mode=ro", dir.display()),
     }
-}
-
-/// Everything an error shows: its message, its `Debug`, and its sources'.
-fn shown(error: &Error) -> String {
-    let mut out = format!("{error} | {error:?}");
-    let mut source = std::error::Error::source(error);
-    while let Some(s) = source {
-        let _ = write!(out, " | caused by {s} | {s:?}");
-        source = s.source();
-    }
-    out
 }
 
 per_backend!(

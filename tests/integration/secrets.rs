@@ -13,7 +13,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
 use crate::pg_server::PgServer;
-use crate::support::{TestDb, within};
+use crate::support::{TestDb, shown, within};
 
 /// The password of every URL here. Trust authentication ignores it, so
 /// the URLs connect.
@@ -110,17 +110,6 @@ const INIT_ECHO: &str = r#"(module
     (i64.or
       (i64.const -9223372036854775808)
       (i64.or (i64.shl (i64.const 32768) (i64.const 32)) (i64.extend_i32_u (global.get $len))))))"#;
-
-/// Everything an error shows: its message, its `Debug`, and its sources'.
-fn shown(error: &Error) -> String {
-    let mut out = format!("{error} | {error:?}");
-    let mut source = std::error::Error::source(error);
-    while let Some(s) = source {
-        let _ = write!(out, " | caused by {s} | {s:?}");
-        source = s.source();
-    }
-    out
-}
 
 /// What the init-echo router was told: its refusal of a read, as JSON.
 fn what_the_router_was_told(engine: &Engine, seen: &mut Vec<String>) -> serde_json::Value {

@@ -248,3 +248,61 @@ impl dbroute::router::HostRouter for ByTenant {
 pub(crate) fn invoice() -> dbroute::ModelInfo {
     dbroute::ModelInfo::new("Invoice").with_table("invoices")
 }
+
+/// A native router with fixed answers (`None`: no opinion) that counts
+/// how often it is asked.
+#[derive(Debug, Default)]
+pub(crate) struct Fixed {
+    pub(crate) read: Option<&'static str>,
+    pub(crate) write: Option<&'static str>,
+    pub(crate) calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Fixed {
+    /// Reads to `read`, writes to `write`.
+    pub(crate) fn answers(read: Option<&'static str>, write: Option<&'static str>) -> Self {
+        Fixed {
+            read,
+            write,
+            calls: Default::default(),
+        }
+    }
+}
+
+impl dbroute::router::HostRouter for Fixed {
+    fn identity(&self) -> dbroute::router::RouterIdentity {
+        dbroute::router::RouterIdentity::native("fixed")
+    }
+    fn db_for_read(
+        &self,
+        _: &dbroute::router::RouteRequest<'_>,
+    ) -> Result<dbroute::router::RouteDecision, dbroute::router::Fault> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.read.map_or(
+            Ok(dbroute::router::RouteDecision::NoOpinion),
+            dbroute::router::RouteDecision::use_connection,
+        )
+    }
+    fn db_for_write(
+        &self,
+        _: &dbroute::router::RouteRequest<'_>,
+    ) -> Result<dbroute::router::RouteDecision, dbroute::router::Fault> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.write.map_or(
+            Ok(dbroute::router::RouteDecision::NoOpinion),
+            dbroute::router::RouteDecision::use_connection,
+        )
+    }
+}
+
+/// Everything an error shows: its message, its `Debug`, and its sources'.
+pub(crate) fn shown(error: &dbroute::Error) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("{error} | {error:?}");
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        let _ = write!(out, " | caused by {s} | {s:?}");
+        source = s.source();
+    }
+    out
+}

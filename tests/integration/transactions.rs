@@ -4,34 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dbroute::router::{Fault, HostRouter, RouteDecision, RouteRequest, RouterIdentity};
 use dbroute::{Backend, Engine, Error, ModelInfo, TransactionRouting, params, sqlx::AssertSqlSafe};
 
-use crate::support::{TestDb, per_backend};
-
-/// A native router with fixed answers that counts how often it is asked.
-#[derive(Debug, Default)]
-struct Fixed {
-    read: Option<&'static str>,
-    write: Option<&'static str>,
-    calls: Arc<AtomicUsize>,
-}
-
-impl HostRouter for Fixed {
-    fn identity(&self) -> RouterIdentity {
-        RouterIdentity::native("fixed")
-    }
-    fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.read
-            .map_or(Ok(RouteDecision::NoOpinion), RouteDecision::use_connection)
-    }
-    fn db_for_write(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.write
-            .map_or(Ok(RouteDecision::NoOpinion), RouteDecision::use_connection)
-    }
-}
+use crate::support::{Fixed, TestDb, per_backend};
 
 fn item() -> ModelInfo {
     ModelInfo::new("Item").with_table("items")
