@@ -92,15 +92,13 @@ pub enum Error {
 
     /// The URL is for a backend this build of dbroute has no driver for.
     #[error(
-        "connection `{connection}` is a {backend} URL, but dbroute was built without its `{feature}` feature; enable it (dbroute = {{ features = [\"{feature}\"] }})"
+        "connection `{connection}` is a {backend} URL, but dbroute was built without its `{feature}` feature; enable it (dbroute = {{ features = [\"{feature}\"] }})", feature = backend.as_str()
     )]
     BackendNotBuilt {
         /// The connection being registered.
         connection: String,
-        /// The URL's backend.
+        /// The URL's backend (its Cargo feature is `backend.as_str()`).
         backend: crate::connection::url::Backend,
-        /// The Cargo feature that builds its driver.
-        feature: &'static str,
     },
 
     /// Connecting to a database failed.

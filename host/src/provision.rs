@@ -492,7 +492,7 @@ impl Provisioning {
             backend => dispatch!(backend, Backend as DB => create_if_missing::<DB>(url).await,
             // A connection of a backend this build lacks is never made.
             not_built(other) => Err(sqlx::Error::Configuration(
-                format!("dbroute was built without its `{}` feature", other.feature()).into(),
+                format!("dbroute was built without its `{}` feature", other.as_str()).into(),
             ))),
         };
         created.map_err(|source| Error::Query {

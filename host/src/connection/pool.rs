@@ -143,17 +143,13 @@ impl fmt::Debug for DbPool {
 impl DbPool {
     /// Opens a pool for `url` with `settings`.
     pub(crate) async fn open(name: ConnectionName, url: &ConnectionUrl, settings: &PoolSettings) -> Result<DbPool> {
-        let bad_url = |e: sqlx::Error| Error::InvalidUrl {
-            connection: name.to_string(),
-            url: url.redacted().to_owned(),
-            reason: crate::connection::url::redact(&e.to_string()),
-        };
+        if settings.lazy {
+            return Self::open_lazy(name, url, settings);
+        }
         dispatch!(url.backend(), Backend as DB => {
-            let options = DB::connect_options(url.secret()).map_err(bad_url)?;
+            let options = DB::connect_options(url.secret()).map_err(|e| bad_url(name, url, e))?;
             let pool = settings.apply(PoolOptions::<DB>::new());
-            Ok(DB::wrap_pool(if settings.lazy {
-                pool.connect_lazy_with(options)
-            } else {
+            Ok(DB::wrap_pool({
                 let connected = pool.connect_with(options.clone()).await;
                 connected.map_err(|source| match source {
                     sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
@@ -171,13 +167,8 @@ impl DbPool {
 
     /// Makes a pool that connects on first use (no I/O now).
     pub(crate) fn open_lazy(name: ConnectionName, url: &ConnectionUrl, settings: &PoolSettings) -> Result<DbPool> {
-        let bad_url = |e: sqlx::Error| Error::InvalidUrl {
-            connection: name.to_string(),
-            url: url.redacted().to_owned(),
-            reason: crate::connection::url::redact(&e.to_string()),
-        };
         dispatch!(url.backend(), Backend as DB => {
-            let options = DB::connect_options(url.secret()).map_err(bad_url)?;
+            let options = DB::connect_options(url.secret()).map_err(|e| bad_url(name, url, e))?;
             Ok(DB::wrap_pool(settings.apply(PoolOptions::<DB>::new()).connect_lazy_with(options)))
         }, not_built(backend) => Err(not_built(name, backend)))
     }
@@ -241,18 +232,26 @@ impl DbPool {
     }
 }
 
-/// The error of a failed attempt to connect: [`Error::DatabaseMissing`]
-/// when `missing` names the database the server says does not exist, else
-/// [`Error::Connect`].
+/// The error for a URL sqlx cannot read (its message redacted).
+fn bad_url(name: ConnectionName, url: &ConnectionUrl, error: sqlx::Error) -> Error {
+    Error::InvalidUrl {
+        connection: name.to_string(),
+        url: url.redacted().to_owned(),
+        reason: crate::connection::url::redact(&error.to_string()),
+    }
+}
+
 /// The error for a URL of a backend this build has no driver for.
 fn not_built(name: ConnectionName, backend: Backend) -> Error {
     Error::BackendNotBuilt {
         connection: name.to_string(),
         backend,
-        feature: backend.feature(),
     }
 }
 
+/// The error of a failed attempt to connect: [`Error::DatabaseMissing`]
+/// when `missing` names the database the server says does not exist, else
+/// [`Error::Connect`].
 pub(crate) fn connect_error(
     name: ConnectionName,
     url: &ConnectionUrl,
@@ -286,7 +285,13 @@ mod tests {
         let url = ConnectionUrl::parse(name, "mysql://app:S3cr3t@127.0.0.1/reports").unwrap();
         let err = DbPool::open_lazy(name, &url, &PoolSettings::new()).unwrap_err();
         assert!(
-            matches!(&err, Error::BackendNotBuilt { feature: "mysql", .. }),
+            matches!(
+                &err,
+                Error::BackendNotBuilt {
+                    backend: Backend::MySql,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         let text = err.to_string();

@@ -18,15 +18,6 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The Cargo feature of dbroute that builds this backend's driver.
-    pub fn feature(self) -> &'static str {
-        match self {
-            Backend::Postgres => "postgres",
-            Backend::MySql => "mysql",
-            Backend::Sqlite => "sqlite",
-        }
-    }
-
     /// The bind-parameter placeholder for the `n`th parameter (1-based):
     /// `$1` on PostgreSQL and SQLite, `?` on MySQL.
     ///
