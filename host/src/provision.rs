@@ -11,7 +11,7 @@
 //! anyone is told, so the next request makes it again from scratch.
 //!
 //! Provisioned connections pay one atomic load per statement
-//! ([`ConnectionEntry::is_provisioned`]); the waiting is boxed, off the
+//! ([`ConnectionEntry::ready`]); the waiting is boxed, off the
 //! statement's future.
 
 use std::fmt;
@@ -130,12 +130,22 @@ impl ConnectionEntry {
         self.provision().is_ready()
     }
 
-    /// Waits until the connection is provisioned, starting its hook if no
-    /// request did yet: `Ok` when statements may run, or the hook's
-    /// failure. Statements the hook itself runs on the connection pass.
-    /// Callers check [`is_provisioned`](Self::is_provisioned) first, and
-    /// box this future.
-    pub(crate) async fn provisioned(self: &Arc<Self>) -> Result<()> {
+    /// `Ok` once statements may run on this connection: at once when it is
+    /// provisioned (one atomic load); otherwise waits, starting its hook if
+    /// no request did yet, and returns the hook's failure if it failed.
+    /// Statements the hook itself runs on the connection pass. The wait is
+    /// boxed, so it adds a pointer, not its state, to the caller's future.
+    #[inline]
+    pub(crate) async fn ready(self: &Arc<Self>) -> Result<()> {
+        if self.is_provisioned() {
+            return Ok(());
+        }
+        Box::pin(self.provisioned()).await
+    }
+
+    /// Waits until the connection is provisioned (see
+    /// [`ready`](Self::ready)).
+    async fn provisioned(self: &Arc<Self>) -> Result<()> {
         let Some(pending) = self.provision().pending.as_deref() else {
             return Ok(());
         };

@@ -153,11 +153,9 @@ fn typed_sql(backend: Backend, sql: SqlStr, params: &[Value]) -> SqlStr {
 /// and here, where it shares the acquire's room in the statement's future
 /// instead of adding to it).
 async fn acquire<DB: Database>(pool: &sqlx::Pool<DB>, on: &Connection) -> Result<sqlx::pool::PoolConnection<DB>> {
-    if !on.entry.is_provisioned() {
-        Box::pin(on.entry.provisioned()).await?;
-    }
+    on.entry.ready().await?;
     let _waiting = on.entry.stats().waiting_guard();
-    Box::pin(pool.acquire()).await.map_err(|e| on.acquire_error(e))
+    Box::pin(pool.acquire()).await.map_err(|e| on.entry.acquire_error(e))
 }
 
 /// Runs `$body` with `$exec` bound to the right executor: a connection
@@ -228,22 +226,6 @@ impl Connection {
                 connection: self.entry.name().to_string(),
                 source,
             },
-        }
-    }
-
-    /// An error met while taking a connection from the pool: as
-    /// [`error`](Self::error), but a server that says the database does
-    /// not exist is [`Error::DatabaseMissing`]. (Only while connecting: a
-    /// statement such as `DROP DATABASE absent` fails with the same code,
-    /// and is a query error.)
-    fn acquire_error(&self, source: sqlx::Error) -> Error {
-        match self.entry.pool().missing_database(&source) {
-            Some(database) => Error::DatabaseMissing {
-                connection: self.entry.name().to_string(),
-                database,
-                source,
-            },
-            None => self.error(source),
         }
     }
 

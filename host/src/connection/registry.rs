@@ -193,6 +193,29 @@ impl ConnectionEntry {
         self.provision = provision;
     }
 
+    /// An error met while taking a connection from the pool or beginning a
+    /// transaction: [`Error::PoolTimedOut`], [`Error::DatabaseMissing`]
+    /// when the server says the database does not exist (only while
+    /// connecting: a statement such as `DROP DATABASE absent` fails with
+    /// the same code, and is a query error), else [`Error::Query`].
+    pub(crate) fn acquire_error(&self, source: sqlx::Error) -> Error {
+        let connection = self.name.to_string();
+        match source {
+            sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
+                connection,
+                timeout: self.settings.get_acquire_timeout(),
+            },
+            source => match self.pool.missing_database(&source) {
+                Some(database) => Error::DatabaseMissing {
+                    connection,
+                    database,
+                    source,
+                },
+                None => Error::Query { connection, source },
+            },
+        }
+    }
+
     /// Marks the connection as just used.
     #[inline]
     pub(crate) fn touch(&self) {

@@ -200,9 +200,7 @@ impl<'e> Migrations<'e> {
         for ((entry, dir), migrator) in plan.into_iter().zip(migrators) {
             // A connection the factory made is provisioned first (its hook
             // may create the database).
-            if !entry.is_provisioned() {
-                entry.provisioned().await?;
-            }
+            entry.ready().await?;
             connections.push(apply(&entry, dir, &migrator).await?);
         }
         Ok(MigrationReport { connections })

@@ -428,9 +428,7 @@ impl<'a> SchemaChange<'a> {
         };
         for step in steps {
             // A connection the factory made is provisioned first.
-            if !step.entry.is_provisioned() {
-                step.entry.provisioned().await?;
-            }
+            step.entry.ready().await?;
             let sql = step.sql;
             let done = dispatch!(step.entry.pool(), DbPool(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop));
             done.map_err(|source| Error::SchemaStatement {

@@ -135,7 +135,8 @@ pub(crate) enum Access {
 /// Every statement run through it (or through [`Transaction::connection`],
 /// or through the engine's routed API inside
 /// [`TransactionBuilder::run`](crate::TransactionBuilder::run)) runs on its
-/// connection; the router is not asked. [`commit`](Transaction::commit) and
+/// connection (a write the router sends elsewhere is refused, as
+/// [`TransactionRouting`](crate::TransactionRouting) says). [`commit`](Transaction::commit) and
 /// [`rollback`](Transaction::rollback) consume it; dropping it unfinished
 /// rolls it back.
 ///
@@ -170,27 +171,8 @@ pub struct Transaction {
 
 impl Transaction {
     pub(crate) async fn begin(entry: Arc<ConnectionEntry>, access: Access) -> Result<Transaction> {
-        if !entry.is_provisioned() {
-            Box::pin(entry.provisioned()).await?;
-        }
-        let name = entry.name();
-        let error = |source: sqlx::Error| match source {
-            sqlx::Error::PoolTimedOut => Error::PoolTimedOut {
-                connection: name.to_string(),
-                timeout: entry.settings().get_acquire_timeout(),
-            },
-            source => match entry.pool().missing_database(&source) {
-                Some(database) => Error::DatabaseMissing {
-                    connection: name.to_string(),
-                    database,
-                    source,
-                },
-                None => Error::Query {
-                    connection: name.to_string(),
-                    source,
-                },
-            },
-        };
+        entry.ready().await?;
+        let error = |source: sqlx::Error| entry.acquire_error(source);
         let read_only = access == Access::ReadOnly;
         let began = async {
             dispatch!(entry.pool(), DbPool(pool) as DB => {
