@@ -191,7 +191,10 @@ async fn run_hook(entry: Arc<ConnectionEntry>) {
     let outcome = match ran {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(message_of(&*error)),
-        Err(join) if join.is_panic() => Err(format!("the hook panicked: {}", panic_message(join.into_panic()))),
+        Err(join) if join.is_panic() => Err(format!(
+            "the hook panicked: {}",
+            crate::error::panic_text(&*join.into_panic())
+        )),
         Err(_) => Err("the hook was cancelled (the runtime is shutting down)".to_owned()),
     };
     let outcome = outcome.map_err(|message| redact_message(&message, entry.url()));
@@ -223,16 +226,6 @@ fn message_of(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     message
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(message) => *message,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(message) => (*message).to_owned(),
-            Err(_) => "(no message)".to_owned(),
-        },
-    }
 }
 
 /// A hook's message without credentials: the connection's URL and

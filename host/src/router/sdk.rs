@@ -422,11 +422,7 @@ fn write_input<R: dbroute_sdk::Router>(instance: &mut Instance<R>, pieces: &[&[u
 
 /// What a panic of the router `R` said, and that it was one.
 fn panic_message<R>(payload: &(dyn Any + Send)) -> String {
-    let said = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(a panic payload that is not text)");
+    let said = crate::error::panic_text(payload);
     format!(
         "{} (the dbroute-sdk router {}, run natively; its instance was dropped)",
         abi::cut(said, abi::MAX_MESSAGE_LEN),
