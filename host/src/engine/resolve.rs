@@ -352,15 +352,13 @@ impl Engine {
         using: Option<&str>,
         origin: Option<&str>,
     ) -> Result<Connection> {
+        let registry = self.inner.registry.snapshot();
         let origin = match origin {
             None => None,
-            Some(origin) => {
-                let registry = self.inner.registry.snapshot();
-                Some(match self.origin_entry(&registry, origin)? {
-                    Ok(entry) => entry.name(),
-                    Err(made) => made.name(),
-                })
-            }
+            Some(origin) => Some(match self.origin_entry(&registry, origin)? {
+                Ok(entry) => entry.name(),
+                Err(made) => made.name(),
+            }),
         };
         let routing = self.inner.transaction_routing;
         let check = match routing {
@@ -373,7 +371,7 @@ impl Engine {
             None if check => match ask(&self.inner.routers.load(), kind, model, hints, origin.as_ref()) {
                 Ok(ChainAnswer::Use(name, _)) => Some(name),
                 Ok(ChainAnswer::Default) if routing == TransactionRouting::CheckAll => {
-                    Some(origin.unwrap_or_else(|| self.default_name()))
+                    Some(origin.unwrap_or_else(|| registry.default_entry().name()))
                 }
                 Ok(ChainAnswer::Default) => None,
                 Err((error, _)) => return Err(error),
@@ -381,7 +379,7 @@ impl Engine {
             None => None,
         };
         if let Some(requested) = requested {
-            self.check_joins(&tx, requested)?;
+            joins(&registry, &tx, requested)?;
         }
         Ok(Connection::new(tx.entry.clone(), Some(tx)))
     }
@@ -390,14 +388,7 @@ impl Engine {
     /// its own connection (by any name it is registered under) may be
     /// asked for.
     pub(crate) fn check_joins(&self, tx: &TxCore, requested: ConnectionName) -> Result<()> {
-        let registry = self.inner.registry.snapshot();
-        if registry.get(&requested).is_some_and(|e| Arc::ptr_eq(e, &tx.entry)) {
-            return Ok(());
-        }
-        Err(Error::CrossConnection {
-            transaction: tx.entry.name().to_string(),
-            requested: requested.to_string(),
-        })
+        joins(&self.inner.registry.snapshot(), tx, requested)
     }
 
     /// May an object of `a` on connection `a.1` be related to one of `b` on
@@ -541,6 +532,17 @@ impl Engine {
             .map(|e| e.name())
             .ok_or_else(|| registry.unknown(name, requested_by))
     }
+}
+
+/// [`Engine::check_joins`] against a registry snapshot the caller holds.
+fn joins(registry: &ConnectionMap, tx: &TxCore, requested: ConnectionName) -> Result<()> {
+    if registry.get(&requested).is_some_and(|e| Arc::ptr_eq(e, &tx.entry)) {
+        return Ok(());
+    }
+    Err(Error::CrossConnection {
+        transaction: tx.entry.name().to_string(),
+        requested: requested.to_string(),
+    })
 }
 
 /// The router chain's walk, for one operation with the current hint
