@@ -34,6 +34,7 @@ use serde_json::{Map, Value as Json};
 /// assert_eq!(event.table(), None);
 /// assert_eq!(event.tags().collect::<Vec<_>>(), ["append-only"]);
 /// ```
+#[derive(Clone)]
 pub struct ModelInfo {
     name: Box<str>,
     table: Option<Box<str>>,
@@ -164,18 +165,6 @@ impl ModelInfo {
             out.push('}');
             AbiJson::new(out)
         })
-    }
-}
-
-impl Clone for ModelInfo {
-    fn clone(&self) -> Self {
-        ModelInfo {
-            name: self.name.clone(),
-            table: self.table.clone(),
-            app: self.app.clone(),
-            tags: self.tags.clone(),
-            json: self.json.clone(),
-        }
     }
 }
 

@@ -204,9 +204,9 @@ impl<'a> Routed<'a> {
     }
 
     /// Whether a read on `conn` may be retried on `default` if `conn`
-    /// proves unreachable: the policy says so, it is a read the router
-    /// routed (not one `using` named), outside a transaction, and it is not
-    /// already on `default`.
+    /// proves unreachable: the policy says so, it is a read resolved by the
+    /// router chain or its origin (not one `using` named), outside a
+    /// transaction, and it is not already on `default`.
     fn may_fall_back(&self, conn: &Connection) -> bool {
         self.kind == RouteKind::Read
             && self.using.is_none()

@@ -348,6 +348,7 @@ impl ConnectionStatus {
         let stats = entry.stats().snapshot();
         let pool_size = entry.pool().size();
         let idle = entry.pool().num_idle();
+        let (routed_reads, routed_writes) = entry.decisions();
         ConnectionStatus {
             name: entry.name(),
             backend: entry.url().backend(),
@@ -364,8 +365,8 @@ impl ConnectionStatus {
             latency_p99: stats.p99,
             last_error: stats.last_error,
             health: stats.health,
-            routed_reads: entry.decisions().0,
-            routed_writes: entry.decisions().1,
+            routed_reads,
+            routed_writes,
             role: entry.replica_of().map_or(Role::Primary, |of| Role::Replica { of }),
             replication: entry.stats().replication(),
             provision: entry.provision().state(),

@@ -157,8 +157,9 @@ impl Engine {
     /// - **When it looks**: once the folder has been quiet for 150 ms. A
     ///   file still growing while it is read is read again later.
     /// - **What is loaded**: only content whose SHA-256 differs from the
-    ///   active router's and from the last refused content; a touched or
-    ///   re-copied file compiles nothing.
+    ///   content this watcher last loaded and from the last refused
+    ///   content; a touched or re-copied file compiles nothing (even if
+    ///   another router was set since).
     /// - **A bad file** (broken, half-written, refused by its self-test) is
     ///   refused once per distinct content: one `ERROR` log line,
     ///   [`WatchStatus::failures`](crate::wasm::WatchStatus::failures) and
