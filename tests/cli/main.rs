@@ -730,7 +730,9 @@ fn status_shows_roles_and_a_replica_whose_lag_is_unknown() {
     };
     assert!(line("main *").contains("primary"), "{text}");
     let copy = line("copy");
-    assert!(copy.contains("healthy") && copy.contains("replica of main"), "{text}");
+    let columns: Vec<&str> = copy.split_whitespace().collect();
+    assert_eq!(columns.get(2), Some(&"healthy"), "{text}");
+    assert!(copy.contains("replica of main"), "{text}");
     assert!(
         copy.contains("unknown") && copy.contains("lag: ") && copy.contains("not a replica"),
         "{text}"

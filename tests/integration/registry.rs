@@ -23,7 +23,7 @@ async fn backends_come_from_urls_and_sit_side_by_side() {
     // The first one registered is the default, also under the name `default`.
     assert_eq!(engine.default_name(), "primary");
     assert_eq!(engine.connection("default").unwrap().name(), "primary");
-    assert_eq!(engine.connection("default").unwrap().name(), "primary");
+    assert_eq!(engine.connection("primary").unwrap().name(), "primary");
     assert_eq!(engine.connection_names(), ["primary", "cache", "legacy"]);
 
     // A row written on one connection is on that database only.

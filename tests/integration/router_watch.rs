@@ -64,7 +64,7 @@ async fn a_reload_is_followed_by_no_further_loads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_the_file_is_not_a_change() {
-    let engine = engine_with(&["default", "c0"]).await;
+    let engine = engine_with(&["default", "c0", "c1"]).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("router.wat");
     std::fs::write(&path, fixed_router_wat("c0")).unwrap();
@@ -78,6 +78,11 @@ async fn reading_the_file_is_not_a_change() {
     // Not even looked at: reads are filtered out before the content hash.
     assert_eq!(after.changes_seen, 0, "{after:?}");
     assert_eq!(after, before);
+
+    // The watcher does watch: a real change is seen.
+    deploy(&path, &fixed_router_wat("c1"));
+    wait_for(&watcher, "a real change reloaded", |s| s.reloads == 1).await;
+    assert_eq!(reads_go_to(&engine), "c1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
