@@ -649,33 +649,10 @@ fn extreme_hints_deep_huge_and_odd_are_decided_or_refused_as_documented() {
     check_reference(&reference, &Hints::new().with("tenant", "acme")).unwrap();
 }
 
-/// The resident set size of this process, in bytes.
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    statm.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
-}
-
 #[test]
 fn large_distinct_hints_are_not_kept_by_the_answer_cache() {
-    // The process's resident memory is what is measured, and the other
-    // tests of this binary allocate in parallel: measure in a process of
-    // its own, which runs only this test.
-    const ALONE: &str = "DBROUTE_TEST_ALONE";
-    if std::env::var_os(ALONE).is_none() {
-        let name = "boundary_fuzz::large_distinct_hints_are_not_kept_by_the_answer_cache";
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([name, "--exact", "--nocapture", "--test-threads=1"])
-            .env(ALONE, "1")
-            .output()
-            .unwrap();
-        let shown = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        println!("{shown}");
-        assert!(out.status.success(), "the test, alone, failed:\n{shown}");
-        assert!(shown.contains("1 passed"), "the test did not run alone:\n{shown}");
+    // It measures the process's memory: alone, not beside the other tests.
+    if !crate::support::alone("boundary_fuzz::large_distinct_hints_are_not_kept_by_the_answer_cache") {
         return;
     }
     // The reference router is deterministic: the host caches its answers,
@@ -688,12 +665,12 @@ fn large_distinct_hints_are_not_kept_by_the_answer_cache() {
     let first = Hints::new().with("n", 0).with("big", body.as_str());
     assert_eq!(reference.db_for_read(&model, &first).unwrap(), "replica");
     drop(first);
-    let before = rss_bytes();
+    let before = crate::support::rss_bytes();
     for n in 1..=200 {
         let hints = Hints::new().with("n", n).with("big", body.as_str());
         assert_eq!(reference.db_for_read(&model, &hints).unwrap(), "replica");
     }
-    let growth = rss_bytes().saturating_sub(before);
+    let growth = crate::support::rss_bytes().saturating_sub(before);
     println!(
         "answer cache: 200 distinct 1 MiB inputs, RSS +{:.1} MiB",
         growth as f64 / 1048576.0

@@ -75,18 +75,6 @@ async fn count_notes(engine: &Engine, connection: &str, note: &str) -> i64 {
     .get("n")
 }
 
-/// The resident set size of this process, in bytes (`/proc/self/statm`'s
-/// second field, in pages of 4 KiB).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("statm's resident field");
-    pages * 4096
-}
-
 // ---- a dead replica ----
 
 /// One routed read: the port of the server that answered.
@@ -713,6 +701,10 @@ async fn soak_task(engine: Engine, task: usize, deadline: Instant, databases: Ar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes() {
+    // It measures the process's memory: alone, not beside the other tests.
+    if !crate::support::alone("reliability::soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes") {
+        return;
+    }
     let dbs = [
         TestDb::postgres().await,
         TestDb::postgres().await,
@@ -820,7 +812,7 @@ async fn soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes() {
     });
 
     tokio::time::sleep(WARM_UP).await;
-    let rss_warm = rss_bytes();
+    let rss_warm = crate::support::rss_bytes();
     let ops_warm = tally.ops.load(Ordering::Relaxed);
     for task in tasks {
         within_limit(SOAK + STEP, "a soak task", task).await.unwrap();
@@ -828,7 +820,7 @@ async fn soak_64_tasks_while_routers_swap_and_a_connection_comes_and_goes() {
     let (swaps, compiled) = swapper.await.unwrap();
     let cycles = churn.await.unwrap();
     let elapsed = started.elapsed();
-    let rss_end = rss_bytes();
+    let rss_end = crate::support::rss_bytes();
 
     let unexpected = tally.unexpected.lock().unwrap().clone();
     assert!(unexpected.is_empty(), "unexpected errors: {unexpected:#?}");

@@ -306,3 +306,41 @@ pub(crate) fn shown(error: &dbroute::Error) -> String {
     }
     out
 }
+
+/// For a test that measures the whole process (its resident memory), which
+/// the binary's other tests would disturb, running in parallel: `true` in a
+/// process that runs only `test` (measure there); otherwise runs `test`
+/// alone in a child process of this binary, fails if it fails there, and
+/// returns `false`.
+pub(crate) fn alone(test: &str) -> bool {
+    const ALONE: &str = "DBROUTE_TEST_ALONE";
+    if std::env::var_os(ALONE).is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ALONE, "1")
+        .output()
+        .expect("the test binary runs");
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{shown}");
+    assert!(out.status.success(), "{test}, alone, failed:\n{shown}");
+    assert!(shown.contains("1 passed"), "{test} did not run alone:\n{shown}");
+    false
+}
+
+/// The resident set size of this process, in bytes (`/proc/self/statm`'s
+/// second field, in pages of 4 KiB).
+pub(crate) fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("statm's resident field");
+    pages * 4096
+}
