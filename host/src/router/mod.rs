@@ -3,6 +3,7 @@
 
 pub(crate) mod chain;
 pub(crate) mod sdk;
+pub(crate) mod state;
 pub(crate) mod wasm;
 pub(crate) mod watch;
 
@@ -373,7 +374,51 @@ pub trait HostRouter: Send + Sync + fmt::Debug + 'static {
     fn connections_changed(&self, names: &[ConnectionName]) {
         let _ = names;
     }
+
+    /// Told the connections' state (role, health, a replica's lag) when it
+    /// changes, and once when the router joins an engine's chain; never
+    /// per decision. A router whose answers depend on it keeps what it
+    /// needs; the default ignores it. A WebAssembly router of ABI 1.2 that
+    /// exports `dbroute_state` tells its instances (each before its next
+    /// call) and forgets its cached answers; an [`SdkRouter`] whose router
+    /// reads the state ([`dbroute_sdk::Router::CONNECTION_STATE`]) tells
+    /// its instances too.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use dbroute::ConnectionName;
+    /// use dbroute::router::{ConnectionState, ConnectionStates, Fault, HostRouter, RouteDecision, RouteRequest, RouterIdentity};
+    /// use dbroute::stats::{Health, Role};
+    ///
+    /// /// Reads go to `replica` while it is healthy.
+    /// #[derive(Debug, Default)]
+    /// struct WhileHealthy(Mutex<bool>);
+    ///
+    /// impl HostRouter for WhileHealthy {
+    ///     fn identity(&self) -> RouterIdentity {
+    ///         RouterIdentity::native("while-healthy")
+    ///     }
+    ///     fn db_for_read(&self, _: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+    ///         Ok(if *self.0.lock().unwrap() { RouteDecision::use_connection("replica")? } else { RouteDecision::NoOpinion })
+    ///     }
+    ///     fn state_changed(&self, state: &ConnectionStates) {
+    ///         *self.0.lock().unwrap() = state.get("replica").is_some_and(|r| r.health == Health::Healthy);
+    ///     }
+    /// }
+    ///
+    /// let router = WhileHealthy::default();
+    /// let replica = ConnectionState::new(ConnectionName::new("replica")?, Role::Replica { of: ConnectionName::DEFAULT });
+    /// router.state_changed(&ConnectionStates::new(vec![replica.with_health(Health::Healthy)]));
+    /// assert!(*router.0.lock().unwrap());
+    /// # Ok::<(), dbroute::Error>(())
+    /// ```
+    ///
+    /// [`SdkRouter`]: crate::router::SdkRouter
+    fn state_changed(&self, state: &ConnectionStates) {
+        let _ = state;
+    }
 }
 
 pub use chain::{RouterChain, RouterStatus};
 pub use sdk::{SdkRouter, SdkRouterBuilder};
+pub use state::{ConnectionState, ConnectionStates};

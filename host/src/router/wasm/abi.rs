@@ -3,24 +3,27 @@
 
 use wasmtime::{ExternType, FuncType, Module, ValType};
 
+use crate::connection::stats::Health;
 use crate::error::{Fault, LoadError};
 use crate::model::{Hints, ModelInfo};
 use crate::name::{ConnectionName, MAX_NAME_LEN};
-use crate::router::{MigrateTarget, RouteDecision, RouteKind};
+use crate::router::{ConnectionState, MigrateTarget, RouteDecision, RouteKind};
 
 /// The router ABI version this host speaks (see `docs/ABI.md`).
 pub const ABI_VERSION: i32 = 1;
 
-/// The minor version of the ABI this host speaks: 1, for ABI 1.1 (see
+/// The minor version of the ABI this host speaks: 2, for ABI 1.2 (see
 /// `docs/ABI.md`, "Changes"). A router that exports `dbroute_abi_minor`
 /// returning 1 or more is asked the questions 1.1 added (`allow_migrate`
 /// for an app label alone, `allow_relation` with an unsaved side); one
-/// that does not is never sent them (it has no opinion on them).
+/// returning 2 or more that exports `dbroute_state` is told the
+/// connections' state (1.2). A router is never sent what a later minor
+/// version than its own added.
 ///
 /// ```
-/// assert_eq!((dbroute::wasm::ABI_VERSION, dbroute::wasm::ABI_MINOR), (1, 1));
+/// assert_eq!((dbroute::wasm::ABI_VERSION, dbroute::wasm::ABI_MINOR), (1, 2));
 /// ```
-pub const ABI_MINOR: i32 = 1;
+pub const ABI_MINOR: i32 = 2;
 
 pub(crate) const VERSION: &str = "dbroute_abi_version";
 pub(crate) const MINOR: &str = "dbroute_abi_minor";
@@ -32,6 +35,7 @@ pub(crate) const ALLOW_RELATION: &str = "allow_relation";
 pub(crate) const ALLOW_MIGRATE: &str = "allow_migrate";
 pub(crate) const DETERMINISTIC: &str = "dbroute_deterministic";
 pub(crate) const INIT: &str = "dbroute_init";
+pub(crate) const STATE: &str = "dbroute_state";
 pub(crate) const IMPORT_MODULE: &str = "dbroute";
 pub(crate) const IMPORT_LOG: &str = "log";
 
@@ -49,6 +53,9 @@ pub(crate) struct Exports {
     pub(crate) deterministic: bool,
     pub(crate) init: bool,
     pub(crate) abi_minor: bool,
+    /// `dbroute_state`, of a router of ABI 1.2 or later (an export of that
+    /// name in an older router is not the ABI's, and is ignored).
+    pub(crate) state: bool,
 }
 
 impl Exports {
@@ -63,6 +70,7 @@ impl Exports {
             (self.deterministic, DETERMINISTIC),
             (self.init, INIT),
             (self.abi_minor, MINOR),
+            (self.state, STATE),
         ] {
             if present {
                 names.push(name);
@@ -122,8 +130,9 @@ pub(crate) fn check_imports(module: &Module) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Step 4: the required and optional exports, with their types.
-pub(crate) fn check_exports(module: &Module) -> Result<Exports, LoadError> {
+/// Step 4: the required and optional exports, with their types, for a
+/// router whose `dbroute_abi_minor` said `minor` (0 without it).
+pub(crate) fn check_exports(module: &Module, minor: i32) -> Result<Exports, LoadError> {
     match module.get_export(MEMORY) {
         Some(ExternType::Memory(_)) => {}
         Some(_) => {
@@ -152,6 +161,7 @@ pub(crate) fn check_exports(module: &Module) -> Result<Exports, LoadError> {
         deterministic: func(DETERMINISTIC, &[], &[I32], "() -> i32")?,
         init: func(INIT, &[I32, I32], &[I64], "(i32, i32) -> i64")?,
         abi_minor: func(MINOR, &[], &[I32], "() -> i32")?,
+        state: understands_1_2(minor) && func(STATE, &[I32, I32], &[I32], "(i32, i32) -> i32")?,
     };
     if !exports.db_for_read && !exports.db_for_write {
         return Err(LoadError::NoDecisionExport);
@@ -261,6 +271,55 @@ pub(crate) fn migrate_input(db: ConnectionName, target: MigrateTarget<'_>, hints
 /// missing, a `null` connection) and would fault.
 pub(crate) fn understands_1_1(minor: i32) -> bool {
     minor >= 1
+}
+
+/// Whether a router whose `dbroute_abi_minor` said `minor` may be told the
+/// connections' state (ABI 1.2): an older router's `dbroute_state`, if it
+/// has one, is not the ABI's.
+pub(crate) fn understands_1_2(minor: i32) -> bool {
+    minor >= 2
+}
+
+/// The input of `dbroute_state` (ABI 1.2): every connection's name, role,
+/// health and lag.
+pub(crate) fn state_input(connections: &[ConnectionState]) -> String {
+    use std::fmt::Write as _;
+    // Written by hand, in the order of docs/ABI.md: names need no escaping
+    // (a connection name is `A-Z a-z 0-9 _ - .`).
+    let number = |n: Option<u64>| n.map_or_else(|| "null".to_owned(), |n| n.to_string());
+    let mut out = String::from(r#"{"connections":["#);
+    for (i, c) in connections.iter().enumerate() {
+        let (role, of) = match c.role.replica_of() {
+            None => ("primary", "null".to_owned()),
+            Some(of) => ("replica", format!("\"{of}\"")),
+        };
+        let healthy = match c.health {
+            Health::Healthy => "true",
+            Health::Unhealthy => "false",
+            Health::Unknown => "null",
+        };
+        let _ = write!(
+            out,
+            r#"{}{{"name":"{}","role":"{role}","replica_of":{of},"healthy":{healthy},"lag_ms":{},"lag_bytes":{}}}"#,
+            if i == 0 { "" } else { "," },
+            c.name,
+            number(c.lag_ms),
+            number(c.lag_bytes),
+        );
+    }
+    out.push_str("]}");
+    out
+}
+
+/// Decodes the result of `dbroute_state`: 0, else a fault.
+pub(crate) fn decode_state(value: i32) -> Result<(), Fault> {
+    match value {
+        0 => Ok(()),
+        other => Err(Fault::BadResult {
+            export: STATE,
+            value: i64::from(other),
+        }),
+    }
 }
 
 /// Whether this `allow_migrate` question needs ABI 1.1.
@@ -508,5 +567,34 @@ mod tests {
         );
         assert!(migrate_needs_1_1(MigrateTarget::App("x")) && !migrate_needs_1_1(MigrateTarget::Model(&book)));
         assert!(!understands_1_1(0) && understands_1_1(1) && understands_1_1(2));
+    }
+
+    #[test]
+    fn the_state_input_of_abi_1_2() {
+        use crate::connection::replication::Role;
+        let default = ConnectionName::DEFAULT;
+        let replica = ConnectionName::from_static("replica");
+        let states = [
+            ConnectionState::new(default, Role::Primary).with_health(Health::Healthy),
+            ConnectionState::new(replica, Role::Replica { of: default })
+                .with_health(Health::Unhealthy)
+                .with_lag(Some(120), Some(4096)),
+            ConnectionState::new(ConnectionName::from_static("other"), Role::Primary),
+        ];
+        let json = state_input(&states);
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"connections":[{"name":"default","role":"primary","replica_of":null,"healthy":true,"lag_ms":null,"lag_bytes":null},"#,
+                r#"{"name":"replica","role":"replica","replica_of":"default","healthy":false,"lag_ms":120,"lag_bytes":4096},"#,
+                r#"{"name":"other","role":"primary","replica_of":null,"healthy":null,"lag_ms":null,"lag_bytes":null}]}"#
+            )
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed["connections"][1]["lag_ms"], 120);
+        assert_eq!(state_input(&[]), r#"{"connections":[]}"#);
+        assert!(!understands_1_2(1) && understands_1_2(2));
+        assert_eq!(decode_state(0), Ok(()));
+        assert!(matches!(decode_state(1), Err(Fault::BadResult { export: STATE, value: 1 })));
     }
 }

@@ -124,6 +124,9 @@ pub(crate) fn new_store(runtime: &RouterRuntime, module: &Module, router: Arc<st
 pub(crate) struct RouterInstance {
     store: Store<HostState>,
     calls: Calls,
+    /// The generation of the connections' state this instance was told
+    /// (ABI 1.2); 0: none yet.
+    told: u64,
 }
 
 /// An instance's exports. Kept apart from the store so a call can borrow
@@ -135,6 +138,7 @@ struct Calls {
     write: Option<TypedFunc<(i32, i32), i64>>,
     relation: Option<TypedFunc<(i32, i32), i32>>,
     migrate: Option<TypedFunc<(i32, i32), i32>>,
+    state: Option<TypedFunc<(i32, i32), i32>>,
 }
 
 /// Starts a call: a fresh time budget, and no memory-ceiling hit left over
@@ -184,7 +188,7 @@ impl RouterInstance {
     /// lacks the export.
     #[inline]
     pub(crate) fn decide(&mut self, kind: RouteKind, pieces: &[&[u8]]) -> Result<RouteDecision, Fault> {
-        let RouterInstance { store, calls } = self;
+        let RouterInstance { store, calls, .. } = self;
         let func = match kind {
             RouteKind::Read => calls.read.as_ref(),
             RouteKind::Write => calls.write.as_ref(),
@@ -200,9 +204,36 @@ impl RouterInstance {
         abi::decode_decision(r, calls.memory.data(&*store))
     }
 
+    /// The generation of the connections' state this instance was told (0:
+    /// none).
+    #[inline]
+    pub(crate) fn told(&self) -> u64 {
+        self.told
+    }
+
+    /// Calls `dbroute_state` with `json`, the state of `generation`. The
+    /// router's caller checked that the router is of ABI 1.2 and exports
+    /// it.
+    #[cold]
+    pub(crate) fn tell_state(&mut self, generation: u64, json: &str) -> Result<(), Fault> {
+        let RouterInstance { store, calls, told } = self;
+        let Some(func) = calls.state.as_ref() else {
+            *told = generation;
+            return Ok(());
+        };
+        start_call(store);
+        let (ptr, len) = write_input(store, calls, &[json.as_bytes()])?;
+        let value = func
+            .call(&mut *store, (ptr, len))
+            .map_err(|e| classify(&e, store.data()))?;
+        abi::decode_state(value)?;
+        *told = generation;
+        Ok(())
+    }
+
     /// Calls `allow_relation` (`relation == true`) or `allow_migrate`.
     pub(crate) fn allow(&mut self, relation: bool, input: &str) -> Result<Option<bool>, Fault> {
-        let RouterInstance { store, calls } = self;
+        let RouterInstance { store, calls, .. } = self;
         let (func, export) = if relation {
             (calls.relation.as_ref(), abi::ALLOW_RELATION)
         } else {
@@ -273,6 +304,7 @@ impl InstanceFactory {
         let relation = allow(&mut store, abi::ALLOW_RELATION);
         let migrate = allow(&mut store, abi::ALLOW_MIGRATE);
         let init = typed(&mut store, abi::INIT);
+        let state = allow(&mut store, abi::STATE);
         let calls = Calls {
             memory,
             input,
@@ -280,6 +312,7 @@ impl InstanceFactory {
             write,
             relation,
             migrate,
+            state,
         };
         if let Some(init) = init {
             start_call(&mut store);
@@ -292,7 +325,7 @@ impl InstanceFactory {
                 .map_err(LoadError::InitFault)?
                 .map_err(LoadError::InitRefused)?;
         }
-        Ok(RouterInstance { store, calls })
+        Ok(RouterInstance { store, calls, told: 0 })
     }
 }
 

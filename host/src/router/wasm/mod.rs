@@ -27,7 +27,8 @@ use crate::error::{Error, Fault, LoadError, Result};
 use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
 use crate::router::{
-    HostRouter, MigrateRequest, RelationRequest, RouteDecision, RouteKind, RouteRequest, RouterIdentity,
+    ConnectionStates, HostRouter, MigrateRequest, RelationRequest, RouteDecision, RouteKind, RouteRequest,
+    RouterIdentity,
 };
 
 /// The largest router file or module accepted: 16 MiB.
@@ -292,7 +293,7 @@ impl WasmRouterBuilder {
             abi_minor,
         } = probe(runtime, &module, &self.name).map_err(|e| self.refuse(e))?;
         abi::check_imports(&module).map_err(|e| self.refuse(e))?;
-        let exports = abi::check_exports(&module).map_err(|e| self.refuse(e))?;
+        let exports = abi::check_exports(&module, abi_minor).map_err(|e| self.refuse(e))?;
         let identity = RouterIdentity::wasm(self.name.as_str(), hash);
         let connections = self
             .connections
@@ -317,6 +318,9 @@ impl WasmRouterBuilder {
                 exports,
                 cache: (deterministic && self.answer_cache).then(DecisionCache::new),
                 replacing_pool: Mutex::new(()),
+                state: ArcSwap::from_pointee(Told::default()),
+                state_generation: AtomicU64::new(0),
+                telling: Mutex::new(()),
                 tier: TierState::new(tier),
                 info: RouterInfo {
                     size,
@@ -507,7 +511,9 @@ pub struct RouterInfo {
     /// Whether it declared `dbroute_deterministic() == 1`.
     pub deterministic: bool,
     /// What its `dbroute_abi_minor` returned (0 without that export): 1 or
-    /// more for a router that reads the inputs ABI 1.1 added (see
+    /// more for a router that reads the inputs ABI 1.1 added, 2 or more
+    /// for one that may be told the connections' state (ABI 1.2, when it
+    /// exports `dbroute_state`; see
     /// [`ABI_MINOR`](crate::wasm::ABI_MINOR)).
     ///
     /// ```
@@ -549,8 +555,25 @@ struct Inner {
     /// Held while `pool` is replaced (new connections, optimized code), so
     /// that one replacement does not undo the other.
     replacing_pool: Mutex<()>,
+    /// The connections' state instances are told before their next call
+    /// (ABI 1.2; only for a router that exports `dbroute_state`).
+    state: ArcSwap<Told>,
+    /// `state`'s generation, what an instance's told generation is
+    /// compared with before each call (reading it needs no `ArcSwap`
+    /// load).
+    state_generation: AtomicU64,
+    /// Held while `state` is replaced.
+    telling: Mutex<()>,
     tier: TierState,
     info: RouterInfo,
+}
+
+/// A state of the connections, and its generation (counted per router,
+/// from 1; 0 is "none", what a new instance was told).
+#[derive(Default)]
+struct Told {
+    generation: u64,
+    states: Option<ConnectionStates>,
 }
 
 impl fmt::Debug for WasmRouter {
@@ -687,6 +710,17 @@ impl WasmRouter {
         &self,
         call: impl FnOnce(&mut instance::RouterInstance) -> std::result::Result<T, Fault>,
     ) -> std::result::Result<T, Fault> {
+        // An instance behind the connections' state is told it first (one
+        // relaxed load and compare per call; 0 for a router that is never
+        // told any). A read of the answer cache before this load sees a
+        // clear made after the state changed, and so this state too.
+        let wanted = self.inner.state_generation.load(Ordering::Relaxed);
+        let call = |instance: &mut instance::RouterInstance| {
+            if instance.told() != wanted {
+                self.tell_state(instance)?;
+            }
+            call(instance)
+        };
         if let Some(mut kept) = kept::take(self.inner.pool_id.load(Ordering::Acquire)) {
             let result = call(kept.instance());
             if result.is_ok() {
@@ -697,6 +731,17 @@ impl WasmRouter {
             return result;
         }
         self.inner.pool.load().with_instance(call)
+    }
+
+    /// Tells `instance` the connections' state it has not been told yet.
+    #[cold]
+    #[inline(never)]
+    fn tell_state(&self, instance: &mut instance::RouterInstance) -> std::result::Result<(), Fault> {
+        let told = self.inner.state.load();
+        match &told.states {
+            Some(states) => instance.tell_state(told.generation, states.abi_json()),
+            None => Ok(()),
+        }
     }
 
     /// Moves the router to `module` (the same bytes, compiled again).
@@ -822,6 +867,33 @@ impl HostRouter for WasmRouter {
                 tracing::error!(router = %self.inner.identity, "could not re-initialise for new connections: {e}")
             }
         }
+    }
+
+    /// For a router of ABI 1.2 that exports `dbroute_state`: a state unlike
+    /// the last one becomes the one every instance is told before its next
+    /// call, and the cached answers are forgotten (they may depend on the
+    /// state). No router code runs here. Other routers are never told.
+    fn state_changed(&self, state: &ConnectionStates) {
+        if !self.inner.exports.state {
+            return;
+        }
+        let _telling = self.inner.telling.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.inner.state.load();
+        if current.states.as_ref() == Some(state) {
+            return;
+        }
+        let generation = current.generation + 1;
+        self.inner.state.store(Arc::new(Told {
+            generation,
+            states: Some(state.clone()),
+        }));
+        self.inner.state_generation.store(generation, Ordering::Release);
+        // After the new generation: a decision that reads the cache after
+        // this clear also reads the new generation (see `with_instance`).
+        if let Some(cache) = &self.inner.cache {
+            cache.clear();
+        }
+        tracing::debug!(router = %self.inner.identity, generation, "connection state changed");
     }
 }
 
