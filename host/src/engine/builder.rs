@@ -349,6 +349,7 @@ impl EngineBuilder {
                 factory: self.factory,
                 route_stats: self.route_stats.then(RouteStats::default),
                 notify: Mutex::new(()),
+                last_told: Mutex::new(None),
                 provision_failures: Mutex::new(Vec::new()),
             }),
         };

@@ -8,6 +8,7 @@
 mod builder;
 mod resolve;
 mod routers;
+mod state;
 mod status;
 
 pub use builder::EngineBuilder;
@@ -51,8 +52,11 @@ struct EngineInner {
     closed: AtomicBool,
     factory: Option<ConnectionFactory>,
     route_stats: Option<RouteStats>,
-    /// Serialises telling routers about connection changes.
+    /// Serialises telling routers about connection changes and the
+    /// connections' state.
     notify: Mutex<()>,
+    /// The connections' state the active chain was last told.
+    last_told: Mutex<state::LastTold>,
     /// The status of made connections whose provisioning hook failed (they
     /// are unregistered), until the factory makes them again; the most
     /// recent [`MAX_PROVISION_FAILURES`].

@@ -205,9 +205,10 @@ impl Engine {
         crate::router::watch::RouterWatcher::start(self.clone(), builder, path.as_ref().to_path_buf())
     }
 
-    /// Tells the active routers the registered names. Serialised, and the
-    /// names are read under the lock, so the last call always passes the
-    /// latest names whatever order concurrent changes finish in.
+    /// Tells the active routers the registered names, then the
+    /// connections' state if it changed. Serialised, and the names are read
+    /// under the lock, so the last call always passes the latest names
+    /// whatever order concurrent changes finish in.
     pub(super) fn connections_changed(&self) {
         let _serial = self
             .inner
@@ -218,5 +219,6 @@ impl Engine {
         for router in self.inner.routers.load().chain.routers() {
             router.connections_changed(&names);
         }
+        self.tell_state_locked();
     }
 }

@@ -48,7 +48,9 @@ impl Engine {
     /// Checks every connection now (`SELECT 1`, within `timeout`) and
     /// returns the [`Engine::status`] with the results. A connection whose
     /// provisioning hook has not succeeded yet is not checked (its hook
-    /// runs on its first real statement).
+    /// runs on its first real statement). Routers that read the
+    /// connections' state are then told it, if it changed (see
+    /// [`Engine::connection_states`]).
     pub async fn check_health(&self, timeout: Duration) -> Vec<ConnectionStatus> {
         let snapshot = self.inner.registry.snapshot_full();
         let checks = snapshot.entries().filter(|entry| entry.is_provisioned()).map(|entry| {
@@ -71,6 +73,7 @@ impl Engine {
         for check in checks {
             check.await;
         }
+        self.state_may_have_changed();
         self.status()
     }
 
@@ -81,7 +84,9 @@ impl Engine {
     /// [`error`](ReplicaLag::error). Empty when no replica is declared (see
     /// [`EngineBuilder::replica_of`](crate::EngineBuilder::replica_of)).
     ///
-    /// The engine also measures in the background, every second by
+    /// Routers that read the connections' state are then told it, if a
+    /// measurement changed it (see [`Engine::connection_states`]). The
+    /// engine also measures in the background, every second by
     /// default ([`EngineBuilder::replication_check_every`](crate::EngineBuilder::replication_check_every)).
     ///
     /// # Examples
@@ -106,6 +111,9 @@ impl Engine {
             let lag = replication::measure(replica, primary, registry.get(&primary), timeout).await;
             replica.stats().set_replication(lag.clone());
             measured.push(lag);
+        }
+        if !measured.is_empty() {
+            self.state_may_have_changed();
         }
         measured
     }
