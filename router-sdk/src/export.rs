@@ -94,6 +94,19 @@ pub(crate) fn init<R: Router>(router: &mut R, input: &[u8], out: &mut String) ->
     }
 }
 
+/// Tells `router` the connections' state.
+pub(crate) fn state<R: Router>(router: &mut R, input: &[u8]) -> Result<(), InputError> {
+    let state = crate::state::parse(json::text(input)?)?;
+    router.state(state);
+    Ok(())
+}
+
+/// `dbroute_abi_minor` of the router `R`: 2 when it reads the connections'
+/// state (ABI 1.2), else 1.
+pub(crate) const fn abi_minor<R: Router>() -> i32 {
+    if R::CONNECTION_STATE { crate::ABI_MINOR } else { 1 }
+}
+
 /// Answers `allow_relation`.
 pub(crate) fn relation<R: Router>(router: &mut R, input: &[u8]) -> Result<Option<bool>, InputError> {
     let rel = Relation::parse(json::text(input)?)?;
@@ -280,6 +293,16 @@ impl<R: Router> Instance<R> {
         }
     }
 
+    /// `dbroute_state`: 0 once the router has the state; malformed input
+    /// is a fault.
+    pub(crate) fn state(&mut self, ptr: usize, len: usize) -> i32 {
+        let (router, input, _) = self.parts(ptr, len);
+        match state(router, input) {
+            Ok(()) => 0,
+            Err(_) => fault("malformed dbroute_state input"),
+        }
+    }
+
     /// `allow_migrate`, encoded.
     pub(crate) fn migrate(&mut self, ptr: usize, len: usize) -> i32 {
         encode_permission(self.allow_migrate(ptr, len))
@@ -355,6 +378,17 @@ pub mod wasm {
     /// `allow_migrate`.
     pub fn migrate<R: Router>(slot: &Slot<R>, ptr: i32, len: i32) -> i32 {
         slot.with(|i| i.migrate(addr(ptr), addr(len)))
+    }
+
+    /// `dbroute_state`.
+    pub fn state<R: Router>(slot: &Slot<R>, ptr: i32, len: i32) -> i32 {
+        slot.with(|i| i.state(addr(ptr), addr(len)))
+    }
+
+    /// `dbroute_abi_minor`: 2 for a router that reads the connections'
+    /// state, else 1.
+    pub fn abi_minor<R: Router>() -> i32 {
+        super::abi_minor::<R>()
     }
 
     /// `dbroute_deterministic`.

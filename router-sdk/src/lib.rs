@@ -2,7 +2,7 @@
 //!
 //! A router is a WebAssembly module that the dbroute host asks which named
 //! database connection each operation should use. This crate implements the
-//! router ABI (version 1.1, `docs/ABI.md` in dbroute's repository) so that a router's author writes
+//! router ABI (version 1.2, `docs/ABI.md` in dbroute's repository) so that a router's author writes
 //! no pointers, no JSON handling and no `unsafe`:
 //!
 //! ```
@@ -37,7 +37,9 @@
 //!   [`allow_relation`](Router::allow_relation),
 //!   [`allow_migrate`](Router::allow_migrate) and [`init`](Router::init),
 //!   which reads the router's [`Config`] and the registered
-//!   [`Connections`].
+//!   [`Connections`], and [`state`](Router::state), which is told the
+//!   connections' [`State`] (ABI 1.2) when the router declares
+//!   [`CONNECTION_STATE`](Router::CONNECTION_STATE).
 //! - Its inputs are views of the host's JSON: [`Operation`] (with its
 //!   [`Model`] and hints), [`Relation`], [`Migration`]; hints and
 //!   configuration are [`Value`]s. They borrow the input; strings are
@@ -118,6 +120,7 @@ mod json;
 mod log;
 pub mod native;
 mod router;
+mod state;
 pub mod testing;
 #[cfg(test)]
 mod tests;
@@ -127,19 +130,22 @@ pub use input::{Config, Connections, Migration, Model, OpKind, Operation, Relati
 pub use json::{Entries, Items, Kind, Strings, Value};
 pub use log::{Level, log};
 pub use router::Router;
+pub use state::{ConnectionState, State};
 
 /// The ABI version this SDK implements, returned by `dbroute_abi_version`.
 pub const ABI_VERSION: i32 = 1;
 
-/// The ABI's minor version this SDK reads, returned by `dbroute_abi_minor`:
-/// 1, for ABI 1.1 (an operation's `origin`, `allow_migrate` for an app
-/// without a model, `allow_relation` with an unsaved side). A host asks the
-/// questions 1.1 added only of routers that export it.
+/// The ABI's minor version this SDK reads: 2, for ABI 1.2 (1.1: an
+/// operation's `origin`, `allow_migrate` for an app without a model,
+/// `allow_relation` with an unsaved side; 1.2: the connections' state). A
+/// router's `dbroute_abi_minor` returns it when the router reads the
+/// connections' state ([`Router::CONNECTION_STATE`]), else 1: a host tells
+/// the state only to routers that read it.
 ///
 /// ```
-/// assert_eq!((dbroute_sdk::ABI_VERSION, dbroute_sdk::ABI_MINOR), (1, 1));
+/// assert_eq!((dbroute_sdk::ABI_VERSION, dbroute_sdk::ABI_MINOR), (1, 2));
 /// ```
-pub const ABI_MINOR: i32 = 1;
+pub const ABI_MINOR: i32 = 2;
 
 /// What a router's source needs: `use dbroute_sdk::prelude::*;`.
 ///
@@ -147,7 +153,10 @@ pub const ABI_MINOR: i32 = 1;
 /// so that the same source builds with `std` (natively) and without it (on
 /// wasm32, see [`no_std_runtime!`]).
 pub mod prelude {
-    pub use crate::{Config, Connections, Decision, Level, Migration, Model, Operation, Relation, Router, Value, log};
+    pub use crate::{
+        Config, ConnectionState, Connections, Decision, Level, Migration, Model, Operation, Relation, Router, State,
+        Value, log,
+    };
     pub use alloc::borrow::{Cow, ToOwned};
     pub use alloc::boxed::Box;
     pub use alloc::collections::BTreeMap;
@@ -161,7 +170,9 @@ pub mod prelude {
 ///
 /// On `wasm32` it defines `dbroute_abi_version`, `dbroute_abi_minor`,
 /// `dbroute_deterministic`, `dbroute_input`, `dbroute_init`,
-/// `db_for_read`, `db_for_write`, `allow_relation` and `allow_migrate`
+/// `db_for_read`, `db_for_write`, `allow_relation`, `allow_migrate` and
+/// `dbroute_state` (called only when `dbroute_abi_minor` says 2, see
+/// [`Router::CONNECTION_STATE`])
 /// (rustc exports `memory` by itself),
 /// and the `static` holding the instance's state. Elsewhere it only checks
 /// that `$router` qualifies, so the crate builds natively for its tests.
@@ -197,7 +208,7 @@ macro_rules! export_router {
 
             #[unsafe(no_mangle)]
             extern "C" fn dbroute_abi_minor() -> i32 {
-                $crate::ABI_MINOR
+                wasm::abi_minor::<$router>()
             }
 
             #[unsafe(no_mangle)]
@@ -233,6 +244,11 @@ macro_rules! export_router {
             #[unsafe(no_mangle)]
             extern "C" fn allow_migrate(ptr: i32, len: i32) -> i32 {
                 wasm::migrate(&INSTANCE, ptr, len)
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn dbroute_state(ptr: i32, len: i32) -> i32 {
+                wasm::state(&INSTANCE, ptr, len)
             }
         };
 

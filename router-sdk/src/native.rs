@@ -140,6 +140,22 @@ impl<R: Router> Instance<R> {
         self.0.allow_relation(ptr, len)
     }
 
+    /// `dbroute_state`, with the first `len` bytes of the input buffer (the
+    /// connections' state JSON, ABI 1.2): hands it to
+    /// [`Router::state`](crate::Router::state). A host calls it only for a
+    /// router whose [`CONNECTION_STATE`](crate::Router::CONNECTION_STATE)
+    /// is `true`.
+    ///
+    /// # Panics
+    ///
+    /// Before a successful [`init`](Instance::init), when `len` is longer
+    /// than the input buffer, when the input is malformed (the module
+    /// traps), or when the router panics.
+    pub fn state(&mut self, len: usize) {
+        let ptr = self.0.input_address();
+        self.0.state(ptr, len);
+    }
+
     /// `allow_migrate`, with the first `len` bytes of the input buffer:
     /// `Some(true)`, `Some(false)` or `None` (no opinion).
     ///

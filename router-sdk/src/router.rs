@@ -2,7 +2,7 @@
 
 use alloc::string::String;
 
-use crate::{Config, Connections, Decision, Migration, Operation, Relation};
+use crate::{Config, Connections, Decision, Migration, Operation, Relation, State};
 
 /// A router: the policy that tells the host which connection each operation
 /// uses.
@@ -71,6 +71,15 @@ pub trait Router {
     /// cache answers and skip calls. Exported as `dbroute_deterministic`.
     const DETERMINISTIC: bool = false;
 
+    /// `true` declares that the router reads the connections' state (ABI
+    /// 1.2): the host then calls [`state`](Router::state) when the state
+    /// changes and before an instance's first decision, and (for a
+    /// deterministic router) forgets its cached answers when it changes.
+    /// Exported as `dbroute_abi_minor` returning 2 (1 when `false`: the
+    /// host never tells the router the state, as for routers built before
+    /// 1.2).
+    const CONNECTION_STATE: bool = false;
+
     /// Called once per instance, before any other method, with the router's
     /// configuration (`null` when none was given) and the names of the
     /// registered connections.
@@ -85,6 +94,47 @@ pub trait Router {
     fn init(&mut self, config: &Config<'_>, connections: &Connections<'_>) -> Result<(), String> {
         let _ = (config, connections);
         Ok(())
+    }
+
+    /// Told the connections' state (each connection's role, health and,
+    /// for a replica, its lag), when [`CONNECTION_STATE`](Router::CONNECTION_STATE)
+    /// is `true`: after [`init`](Router::init), before the first decision
+    /// that comes after a change. Keep it in `self`; until the first call
+    /// the router knows no state (answer as with no information: the
+    /// primary, or no opinion). Default: ignored.
+    ///
+    /// ```
+    /// use dbroute_sdk::prelude::*;
+    ///
+    /// /// Reads go to the replica while it is healthy.
+    /// #[derive(Default)]
+    /// struct WhileHealthy {
+    ///     state: State,
+    /// }
+    ///
+    /// impl Router for WhileHealthy {
+    ///     const CONNECTION_STATE: bool = true;
+    ///
+    ///     fn state(&mut self, state: State) {
+    ///         self.state = state;
+    ///     }
+    ///
+    ///     fn db_for_read(&mut self, _op: &Operation<'_>) -> Decision<'_> {
+    ///         match self.state.get("replica") {
+    ///             Some(replica) if replica.healthy() == Some(true) => Decision::use_connection("replica"),
+    ///             _ => Decision::no_opinion(),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut router = WhileHealthy::default();
+    /// let read = r#"{"op":"read","model":{"name":"User"}}"#;
+    /// assert_eq!(dbroute_sdk::testing::read(&mut router, read).connection(), None);
+    /// dbroute_sdk::testing::state(&mut router, r#"{"connections":[{"name":"replica","role":"replica","replica_of":"default","healthy":true,"lag_ms":0,"lag_bytes":0}]}"#);
+    /// assert_eq!(dbroute_sdk::testing::read(&mut router, read).connection(), Some("replica"));
+    /// ```
+    fn state(&mut self, state: State) {
+        let _ = state;
     }
 
     /// The connection to read `op`'s model from.

@@ -133,6 +133,18 @@ pub fn migrate<R: Router>(router: &mut R, input: &str) -> Option<bool> {
     export::migrate(router, input.as_bytes()).unwrap_or_else(|e| panic!("router fault: allow_migrate: {e}"))
 }
 
+/// Tells `router` the connections' state in `input` (the `dbroute_state`
+/// JSON), as the host does for a router whose
+/// [`CONNECTION_STATE`](Router::CONNECTION_STATE) is `true` (see
+/// [`Router::state`] for an example).
+///
+/// # Panics
+///
+/// When `input` is malformed: the module would fault.
+pub fn state<R: Router>(router: &mut R, input: &str) {
+    export::state(router, input.as_bytes()).unwrap_or_else(|e| panic!("router fault: dbroute_state: {e}"))
+}
+
 /// Reads one JSON value, to try [`Value`]'s accessors.
 ///
 /// ```

@@ -1003,3 +1003,70 @@ fn native_inputs_longer_than_the_buffer_panic() {
     let len = native_input(&mut inst, "{}");
     let _ = inst.init(len + 1);
 }
+
+#[test]
+fn the_connections_state_is_read_and_checked() {
+    let state = crate::State::parse(
+        r#"{"connections":[
+            {"name":"default","role":"primary","replica_of":null,"healthy":null,"lag_ms":null,"lag_bytes":null,"later":{"x":[1]}},
+            {"name":"re\u0070lica","role":"replica","replica_of":"default","healthy":false,"lag_ms":12,"lag_bytes":34}],
+          "generation":7}"#,
+    )
+    .unwrap();
+    assert_eq!(state.connections().len(), 2);
+    let replica = state.get("replica").unwrap();
+    assert_eq!(replica.replica_of(), Some("default"));
+    assert_eq!((replica.healthy(), replica.lag_ms(), replica.lag_bytes()), (Some(false), Some(12), Some(34)));
+    let primary = state.get("default").unwrap();
+    assert!(!primary.is_replica() && primary.healthy().is_none() && primary.lag_ms().is_none());
+    // Members may be absent: unknown.
+    let bare = crate::State::parse(r#"{"connections":[{"name":"x"}]}"#).unwrap();
+    assert_eq!(bare.get("x").unwrap().lag_ms(), None);
+    for bad in [
+        "",
+        "{}",
+        r#"{"connections":{}}"#,
+        r#"{"connections":[1]}"#,
+        r#"{"connections":[{"role":"primary"}]}"#,
+        r#"{"connections":[{"name":"x","lag_ms":-1}]}"#,
+        r#"{"connections":[{"name":"x","lag_ms":1.5}]}"#,
+        r#"{"connections":[{"name":"x","healthy":"yes"}]}"#,
+        r#"{"connections":[{"name":"x","replica_of":7}]}"#,
+    ] {
+        assert!(crate::State::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn only_a_router_that_reads_the_state_says_abi_1_2() {
+    #[derive(Default)]
+    struct Plain;
+    impl Router for Plain {
+        fn db_for_read(&mut self, _: &Operation<'_>) -> Decision<'_> {
+            Decision::no_opinion()
+        }
+    }
+    #[derive(Default)]
+    struct Told(usize);
+    impl Router for Told {
+        const CONNECTION_STATE: bool = true;
+        fn state(&mut self, state: crate::State) {
+            self.0 = state.connections().len();
+        }
+        fn db_for_read(&mut self, _: &Operation<'_>) -> Decision<'_> {
+            Decision::no_opinion()
+        }
+    }
+    assert_eq!(crate::export::abi_minor::<Plain>(), 1);
+    assert_eq!(crate::export::abi_minor::<Told>(), 2);
+    let mut instance = native::Instance::<Told>::new();
+    let init = r#"{"config":null,"connections":["default"]}"#;
+    instance.input(init.len()).unwrap().copy_from_slice(init.as_bytes());
+    instance.init(init.len()).unwrap();
+    let state = r#"{"connections":[{"name":"default"},{"name":"replica","replica_of":"default"}]}"#;
+    instance.input(state.len()).unwrap().copy_from_slice(state.as_bytes());
+    instance.state(state.len());
+    let mut router = Told::default();
+    testing::state(&mut router, state);
+    assert_eq!(router.0, 2);
+}

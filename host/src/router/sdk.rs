@@ -6,6 +6,7 @@ use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -13,7 +14,10 @@ use crossbeam_queue::ArrayQueue;
 use dbroute_sdk::native::{Instance, Reply};
 
 use super::wasm::abi;
-use super::{HostRouter, MigrateRequest, RelationRequest, RouteDecision, RouteKind, RouteRequest, RouterIdentity};
+use super::{
+    ConnectionStates, HostRouter, MigrateRequest, RelationRequest, RouteDecision, RouteKind, RouteRequest,
+    RouterIdentity,
+};
 use crate::engine::Engine;
 use crate::error::{Error, Fault, LoadError, Result};
 use crate::name::ConnectionName;
@@ -117,12 +121,27 @@ struct Inner<R> {
     pool: ArcSwap<Pool<R>>,
     /// Held while `pool` is replaced.
     replacing_pool: Mutex<()>,
+    /// The connections' state instances are told before their next call,
+    /// when the router reads it ([`dbroute_sdk::Router::CONNECTION_STATE`]),
+    /// with its generation (from 1; 0: none).
+    state: ArcSwap<(u64, Option<ConnectionStates>)>,
+    /// `state`'s generation, compared with an instance's before each call.
+    state_generation: AtomicU64,
+    /// Held while `state` is replaced.
+    telling: Mutex<()>,
+}
+
+/// An instance, and the generation of the connections' state it was told
+/// (0: none).
+struct Held<R> {
+    instance: Instance<R>,
+    told: u64,
 }
 
 /// Idle instances, all initialised with `init_input`.
 struct Pool<R> {
     init_input: String,
-    idle: ArrayQueue<Box<Instance<R>>>,
+    idle: ArrayQueue<Box<Held<R>>>,
 }
 
 impl<R> Pool<R> {
@@ -216,6 +235,15 @@ where
             None => instantiate(&pool.init_input)
                 .map_err(|e| Fault::Trap(format!("a new instance could not start: {e}")))?,
         };
+        // Told the connections' state first when it is behind (never, for
+        // a router that does not read it: the generation stays 0).
+        let wanted = self.inner.state_generation.load(Ordering::Relaxed);
+        let call = |held: &mut Held<R>| {
+            if held.told != wanted {
+                self.tell_state(held)?;
+            }
+            call(&mut held.instance)
+        };
         match catch_unwind(AssertUnwindSafe(|| call(&mut instance))) {
             Ok(Ok(answer)) => {
                 // A full pool drops the instance.
@@ -230,6 +258,19 @@ where
                 Err(Fault::Panic(panic_message::<R>(payload.as_ref())))
             }
         }
+    }
+
+    /// Tells `held` the connections' state it has not been told yet.
+    #[cold]
+    #[inline(never)]
+    fn tell_state(&self, held: &mut Held<R>) -> Result<(), Fault> {
+        let told = self.inner.state.load();
+        if let (generation, Some(states)) = &**told {
+            let len = write_input(&mut held.instance, &[states.abi_json().as_bytes()])?;
+            held.instance.state(len);
+            held.told = *generation;
+        }
+        Ok(())
     }
 
     /// One decision, from the input a WebAssembly instance would get.
@@ -299,6 +340,23 @@ where
         }
         self.inner.pool.store(Arc::new(Pool::new(init_input)));
     }
+
+    /// When the router reads the connections' state: a state unlike the
+    /// last one becomes the one every instance is told before its next
+    /// call (no router code runs here).
+    fn state_changed(&self, state: &ConnectionStates) {
+        if !R::CONNECTION_STATE {
+            return;
+        }
+        let _telling = self.inner.telling.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.inner.state.load();
+        if current.1.as_ref() == Some(state) {
+            return;
+        }
+        let generation = current.0 + 1;
+        self.inner.state.store(Arc::new((generation, Some(state.clone()))));
+        self.inner.state_generation.store(generation, Ordering::Release);
+    }
 }
 
 impl<R> SdkRouterBuilder<R>
@@ -360,6 +418,9 @@ where
                 config: self.config,
                 pool: ArcSwap::from_pointee(pool),
                 replacing_pool: Mutex::new(()),
+                state: ArcSwap::from_pointee((0, None)),
+                state_generation: AtomicU64::new(0),
+                telling: Mutex::new(()),
             }),
         };
         tracing::info!(router = %router.inner.identity, "router loaded");
@@ -387,15 +448,18 @@ where
 
 /// Makes an instance and runs its init with `init_input` (the init JSON a
 /// WebAssembly instance gets).
-fn instantiate<R>(init_input: &str) -> Result<Box<Instance<R>>, LoadError>
+fn instantiate<R>(init_input: &str) -> Result<Box<Held<R>>, LoadError>
 where
     R: dbroute_sdk::Router + Default,
 {
     let made = catch_unwind(AssertUnwindSafe(|| {
-        let mut instance = Box::new(Instance::<R>::new());
-        let len = write_input(&mut instance, &[init_input.as_bytes()]).map_err(LoadError::InitFault)?;
-        match instance.init(len) {
-            Ok(()) => Ok(instance),
+        let mut held = Box::new(Held {
+            instance: Instance::<R>::new(),
+            told: 0,
+        });
+        let len = write_input(&mut held.instance, &[init_input.as_bytes()]).map_err(LoadError::InitFault)?;
+        match held.instance.init(len) {
+            Ok(()) => Ok(held),
             Err(message) => {
                 Err(abi::decode_message(message.as_bytes()).map_or_else(LoadError::InitFault, LoadError::InitRefused))
             }
