@@ -52,6 +52,9 @@ struct Foreign {
     constant: &'static str,
     /// For the constant's doc comment.
     title: &'static str,
+    /// Its routing-by-lag router (ABI 1.2, `lag-cases.json`), when it has
+    /// one: the file its `build.sh` makes too, and the constant.
+    lag: Option<(&'static str, &'static str)>,
 }
 
 const FOREIGN: &[Foreign] = &[
@@ -61,6 +64,7 @@ const FOREIGN: &[Foreign] = &[
         file: "c-reference.wasm",
         constant: "C_REFERENCE",
         title: "freestanding C (clang and wasm-ld)",
+        lag: Some(("c-lag.wasm", "C_LAG")),
     },
     Foreign {
         lang: "zig",
@@ -68,6 +72,7 @@ const FOREIGN: &[Foreign] = &[
         file: "zig-reference.wasm",
         constant: "ZIG_REFERENCE",
         title: "Zig (the `ziglang` package of PyPI)",
+        lag: Some(("zig-lag.wasm", "ZIG_LAG")),
     },
     Foreign {
         lang: "assemblyscript",
@@ -75,6 +80,7 @@ const FOREIGN: &[Foreign] = &[
         file: "assemblyscript-reference.wasm",
         constant: "ASSEMBLYSCRIPT_REFERENCE",
         title: "AssemblyScript (the `assemblyscript` package of npm)",
+        lag: Some(("assemblyscript-lag.wasm", "ASSEMBLYSCRIPT_LAG")),
     },
 ];
 
@@ -130,6 +136,7 @@ fn main() {
     }
     rerun_if_changed(&routers_dir.join("wat"));
     rerun_if_changed(&routers_dir.join("reference-cases.json"));
+    rerun_if_changed(&routers_dir.join("lag-cases.json"));
     for var in FOREIGN_ENV {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -210,14 +217,16 @@ fn build_foreign(routers_dir: &Path, out_dir: &Path, foreign: &Foreign) -> Outco
     let stderr = String::from_utf8_lossy(&output.stderr);
     match output.status.code() {
         Some(0) => {
-            let wasm = dest.join(foreign.file);
-            assert!(
-                wasm.is_file(),
-                "{} did not produce {}",
-                script.display(),
-                wasm.display()
-            );
-            Outcome::Built(wasm)
+            for file in std::iter::once(foreign.file).chain(foreign.lag.map(|(file, _)| file)) {
+                let wasm = dest.join(file);
+                assert!(
+                    wasm.is_file(),
+                    "{} did not produce {}",
+                    script.display(),
+                    wasm.display()
+                );
+            }
+            Outcome::Built(dest.join(foreign.file))
         }
         Some(EXIT_MISSING_TOOLCHAIN) => {
             let reason = stderr
@@ -256,6 +265,22 @@ fn write_foreign(code: &mut String, routers_dir: &Path, outcomes: &[Outcome]) {
             constant = foreign.constant,
         )
         .unwrap();
+        if let Some((file, constant)) = foreign.lag {
+            let value = match outcome {
+                Outcome::Built(path) => format!("Some({:?})", utf8(&path.with_file_name(file))),
+                Outcome::Skipped(_) => "None".to_owned(),
+            };
+            writeln!(
+                code,
+                "/// Routing by replica lag (ABI 1.2) in {title}, `example-routers/{folder}`,\n\
+                 /// built by its `build.sh`: the absolute path of its `.wasm` file, or\n\
+                 /// `None` when its toolchain was missing (see [`skipped`]).\n\
+                 pub const {constant}: Option<&str> = {value};\n",
+                title = foreign.title,
+                folder = foreign.folder,
+            )
+            .unwrap();
+        }
     }
     writeln!(
         code,
@@ -266,11 +291,26 @@ fn write_foreign(code: &mut String, routers_dir: &Path, outcomes: &[Outcome]) {
          pub const WAT_SIMPLE: &str = {:?};\n\n\
          /// The reference policy's cases (`example-routers/reference-cases.json`):\n\
          /// the absolute path of the JSON file.\n\
-         pub const REFERENCE_CASES: &str = {:?};\n",
+         pub const REFERENCE_CASES: &str = {:?};\n\n\
+         /// The cases of routing by replica lag (`example-routers/lag-cases.json`):\n\
+         /// the absolute path of the JSON file.\n\
+         pub const LAG_CASES: &str = {:?};\n",
         utf8(&routers_dir.join("wat/simple.wat")),
         utf8(&routers_dir.join("reference-cases.json")),
+        utf8(&routers_dir.join("lag-cases.json")),
     )
     .unwrap();
+    code.push_str(
+        "/// The routing-by-lag router of each language that has one: `(language,\n\
+         /// path)`, the path `None` when the language was skipped.\n\
+         pub fn lag_languages() -> &'static [(&'static str, Option<&'static str>)] {\n    &[\n        (\"rust\", Some(LAG)),\n",
+    );
+    for foreign in FOREIGN {
+        if let Some((_, constant)) = foreign.lag {
+            writeln!(code, "        ({:?}, {constant}),", foreign.lang).unwrap();
+        }
+    }
+    code.push_str("    ]\n}\n\n");
     code.push_str(
         "/// The router of each language: `(language, path)`, the path `None` when\n\
          /// the language was skipped. `rust` and `wat` are always there; `wat`\n\
