@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the AssemblyScript reference router:
-# ./build.sh OUT_DIR -> OUT_DIR/assemblyscript-reference.wasm
+# Builds the AssemblyScript routers: ./build.sh OUT_DIR ->
+# OUT_DIR/assemblyscript-reference.wasm (the reference policy) and
+# OUT_DIR/assemblyscript-lag.wasm (routing by replica lag)
 #
 # Uses the compiler that ./install.sh (npm ci) put in node_modules/; never
 # installs anything itself. Exit status 77: no compiler (the reason is on
@@ -20,8 +21,10 @@ have="$("$asc" --version 2>/dev/null | sed -n 's/^Version //p' || true)"
 
 mkdir -p "$out"
 cd "$here"
-# --runtime stub: a bump allocator, used only for the input buffer and the
-# tenant map; --use abort=...: a trap instead of an `env.abort` import.
-"$asc" assembly/reference.ts -o "$out/assemblyscript-reference.wasm" \
-  --runtime stub -O3 --noAssert --use abort=assembly/dbroute/trap
-echo "$out/assemblyscript-reference.wasm"
+# --runtime stub: a bump allocator, used only for the input buffer, the
+# tenant map and the connections' state; --use abort=...: a trap instead of an `env.abort` import.
+for router in reference lag; do
+  "$asc" "assembly/$router.ts" -o "$out/assemblyscript-$router.wasm" \
+    --runtime stub -O3 --noAssert --use abort=assembly/dbroute/trap
+  echo "$out/assemblyscript-$router.wasm"
+done

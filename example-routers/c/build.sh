@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the C reference router: ./build.sh OUT_DIR -> OUT_DIR/c-reference.wasm
+# Builds the C routers: ./build.sh OUT_DIR -> OUT_DIR/c-reference.wasm (the
+# reference policy) and OUT_DIR/c-lag.wasm (routing by replica lag)
 #
 # Needs clang with the wasm32 target and wasm-ld (Debian: apt-get install
 # clang lld). $CLANG and $WASM_LD choose others. Exit status 77: a tool is
@@ -24,8 +25,10 @@ if [ "$(basename "$wasm_ld")" != wasm-ld ] || [ "$(command -v wasm-ld || true)" 
   ln -sf "$wasm_ld" "$out/bin/wasm-ld"
   export PATH="$out/bin:$PATH"
 fi
-"$clang" --target=wasm32 -std=c11 -O2 -ffreestanding -nostdlib -mbulk-memory \
-  -Wall -Wextra -Werror \
-  -Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=65536 \
-  -o "$out/c-reference.wasm" "$here/reference.c"
-echo "$out/c-reference.wasm"
+for router in reference lag; do
+  "$clang" --target=wasm32 -std=c11 -O2 -ffreestanding -nostdlib -mbulk-memory \
+    -Wall -Wextra -Werror \
+    -Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=65536 \
+    -o "$out/c-$router.wasm" "$here/$router.c"
+  echo "$out/c-$router.wasm"
+done

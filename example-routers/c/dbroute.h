@@ -1,5 +1,5 @@
 /*
- * dbroute.h: the dbroute router ABI, version 1.1 (docs/ABI.md), for
+ * dbroute.h: the dbroute router ABI, version 1.2 (docs/ABI.md), for
  * freestanding C compiled with `clang --target=wasm32`.
  *
  * It gives a router author the whole ABI, so that the router's own file
@@ -14,9 +14,14 @@
  *   - the answers: `dbroute_use`, `dbroute_no_opinion`, `dbroute_refuse`,
  *     a message builder for refusals (`dbroute_msg_*`), DBROUTE_YES / NO /
  *     NO_OPINION for allow_migrate and allow_relation;
+ *   - the connections' state (ABI 1.2): the `dbroute_state` type (every
+ *     connection's name, primary, health and lag, decoded into static
+ *     storage) and `dbroute_state_get`, for a router that defines
+ *     DBROUTE_CONNECTION_STATE and uses DBROUTE_EXPORT_STATE;
  *   - the log: `dbroute_log`, the one import a router may have;
  *   - the exports: DBROUTE_EXPORT_INIT / READ / WRITE / MIGRATE / RELATION
- *     wrap the author's functions in the ABI's exports, and
+ *     (and DBROUTE_EXPORT_STATE) wrap the author's functions in the ABI's
+ *     exports, and
  *     DBROUTE_EXPORT_DETERMINISTIC declares the answers cacheable.
  *
  * Include it in one .c file: it defines functions and exports. No libc,
@@ -164,8 +169,15 @@ DBROUTE_EXPORT("dbroute_abi_version") int32_t dbroute_abi_version(void) { return
 
 /* ABI 1.1: this header reads an operation's `origin`, and allow_migrate
  * inputs with an app and no model (dbroute_migration.name is then absent),
- * so the host may send them. */
+ * so the host may send them. ABI 1.2: a router that defines
+ * DBROUTE_CONNECTION_STATE before including this header reads the
+ * connections' state (DBROUTE_EXPORT_STATE), and says 2; the host tells
+ * the state only to such routers. */
+#ifdef DBROUTE_CONNECTION_STATE
+DBROUTE_EXPORT("dbroute_abi_minor") int32_t dbroute_abi_minor(void) { return 2; }
+#else
 DBROUTE_EXPORT("dbroute_abi_minor") int32_t dbroute_abi_minor(void) { return 1; }
+#endif
 
 /* ---- JSON ------------------------------------------------------------- */
 
@@ -660,6 +672,104 @@ DBROUTE_API const char *dbroute_map_get(const dbroute_str_map *m, dbroute_json k
   return 0;
 }
 
+/* ---- the connections' state (ABI 1.2) ----------------------------------- */
+
+/* How many connections a dbroute_state holds; more make the state call
+ * trap (the host drops the instance: a fault). */
+#ifndef DBROUTE_STATE_CONNECTIONS
+#define DBROUTE_STATE_CONNECTIONS 64
+#endif
+
+/* One connection's state, decoded and kept (static storage), so its names
+ * can be answered as connection names. */
+typedef struct {
+  char name[64];
+  uint32_t name_len;
+  char replica_of[64]; /* the connection it streams from */
+  uint32_t replica_of_len; /* 0: a primary */
+  int healthy;         /* 1 healthy, 0 unhealthy, -1 not checked yet */
+  int64_t lag_ms;      /* a replica's lag in milliseconds; -1: unknown (or a primary) */
+  int64_t lag_bytes;   /* WAL bytes still to replay; -1: unknown */
+} dbroute_conn_state;
+
+/* Every registered connection's state, in the host's order. */
+typedef struct {
+  uint32_t count;
+  dbroute_conn_state c[DBROUTE_STATE_CONNECTIONS];
+} dbroute_state;
+
+/* A JSON whole number (no sign, fraction or exponent) into *out; null or
+ * absent gives -1. Returns 0 for anything else. */
+DBROUTE_API int dbroute__whole_number(dbroute_json v, int64_t *out) {
+  if (v.len == 0 || dbroute_is_null(v)) {
+    *out = -1;
+    return 1;
+  }
+  int64_t n = 0;
+  for (uint32_t i = 0; i < v.len; i++) {
+    char c = v.ptr[i];
+    if (c < '0' || c > '9' || n > (INT64_MAX - 9) / 10) return 0;
+    n = n * 10 + (c - '0');
+  }
+  *out = n;
+  return 1;
+}
+
+/* Reads the dbroute_state input (a whole object) into st. Returns 0 when
+ * it is malformed or holds more than DBROUTE_STATE_CONNECTIONS
+ * connections. */
+DBROUTE_API int dbroute_state_read(dbroute_json in, dbroute_state *st) {
+  st->count = 0;
+  dbroute_json list = dbroute_get(in, "connections");
+  if (!dbroute_is_array(list)) return 0;
+  const char *p = list.ptr + 1, *e = list.ptr + list.len - 1;
+  p = dbroute__ws(p, e);
+  while (p < e) {
+    const char *v = p;
+    p = dbroute__skip(p, e);
+    if (!p || st->count == DBROUTE_STATE_CONNECTIONS) return 0;
+    dbroute_json item = {v, (uint32_t)(p - v)};
+    dbroute_conn_state *c = &st->c[st->count];
+    int32_t n = dbroute_str_copy(dbroute_get(item, "name"), c->name, sizeof c->name);
+    if (n <= 0) return 0;
+    c->name_len = (uint32_t)n;
+    dbroute_json of = dbroute_get(item, "replica_of");
+    c->replica_of_len = 0;
+    if (of.len && !dbroute_is_null(of)) {
+      n = dbroute_str_copy(of, c->replica_of, sizeof c->replica_of);
+      if (n <= 0) return 0;
+      c->replica_of_len = (uint32_t)n;
+    }
+    dbroute_json healthy = dbroute_get(item, "healthy");
+    if (healthy.len == 4 && healthy.ptr[0] == 't') c->healthy = 1;
+    else if (healthy.len == 5 && healthy.ptr[0] == 'f') c->healthy = 0;
+    else if (healthy.len == 0 || dbroute_is_null(healthy)) c->healthy = -1;
+    else return 0;
+    if (!dbroute__whole_number(dbroute_get(item, "lag_ms"), &c->lag_ms) ||
+        !dbroute__whole_number(dbroute_get(item, "lag_bytes"), &c->lag_bytes))
+      return 0;
+    st->count++;
+    p = dbroute__ws(p, e);
+    if (p < e) {
+      if (*p != ',') return 0;
+      p = dbroute__ws(p + 1, e);
+    }
+  }
+  return 1;
+}
+
+/* The state of the connection `name` in st, or 0. */
+DBROUTE_API const dbroute_conn_state *dbroute_state_get(const dbroute_state *st, const char *name, uint32_t len) {
+  for (uint32_t i = 0; i < st->count; i++) {
+    const dbroute_conn_state *c = &st->c[i];
+    if (c->name_len != len) continue;
+    uint32_t j = 0;
+    while (j < len && c->name[j] == name[j]) j++;
+    if (j == len) return c;
+  }
+  return 0;
+}
+
 /* ---- exports ---------------------------------------------------------- */
 
 /* Malformed input: refused by reads, writes and init (with a message),
@@ -707,6 +817,22 @@ DBROUTE_API const char *dbroute_map_get(const dbroute_str_map *m, dbroute_json k
       __builtin_trap();                                                              \
     }                                                                                \
     return fn(&m);                                                                   \
+  }
+
+/* fn: void fn(const dbroute_state *state), called when the connections'
+ * state changes (ABI 1.2; define DBROUTE_CONNECTION_STATE before including
+ * this header). The state is read into static storage, so fn may keep the
+ * pointer and answer its names. Malformed input traps (a fault). */
+#define DBROUTE_EXPORT_STATE(fn)                                                            \
+  static dbroute_state dbroute__state;                                                      \
+  DBROUTE_EXPORT("dbroute_state") int32_t dbroute__state_export(int32_t ptr, int32_t len) { \
+    dbroute_json in = dbroute__whole((const char *)(uintptr_t)ptr, len);                    \
+    if (in.len == 0 || !dbroute_state_read(in, &dbroute__state)) {                          \
+      dbroute_log(DBROUTE_ERROR, "malformed dbroute_state input");                          \
+      __builtin_trap();                                                                     \
+    }                                                                                       \
+    fn(&dbroute__state);                                                                    \
+    return 0;                                                                               \
   }
 
 #endif /* DBROUTE_H */

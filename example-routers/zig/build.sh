@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Zig reference router: ./build.sh OUT_DIR -> OUT_DIR/zig-reference.wasm
+# Builds the Zig routers: ./build.sh OUT_DIR -> OUT_DIR/zig-reference.wasm (the
+# reference policy) and OUT_DIR/zig-lag.wasm (routing by replica lag)
 #
 # Uses $ZIG, else the zig that ./install.sh puts in $DBROUTE_ZIG_VENV (or
 # $HOME/.cache/dbroute/zig-venv), else a `zig` on PATH of the pinned version
@@ -27,7 +28,9 @@ have="$("$zig" version 2>/dev/null || true)"
 
 mkdir -p "$out"
 cd "$here"
-"$zig" build-exe reference.zig -target wasm32-freestanding -fno-entry -rdynamic \
-  -O ReleaseFast -fstrip --stack 65536 \
-  --cache-dir "$out/zig-cache" -femit-bin="$out/zig-reference.wasm"
-echo "$out/zig-reference.wasm"
+for router in reference lag; do
+  "$zig" build-exe "$router.zig" -target wasm32-freestanding -fno-entry -rdynamic \
+    -O ReleaseFast -fstrip --stack 65536 \
+    --cache-dir "$out/zig-cache" -femit-bin="$out/zig-$router.wasm"
+  echo "$out/zig-$router.wasm"
+done

@@ -1,4 +1,4 @@
-//! dbroute.zig: the dbroute router ABI, version 1.1 (docs/ABI.md), for Zig
+//! dbroute.zig: the dbroute router ABI, version 1.2 (docs/ABI.md), for Zig
 //! routers built for wasm32-freestanding.
 //!
 //! A router file declares its policy and calls `exportRouter` once:
@@ -9,13 +9,16 @@
 //!     pub fn read(op: dbroute.Op) dbroute.Answer { ... }      // optional
 //!     pub fn write(op: dbroute.Op) dbroute.Answer { ... }     // optional
 //!     pub fn migrate(m: dbroute.Migration) ?bool { ... }      // optional
+//!     pub fn state(s: *const dbroute.State) void { ... }     // optional (ABI 1.2)
 //!     comptime { dbroute.exportRouter(@This()); }
 //!
 //! The module gives the input buffer (`dbroute_input`: the memory past the
 //! module's own pages, grown on demand), views of the host's JSON (`Json`,
 //! `Op`, `Migration`, `StrMap` for the configuration), the answers
 //! (`use`, `noOpinion`, `refuse`, and `Message` for refusals put together
-//! from pieces) and the log (`log`, the one import a router may have).
+//! from pieces), the connections' state (`State`, ABI 1.2: a router that
+//! declares `state` is told it, and says 2 in `dbroute_abi_minor`) and the
+//! log (`log`, the one import a router may have).
 //!
 //! The JSON scanner reads what a router needs without allocating and
 //! without reading outside the input. It is not a validator: it finds
@@ -675,6 +678,97 @@ pub fn StrMap(comptime max_entries: usize, comptime max_bytes: usize) type {
     };
 }
 
+// ---- the connections' state (ABI 1.2) ---------------------------------------
+
+/// One connection's state, its names decoded and kept (in the `State`).
+pub const ConnState = struct {
+    name: []const u8 = "",
+    /// The connection it streams from; null for a primary.
+    replica_of: ?[]const u8 = null,
+    /// true healthy, false unhealthy, null not checked yet.
+    healthy: ?bool = null,
+    /// A replica's lag in milliseconds; null unknown (or a primary).
+    lag_ms: ?u64 = null,
+    /// WAL bytes still to replay; null unknown.
+    lag_bytes: ?u64 = null,
+};
+
+/// Every registered connection's state, in the host's order: at most 64
+/// connections and 4096 bytes of names (a larger state makes the state
+/// call trap: a fault). Kept in a global by `exportRouter`, so its names
+/// can be answered as connection names.
+pub const State = struct {
+    count: usize = 0,
+    used: usize = 0,
+    conns: [64]ConnState = undefined,
+    bytes: [4096]u8 = undefined,
+
+    /// The connections.
+    pub fn all(self: *const State) []const ConnState {
+        return self.conns[0..self.count];
+    }
+
+    /// The state of the connection `name`, or null.
+    pub fn get(self: *const State, name: []const u8) ?*const ConnState {
+        for (self.all()) |*c| {
+            if (c.name.len == name.len and for (c.name, name) |a, b| {
+                if (a != b) break false;
+            } else true) return c;
+        }
+        return null;
+    }
+
+    fn copy(self: *State, v: Json) ?[]const u8 {
+        const out = v.strCopy(self.bytes[self.used..]) orelse return null;
+        self.used += out.len;
+        return out;
+    }
+
+    /// Reads the `dbroute_state` input; false when it is malformed or too
+    /// large.
+    fn read(self: *State, in: Json) bool {
+        self.count = 0;
+        self.used = 0;
+        const list = in.get("connections");
+        if (!list.isArray()) return false;
+        var it = list.items();
+        while (it.next()) |item| {
+            if (item.isAbsent()) break;
+            if (self.count == self.conns.len or !item.isObject()) return false;
+            var c = ConnState{};
+            c.name = self.copy(item.get("name")) orelse return false;
+            const of = item.get("replica_of");
+            if (!of.isAbsent() and !of.isNull()) c.replica_of = self.copy(of) orelse return false;
+            const healthy = item.get("healthy");
+            if (healthy.s.len == 4 and healthy.s[0] == 't') {
+                c.healthy = true;
+            } else if (healthy.s.len == 5 and healthy.s[0] == 'f') {
+                c.healthy = false;
+            } else if (!healthy.isAbsent() and !healthy.isNull()) return false;
+            c.lag_ms = wholeNumber(item.get("lag_ms")) catch return false;
+            c.lag_bytes = wholeNumber(item.get("lag_bytes")) catch return false;
+            self.conns[self.count] = c;
+            self.count += 1;
+        }
+        return true;
+    }
+};
+
+/// A JSON whole number (no sign, fraction or exponent); null for null or
+/// absent.
+fn wholeNumber(v: Json) error{Malformed}!?u64 {
+    if (v.isAbsent() or v.isNull()) return null;
+    var n: u64 = 0;
+    for (v.s) |c| {
+        if (c < '0' or c > '9' or n > (@as(u64, 1) << 63) / 10) return error.Malformed;
+        n = n * 10 + (c - '0');
+    }
+    return n;
+}
+
+/// The state the last `dbroute_state` call told (ABI 1.2).
+var told_state: State = .{};
+
 // ---- the exports ----------------------------------------------------------
 
 var input_at: usize = 0;
@@ -710,6 +804,11 @@ fn abiMinor() callconv(.c) i32 {
     return 1;
 }
 
+/// ABI 1.2: a router that declares `state` reads the connections' state.
+fn abiMinorState() callconv(.c) i32 {
+    return 2;
+}
+
 fn yes() callconv(.c) i32 {
     return 1;
 }
@@ -723,7 +822,11 @@ const malformed = "malformed input: not an operation object with a string model.
 pub fn exportRouter(comptime R: type) void {
     @export(&dbrouteInput, .{ .name = "dbroute_input" });
     @export(&abiVersion, .{ .name = "dbroute_abi_version" });
-    @export(&abiMinor, .{ .name = "dbroute_abi_minor" });
+    if (@hasDecl(R, "state")) {
+        @export(&abiMinorState, .{ .name = "dbroute_abi_minor" });
+    } else {
+        @export(&abiMinor, .{ .name = "dbroute_abi_minor" });
+    }
     if (@hasDecl(R, "deterministic") and R.deterministic) {
         @export(&yes, .{ .name = "dbroute_deterministic" });
     }
@@ -749,9 +852,18 @@ pub fn exportRouter(comptime R: type) void {
             const answer: ?bool = R.migrate(m);
             return if (answer) |a| @intFromBool(a) else -1;
         }
+        fn state(ptr: [*]const u8, len: usize) callconv(.c) i32 {
+            if (!told_state.read(whole(ptr, len))) {
+                logMessage(.err, "malformed dbroute_state input");
+                @trap();
+            }
+            R.state(&told_state);
+            return 0;
+        }
     };
     if (@hasDecl(R, "init")) @export(&S.init, .{ .name = "dbroute_init" });
     if (@hasDecl(R, "read")) @export(&S.read, .{ .name = "db_for_read" });
     if (@hasDecl(R, "write")) @export(&S.write, .{ .name = "db_for_write" });
     if (@hasDecl(R, "migrate")) @export(&S.migrate, .{ .name = "allow_migrate" });
+    if (@hasDecl(R, "state")) @export(&S.state, .{ .name = "dbroute_state" });
 }

@@ -1,4 +1,4 @@
-// dbroute.ts: the dbroute router ABI, version 1.1 (docs/ABI.md), for
+// dbroute.ts: the dbroute router ABI, version 1.2 (docs/ABI.md), for
 // AssemblyScript routers (compiled with `--runtime stub`).
 //
 // A router's entry file re-exports the fixed exports and writes its own
@@ -14,8 +14,10 @@
 // What it gives: the input buffer (dbroute_input), views of the host's JSON
 // (Json values, Op, Migration, initConfig, StrMap for the configuration),
 // the answers (use, noOpinion, refuse, Message for refusals put together
-// from pieces, YES / NO / NO_OPINION) and the log (log, the one import a
-// router may have).
+// from pieces, YES / NO / NO_OPINION), the connections' state (ABI 1.2:
+// State, filled by dbroute_state; a router that reads it re-exports
+// dbroute_state and dbroute_abi_minor_state as dbroute_abi_minor) and the
+// log (log, the one import a router may have).
 //
 // A Json value is a u64: the position of its raw text in memory (high 32
 // bits) and its length (low 32 bits; 0: absent). A string keeps its quotes
@@ -786,6 +788,148 @@ export class StrMap {
   }
 }
 
+// ---- the connections' state (ABI 1.2) ---------------------------------------
+
+// A JSON whole number (no sign, fraction or exponent); -1 for null or
+// absent, -2 for anything else.
+export function wholeNumber(v: u64): i64 {
+  if (isAbsent(v) || isNull(v)) return -1;
+  let n: i64 = 0;
+  const p = ptrOf(v);
+  for (let i: usize = 0; i < lenOf(v); i++) {
+    const c = load<u8>(p + i);
+    if (c < 0x30 || c > 0x39 || n > 0x0CCCCCCCCCCCCCCC) return -2;
+    n = n * 10 + <i64>(c - 0x30);
+  }
+  return n;
+}
+
+// Every registered connection's state, in the host's order, as the last
+// dbroute_state call told it: at most STATE_MAX connections and
+// STATE_BYTES bytes of names (a larger state traps: a fault). Connection i
+// is 0 <= i < State.count; its names are kept here, so they can be answered
+// with State.use.
+const STATE_MAX: i32 = 64;
+const STATE_BYTES: usize = 4096;
+// Per connection: name offset, name length, replica_of offset, replica_of
+// length (0: a primary), healthy (1, 0, -1 not checked yet), then lag_ms
+// (4 bytes unused) and lag_bytes (i64, -1 unknown): 40 bytes.
+const STATE_ENTRY: usize = 40;
+
+export class State {
+  // How many connections; -1 before the first dbroute_state call.
+  static count: i32 = -1;
+  static entries: usize = 0;
+  static bytes: usize = 0;
+  static used: usize = 0;
+
+  private static entry(i: i32): usize {
+    return State.entries + <usize>i * STATE_ENTRY;
+  }
+  // Whether connection i is a replica.
+  static isReplica(i: i32): bool {
+    return load<u32>(State.entry(i) + 12) != 0;
+  }
+  // 1 healthy, 0 unhealthy, -1 not checked yet.
+  static healthy(i: i32): i32 {
+    return load<i32>(State.entry(i) + 16);
+  }
+  // A replica's lag in milliseconds; -1 unknown (or a primary).
+  static lagMs(i: i32): i64 {
+    return load<i64>(State.entry(i) + 24);
+  }
+  // WAL bytes still to replay; -1 unknown.
+  static lagBytes(i: i32): i64 {
+    return load<i64>(State.entry(i) + 32);
+  }
+  // Use connection i.
+  static use(i: i32): i64 {
+    const e = State.entry(i);
+    return useBytes(State.bytes + load<u32>(e), load<u32>(e + 4));
+  }
+  // Use the connection connection i streams from.
+  static usePrimaryOf(i: i32): i64 {
+    const e = State.entry(i);
+    return useBytes(State.bytes + load<u32>(e + 8), load<u32>(e + 12));
+  }
+  // The index of the connection connection i streams from, or -1 (a
+  // primary, or one not in the state).
+  static primaryOf(i: i32): i32 {
+    const e = State.entry(i);
+    const at = State.bytes + load<u32>(e + 8), n = load<u32>(e + 12);
+    if (n == 0) return -1;
+    for (let j = 0; j < State.count; j++) {
+      const f = State.entry(j);
+      if (load<u32>(f + 4) != n) continue;
+      const name = State.bytes + load<u32>(f);
+      let same = true;
+      for (let k: u32 = 0; k < n; k++) {
+        if (load<u8>(name + k) != load<u8>(at + k)) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return j;
+    }
+    return -1;
+  }
+
+  private static copy(v: u64, slot: usize): bool {
+    const n = strCopy(v, State.bytes + State.used, STATE_BYTES - State.used);
+    if (n <= 0) return false;
+    store<u32>(slot, <u32>State.used);
+    store<u32>(slot + 4, <u32>n);
+    State.used += <usize>n;
+    return true;
+  }
+
+  // Reads the dbroute_state input; false when it is malformed or too large.
+  static read(ptr: usize, len: usize): bool {
+    if (!State.entries) {
+      State.entries = heap.alloc(<usize>STATE_MAX * STATE_ENTRY);
+      State.bytes = heap.alloc(STATE_BYTES);
+    }
+    State.count = 0;
+    State.used = 0;
+    const list = get(whole(ptr, len), "connections");
+    if (!isArray(list)) return false;
+    let p = ptrOf(list) + 1;
+    const e = ptrOf(list) + lenOf(list) - 1;
+    p = ws(p, e);
+    while (p < e) {
+      const v = p;
+      p = skip(p, e);
+      if (!p || State.count == STATE_MAX) return false;
+      const item = json(v, p);
+      if (!isObject(item)) return false;
+      const slot = State.entry(State.count);
+      if (!State.copy(get(item, "name"), slot)) return false;
+      const upstream = get(item, "replica_of");
+      store<u32>(slot + 8, 0);
+      store<u32>(slot + 12, 0);
+      if (!isAbsent(upstream) && !isNull(upstream) && !State.copy(upstream, slot + 8)) return false;
+      const healthy = get(item, "healthy");
+      const h = lenOf(healthy);
+      if (h == 4 && load<u8>(ptrOf(healthy)) == 0x74) store<i32>(slot + 16, 1);
+      else if (h == 5 && load<u8>(ptrOf(healthy)) == 0x66) store<i32>(slot + 16, 0);
+      else if (h == 0 || isNull(healthy)) store<i32>(slot + 16, -1);
+      else return false;
+      const lagMs = wholeNumber(get(item, "lag_ms"));
+      const lagBytes = wholeNumber(get(item, "lag_bytes"));
+      if (lagMs < -1 || lagBytes < -1) return false;
+      store<i64>(slot + 24, lagMs);
+      store<i64>(slot + 32, lagBytes);
+      State.count++;
+      p = ws(p, e);
+      if (p < e) {
+        if (load<u8>(p) != 0x2C) return false;
+        p = ws(p + 1, e);
+      }
+    }
+    return true;
+  }
+}
+
 // ---- the fixed exports (re-export them from the entry file) -----------------
 
 let inputPtr: usize = 0;
@@ -812,6 +956,22 @@ export function dbroute_abi_version(): i32 {
 // sends it to every router.
 export function dbroute_abi_minor(): i32 {
   return 1;
+}
+
+// ABI 1.2: re-export it as dbroute_abi_minor, with dbroute_state, when the
+// router reads the connections' state (State): the host tells the state
+// only to routers that say 2.
+export function dbroute_abi_minor_state(): i32 {
+  return 2;
+}
+
+// The connections' state (ABI 1.2): fills State. Malformed input traps.
+export function dbroute_state(ptr: usize, len: usize): i32 {
+  if (!State.read(ptr, len)) {
+    log(ERROR, "malformed dbroute_state input");
+    unreachable();
+  }
+  return 0;
 }
 
 // Re-export it only when the router's answers depend on nothing but the
