@@ -9,6 +9,8 @@ mod conformance;
 mod django_semantics;
 mod example_routers;
 mod hot_swap;
+mod lag_conformance;
+mod lag_routing;
 mod pg_server;
 mod provisioning;
 mod raw_sql;
