@@ -1016,7 +1016,10 @@ fn the_connections_state_is_read_and_checked() {
     assert_eq!(state.connections().len(), 2);
     let replica = state.get("replica").unwrap();
     assert_eq!(replica.replica_of(), Some("default"));
-    assert_eq!((replica.healthy(), replica.lag_ms(), replica.lag_bytes()), (Some(false), Some(12), Some(34)));
+    assert_eq!(
+        (replica.healthy(), replica.lag_ms(), replica.lag_bytes()),
+        (Some(false), Some(12), Some(34))
+    );
     let primary = state.get("default").unwrap();
     assert!(!primary.is_replica() && primary.healthy().is_none() && primary.lag_ms().is_none());
     // Members may be absent: unknown.

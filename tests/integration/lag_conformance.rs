@@ -123,7 +123,9 @@ fn check(router: &dyn HostRouter, step: &str, read: &Option<String>, write: &Opt
                 RouteKind::Write => router.db_for_write(&op),
             });
             if got.as_ref() != Ok(expected) {
-                problems.push(format!("{step}: {kind} (call {call}): expected {expected:?}, got {got:?}"));
+                problems.push(format!(
+                    "{step}: {kind} (call {call}): expected {expected:?}, got {got:?}"
+                ));
             }
         }
     }
@@ -212,6 +214,6 @@ fn every_lag_router_gives_the_answers_of_the_cases() {
         "lag conformance: {} cases through {ran:?} and natively",
         table.cases.len()
     );
-    assert!(ran.contains(&"rust") && ran.len() >= 2 || !require_all);
+    assert!(ran.contains(&"rust"), "{ran:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

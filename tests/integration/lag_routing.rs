@@ -47,12 +47,19 @@ where
 /// changed) and returns the lag routers are told, in milliseconds.
 async fn measured_lag_ms(engine: &Engine) -> Option<u64> {
     engine.measure_replication(MEASURE).await;
-    engine.connection_states().get("replica").expect("the replica's state").lag_ms
+    engine
+        .connection_states()
+        .get("replica")
+        .expect("the replica's state")
+        .lag_ms
 }
 
 /// Where the engine sends a read of `model` now.
 fn read_goes_to(engine: &Engine, model: &ModelInfo) -> String {
-    engine.db_for_read(model, &Hints::new()).expect("a read decision").to_string()
+    engine
+        .db_for_read(model, &Hints::new())
+        .expect("a read decision")
+        .to_string()
 }
 
 /// How many rows with `id` a read of `model` through the engine finds.
@@ -112,7 +119,10 @@ async fn lag_scenario(cluster: &ReplicaCluster, language: &str, path: &str) {
     assert_eq!(engine.db_for_write(&model, &Hints::new()).unwrap(), "primary");
 
     primary
-        .execute(AssertSqlSafe(format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)")), &[])
+        .execute(
+            AssertSqlSafe(format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY)")),
+            &[],
+        )
         .await
         .unwrap();
     primary
@@ -173,7 +183,10 @@ async fn lag_scenario(cluster: &ReplicaCluster, language: &str, path: &str) {
     assert_eq!(read_goes_to(&engine, &model), "replica", "{language}");
     assert_eq!(routed_count(&engine, &model, &table, 2).await, 1);
     let decisions = engine.decision_counts();
-    assert!(decisions.iter().all(|d| d.connection == "primary" || d.writes == 0), "{decisions:?}");
+    assert!(
+        decisions.iter().all(|d| d.connection == "primary" || d.writes == 0),
+        "{decisions:?}"
+    );
     primary
         .execute(AssertSqlSafe(format!("DROP TABLE {table}")), &[])
         .await

@@ -595,6 +595,12 @@ mod tests {
         assert_eq!(state_input(&[]), r#"{"connections":[]}"#);
         assert!(!understands_1_2(1) && understands_1_2(2));
         assert_eq!(decode_state(0), Ok(()));
-        assert!(matches!(decode_state(1), Err(Fault::BadResult { export: STATE, value: 1 })));
+        assert!(matches!(
+            decode_state(1),
+            Err(Fault::BadResult {
+                export: STATE,
+                value: 1
+            })
+        ));
     }
 }
