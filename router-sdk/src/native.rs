@@ -142,7 +142,7 @@ impl<R: Router> Instance<R> {
 
     /// `dbroute_state`, with the first `len` bytes of the input buffer (the
     /// connections' state JSON, ABI 1.2): hands it to
-    /// [`Router::state`](crate::Router::state). A host calls it only for a
+    /// [`Router::state`]. A host calls it only for a
     /// router whose [`CONNECTION_STATE`](crate::Router::CONNECTION_STATE)
     /// is `true`.
     ///
