@@ -261,6 +261,37 @@ pub enum Error {
         reason: String,
     },
 
+    /// A causal token a client sent back cannot be used: it is not a
+    /// token, is cut short, was altered, is of a format version this build
+    /// does not read, names a database cluster that none of the engine's
+    /// primaries is (another system identifier), or names a WAL position
+    /// its primary has not reached. See
+    /// [`Engine::accept_token`](crate::Engine::accept_token); with
+    /// [`BadTokens::Ignore`](crate::causal::BadTokens::Ignore) such a token
+    /// is ignored instead.
+    #[error("causal token refused: {reason}; send back, unchanged, the token this service handed out (or none)")]
+    CausalToken {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A read the routers sent to a replica that is not used for reads (it
+    /// lags past its limit), and the engine's
+    /// [`ReplicaFailover`](crate::causal::ReplicaFailover) policy is to
+    /// fail.
+    #[error(
+        "replica `{replica}` is not used for reads: {reason}; read from its primary `{primary}` \
+         (ReplicaFailover::Primary does so), or raise its lag limit"
+    )]
+    ReplicaUnavailable {
+        /// The replica.
+        replica: String,
+        /// The connection it is a replica of.
+        primary: String,
+        /// Why it is not used.
+        reason: String,
+    },
+
     /// The engine was closed.
     #[error("the engine is closed; build a new one")]
     Closed,
@@ -405,8 +436,11 @@ pub enum Error {
 impl Error {
     /// Whether the error means the database could not be reached (no
     /// connection could be had, or the link broke, or the wire protocol
-    /// broke off), as opposed to the database refusing a statement. A
-    /// connection's health and the read fallback both go by it.
+    /// broke off, or the server said it is going away or not accepting
+    /// connections: PostgreSQL's SQLSTATE class `08`, connection
+    /// exception, and `57P01`..`57P03`, shut down or starting up), as
+    /// opposed to the database refusing a statement. A connection's health
+    /// and the read fallbacks all go by it.
     ///
     /// [`Error::DatabaseMissing`] is not unreachable: the server answered,
     /// and the database is not there. A read routed to a tenant's missing
@@ -418,6 +452,12 @@ impl Error {
     pub fn is_unreachable(&self) -> bool {
         match self {
             Error::PoolTimedOut { .. } | Error::Connect { .. } => true,
+            Error::Query {
+                source: sqlx::Error::Database(db),
+                ..
+            } => db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")),
             Error::Query { source, .. } => matches!(
                 source,
                 sqlx::Error::PoolClosed

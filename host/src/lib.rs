@@ -69,6 +69,7 @@ compile_error!(
 );
 
 mod allow;
+pub mod causal;
 mod config;
 mod connection;
 mod engine;
@@ -87,6 +88,7 @@ mod thread_slot;
 mod transaction;
 
 pub use allow::AllowList;
+pub use causal::CausalToken;
 pub use config::Config;
 pub use connection::handle::{Connection, QueryResult};
 pub use connection::pool::{DbPool, PoolSettings};
@@ -160,7 +162,7 @@ pub mod wasm {
 pub mod stats {
     pub use crate::connection::replication::{ReplicaLag, Role};
     pub use crate::connection::stats::{ConnectionStatus, Health, ProvisionState};
-    pub use crate::engine::DecisionCount;
+    pub use crate::engine::{ConsistencyCounts, DecisionCount};
     pub use crate::route_stats::RouteCount;
 }
 

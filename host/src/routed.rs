@@ -4,25 +4,49 @@
 use serde_json::Value as Json;
 use sqlx::SqlSafeStr;
 
+use crate::causal::ReplicaFailover;
 use crate::connection::handle::{Connection, QueryResult};
 use crate::connection::value::{Row, Value};
-use crate::engine::{Engine, ReadFailure};
+use crate::engine::{Engine, ReadFailure, Settle};
 use crate::error::{Error, Result};
 use crate::model::{Hints, ModelInfo, NO_HINTS};
 use crate::router::RouteKind;
 
-/// Runs `$method` on the resolved connection; a read that may fall back
-/// (see [`Routed::may_fall_back`]) and finds its connection unreachable runs
-/// once more on `default`. The SQL is copied only when a retry is possible.
-macro_rules! read_with_fallback {
+/// Runs `$method` on the connection the operation resolves to.
+///
+/// A write runs where it resolved, never anywhere else: outside a
+/// transaction, a primary known to be down fails fast, and after the
+/// write its WAL position is kept for read-your-writes.
+///
+/// A read outside a transaction and not named with `using` is settled
+/// first (a replica that has not replayed what it must see, or is
+/// unavailable, gives way to its own primary: `engine/causal.rs`); then,
+/// if its connection proves unreachable, it runs once more on the
+/// replica's primary or on `default`, as the policies allow (see
+/// [`Routed::may_fall_back`]). The SQL is copied only when a retry is
+/// possible.
+macro_rules! run_routed {
     ($self:ident, $method:ident, $sql:ident, $params:ident) => {{
         let sql = $sql.into_sql_str();
-        let conn = $self.connection()?;
+        let conn = $self.resolved()?;
+        if $self.kind == RouteKind::Write {
+            let follow = !conn.in_transaction();
+            if follow {
+                crate::causal::positions::fail_fast(conn.entry()).await?;
+            }
+            let result = conn.$method(sql, $params).await;
+            if follow && result.is_ok() {
+                // Boxed: kept out of every statement's future.
+                Box::pin(crate::causal::positions::after_write(conn.entry())).await;
+            }
+            return result;
+        }
+        let conn = $self.settled(conn).await?;
         if !$self.may_fall_back(&conn) {
             return conn.$method(sql, $params).await;
         }
         match conn.$method(sql.clone(), $params).await {
-            Err(error) if error.is_unreachable() => $self.fallback(&conn, error)?.$method(sql, $params).await,
+            Err(error) if error.is_unreachable() => $self.fallback(&conn, error).await?.$method(sql, $params).await,
             result => result,
         }
     }};
@@ -151,7 +175,24 @@ impl<'a> Routed<'a> {
     ///
     /// An unknown connection, a router's refusal or fault, a connection
     /// other than an open transaction's.
+    /// A read the routers send to a replica is settled without waiting:
+    /// if the replica's last known position is not past the task's writes
+    /// (or its scope's causal token), or the replica is unavailable under
+    /// [`ReplicaFailover::Primary`](crate::causal::ReplicaFailover::Primary),
+    /// the handle is on the replica's primary. The `fetch_*` methods may
+    /// instead ask the replica, or wait for it (see
+    /// [`EngineBuilder::read_your_writes`](crate::EngineBuilder::read_your_writes)).
     pub fn connection(&self) -> Result<Connection> {
+        let conn = self.resolved()?;
+        if self.kind == RouteKind::Read && self.using.is_none() && !conn.in_transaction() {
+            return self.engine.settle_read_now(conn);
+        }
+        Ok(conn)
+    }
+
+    /// The connection the resolution order picks, before read-your-writes
+    /// and failover.
+    fn resolved(&self) -> Result<Connection> {
         let hints = self.hints.as_ref().unwrap_or(&NO_HINTS);
         self.engine.resolve(
             self.kind,
@@ -168,7 +209,7 @@ impl<'a> Routed<'a> {
     ///
     /// As [`Routed::connection`] and [`Connection::execute`].
     pub async fn execute(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<QueryResult> {
-        self.connection()?.execute(sql, params).await
+        run_routed!(self, execute, sql, params)
     }
 
     /// Resolves, then fetches every row. See [`Connection::fetch_all`].
@@ -180,7 +221,7 @@ impl<'a> Routed<'a> {
     ///
     /// As [`Routed::connection`] and [`Connection::fetch_all`].
     pub async fn fetch_all(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Vec<Row>> {
-        read_with_fallback!(self, fetch_all, sql, params)
+        run_routed!(self, fetch_all, sql, params)
     }
 
     /// Resolves, then fetches the first row, if any. Falls back as
@@ -190,7 +231,7 @@ impl<'a> Routed<'a> {
     ///
     /// As [`Routed::connection`] and [`Connection::fetch_optional`].
     pub async fn fetch_optional(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Option<Row>> {
-        read_with_fallback!(self, fetch_optional, sql, params)
+        run_routed!(self, fetch_optional, sql, params)
     }
 
     /// Resolves, then fetches exactly one row. Falls back as
@@ -200,22 +241,51 @@ impl<'a> Routed<'a> {
     ///
     /// As [`Routed::connection`] and [`Connection::fetch_one`].
     pub async fn fetch_one(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Row> {
-        read_with_fallback!(self, fetch_one, sql, params)
+        run_routed!(self, fetch_one, sql, params)
     }
 
-    /// Whether a read on `conn` may be retried on `default` if `conn`
-    /// proves unreachable: the policy says so, it is a read resolved by the
-    /// router chain or its origin (not one `using` named), outside a
-    /// transaction, and it is not already on `default`.
+    /// A read resolved to `conn`, settled: on a replica, it runs there
+    /// only if the replica has replayed what it must see and is available;
+    /// else on the replica's own primary (`engine/causal.rs`). A read named
+    /// with `using`, or in a transaction, runs where it resolved.
+    async fn settled(&self, conn: Connection) -> Result<Connection> {
+        if self.using.is_some() || conn.in_transaction() {
+            return Ok(conn);
+        }
+        match self.engine.settle_read_fast(conn)? {
+            Settle::Ready(conn) => Ok(conn),
+            // Boxed: the slow check's future stays out of every read's.
+            Settle::Pending(pending) => Box::pin(self.engine.settle_read_slow(pending)).await,
+        }
+    }
+
+    /// Whether a read on `conn` may be retried elsewhere if `conn` proves
+    /// unreachable: it is a read resolved by the router chain or its
+    /// origin (not one `using` named), outside a transaction, and either
+    /// `conn` is a replica and the engine's
+    /// [`ReplicaFailover`](crate::causal::ReplicaFailover) is `Primary` (it
+    /// retries on the replica's own primary), or the engine's
+    /// [`ReadFailure`] is `FallBackToDefault` and `conn` is not `default`.
     fn may_fall_back(&self, conn: &Connection) -> bool {
         self.kind == RouteKind::Read
             && self.using.is_none()
-            && self.engine.read_failure() == ReadFailure::FallBackToDefault
             && !conn.in_transaction()
-            && conn.name() != self.engine.default_name()
+            && (self.engine.replica_failover() == ReplicaFailover::Primary && conn.is_replica()
+                || self.engine.read_failure() == ReadFailure::FallBackToDefault
+                    && conn.name() != self.engine.default_name())
     }
 
-    fn fallback(&self, conn: &Connection, error: Error) -> Result<Connection> {
+    async fn fallback(&self, conn: &Connection, error: Error) -> Result<Connection> {
+        if let Some(primary) = self.engine.replica_failover_target(conn) {
+            let primary = primary?;
+            tracing::warn!(
+                connection = %conn.name(),
+                model = self.model.name(),
+                "read fails over to the replica's primary `{}`: {error}",
+                primary.name()
+            );
+            return self.settled(primary).await;
+        }
         tracing::warn!(connection = %conn.name(), model = self.model.name(), "read falls back to default: {error}");
         self.engine.connection("default")
     }

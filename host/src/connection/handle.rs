@@ -189,6 +189,18 @@ impl Connection {
         Connection { entry, tx }
     }
 
+    /// The registered connection it runs on.
+    #[inline]
+    pub(crate) fn entry(&self) -> &Arc<ConnectionEntry> {
+        &self.entry
+    }
+
+    /// Whether it was declared a replica of another connection.
+    #[inline]
+    pub(crate) fn is_replica(&self) -> bool {
+        self.entry.replica_of().is_some()
+    }
+
     /// The connection's registered name (the real name of the default, not
     /// the alias `default`).
     pub fn name(&self) -> ConnectionName {

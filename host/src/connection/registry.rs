@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::stats::ConnectionStats;
+use crate::causal::tracker::CausalRole;
 use crate::metrics::StripedCounter;
 use crate::name::ConnectionName;
 use crate::provision::Provision;
@@ -37,6 +38,9 @@ pub(crate) struct ConnectionEntry {
     /// Whether statements may run yet: the factory's provisioning hook
     /// runs before the first (`provision.rs`).
     provision: Provision,
+    /// Its part in read-your-writes and failover: a replicated cluster's
+    /// primary, or a replica (set when the engine is built).
+    causal: Option<CausalRole>,
 }
 
 impl std::fmt::Debug for ConnectionEntry {
@@ -83,6 +87,7 @@ impl ConnectionEntry {
             replica_of: None,
             last_used: AtomicU64::new(0),
             provision: Provision::ready(),
+            causal: None,
         };
         entry.touch();
         entry
@@ -173,6 +178,18 @@ impl ConnectionEntry {
     /// Declares it a replica of `primary` (before it is registered).
     pub(crate) fn set_replica_of(&mut self, primary: Option<ConnectionName>) {
         self.replica_of = primary;
+    }
+
+    /// Its part in read-your-writes and failover, if any.
+    #[inline]
+    pub(crate) fn causal(&self) -> Option<&CausalRole> {
+        self.causal.as_ref()
+    }
+
+    /// Gives it its part in read-your-writes and failover (before it is
+    /// registered).
+    pub(crate) fn set_causal(&mut self, role: Option<CausalRole>) {
+        self.causal = role;
     }
 
     /// When a decision last chose it, in milliseconds since the process

@@ -107,6 +107,9 @@ pub struct ReplicaLag {
     /// Why the measurement failed: the replica or its primary could not be
     /// reached in time, or the replica is not one. Never holds credentials.
     pub error: Option<String>,
+    /// PostgreSQL: the primary's position and the replica's replayed one,
+    /// as read (for read-your-writes).
+    pub(crate) positions: Option<(u64, u64)>,
 }
 
 impl ReplicaLag {
@@ -124,6 +127,7 @@ impl ReplicaLag {
             time_behind: None,
             replay_paused: None,
             error: Some(error),
+            positions: None,
         }
     }
 }
@@ -134,6 +138,7 @@ struct Reading {
     bytes_behind: Option<u64>,
     time_behind: Option<Duration>,
     replay_paused: Option<bool>,
+    positions: Option<(u64, u64)>,
 }
 
 /// Checks the declared replicas against the registered connections and
@@ -270,6 +275,7 @@ pub(crate) async fn measure(
             time_behind: reading.time_behind,
             replay_paused: reading.replay_paused,
             error: None,
+            positions: reading.positions,
         },
         Err(error) => ReplicaLag::failed(replica.name(), primary.name(), error),
     }
@@ -277,7 +283,9 @@ pub(crate) async fn measure(
 
 /// Runs one statement of a measurement on `on`, by `deadline` (the
 /// measurement's whole `timeout`): the error names the connection that did
-/// not answer.
+/// not answer, which is then marked unhealthy (a server that cannot
+/// answer a measurement in time is skipped for reads under
+/// `ReplicaFailover::Primary`, and a primary fails writes fast).
 async fn within<T>(
     deadline: tokio::time::Instant,
     timeout: Duration,
@@ -286,7 +294,10 @@ async fn within<T>(
 ) -> std::result::Result<T, String> {
     match tokio::time::timeout_at(deadline, statement).await {
         Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("`{}` did not answer within {timeout:?}", on.name())),
+        Err(_) => {
+            on.entry().stats().set_health(false);
+            Err(format!("`{}` did not answer within {timeout:?}", on.name()))
+        }
     }
 }
 
@@ -334,6 +345,7 @@ async fn postgres(
         // A clock behind the primary's would make it negative.
         time_behind: since_replay.map(|s| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)),
         replay_paused: row.try_get("paused").map_err(text)?,
+        positions: Some((upstream, replayed)),
     })
 }
 
@@ -365,6 +377,7 @@ async fn mysql(
         bytes_behind: None,
         time_behind: seconds.map(Duration::from_secs),
         replay_paused: sql_running.map(|running| !running.eq_ignore_ascii_case("yes")),
+        positions: None,
     })
 }
 
@@ -388,7 +401,7 @@ fn text(value: &Value) -> Option<String> {
 
 /// A PostgreSQL WAL position, `X/Y` (two hexadecimal halves of a 64-bit
 /// byte position).
-fn parse_lsn(text: &str) -> Option<u64> {
+pub(crate) fn parse_lsn(text: &str) -> Option<u64> {
     let (high, low) = text.trim().split_once('/')?;
     let high = u32::from_str_radix(high, 16).ok()?;
     let low = u32::from_str_radix(low, 16).ok()?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use crate::causal::{ReadYourWrites, ReplicaFailover};
 use crate::connection::pool::PoolSettings;
 use crate::connection::registry::{ConnectionEntry, Registry};
 use crate::connection::replication::check_declarations;
@@ -64,6 +65,10 @@ pub struct EngineBuilder {
     /// (replica, primary), as declared.
     replicas: Vec<(String, String)>,
     replication_interval: Duration,
+    /// (replica, limit), as set.
+    max_lags: Vec<(String, Duration)>,
+    read_your_writes: ReadYourWrites,
+    replica_failover: ReplicaFailover,
     route_stats: bool,
     lazy: bool,
 }
@@ -95,6 +100,9 @@ impl EngineBuilder {
             health_interval: None,
             replicas: Vec::new(),
             replication_interval: DEFAULT_REPLICATION_INTERVAL,
+            max_lags: Vec::new(),
+            read_your_writes: ReadYourWrites::default(),
+            replica_failover: ReplicaFailover::default(),
             route_stats: false,
             lazy: false,
         }
@@ -172,6 +180,75 @@ impl EngineBuilder {
     /// is called.
     pub fn replication_check_every(mut self, interval: Duration) -> Self {
         self.replication_interval = interval;
+        self
+    }
+
+    /// Whether reads see earlier writes (see [`ReadYourWrites`]; on by
+    /// default, without waiting): after a write on a primary with
+    /// replicas, a read in the same task that the routers send to one of
+    /// its replicas goes there only once the replica has replayed the
+    /// write, else (after waiting up to [`ReadYourWrites::wait`]) to the
+    /// replica's own primary. Causal tokens carry the same guarantee
+    /// across tasks and service instances ([`Engine::causal_token`],
+    /// [`Engine::accept_token`]). PostgreSQL only; see `docs/replicas.md`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use std::time::Duration;
+    /// use dbroute::Engine;
+    /// use dbroute::causal::ReadYourWrites;
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "postgres://app@127.0.0.1:5432/app")
+    ///     .connection("replica", "postgres://app@127.0.0.1:5433/app")
+    ///     .replica_of("replica", "default")
+    ///     // Wait up to 20 ms for the replica before reading from the primary.
+    ///     .read_your_writes(ReadYourWrites::on().wait(Duration::from_millis(20)))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read_your_writes(mut self, policy: ReadYourWrites) -> Self {
+        self.read_your_writes = policy;
+        self
+    }
+
+    /// What a read the routers send to an unavailable replica does (see
+    /// [`ReplicaFailover`]; by default it runs there anyway, failing if
+    /// the replica cannot be reached). Writes are never redirected.
+    pub fn replica_failover(mut self, policy: ReplicaFailover) -> Self {
+        self.replica_failover = policy;
+        self
+    }
+
+    /// Skips the declared replica `replica` for reads while it lags past
+    /// `limit` (as measured: behind in bytes, by more than `limit` since
+    /// its last replayed transaction, and for longer than `limit`); what
+    /// such a read does is the [`ReplicaFailover`] policy. It is used again
+    /// once a measurement finds it within the limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use dbroute::{Engine, Error};
+    ///
+    /// // A limit for a connection that is not a declared replica is refused.
+    /// let built = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .replica_max_lag("default", Duration::from_secs(5))
+    ///     .build()
+    ///     .await;
+    /// assert!(matches!(built, Err(Error::ReplicaOf { .. })));
+    /// # }
+    /// ```
+    pub fn replica_max_lag(mut self, replica: impl Into<String>, limit: Duration) -> Self {
+        self.max_lags.push((replica.into(), limit));
         self
     }
 
@@ -316,11 +393,24 @@ impl EngineBuilder {
         }
         let backends: Vec<_> = urls.iter().map(|(name, url, _)| (*name, url.backend())).collect();
         let replicas = check_declarations(&backends, default, &self.replicas)?;
+        let mut max_lags = Vec::new();
+        for (name, limit) in &self.max_lags {
+            let name = ConnectionName::new(name)?;
+            max_lags.push((if name.is_default() { default } else { name }, *limit));
+        }
+        let (consistency, mut roles) = super::causal::plan(
+            &backends,
+            &replicas,
+            &max_lags,
+            self.read_your_writes,
+            self.replica_failover,
+        )?;
         let mut entries: Vec<ConnectionEntry> = Vec::new();
         for (name, url, settings) in urls {
             match ConnectionEntry::open(name, url, settings).await {
                 Ok(mut entry) => {
                     entry.set_replica_of(replicas.get(&name).copied());
+                    entry.set_causal(roles.remove(&name));
                     entries.push(entry);
                 }
                 Err(e) => {
@@ -351,6 +441,7 @@ impl EngineBuilder {
                 notify: Mutex::new(()),
                 last_told: Mutex::new(None),
                 provision_failures: Mutex::new(Vec::new()),
+                consistency,
             }),
         };
         let mut chain = RouterChain::new();

@@ -6,12 +6,15 @@
 //! entry points of routed operations and transactions.
 
 mod builder;
+mod causal;
 mod resolve;
 mod routers;
 mod state;
 mod status;
 
 pub use builder::EngineBuilder;
+pub use causal::ConsistencyCounts;
+pub(crate) use causal::Settle;
 pub use resolve::{ReadFailure, RouteOptions, TransactionRouting};
 pub use routers::RouterSource;
 pub use status::DecisionCount;
@@ -61,6 +64,8 @@ struct EngineInner {
     /// are unregistered), until the factory makes them again; the most
     /// recent [`MAX_PROVISION_FAILURES`].
     provision_failures: Mutex<Vec<ConnectionStatus>>,
+    /// Read-your-writes and replica failover (`causal.rs`).
+    consistency: causal::Consistency,
 }
 
 /// How many failed provisionings the status keeps.

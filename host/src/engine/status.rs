@@ -109,6 +109,7 @@ impl Engine {
             let Some(replica) = registry.get(&name) else { continue };
             let Some(primary) = replica.replica_of() else { continue };
             let lag = replication::measure(replica, primary, registry.get(&primary), timeout).await;
+            self.observe_replication(replica, &lag);
             replica.stats().set_replication(lag.clone());
             measured.push(lag);
         }

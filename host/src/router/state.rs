@@ -177,6 +177,7 @@ mod tests {
             time_behind: time,
             replay_paused: Some(false),
             error: error.map(str::to_owned),
+            positions: None,
         }
     }
 

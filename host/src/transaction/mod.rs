@@ -58,6 +58,8 @@ pub(crate) struct TxCore {
     /// The lowest savepoint level dropped without commit or rollback (0:
     /// none): rolled back before the next statement.
     pending_rollback: AtomicU32,
+    /// Begun read-only: its commit writes nothing to wait for.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for TxCore {
@@ -172,6 +174,9 @@ pub struct Transaction {
 impl Transaction {
     pub(crate) async fn begin(entry: Arc<ConnectionEntry>, access: Access) -> Result<Transaction> {
         entry.ready().await?;
+        if access == Access::ReadWrite {
+            crate::causal::positions::fail_fast(&entry).await?;
+        }
         let error = |source: sqlx::Error| entry.acquire_error(source);
         let read_only = access == Access::ReadOnly;
         let began = async {
@@ -193,6 +198,7 @@ impl Transaction {
                 state: Mutex::new(TxState { conn, savepoints: 0 }),
                 abandoned: AtomicBool::new(false),
                 pending_rollback: AtomicU32::new(0),
+                read_only,
             }),
             level: 0,
             done: false,
@@ -345,14 +351,20 @@ impl Transaction {
             connection: name.to_string(),
             source,
         };
-        dispatch!(
+        let ended = dispatch!(
             conn,
             TxConn(tx) => match ending {
                 Ending::Rollback => tx.rollback().await.map_err(error),
                 Ending::Commit => tx.commit().await.map_err(error),
             },
             TxConn::Finished => Err(self.core.finished()),
-        )
+        );
+        drop(state);
+        if ended.is_ok() && ending == Ending::Commit && !self.core.read_only {
+            // Committed: its position, for read-your-writes.
+            Box::pin(crate::causal::positions::after_write(&self.core.entry)).await;
+        }
+        ended
     }
 
     async fn end_savepoint(&self, rollback: bool) -> Result<()> {

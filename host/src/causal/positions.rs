@@ -1,0 +1,125 @@
+//! Reading WAL positions and system identifiers on PostgreSQL, and what
+//! happens around a write on a cluster's primary: failing fast when it is
+//! known down, and keeping the position of the write once it committed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::tracker::{CausalRole, Cluster};
+use crate::connection::handle::Connection;
+use crate::connection::pool::connect_error;
+use crate::connection::registry::ConnectionEntry;
+use crate::connection::replication::parse_lsn;
+use crate::connection::stats::Health;
+use crate::error::{Error, Result};
+
+/// How long a probe of a primary known to be down may take.
+const PROBE: Duration = Duration::from_secs(2);
+
+fn lsn_of(row: &crate::Row, column: &str, on: &Connection) -> Result<u64> {
+    let text: Option<String> = row.try_get(column)?;
+    text.as_deref().and_then(parse_lsn).ok_or_else(|| Error::Config {
+        origin: format!("connection `{}`", on.name()),
+        message: format!("the server reports no WAL position ({text:?}); is it PostgreSQL, and the right role?"),
+    })
+}
+
+/// The primary's current WAL position (`pg_current_wal_lsn()`: with
+/// `synchronous_commit` on, at or past the end of every transaction
+/// committed before), and its system identifier when `with_system_id`.
+pub(crate) async fn current(primary: &Connection, with_system_id: bool) -> Result<(u64, Option<u64>)> {
+    if with_system_id {
+        let row = primary
+            .fetch_one(
+                "SELECT pg_current_wal_lsn()::text AS lsn, system_identifier AS id FROM pg_control_system()",
+                &[],
+            )
+            .await?;
+        let id: i64 = row.try_get("id")?;
+        Ok((lsn_of(&row, "lsn", primary)?, Some(id as u64)))
+    } else {
+        let row = primary
+            .fetch_one("SELECT pg_current_wal_lsn()::text AS lsn", &[])
+            .await?;
+        Ok((lsn_of(&row, "lsn", primary)?, None))
+    }
+}
+
+/// The WAL position a replica has replayed (`pg_last_wal_replay_lsn()`).
+pub(crate) async fn replayed(replica: &Connection) -> Result<u64> {
+    let row = replica
+        .fetch_one("SELECT pg_last_wal_replay_lsn()::text AS lsn", &[])
+        .await?;
+    lsn_of(&row, "lsn", replica)
+}
+
+/// A server's system identifier (the same on a primary and its replicas).
+pub(crate) async fn system_id(on: &Connection) -> Result<u64> {
+    let row = on
+        .fetch_one("SELECT system_identifier AS id FROM pg_control_system()", &[])
+        .await?;
+    let id: i64 = row.try_get("id")?;
+    Ok(id as u64)
+}
+
+/// After a write committed on `entry` (an autocommit statement, or a
+/// transaction's commit): when it is a cluster's primary whose writes are
+/// followed, reads its WAL position (one round trip; the system identifier
+/// too, the first time) and keeps it for the current task. Never fails:
+/// the write is done; a position that cannot be read is logged and
+/// counted, and that write is not waited for.
+pub(crate) async fn after_write(entry: &Arc<ConnectionEntry>) {
+    let Some(CausalRole::Primary(cluster)) = entry.causal() else {
+        return;
+    };
+    if !cluster.tracks_writes {
+        return;
+    }
+    let primary = Connection::new(entry.clone(), None);
+    match current(&primary, !cluster.system_id.initialized()).await {
+        Ok((lsn, id)) => {
+            if let Some(id) = id {
+                let _ = cluster.system_id.set(id);
+            }
+            cluster.record_write(lsn);
+            cluster.counters.writes_tracked.increment();
+        }
+        Err(error) => lost(cluster, &error),
+    }
+}
+
+fn lost(cluster: &Cluster, error: &Error) {
+    cluster.counters.positions_lost.increment();
+    tracing::warn!(
+        connection = %cluster.primary,
+        "a write committed, but its WAL position could not be read: reads may not see it on a replica: {error}"
+    );
+}
+
+/// Before a write on `entry`: when it is a cluster's primary known to be
+/// down (unhealthy: its last statement or check could not reach it), one
+/// direct connection attempt
+/// (bounded) instead of the pool's retries until its acquire timeout, so
+/// that the write fails fast with the reason, naming the connection. The
+/// write is never sent anywhere else.
+pub(crate) async fn fail_fast(entry: &ConnectionEntry) -> Result<()> {
+    if !matches!(entry.causal(), Some(CausalRole::Primary(_))) || entry.stats().health() != Health::Unhealthy {
+        return Ok(());
+    }
+    let probe = entry.settings().get_acquire_timeout().min(PROBE);
+    let error = match tokio::time::timeout(probe, Box::pin(entry.pool().connect_once())).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(source)) => connect_error(
+            entry.name(),
+            entry.url(),
+            entry.pool().missing_database(&source),
+            source,
+        ),
+        Err(_) => Error::PoolTimedOut {
+            connection: entry.name().to_string(),
+            timeout: probe,
+        },
+    };
+    entry.stats().record_error(&error);
+    Err(error)
+}
