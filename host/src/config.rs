@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::causal::{BadTokens, ReadYourWrites, ReplicaFailover};
 use crate::connection::pool::PoolSettings;
 use crate::engine::{Engine, EngineBuilder, ReadFailure, RouterSource, TransactionRouting};
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ use crate::router::wasm::runtime::RouterLimits;
 /// read_failure = "fall_back_to_default"   # or "fail" (the default)
 /// compiled_router_cache = ".dbroute/compiled"  # optional, relative to the file
 /// replication_check_every_ms = 1000     # how often replicas' lag is measured (0: never)
+/// replica_failover = "primary"          # or "fail" (the default): reads of an unavailable replica
 ///
 /// [connections.default]
 /// url = "postgres://app:${DB_PASSWORD}@127.0.0.1/app"
@@ -29,6 +31,7 @@ use crate::router::wasm::runtime::RouterLimits;
 /// [connections.replica]
 /// url = "postgres://app:${DB_PASSWORD}@127.0.0.1:5433/app"
 /// replica_of = "default"               # its lag is measured and reported
+/// max_lag_ms = 5000                     # past this lag, reads skip it
 ///
 /// [connections.cache]
 /// url = "sqlite:cache.db"
@@ -41,6 +44,10 @@ use crate::router::wasm::runtime::RouterLimits;
 ///
 /// [router_limits]
 /// time_budget_ms = 5
+///
+/// [read_your_writes]                    # on by default
+/// wait_ms = 20                          # wait for a replica up to this, then read from its primary
+/// bad_tokens = "refuse"                 # or "ignore"
 /// ```
 ///
 /// # Examples
@@ -78,6 +85,24 @@ struct ConfigFile {
     compiled_router_cache: Option<PathBuf>,
     /// How often replicas' lag is measured, in milliseconds (0: never).
     replication_check_every_ms: Option<u64>,
+    #[serde(default)]
+    replica_failover: ReplicaFailover,
+    read_your_writes: Option<ReadYourWritesConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadYourWritesConfig {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    wait_ms: u64,
+    #[serde(default)]
+    bad_tokens: BadTokens,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Deserialize)]
@@ -94,6 +119,8 @@ struct ConnectionConfig {
     lazy: Option<bool>,
     /// The connection this one is a replica of.
     replica_of: Option<String>,
+    /// Past this lag (milliseconds), reads skip the replica.
+    max_lag_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for ConnectionConfig {
@@ -231,6 +258,19 @@ impl Config {
         if let Some(ms) = self.file.replication_check_every_ms {
             builder = builder.replication_check_every(Duration::from_millis(ms));
         }
+        builder = builder.replica_failover(self.file.replica_failover);
+        if let Some(ryw) = &self.file.read_your_writes {
+            let policy = if ryw.enabled {
+                ReadYourWrites::on()
+            } else {
+                ReadYourWrites::off()
+            };
+            builder = builder.read_your_writes(
+                policy
+                    .wait(Duration::from_millis(ryw.wait_ms))
+                    .bad_tokens(ryw.bad_tokens),
+            );
+        }
         for (name, c) in &self.file.connections {
             let mut settings = PoolSettings::new();
             if let Some(n) = c.max_connections {
@@ -257,6 +297,9 @@ impl Config {
             }
             if let Some(primary) = &c.replica_of {
                 builder = builder.replica_of(name.clone(), primary.clone());
+            }
+            if let Some(ms) = c.max_lag_ms {
+                builder = builder.replica_max_lag(name.clone(), Duration::from_millis(ms));
             }
         }
         for r in &self.file.routers {
