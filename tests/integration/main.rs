@@ -14,6 +14,7 @@ mod lag_routing;
 mod pg_server;
 mod provisioning;
 mod raw_sql;
+mod read_your_writes;
 mod registry;
 mod reliability;
 mod replica;

@@ -168,6 +168,25 @@ impl ReplicaCluster {
         }
     }
 
+    /// Kills the replica the hard way (`pg_ctl stop -m immediate`: every
+    /// connection cut), as a crash would. Blocks this worker thread (a
+    /// multi-threaded runtime's) until it is down.
+    pub(crate) fn kill_replica(&self) {
+        tokio::task::block_in_place(|| self.replica.0.stop("immediate"));
+    }
+
+    /// Kills the primary the hard way, as [`ReplicaCluster::kill_replica`]
+    /// does the replica.
+    pub(crate) fn kill_primary(&self) {
+        tokio::task::block_in_place(|| self.primary.0.stop("immediate"));
+    }
+
+    /// Starts the killed replica again, on the same port and data: it
+    /// recovers and streams again. Blocks as [`ReplicaCluster::kill_replica`].
+    pub(crate) fn restart_replica(&self) {
+        tokio::task::block_in_place(|| self.replica.0.start());
+    }
+
     /// Resumes replay on the replica: it catches up with what it received.
     pub(crate) async fn resume_replay(&self) {
         let mut replica = connect(&self.replica_url("postgres")).await;
