@@ -158,6 +158,7 @@ pub enum ReplicaFailover {
 /// # Examples
 ///
 /// ```no_run
+/// # #![allow(dead_code)]
 /// use dbroute::{Engine, causal};
 ///
 /// // A request handler: the client sent back the token of its last write.

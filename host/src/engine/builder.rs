@@ -209,6 +209,7 @@ impl EngineBuilder {
     ///     .read_your_writes(ReadYourWrites::on().wait(Duration::from_millis(20)))
     ///     .build()
     ///     .await?;
+    /// assert!(engine.read_your_writes().is_on());
     /// # Ok(()) }
     /// ```
     pub fn read_your_writes(mut self, policy: ReadYourWrites) -> Self {
