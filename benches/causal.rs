@@ -76,19 +76,12 @@ fn token_after_commit(c: &mut Criterion) {
     rt.block_on(on.write_model(&ITEM).execute(insert, &params![1])).unwrap();
     let mut group = c.benchmark_group("causal/write");
     group.bench_function("ryw_off", |b| {
-        b.to_async(&rt).iter(|| async {
-            off.write_model(&ITEM)
-                .execute(insert, &params![1])
-                .await
-                .unwrap()
-        })
+        b.to_async(&rt)
+            .iter(|| async { off.write_model(&ITEM).execute(insert, &params![1]).await.unwrap() })
     });
     group.bench_function("ryw_on_with_token", |b| {
         b.to_async(&rt).iter(|| async {
-            on.write_model(&ITEM)
-                .execute(insert, &params![1])
-                .await
-                .unwrap();
+            on.write_model(&ITEM).execute(insert, &params![1]).await.unwrap();
             black_box(on.causal_token().unwrap())
         })
     });
