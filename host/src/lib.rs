@@ -24,6 +24,12 @@
 //! - [`Transaction`]: a unit of work pinned to one connection; inside it the
 //!   router is not asked. `docs/transactions.md` shows the forms, and the
 //!   compensating-transaction pattern for work that touches two databases.
+//! - [`causal`]: read-your-writes on replicas (declared with
+//!   [`EngineBuilder::replica_of`]): a read routed to a replica sees the
+//!   writes before it in its task, and, with a [`CausalToken`], a client's
+//!   writes made on another instance; a replica down or lagging is
+//!   skipped ([`causal::ReplicaFailover`]). `docs/replicas.md` says what is
+//!   guaranteed.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
