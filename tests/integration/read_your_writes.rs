@@ -161,10 +161,19 @@ async fn reads_see_their_writes_and_tokens_carry_them_to_another_instance() {
             })
             .await
             .unwrap();
-        read(&e, 2).await.unwrap()
+        let read_only = e.transaction().for_read_model(&ITEM).begin().await.unwrap();
+        let in_tx = read_only
+            .connection()
+            .fetch_one("SELECT count(*) AS n FROM items WHERE id = 2", &[])
+            .await
+            .unwrap()
+            .get::<i64, _>("n");
+        read_only.rollback().await.unwrap();
+        (read(&e, 2).await.unwrap(), in_tx)
     })
     .await;
-    assert_eq!(seen, (true, false));
+    // A read, and a read-only transaction the router sends to the replica.
+    assert_eq!(seen, ((true, false), 1));
 
     // 2. Read-your-writes off: the same write then read is stale, from the
     //    replica (so step 1 can fail).

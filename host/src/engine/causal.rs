@@ -466,6 +466,16 @@ impl Engine {
         }
     }
 
+    /// [`Engine::settle_read_fast`], then the slow check if needed, for a
+    /// read-only transaction the routers send to `entry`.
+    pub(crate) async fn settle_read_entry(&self, entry: Arc<ConnectionEntry>) -> Result<Arc<ConnectionEntry>> {
+        let conn = match self.settle_read_fast(Connection::new(entry, None))? {
+            Settle::Ready(conn) => conn,
+            Settle::Pending(pending) => Box::pin(self.settle_read_slow(pending)).await?,
+        };
+        Ok(conn.entry().clone())
+    }
+
     /// Counts `verdict`; `None` to stay on the replica, else its primary.
     fn follow(&self, node: &ReplicaNode, verdict: Verdict) -> Option<Result<Connection>> {
         let counters = &node.cluster.counters;
