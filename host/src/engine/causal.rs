@@ -513,9 +513,18 @@ impl Engine {
                     node.set_replayed(lsn);
                     Some(lsn)
                 }
-                // Unreachable, or not a replica after all: what it has
-                // replayed is unknown, so the read cannot go there.
-                Ok(Err(_)) | Err(_) => {
+                // What it has replayed is unknown, so the read cannot go
+                // there. Unreachable (or too slow to say): unhealthy, so
+                // that the next reads skip it under `ReplicaFailover::Primary`
+                // until a measurement reaches it. Another error (it is not
+                // a replica after all) is the measurement's to report.
+                Ok(Err(error)) => {
+                    if error.is_unreachable() {
+                        replica.entry().stats().set_health(false);
+                    }
+                    None
+                }
+                Err(_) => {
                     replica.entry().stats().set_health(false);
                     None
                 }
