@@ -595,3 +595,71 @@ async fn write_error(engine: &Engine, id: i64) -> String {
         .unwrap_err()
         .to_string()
 }
+
+/// A replica past its lag limit is skipped for reads (to its primary, or
+/// an error, as the policy says), and used again once a measurement finds
+/// it back within the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_past_its_lag_limit_is_skipped_until_it_catches_up() {
+    let cluster = tokio::task::spawn_blocking(ReplicaCluster::start).await.unwrap();
+    cluster.wait_until_streaming().await;
+    const LIMIT: Duration = Duration::from_millis(200);
+    let limited =
+        |policy| move |b: dbroute::EngineBuilder| b.replica_max_lag("replica", LIMIT).replica_failover(policy);
+    let to_primary = Arc::new(engine(&cluster, limited(ReplicaFailover::Primary)).await);
+    let failing = Arc::new(engine(&cluster, limited(ReplicaFailover::Fail)).await);
+    let primary = to_primary.connection("primary").unwrap();
+    primary
+        .execute("CREATE TABLE items (id BIGINT PRIMARY KEY)", &[])
+        .await
+        .unwrap();
+    write(&to_primary, 1).await;
+    replicated(&to_primary, 1).await;
+    // Reads in tasks that wrote nothing: only the lag limit can move them.
+    let reads = |engine: &Arc<Engine>| {
+        let e = engine.clone();
+        in_task(async move { read(&e, 2).await })
+    };
+    let measure = |engine: &Arc<Engine>| {
+        let e = engine.clone();
+        async move { e.measure_replication(Duration::from_secs(5)).await.remove(0) }
+    };
+
+    // Behind, but not for longer than the limit yet: still used.
+    cluster.pause_replay().await;
+    write(&to_primary, 2).await;
+    for engine in [&to_primary, &failing] {
+        let lag = measure(engine).await;
+        assert!(lag.bytes_behind.unwrap() > 0, "{lag:?}");
+        assert_eq!(reads(engine).await.unwrap(), (false, true));
+    }
+    // Behind for longer than the limit: skipped.
+    tokio::time::sleep(LIMIT * 2).await;
+    for engine in [&to_primary, &failing] {
+        let lag = measure(engine).await;
+        assert!(lag.time_behind.unwrap() > LIMIT, "{lag:?}");
+    }
+    assert_eq!(reads(&to_primary).await.unwrap(), (true, false), "on the primary");
+    assert!(to_primary.consistency_counts().primary_failover >= 1);
+    match reads(&failing).await {
+        Err(Error::ReplicaUnavailable {
+            replica,
+            primary,
+            reason,
+        }) => {
+            assert_eq!((replica.as_str(), primary.as_str()), ("replica", "primary"));
+            assert!(reason.contains("lags past its limit of 200ms"), "{reason}");
+        }
+        other => panic!("expected the replica refused, got {other:?}"),
+    }
+    // Caught up: used again, without a restart.
+    cluster.resume_replay().await;
+    replicated(&to_primary, 2).await;
+    for engine in [&to_primary, &failing] {
+        let lag = measure(engine).await;
+        assert_eq!(lag.bytes_behind, Some(0), "{lag:?}");
+        assert_eq!(reads(engine).await.unwrap(), (true, true), "back on the replica");
+    }
+    to_primary.close().await;
+    failing.close().await;
+}
