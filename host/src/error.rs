@@ -359,12 +359,13 @@ pub enum Error {
         requested: String,
     },
 
-    /// A transaction's sqlx connection was asked for as another backend's.
+    /// A connection's (or a transaction's) sqlx connection was asked for as
+    /// another backend's.
     #[error(
-        "the transaction on `{connection}` is on {backend}; ask for its {backend} connection (or begin it on a {requested} connection)"
+        "connection `{connection}` is on {backend}, not {requested}; ask for its {backend} connection (or route to a {requested} connection)"
     )]
     WrongBackend {
-        /// The transaction's connection.
+        /// The connection (or the transaction's connection).
         connection: String,
         /// Its backend.
         backend: crate::connection::url::Backend,

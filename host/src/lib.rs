@@ -30,6 +30,9 @@
 //!   writes made on another instance; a replica down or lagging is
 //!   skipped ([`causal::ReplicaFailover`]). `docs/replicas.md` says what is
 //!   guaranteed.
+//! - [`Lent`]: the sqlx connection a [`Connection`] lends
+//!   ([`Connection::postgres`] and its kin), for sqlx's own API and the
+//!   libraries built on sqlx (the crate `dbroute-sea-orm` runs SeaORM so).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -97,6 +100,7 @@ pub use allow::AllowList;
 pub use causal::CausalToken;
 pub use config::Config;
 pub use connection::handle::{Connection, QueryResult};
+pub use connection::lent::Lent;
 pub use connection::pool::{DbPool, PoolSettings};
 pub use connection::url::Backend;
 pub use connection::value::{ColumnIndex, Columns, FromValue, Row, Value};

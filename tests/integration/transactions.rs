@@ -469,3 +469,69 @@ async fn read_only_transactions_refuse_writes_where_supported() {
         .unwrap_err();
     assert!(err.to_string().contains("read-only"), "{err}");
 }
+
+/// Runs `sql` (binding `tag`) with sqlx's own API on the sqlx connection
+/// `conn` lends; returns whether it was a transaction's connection.
+async fn on_lent(conn: &dbroute::Connection, sql: &str, tag: &str) -> Result<bool, Error> {
+    macro_rules! run {
+        ($lent:expr) => {{
+            let mut lent = $lent.await?;
+            dbroute::sqlx::query(AssertSqlSafe(sql.to_owned()))
+                .bind(tag.to_owned())
+                .execute(&mut *lent)
+                .await
+                .unwrap();
+            Ok(lent.in_transaction())
+        }};
+    }
+    match conn.backend() {
+        Backend::Postgres => run!(conn.postgres()),
+        Backend::MySql => run!(conn.mysql()),
+        Backend::Sqlite => run!(conn.sqlite()),
+    }
+}
+
+per_backend!(a_routed_handle_lends_its_sqlx_connection, |db: TestDb| async move {
+    let (engine, _other) = two_databases(&db).await;
+    let backend = db.backend;
+    let sql = insert(backend).0;
+
+    // Outside a transaction: a connection from the pool.
+    let conn = engine.write_model(&item()).connection().unwrap();
+    assert!(!on_lent(&conn, &sql, "pooled").await.unwrap());
+    let wrong = match backend {
+        Backend::Sqlite => conn.postgres().await.map(drop),
+        _ => conn.sqlite().await.map(drop),
+    };
+    assert!(
+        matches!(&wrong, Err(Error::WrongBackend { backend: b, .. }) if *b == backend),
+        "{wrong:?}"
+    );
+
+    // Inside a transaction (run): the routed handle lends the
+    // transaction's connection, so the error rolls its statement back.
+    let failed = engine
+        .transaction()
+        .for_write_model(&item())
+        .run(|_| async {
+            let conn = engine.write_model(&item()).connection()?;
+            assert!(on_lent(&conn, &sql, "inside").await?);
+            Err::<(), _>(Error::Closed)
+        })
+        .await;
+    assert!(matches!(failed, Err(Error::Closed)), "{failed:?}");
+
+    // Connection::begin: a transaction on the handle's connection, and a
+    // savepoint on a transaction's handle.
+    let tx = conn.begin().await.unwrap();
+    assert!(on_lent(&tx.connection(), &sql, "begun").await.unwrap());
+    let inner = tx.connection().begin().await.unwrap();
+    assert!(inner.is_nested());
+    assert!(on_lent(&inner.connection(), &sql, "savepoint").await.unwrap());
+    inner.rollback().await.unwrap();
+    tx.commit().await.unwrap();
+
+    for (tag, n) in [("pooled", 1), ("inside", 0), ("begun", 1), ("savepoint", 0)] {
+        assert_eq!(count(&engine, "default", tag).await, n, "{tag}");
+    }
+});

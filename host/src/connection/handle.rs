@@ -6,13 +6,14 @@ use std::sync::Arc;
 use sqlx::{Arguments, Database, Encode, Executor, IntoArguments, SqlSafeStr, SqlStr, Type};
 
 use super::dispatch::{SqlxBackend, dispatch};
+use super::lent::Lent;
 use super::pool::DbPool;
 use super::registry::ConnectionEntry;
 use super::url::Backend;
 use super::value::{Row, Value};
 use crate::error::{Error, Result};
 use crate::name::ConnectionName;
-use crate::transaction::{TxConn, TxCore};
+use crate::transaction::{Access, Transaction, TxConn, TxCore};
 
 /// What a statement changed, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +224,125 @@ impl Connection {
     /// Whether this handle runs inside a transaction.
     pub fn in_transaction(&self) -> bool {
         self.tx.is_some()
+    }
+
+    /// The sqlx connection this handle runs on, when it is on PostgreSQL:
+    /// one taken from the pool (once the connection is provisioned), or,
+    /// inside a transaction, the transaction's own. For sqlx's own API
+    /// (`query!`, `QueryBuilder`) and the libraries built on sqlx, on the
+    /// connection dbroute chose. Drop it before running statements through
+    /// the transaction's other handles.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongBackend`] on another backend; [`Error::PoolTimedOut`]
+    /// when no connection became free in time;
+    /// [`Error::TransactionFinished`]; [`Error::Provision`] when the
+    /// connection's provisioning hook failed.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub async fn postgres(&self) -> Result<Lent<'_, sqlx::Postgres>> {
+        self.lend().await
+    }
+
+    /// The sqlx connection this handle runs on, when it is on MySQL or
+    /// MariaDB (see [`Connection::postgres`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::postgres`].
+    #[cfg(feature = "mysql")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+    pub async fn mysql(&self) -> Result<Lent<'_, sqlx::MySql>> {
+        self.lend().await
+    }
+
+    /// The sqlx connection this handle runs on, when it is on SQLite (see
+    /// [`Connection::postgres`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::Engine;
+    ///
+    /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// let db = engine.connection("default")?;
+    /// let mut conn = db.sqlite().await?;
+    /// let (n,): (i64,) = dbroute::sqlx::query_as("SELECT 6 * 7").fetch_one(&mut *conn).await.unwrap();
+    /// assert_eq!(n, 42);
+    /// assert!(!conn.in_transaction());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::postgres`].
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub async fn sqlite(&self) -> Result<Lent<'_, sqlx::Sqlite>> {
+        self.lend().await
+    }
+
+    async fn lend<DB: SqlxBackend>(&self) -> Result<Lent<'_, DB>> {
+        let wrong_backend = || Error::WrongBackend {
+            connection: self.entry.name().to_string(),
+            backend: self.backend(),
+            requested: DB::BACKEND,
+        };
+        match &self.tx {
+            None => {
+                let pool = DB::pool(self.entry.pool()).ok_or_else(wrong_backend)?;
+                match acquire(pool, self).await {
+                    Ok(conn) => Ok(Lent::pooled(conn)),
+                    Err(error) => Err(Box::pin(self.entry.explain(error)).await),
+                }
+            }
+            Some(tx) => {
+                let conn = tx.lock().await?;
+                tokio::sync::MappedMutexGuard::try_map(conn, |conn| DB::tx(conn).map(|tx| &mut **tx))
+                    .map(Lent::pinned)
+                    .map_err(|_| wrong_backend())
+            }
+        }
+    }
+
+    /// Begins a transaction on this handle's connection; on a handle inside
+    /// a transaction, a savepoint inside it (as
+    /// [`Transaction::savepoint`]). The transaction is this handle's
+    /// connection's whatever the routers say now: resolution happened when
+    /// the handle was made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::Engine;
+    ///
+    /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// let db = engine.connection("default")?;
+    /// db.execute("CREATE TABLE t (x INTEGER)", &[]).await?;
+    /// let tx = db.begin().await?;
+    /// tx.connection().execute("INSERT INTO t VALUES (1)", &[]).await?;
+    /// let inner = tx.connection().begin().await?; // a savepoint
+    /// assert!(inner.is_nested());
+    /// inner.rollback().await?;
+    /// tx.rollback().await?;
+    /// let n: i64 = db.fetch_one("SELECT count(*) AS n FROM t", &[]).await?.get("n");
+    /// assert_eq!(n, 0);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`TransactionBuilder::begin`](crate::TransactionBuilder::begin).
+    pub async fn begin(&self) -> Result<Transaction> {
+        match &self.tx {
+            Some(core) => Transaction::nested(core.clone()).await,
+            None => Transaction::begin(self.entry.clone(), Access::ReadWrite).await,
+        }
     }
 
     fn error(&self, source: sqlx::Error) -> Error {

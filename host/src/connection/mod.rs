@@ -3,6 +3,7 @@
 
 pub(crate) mod dispatch;
 pub(crate) mod handle;
+pub(crate) mod lent;
 pub(crate) mod pool;
 pub(crate) mod registry;
 pub(crate) mod replication;
