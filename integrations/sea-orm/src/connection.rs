@@ -1,0 +1,187 @@
+//! `RoutedDb`: the connection dbroute chose, as a SeaORM connection.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use dbroute::{Connection, ConnectionName};
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, IsolationLevel, QueryResult,
+    Statement, TransactionError, TransactionOptions, TransactionTrait,
+};
+
+use crate::exec;
+use crate::transaction::RoutedTransaction;
+
+/// The connection dbroute chose for an entity, for SeaORM: pass `&db`
+/// wherever SeaORM takes a connection (`Entity::find().all(&db)`,
+/// `active_model.insert(&db)`); [`begin`](TransactionTrait::begin) and
+/// SeaORM's `transaction` closure begin a dbroute transaction on it.
+///
+/// Statements run on dbroute's own sqlx pool of the connection (once its
+/// provisioning hook, if any, succeeded), or, when this was made inside a
+/// dbroute transaction, on that transaction's connection. The connection
+/// was chosen once, when this was made: every statement through it goes
+/// there, whatever the routers say meanwhile. Cheap to clone.
+///
+/// Made by [`EntityRouter::for_read`](crate::EntityRouter::for_read) and
+/// its kin, or from any dbroute [`Connection`] (`RoutedDb::from(conn)`), a
+/// transaction's included ([`dbroute::Transaction::connection`]).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), sea_orm::DbErr> {
+/// use dbroute_sea_orm::RoutedDb;
+/// use sea_orm::{ConnectionTrait, Statement};
+///
+/// let engine = dbroute::Engine::builder().connection("default", "sqlite::memory:").build().await.unwrap();
+/// let db = RoutedDb::from(engine.connection("default").unwrap());
+/// let row = db
+///     .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT 6 * 7 AS n"))
+///     .await?
+///     .unwrap();
+/// assert_eq!(row.try_get::<i64>("", "n")?, 42);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RoutedDb {
+    conn: Connection,
+}
+
+impl From<Connection> for RoutedDb {
+    fn from(conn: Connection) -> Self {
+        RoutedDb { conn }
+    }
+}
+
+impl RoutedDb {
+    /// The dbroute connection handle.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The connection's registered name.
+    pub fn name(&self) -> ConnectionName {
+        self.conn.name()
+    }
+
+    /// Whether this runs inside a dbroute transaction.
+    pub fn in_transaction(&self) -> bool {
+        self.conn.in_transaction()
+    }
+
+    /// A SeaORM [`DatabaseConnection`] on the same sqlx pool (not a second
+    /// pool), for code written against that concrete type. It runs its
+    /// statements on the pool directly: it does not wait for the
+    /// connection's provisioning hook (run a statement through `self`
+    /// first).
+    ///
+    /// # Errors
+    ///
+    /// [`DbErr::Custom`] inside a transaction: a `DatabaseConnection`
+    /// would run outside it; use `self`.
+    pub fn to_database_connection(&self) -> Result<DatabaseConnection, DbErr> {
+        if self.conn.in_transaction() {
+            return Err(DbErr::Custom(format!(
+                "dbroute-sea-orm: the connection `{}` is inside a transaction; a DatabaseConnection would run outside it, use the RoutedDb itself",
+                self.conn.name()
+            )));
+        }
+        let pool = self.conn.pool();
+        #[cfg(feature = "postgres")]
+        if let Some(pool) = pool.as_postgres() {
+            return Ok(DatabaseConnection::from(pool.clone()));
+        }
+        #[cfg(feature = "mysql")]
+        if let Some(pool) = pool.as_mysql() {
+            return Ok(DatabaseConnection::from(pool.clone()));
+        }
+        #[cfg(feature = "sqlite")]
+        if let Some(pool) = pool.as_sqlite() {
+            return Ok(DatabaseConnection::from(pool.clone()));
+        }
+        Err(DbErr::BackendNotSupported {
+            db: pool.backend().as_str(),
+            ctx: "dbroute-sea-orm built without this backend's feature",
+        })
+    }
+}
+
+#[async_trait]
+impl ConnectionTrait for RoutedDb {
+    fn get_database_backend(&self) -> DbBackend {
+        exec::sea_backend(self.conn.backend())
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        exec::execute(&self.conn, stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        exec::execute_unprepared(&self.conn, sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        exec::query_one(&self.conn, stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        exec::query_all(&self.conn, stmt).await
+    }
+}
+
+#[async_trait]
+impl TransactionTrait for RoutedDb {
+    type Transaction = RoutedTransaction;
+
+    /// Begins a dbroute transaction on this connection (a savepoint when
+    /// this is a transaction's connection).
+    async fn begin(&self) -> Result<RoutedTransaction, DbErr> {
+        RoutedTransaction::begin_on(&self.conn, None, None).await
+    }
+
+    /// As [`begin`](Self::begin); an isolation level or access mode is
+    /// set with `SET TRANSACTION` on PostgreSQL, and refused on the other
+    /// backends (dbroute begins the transaction before SeaORM could set
+    /// them there).
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<RoutedTransaction, DbErr> {
+        RoutedTransaction::begin_on(&self.conn, isolation_level, access_mode).await
+    }
+
+    async fn begin_with_options(&self, options: TransactionOptions) -> Result<RoutedTransaction, DbErr> {
+        RoutedTransaction::begin_on(&self.conn, options.isolation_level, options.access_mode).await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c RoutedTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>> + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self.begin().await.map_err(TransactionError::Connection)?;
+        txn.run(callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(&'c RoutedTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>> + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let txn = self
+            .begin_with_config(isolation_level, access_mode)
+            .await
+            .map_err(TransactionError::Connection)?;
+        txn.run(callback).await
+    }
+}
