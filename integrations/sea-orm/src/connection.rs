@@ -108,6 +108,29 @@ impl RoutedDb {
     }
 }
 
+/// The rows of a streamed query (SeaORM's `StreamTrait::Stream`).
+#[cfg(feature = "stream")]
+pub(crate) type RowStream<'a> = Pin<Box<dyn futures_util::Stream<Item = Result<QueryResult, DbErr>> + Send + 'a>>;
+
+/// Rows as they arrive (`Select::stream(&db)`), on the connection this
+/// runs on, which the stream holds until it is dropped.
+#[cfg(feature = "stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
+impl sea_orm::StreamTrait for RoutedDb {
+    type Stream<'a> = RowStream<'a>;
+
+    fn get_database_backend(&self) -> DbBackend {
+        exec::sea_backend(self.conn.backend())
+    }
+
+    fn stream_raw<'a>(
+        &'a self,
+        stmt: Statement,
+    ) -> Pin<Box<dyn Future<Output = Result<RowStream<'a>, DbErr>> + 'a + Send>> {
+        Box::pin(async move { Ok(exec::stream(&self.conn, stmt)) })
+    }
+}
+
 #[async_trait]
 impl ConnectionTrait for RoutedDb {
     fn get_database_backend(&self) -> DbBackend {

@@ -58,16 +58,16 @@ macro_rules! on_lent {
     };
 }
 
-fn values(stmt: &Statement) -> SqlxValues {
-    SqlxValues(stmt.values.clone().unwrap_or(Values(Vec::new())))
-}
-
-fn sql(stmt: &Statement) -> sea_orm::sqlx::AssertSqlSafe<&str> {
-    sea_orm::sqlx::AssertSqlSafe(stmt.sql.as_str())
+/// The statement's SQL and its values, bound as SeaORM's own drivers bind
+/// them.
+fn parts(stmt: Statement) -> (sea_orm::sqlx::AssertSqlSafe<String>, SqlxValues) {
+    let values = SqlxValues(stmt.values.unwrap_or(Values(Vec::new())));
+    (sea_orm::sqlx::AssertSqlSafe(stmt.sql), values)
 }
 
 pub(crate) async fn execute(conn: &Connection, stmt: Statement) -> Result<ExecResult, DbErr> {
-    on_lent!(conn, |c| sea_orm::sqlx::query_with(sql(&stmt), values(&stmt))
+    let (sql, values) = parts(stmt);
+    on_lent!(conn, |c| sea_orm::sqlx::query_with(sql, values)
         .execute(c)
         .await
         .map(ExecResult::from)
@@ -84,7 +84,8 @@ pub(crate) async fn execute_unprepared(conn: &Connection, text: &str) -> Result<
 }
 
 pub(crate) async fn query_one(conn: &Connection, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-    on_lent!(conn, |c| sea_orm::sqlx::query_with(sql(&stmt), values(&stmt))
+    let (sql, values) = parts(stmt);
+    on_lent!(conn, |c| sea_orm::sqlx::query_with(sql, values)
         .fetch_optional(c)
         .await
         .map(|row| row.map(QueryResult::from))
@@ -92,9 +93,52 @@ pub(crate) async fn query_one(conn: &Connection, stmt: Statement) -> Result<Opti
 }
 
 pub(crate) async fn query_all(conn: &Connection, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-    on_lent!(conn, |c| sea_orm::sqlx::query_with(sql(&stmt), values(&stmt))
+    let (sql, values) = parts(stmt);
+    on_lent!(conn, |c| sea_orm::sqlx::query_with(sql, values)
         .fetch_all(c)
         .await
         .map(|rows| rows.into_iter().map(QueryResult::from).collect())
         .map_err(query_err))
+}
+
+/// The rows of `stmt`, as they arrive, on the sqlx connection `conn` lends
+/// (held until the stream is dropped).
+#[cfg(feature = "stream")]
+pub(crate) fn stream(conn: &Connection, stmt: Statement) -> crate::connection::RowStream<'_> {
+    use futures_util::TryStreamExt as _;
+
+    Box::pin(async_stream::try_stream! {
+        let (sql, values) = parts(stmt);
+        match conn.backend() {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                let mut lent = conn.postgres().await.map_err(route_err)?;
+                let mut rows = sea_orm::sqlx::query_with(sql, values).fetch(&mut *lent);
+                while let Some(row) = rows.try_next().await.map_err(query_err)? {
+                    yield QueryResult::from(row);
+                }
+            }
+            #[cfg(feature = "mysql")]
+            Backend::MySql => {
+                let mut lent = conn.mysql().await.map_err(route_err)?;
+                let mut rows = sea_orm::sqlx::query_with(sql, values).fetch(&mut *lent);
+                while let Some(row) = rows.try_next().await.map_err(query_err)? {
+                    yield QueryResult::from(row);
+                }
+            }
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite => {
+                let mut lent = conn.sqlite().await.map_err(route_err)?;
+                let mut rows = sea_orm::sqlx::query_with(sql, values).fetch(&mut *lent);
+                while let Some(row) = rows.try_next().await.map_err(query_err)? {
+                    yield QueryResult::from(row);
+                }
+            }
+            #[allow(unreachable_patterns)]
+            backend => Err(DbErr::BackendNotSupported {
+                db: backend.as_str(),
+                ctx: "dbroute-sea-orm built without this backend's feature",
+            })?,
+        }
+    })
 }

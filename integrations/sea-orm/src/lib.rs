@@ -7,7 +7,7 @@
 //!   name and module, or as you map it) and asks the engine where it goes:
 //!   [`for_read`](EntityRouter::for_read) and
 //!   [`for_write`](EntityRouter::for_write) give a [`RoutedDb`], a SeaORM
-//!   connection (`ConnectionTrait`, `TransactionTrait`) on the chosen
+//!   connection (`ConnectionTrait`, `TransactionTrait`, `StreamTrait`) on the chosen
 //!   connection.
 //! - [`RoutedTransaction`] is a dbroute transaction SeaORM runs in: pinned
 //!   to one connection, rolled back when dropped unfinished.
@@ -66,7 +66,8 @@
 //! # Features
 //!
 //! `postgres`, `mysql`, `sqlite` (all by default): the backends, as
-//! dbroute's features of the same names (and SeaORM's `sqlx-*`). SeaORM is
+//! dbroute's features of the same names (and SeaORM's `sqlx-*`). `stream`
+//! (by default): SeaORM's `StreamTrait` (`Select::stream`). SeaORM is
 //! compiled with no default features here; enable the ones your entities
 //! need (`macros`, `with-chrono`, ...) on your own `sea-orm` dependency.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -150,6 +150,25 @@ impl RoutedTransaction {
     }
 }
 
+/// Rows as they arrive, inside the transaction (which the stream holds
+/// until it is dropped).
+#[cfg(feature = "stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
+impl sea_orm::StreamTrait for RoutedTransaction {
+    type Stream<'a> = crate::connection::RowStream<'a>;
+
+    fn get_database_backend(&self) -> DbBackend {
+        exec::sea_backend(self.conn.backend())
+    }
+
+    fn stream_raw<'a>(
+        &'a self,
+        stmt: Statement,
+    ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
+        Box::pin(async move { Ok(exec::stream(&self.conn, stmt)) })
+    }
+}
+
 #[async_trait]
 impl ConnectionTrait for RoutedTransaction {
     fn get_database_backend(&self) -> DbBackend {

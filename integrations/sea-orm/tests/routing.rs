@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use dbroute::wasm::{Compilation, RouterSource, WasmRouter};
 use dbroute::{Engine, ModelInfo, PoolSettings};
 use dbroute_sea_orm::{EntityRouter, RoutedDb, RoutedTransaction};
+use futures_util::TryStreamExt as _;
 use sea_orm::entity::prelude::*;
 use sea_orm::sqlx::{self, Connection as _};
 use sea_orm::{ConnectionTrait, RuntimeErr, Set, TransactionError, TransactionSession, TransactionTrait};
@@ -346,6 +347,15 @@ async fn entities_land_where_the_router_says() {
         invoices.iter().map(|i| i.customer.as_str()).collect::<Vec<_>>(),
         ["acme"]
     );
+    // Streamed, as rows arrive.
+    let streamed: Vec<invoice::Model> = invoice::Entity::find()
+        .stream(&orm.for_read::<invoice::Entity>().unwrap())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(streamed.len(), 2);
     let users = user::Entity::find()
         .all(&orm.for_read::<user::Entity>().unwrap())
         .await
@@ -403,7 +413,15 @@ async fn statements_run_on_dbroutes_own_pool() {
             db.execute_unprepared("SELECT pg_sleep(0.02)").await.unwrap();
         })
     });
-    for read in reads.collect::<Vec<_>>() {
+    // SeaORM's own DatabaseConnection, made from the same pool.
+    let same_pool = db.to_database_connection().unwrap();
+    let more = (0..8).map(|_| {
+        let db = same_pool.clone();
+        tokio::spawn(async move {
+            db.execute_unprepared("SELECT pg_sleep(0.02)").await.unwrap();
+        })
+    });
+    for read in reads.chain(more).collect::<Vec<_>>() {
         read.await.unwrap();
     }
     let sessions = direct(
@@ -445,6 +463,14 @@ async fn a_transaction_that_rolls_back_leaves_nothing() {
         2,
         "the transaction sees its rows"
     );
+    let streamed: Vec<invoice::Model> = invoice::Entity::find()
+        .stream(&txn)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(streamed.len(), 2, "so does a stream in it");
     txn.rollback().await.unwrap();
     assert_eq!(
         direct(&sqlite.url, "SELECT customer FROM invoices").await,
@@ -547,6 +573,12 @@ async fn a_transaction_that_rolls_back_leaves_nothing() {
         direct(&sqlite.url, "SELECT customer FROM invoices").await,
         Vec::<String>::new()
     );
+
+    // No DatabaseConnection inside a transaction: it would run outside.
+    let tx = engine.transaction().on("default").begin().await.unwrap();
+    let error = RoutedDb::from(tx.connection()).to_database_connection().unwrap_err();
+    assert!(error.to_string().contains("inside a transaction"), "{error}");
+    drop(tx);
 
     // Finished: a further statement is a clear error.
     let txn = orm.begin_for_write::<user::Entity>().await.unwrap();
