@@ -308,6 +308,21 @@ impl Connection {
         }
     }
 
+    /// Tells the engine that a write committed here, outside a transaction,
+    /// through the sqlx connection this handle lent ([`Connection::postgres`]
+    /// and its kin), which the engine does not see: on a primary whose
+    /// writes are followed for read-your-writes
+    /// ([`EngineBuilder::read_your_writes`](crate::EngineBuilder::read_your_writes)),
+    /// it keeps the write's position for the current task, as a routed
+    /// write does, so that the task's later reads routed to a replica see
+    /// it. Does nothing elsewhere, nor inside a transaction (its commit
+    /// does it). Never fails (a position that cannot be read is logged).
+    pub async fn after_write(&self) {
+        if self.tx.is_none() {
+            Box::pin(crate::causal::positions::after_write(&self.entry)).await;
+        }
+    }
+
     /// Begins a transaction on this handle's connection; on a handle inside
     /// a transaction, a savepoint inside it (as
     /// [`Transaction::savepoint`]). The transaction is this handle's
