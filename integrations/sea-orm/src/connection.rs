@@ -23,6 +23,11 @@ use crate::transaction::RoutedTransaction;
 /// was chosen once, when this was made: every statement through it goes
 /// there, whatever the routers say meanwhile. Cheap to clone.
 ///
+/// Outside a transaction, a handle that may write (all but those of
+/// [`EntityRouter::for_read`](crate::EntityRouter::for_read)) tells the
+/// engine after each statement, for read-your-writes on replicas (see
+/// [`dbroute::Connection::after_write`]).
+///
 /// Made by [`EntityRouter::for_read`](crate::EntityRouter::for_read) and
 /// its kin, or from any dbroute [`Connection`] (`RoutedDb::from(conn)`), a
 /// transaction's included ([`dbroute::Transaction::connection`]).
@@ -47,15 +52,36 @@ use crate::transaction::RoutedTransaction;
 #[derive(Debug, Clone)]
 pub struct RoutedDb {
     conn: Connection,
+    /// Statements may write: after each, outside a transaction, the engine
+    /// is told (read-your-writes).
+    writes: bool,
 }
 
+/// A handle for any statement: writes are followed for read-your-writes
+/// (as on a handle from [`EntityRouter::for_write`](crate::EntityRouter::for_write)).
 impl From<Connection> for RoutedDb {
     fn from(conn: Connection) -> Self {
-        RoutedDb { conn }
+        RoutedDb { conn, writes: true }
     }
 }
 
 impl RoutedDb {
+    /// A handle for reads only: its statements are not followed for
+    /// read-your-writes.
+    pub(crate) fn for_reads(conn: Connection) -> Self {
+        RoutedDb { conn, writes: false }
+    }
+
+    /// After a statement that succeeded: on a handle that may write, outside
+    /// a transaction, tells the engine (a followed primary keeps the
+    /// write's position for the task's later reads; elsewhere, nothing).
+    async fn after<T>(&self, result: Result<T, DbErr>) -> Result<T, DbErr> {
+        if self.writes && result.is_ok() {
+            self.conn.after_write().await;
+        }
+        result
+    }
+
     /// The dbroute connection handle.
     pub fn connection(&self) -> &Connection {
         &self.conn
@@ -138,19 +164,20 @@ impl ConnectionTrait for RoutedDb {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        exec::execute(&self.conn, stmt).await
+        self.after(exec::execute(&self.conn, stmt).await).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        exec::execute_unprepared(&self.conn, sql).await
+        self.after(exec::execute_unprepared(&self.conn, sql).await).await
     }
 
+    /// A query may write too (`INSERT ... RETURNING`).
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        exec::query_one(&self.conn, stmt).await
+        self.after(exec::query_one(&self.conn, stmt).await).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        exec::query_all(&self.conn, stmt).await
+        self.after(exec::query_all(&self.conn, stmt).await).await
     }
 }
 

@@ -149,7 +149,7 @@ impl EntityRouter {
     pub fn for_read<E: EntityTrait>(&self) -> Result<RoutedDb, DbErr> {
         let model = self.model::<E>()?;
         let conn = self.inner.engine.read_model(&model).connection().map_err(route_err)?;
-        Ok(RoutedDb::from(conn))
+        Ok(RoutedDb::for_reads(conn))
     }
 
     /// The connection the routers choose for writing `E` (`db_for_write`,
