@@ -233,6 +233,29 @@ pub enum Error {
         problem: String,
     },
 
+    /// A row could not be read as the type a typed read asked for
+    /// ([`Row::deserialize`](crate::Row::deserialize),
+    /// [`Connection::fetch_all_as`](crate::Connection::fetch_all_as) and
+    /// the other `_as` reads).
+    #[error("a row cannot be read as `{target}`: {problem}")]
+    RowType {
+        /// The Rust type asked for.
+        target: &'static str,
+        /// What did not fit: the column and its value, or the field the
+        /// row lacks (with the row's columns).
+        problem: String,
+    },
+
+    /// SQL with portable placeholders (`$1`, `$2`…) could not be
+    /// translated for its backend.
+    #[error("connection `{connection}`: portable SQL: {problem}")]
+    PortableSql {
+        /// The connection the statement was for.
+        connection: String,
+        /// What is wrong with the SQL, and what to write instead.
+        problem: String,
+    },
+
     /// The default connection cannot be removed while others are registered.
     #[error(
         "the default connection `{name}` cannot be removed while other connections are registered ({}); remove them first or close the engine",

@@ -1,6 +1,7 @@
 //! `Routed`: one routed operation being put together (model, hints,
 //! override, origin), then run.
 
+use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use sqlx::SqlSafeStr;
 
@@ -81,6 +82,7 @@ pub struct Routed<'a> {
     hints: Option<Hints>,
     using: Option<String>,
     origin: Option<String>,
+    portable: bool,
 }
 
 impl<'a> Routed<'a> {
@@ -92,7 +94,40 @@ impl<'a> Routed<'a> {
             hints: None,
             using: None,
             origin: None,
+            portable: engine.portable_sql(),
         }
+    }
+
+    /// Takes its SQL with portable placeholders: `$1`, `$2`… whichever
+    /// backend the router picks, translated for MySQL/MariaDB (see
+    /// [`Connection::portable`]; [`EngineBuilder::portable_sql`](crate::EngineBuilder::portable_sql)
+    /// makes it the engine's default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{params, Engine, Model};
+    ///
+    /// #[derive(Model)]
+    /// #[dbroute(table = "users")]
+    /// struct User;
+    ///
+    /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// engine.write::<User>().execute("CREATE TABLE users (id INTEGER, name TEXT)", &[]).await?;
+    /// engine.write::<User>().portable().execute("INSERT INTO users VALUES ($1, $2)", &params![1, "ada"]).await?;
+    /// let name: String = engine
+    ///     .read::<User>()
+    ///     .portable()
+    ///     .fetch_one_as("SELECT name FROM users WHERE id = $1", &params![1])
+    ///     .await?;
+    /// assert_eq!(name, "ada");
+    /// # Ok(()) }
+    /// ```
+    pub fn portable(mut self) -> Self {
+        self.portable = true;
+        self
     }
 
     /// Adds one hint for the router.
@@ -185,7 +220,8 @@ impl<'a> Routed<'a> {
     pub fn connection(&self) -> Result<Connection> {
         let conn = self.resolved()?;
         if self.kind == RouteKind::Read && self.using.is_none() && !conn.in_transaction() {
-            return self.engine.settle_read_now(conn);
+            // The replica's primary, maybe: a handle of its own.
+            return Ok(self.engine.settle_read_now(conn)?.with_portable(self.portable));
         }
         Ok(conn)
     }
@@ -194,13 +230,14 @@ impl<'a> Routed<'a> {
     /// and failover.
     fn resolved(&self) -> Result<Connection> {
         let hints = self.hints.as_ref().unwrap_or(&NO_HINTS);
-        self.engine.resolve(
+        let conn = self.engine.resolve(
             self.kind,
             self.model,
             hints,
             (self.using.as_deref(), self.origin.as_deref()),
             None,
-        )
+        )?;
+        Ok(conn.with_portable(self.portable))
     }
 
     /// Resolves, then runs a statement. See [`Connection::execute`].
@@ -244,6 +281,70 @@ impl<'a> Routed<'a> {
         run_routed!(self, fetch_one, sql, params)
     }
 
+    /// Resolves, then fetches every row as `T` (through serde). Falls back
+    /// as [`Routed::fetch_all`] does. See [`Connection::fetch_all_as`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{Engine, Model};
+    ///
+    /// #[derive(Model, serde::Deserialize)]
+    /// #[dbroute(table = "users")]
+    /// struct User {
+    ///     id: i64,
+    ///     name: String,
+    /// }
+    ///
+    /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// engine.write::<User>().execute("CREATE TABLE users (id INTEGER, name TEXT)", &[]).await?;
+    /// engine.write::<User>().execute("INSERT INTO users VALUES (1, 'ada')", &[]).await?;
+    /// let users: Vec<User> = engine.read::<User>().fetch_all_as("SELECT * FROM users", &[]).await?;
+    /// assert_eq!((users[0].id, users[0].name.as_str()), (1, "ada"));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Routed::connection`] and [`Connection::fetch_all_as`].
+    pub async fn fetch_all_as<T: DeserializeOwned>(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Vec<T>> {
+        self.fetch_all(sql, params)
+            .await?
+            .iter()
+            .map(Row::deserialize)
+            .collect()
+    }
+
+    /// Resolves, then fetches the first row, if any, as `T`. Falls back as
+    /// [`Routed::fetch_all`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Routed::connection`] and [`Connection::fetch_optional_as`].
+    pub async fn fetch_optional_as<T: DeserializeOwned>(
+        self,
+        sql: impl SqlSafeStr,
+        params: &[Value],
+    ) -> Result<Option<T>> {
+        self.fetch_optional(sql, params)
+            .await?
+            .as_ref()
+            .map(Row::deserialize)
+            .transpose()
+    }
+
+    /// Resolves, then fetches exactly one row as `T`. Falls back as
+    /// [`Routed::fetch_all`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Routed::connection`] and [`Connection::fetch_one_as`].
+    pub async fn fetch_one_as<T: DeserializeOwned>(self, sql: impl SqlSafeStr, params: &[Value]) -> Result<T> {
+        self.fetch_one(sql, params).await?.deserialize()
+    }
+
     /// A read resolved to `conn`, settled: on a replica, it runs there
     /// only if the replica has replayed what it must see and is available;
     /// else on the replica's own primary (`engine/causal.rs`). A read named
@@ -252,11 +353,13 @@ impl<'a> Routed<'a> {
         if self.using.is_some() || conn.in_transaction() {
             return Ok(conn);
         }
-        match self.engine.settle_read_fast(conn)? {
-            Settle::Ready(conn) => Ok(conn),
+        let settled = match self.engine.settle_read_fast(conn)? {
+            Settle::Ready(conn) => conn,
             // Boxed: the slow check's future stays out of every read's.
-            Settle::Pending(pending) => Box::pin(self.engine.settle_read_slow(pending)).await,
-        }
+            Settle::Pending(pending) => Box::pin(self.engine.settle_read_slow(pending)).await?,
+        };
+        // The replica's primary, maybe: a handle of its own.
+        Ok(settled.with_portable(self.portable))
     }
 
     /// Whether a read on `conn` may be retried elsewhere if `conn` proves
@@ -287,6 +390,6 @@ impl<'a> Routed<'a> {
             return self.settled(primary).await;
         }
         tracing::warn!(connection = %conn.name(), model = self.model.name(), "read falls back to default: {error}");
-        self.engine.connection("default")
+        Ok(self.engine.connection("default")?.with_portable(self.portable))
     }
 }

@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use sqlx::{Arguments, Database, Encode, Executor, IntoArguments, SqlSafeStr, SqlStr, Type};
 
 use super::dispatch::{SqlxBackend, dispatch};
 use super::lent::Lent;
 use super::pool::DbPool;
+use super::portable::{self, Translated};
 use super::registry::ConnectionEntry;
 use super::url::Backend;
 use super::value::{Row, Value};
@@ -16,6 +18,11 @@ use crate::name::ConnectionName;
 use crate::transaction::{Access, Transaction, TxConn, TxCore};
 
 /// What a statement changed, and where.
+///
+/// The id of an inserted row: `last_insert_id` on MySQL/MariaDB and
+/// SQLite; on PostgreSQL, `INSERT … RETURNING id` with a fetch, which
+/// SQLite (3.35+) and MariaDB (10.5+) also run, so that one statement
+/// reads the id on all three (MySQL has no `RETURNING`): see `docs/sql.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QueryResult {
@@ -33,8 +40,12 @@ pub struct QueryResult {
 ///
 /// Parameters are always bound, never interpolated. Write placeholders in
 /// the backend's own syntax (`$1` on PostgreSQL and SQLite, `?` on MySQL and
-/// SQLite); [`Backend::placeholder`] helps portable code. SQL must be a
-/// `&'static str` or wrapped in [`sqlx::AssertSqlSafe`], as in sqlx.
+/// SQLite), or `$1`, `$2`… everywhere on a [portable](Connection::portable)
+/// handle. SQL must be a `&'static str` or wrapped in
+/// [`sqlx::AssertSqlSafe`], as in sqlx.
+///
+/// Rows read as [`Row`]s, or as your own types through serde
+/// ([`fetch_all_as`](Connection::fetch_all_as) and the other `_as` reads).
 ///
 /// Inside a transaction the handle runs on the transaction's connection.
 ///
@@ -57,18 +68,39 @@ pub struct QueryResult {
 pub struct Connection {
     entry: Arc<ConnectionEntry>,
     tx: Option<Arc<TxCore>>,
+    portable: bool,
 }
 
-fn bind<DB>(params: &[Value]) -> std::result::Result<DB::Arguments, sqlx::Error>
+/// A statement's parameters, in the order its placeholders bind them.
+#[derive(Clone, Copy)]
+struct Params<'a> {
+    values: &'a [Value],
+    /// For SQL translated from portable placeholders: the parameter each
+    /// placeholder binds, in order.
+    order: Option<&'a [usize]>,
+}
+
+fn bind<DB>(params: Params<'_>) -> std::result::Result<DB::Arguments, sqlx::Error>
 where
     DB: Database,
     for<'q> Value: Encode<'q, DB> + Type<DB>,
 {
     let mut args = DB::Arguments::default();
-    // Sized once: growing the buffer value by value reallocates it.
-    args.reserve(params.len(), params.iter().map(|p| Encode::<DB>::size_hint(p)).sum());
-    for p in params {
-        args.add(p).map_err(sqlx::Error::Encode)?;
+    match params.order {
+        None => {
+            // Sized once: growing the buffer value by value reallocates it.
+            let values = params.values;
+            args.reserve(values.len(), values.iter().map(|p| Encode::<DB>::size_hint(p)).sum());
+            for p in values {
+                args.add(p).map_err(sqlx::Error::Encode)?;
+            }
+        }
+        Some(order) => {
+            // `Translated::check` made sure every index is in range.
+            for p in order.iter().filter_map(|&i| params.values.get(i)) {
+                args.add(p).map_err(sqlx::Error::Encode)?;
+            }
+        }
     }
     Ok(args)
 }
@@ -76,7 +108,7 @@ where
 async fn fetch_all_on<'c, DB, E>(
     exec: E,
     sql: SqlStr,
-    params: &[Value],
+    params: Params<'_>,
 ) -> std::result::Result<Vec<DB::Row>, sqlx::Error>
 where
     DB: Database,
@@ -90,7 +122,7 @@ where
 async fn fetch_optional_on<'c, DB, E>(
     exec: E,
     sql: SqlStr,
-    params: &[Value],
+    params: Params<'_>,
 ) -> std::result::Result<Option<DB::Row>, sqlx::Error>
 where
     DB: Database,
@@ -104,7 +136,7 @@ where
 async fn execute_on<'c, DB, E>(
     exec: E,
     sql: SqlStr,
-    params: &[Value],
+    params: Params<'_>,
     connection: ConnectionName,
 ) -> std::result::Result<QueryResult, sqlx::Error>
 where
@@ -136,6 +168,18 @@ fn typed_sql(backend: Backend, sql: SqlStr, params: &[Value]) -> SqlStr {
             Value::Float(_) => 'f',
             Value::Text(_) => 't',
             Value::Bytes(_) => 'x',
+            #[cfg(feature = "chrono")]
+            Value::Timestamp(_) => 's',
+            #[cfg(feature = "chrono")]
+            Value::TimestampTz(_) => 'z',
+            #[cfg(feature = "chrono")]
+            Value::Date(_) => 'd',
+            #[cfg(feature = "chrono")]
+            Value::Time(_) => 'h',
+            #[cfg(feature = "uuid")]
+            Value::Uuid(_) => 'u',
+            #[cfg(feature = "rust_decimal")]
+            Value::Decimal(_) => 'm',
         });
     }
     typed.push_str(" */ ");
@@ -187,7 +231,68 @@ macro_rules! on_executor {
 
 impl Connection {
     pub(crate) fn new(entry: Arc<ConnectionEntry>, tx: Option<Arc<TxCore>>) -> Self {
-        Connection { entry, tx }
+        Connection {
+            entry,
+            tx,
+            portable: false,
+        }
+    }
+
+    /// This handle, taking SQL with portable placeholders: `$1`, `$2`… on
+    /// every backend, translated to `?` on MySQL/MariaDB (each distinct SQL
+    /// text is scanned once, then cached), run as written on PostgreSQL
+    /// and SQLite, whose own syntax it is. A `$n` inside a string literal,
+    /// a quoted identifier, a comment or a dollar-quoted body is left
+    /// alone; a placeholder may come more than once and in any order. A
+    /// `?` placeholder in portable SQL is refused on MySQL
+    /// ([`Error::PortableSql`]). `docs/sql.md` has the details.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{params, Engine};
+    ///
+    /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// let db = engine.connection("default")?.portable();
+    /// db.execute("CREATE TABLE t (a INTEGER, b TEXT)", &[]).await?;
+    /// // The same text runs on MySQL, where it becomes `VALUES (?, ?)`.
+    /// db.execute("INSERT INTO t (b, a) VALUES ($2, $1)", &params![1, "one"]).await?;
+    /// let row = db.fetch_one("SELECT b FROM t WHERE a = $1 AND b <> '$1'", &params![1]).await?;
+    /// assert_eq!(row.get::<String, _>("b"), "one");
+    /// # Ok(()) }
+    /// ```
+    pub fn portable(mut self) -> Self {
+        self.portable = true;
+        self
+    }
+
+    /// Whether this handle takes portable placeholders (see
+    /// [`Connection::portable`]).
+    pub fn is_portable(&self) -> bool {
+        self.portable
+    }
+
+    pub(crate) fn with_portable(mut self, portable: bool) -> Self {
+        self.portable = portable;
+        self
+    }
+
+    /// The SQL to run, and the translation of portable placeholders when
+    /// it had to be translated.
+    fn statement(&self, sql: SqlStr, params: &[Value]) -> Result<(SqlStr, Option<Arc<Translated>>)> {
+        let backend = self.backend();
+        if self.portable && backend == Backend::MySql {
+            let translated = portable::for_mysql(sql.as_str())
+                .and_then(|t| t.check(params.len()).map(|()| t))
+                .map_err(|problem| Error::PortableSql {
+                    connection: self.entry.name().to_string(),
+                    problem,
+                })?;
+            return Ok((translated.sql(), Some(translated)));
+        }
+        Ok((typed_sql(backend, sql, params), None))
     }
 
     /// The registered connection it runs on.
@@ -383,7 +488,11 @@ impl Connection {
     /// [`Error::Query`] when the database refuses the statement,
     /// [`Error::PoolTimedOut`] when no connection became free in time.
     pub async fn execute(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<QueryResult> {
-        let sql = typed_sql(self.backend(), sql.into_sql_str(), params);
+        let (sql, translated) = self.statement(sql.into_sql_str(), params)?;
+        let params = Params {
+            values: params,
+            order: translated.as_deref().map(Translated::order),
+        };
         self.timed(async {
             on_executor!(self, |exec| execute_on(exec, sql, params, self.entry.name())
                 .await
@@ -411,7 +520,11 @@ impl Connection {
     /// As [`Connection::execute`], and [`Error::Decode`] for a column type
     /// that [`Row`] cannot read.
     pub async fn fetch_all(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Vec<Row>> {
-        let sql = typed_sql(self.backend(), sql.into_sql_str(), params);
+        let (sql, translated) = self.statement(sql.into_sql_str(), params)?;
+        let params = Params {
+            values: params,
+            order: translated.as_deref().map(Translated::order),
+        };
         self.timed(async {
             on_executor!(self, |exec| {
                 let rows = fetch_all_on(exec, sql, params).await.map_err(|e| self.error(e))?;
@@ -427,7 +540,11 @@ impl Connection {
     ///
     /// As [`Connection::fetch_all`].
     pub async fn fetch_optional(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Option<Row>> {
-        let sql = typed_sql(self.backend(), sql.into_sql_str(), params);
+        let (sql, translated) = self.statement(sql.into_sql_str(), params)?;
+        let params = Params {
+            values: params,
+            order: translated.as_deref().map(Translated::order),
+        };
         self.timed(async {
             on_executor!(self, |exec| {
                 let row = fetch_optional_on(exec, sql, params).await.map_err(|e| self.error(e))?;
@@ -449,5 +566,79 @@ impl Connection {
             .ok_or_else(|| Error::RowNotFound {
                 connection: self.entry.name().to_string(),
             })
+    }
+
+    /// Runs a query and reads every row as `T`, through serde: a struct's
+    /// fields are the columns by name, a tuple's the columns in order, and
+    /// a row of one column reads as a plain value. Each cell converts as
+    /// [`Row::try_get`] converts it (an `INT4` reads as `i64`, `0`/`1` as
+    /// `bool`), so one type reads the rows of every backend; see
+    /// [`Row::deserialize`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use dbroute::{params, Engine};
+    ///
+    /// #[derive(serde::Deserialize, Debug, PartialEq)]
+    /// struct User {
+    ///     id: i64,
+    ///     name: String,
+    ///     email: Option<String>,
+    /// }
+    ///
+    /// let engine = Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// let db = engine.connection("default")?;
+    /// db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT)", &[]).await?;
+    /// db.execute("INSERT INTO users (name) VALUES ($1)", &params!["ada"]).await?;
+    /// let users: Vec<User> = db.fetch_all_as("SELECT * FROM users", &[]).await?;
+    /// assert_eq!(users, [User { id: 1, name: "ada".into(), email: None }]);
+    /// let count: i64 = db.fetch_one_as("SELECT COUNT(*) FROM users", &[]).await?;
+    /// assert_eq!(count, 1);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::fetch_all`], and [`Error::RowType`] when a row does
+    /// not read as `T` (the message names the column, or the field the row
+    /// lacks).
+    pub async fn fetch_all_as<T: DeserializeOwned>(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Vec<T>> {
+        self.fetch_all(sql, params)
+            .await?
+            .iter()
+            .map(Row::deserialize)
+            .collect()
+    }
+
+    /// Runs a query and reads its first row, if any, as `T` (see
+    /// [`Connection::fetch_all_as`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::fetch_all_as`].
+    pub async fn fetch_optional_as<T: DeserializeOwned>(
+        &self,
+        sql: impl SqlSafeStr,
+        params: &[Value],
+    ) -> Result<Option<T>> {
+        self.fetch_optional(sql, params)
+            .await?
+            .as_ref()
+            .map(Row::deserialize)
+            .transpose()
+    }
+
+    /// Runs a query that must return a row, and reads the first as `T`
+    /// (see [`Connection::fetch_all_as`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RowNotFound`] when there is none; otherwise as
+    /// [`Connection::fetch_all_as`].
+    pub async fn fetch_one_as<T: DeserializeOwned>(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<T> {
+        self.fetch_one(sql, params).await?.deserialize()
     }
 }

@@ -17,6 +17,14 @@ use crate::error::{Error, Result};
 
 /// One SQL value: a bound parameter, or a cell of a result row.
 ///
+/// Timestamps, dates, times, UUIDs and exact decimals are variants behind
+/// the crate features `chrono`, `uuid` and `rust_decimal` (on by default).
+/// Which SQL type reads as which variant, per backend, is in `docs/sql.md`;
+/// in short: PostgreSQL `TIMESTAMPTZ`, MySQL `TIMESTAMP` and SQLite columns
+/// declared `DATETIME` or `TIMESTAMP` read as [`Value::TimestampTz`] (SQLite
+/// text without an offset is UTC, as SQLite's own date functions write it);
+/// PostgreSQL `TIMESTAMP` and MySQL `DATETIME` as [`Value::Timestamp`].
+///
 /// # Examples
 ///
 /// ```
@@ -41,6 +49,34 @@ pub enum Value {
     Text(String),
     /// Raw bytes.
     Bytes(Vec<u8>),
+    /// A date and time without time zone (PostgreSQL `TIMESTAMP`, MySQL
+    /// `DATETIME`).
+    #[cfg(feature = "chrono")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chrono")))]
+    Timestamp(chrono::NaiveDateTime),
+    /// An instant, in UTC (PostgreSQL `TIMESTAMPTZ`, MySQL `TIMESTAMP`,
+    /// SQLite `DATETIME`/`TIMESTAMP` columns).
+    #[cfg(feature = "chrono")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chrono")))]
+    TimestampTz(chrono::DateTime<chrono::Utc>),
+    /// A date (`DATE`).
+    #[cfg(feature = "chrono")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chrono")))]
+    Date(chrono::NaiveDate),
+    /// A time of day without time zone (`TIME`).
+    #[cfg(feature = "chrono")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "chrono")))]
+    Time(chrono::NaiveTime),
+    /// A UUID (PostgreSQL `UUID`; bound as its hyphenated text on MySQL and
+    /// SQLite).
+    #[cfg(feature = "uuid")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "uuid")))]
+    Uuid(uuid::Uuid),
+    /// An exact decimal (PostgreSQL `NUMERIC`, MySQL `DECIMAL`; bound as
+    /// text on SQLite).
+    #[cfg(feature = "rust_decimal")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rust_decimal")))]
+    Decimal(rust_decimal::Decimal),
 }
 
 macro_rules! value_from {
@@ -106,16 +142,34 @@ pub trait FromValue: Sized {
     }
 }
 
-fn mismatch(value: &Value, wanted: &str) -> String {
-    let found = match value {
-        Value::Null => "NULL",
-        Value::Bool(_) => "a boolean",
-        Value::Int(_) => "an integer",
-        Value::Float(_) => "a float",
-        Value::Text(_) => "text",
-        Value::Bytes(_) => "bytes",
-    };
-    format!("holds {found}, which cannot be read as {wanted}")
+impl Value {
+    /// What kind of value this is, for messages: "an integer", "text"…
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "NULL",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Text(_) => "text",
+            Value::Bytes(_) => "bytes",
+            #[cfg(feature = "chrono")]
+            Value::Timestamp(_) => "a timestamp without time zone",
+            #[cfg(feature = "chrono")]
+            Value::TimestampTz(_) => "a timestamp with time zone",
+            #[cfg(feature = "chrono")]
+            Value::Date(_) => "a date",
+            #[cfg(feature = "chrono")]
+            Value::Time(_) => "a time",
+            #[cfg(feature = "uuid")]
+            Value::Uuid(_) => "a UUID",
+            #[cfg(feature = "rust_decimal")]
+            Value::Decimal(_) => "a decimal",
+        }
+    }
+}
+
+pub(crate) fn mismatch(value: &Value, wanted: &str) -> String {
+    format!("holds {}, which cannot be read as {wanted}", value.kind())
 }
 
 impl FromValue for Value {
@@ -129,6 +183,12 @@ impl FromValue for i64 {
         match value {
             Value::Int(i) => Ok(*i),
             Value::Bool(b) => Ok(i64::from(*b)),
+            // `SUM` of integers is a decimal on MySQL (and of BIGINTs on
+            // PostgreSQL): a whole one reads as an integer.
+            #[cfg(feature = "rust_decimal")]
+            Value::Decimal(d) if d.fract().is_zero() => {
+                rust_decimal::prelude::ToPrimitive::to_i64(d).ok_or_else(|| mismatch(value, "i64"))
+            }
             other => Err(mismatch(other, "i64")),
         }
     }
@@ -151,6 +211,8 @@ impl FromValue for f64 {
         match value {
             Value::Float(f) => Ok(*f),
             Value::Int(i) => Ok(*i as f64),
+            #[cfg(feature = "rust_decimal")]
+            Value::Decimal(d) => rust_decimal::prelude::ToPrimitive::to_f64(d).ok_or_else(|| mismatch(value, "f64")),
             other => Err(mismatch(other, "f64")),
         }
     }
@@ -173,18 +235,21 @@ impl FromValue for bool {
     }
 }
 
+/// Text; and the text of a timestamp, date, time (ISO 8601), UUID
+/// (hyphenated) or decimal, which MySQL sent as text before they had
+/// variants of their own.
 impl FromValue for String {
     fn from_value(value: &Value) -> std::result::Result<Self, String> {
         match value {
             Value::Text(s) => Ok(s.clone()),
-            other => Err(mismatch(other, "String")),
+            other => super::value_types::as_text(other).ok_or_else(|| mismatch(other, "String")),
         }
     }
 
     fn from_owned(value: Value) -> std::result::Result<Self, String> {
         match value {
             Value::Text(s) => Ok(s),
-            other => Err(mismatch(&other, "String")),
+            other => super::value_types::as_text(&other).ok_or_else(|| mismatch(&other, "String")),
         }
     }
 }
@@ -386,10 +451,7 @@ impl Row {
                     problem: format!("no such column; the row has {}", row.len()),
                 });
             };
-            let raw = row
-                .try_get_raw(position)
-                .map_err(|e| decode_error(column.name(), e.into()))?;
-            decode(column.name(), raw)
+            decode(row, position, column)
         })
     }
 
@@ -400,6 +462,49 @@ impl Row {
     /// As [`Row::value`].
     pub fn values(&self) -> Result<Vec<Value>> {
         (0..self.len()).map(|i| self.value(i)).collect()
+    }
+
+    /// Reads the row as `T` through serde: a struct's fields are the
+    /// columns by name (serde's attributes apply; extra columns are
+    /// ignored), a tuple's are the columns in order, and a row of one
+    /// column reads as a plain value. Each cell converts as
+    /// [`Row::try_get`] converts it, so one type reads the rows of every
+    /// backend; NULL reads only into an `Option`; text read as a struct,
+    /// map or sequence is parsed as JSON (a `JSON` column into a typed
+    /// field). Timestamps, dates, times, UUIDs and decimals reach their
+    /// types (`chrono`, `uuid`, `rust_decimal`) as their text:
+    /// `DateTime<Utc>` reads an instant ([`Value::TimestampTz`]),
+    /// `NaiveDateTime` a time without zone ([`Value::Timestamp`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// # let engine = dbroute::Engine::builder().connection("default", "sqlite::memory:").build().await?;
+    /// # let db = engine.connection("default")?;
+    /// #[derive(serde::Deserialize)]
+    /// struct Answer {
+    ///     answer: u8,
+    ///     #[serde(rename = "who")]
+    ///     name: String,
+    /// }
+    ///
+    /// let row = db.fetch_one("SELECT 42 AS answer, 'ada' AS who", &[]).await?;
+    /// let read: Answer = row.deserialize()?;
+    /// assert_eq!((read.answer, read.name.as_str()), (42, "ada"));
+    /// let (answer, name): (i64, String) = row.deserialize()?;
+    /// assert_eq!((answer, name.as_str()), (42, "ada"));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RowType`] when the row does not read as `T`: the message
+    /// names the column and what it holds, or the field the row lacks and
+    /// the row's columns.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        super::row_de::from_row(self)
     }
 
     /// The number of columns.
@@ -478,6 +583,30 @@ fn unsupported(column: &str, type_name: &str, cast: &str) -> Error {
     }
 }
 
+/// A column of a type that `Value` reads only with a crate feature this
+/// build lacks.
+// Unused in a build that has every value feature, or no backend that
+// needs one.
+#[allow(dead_code)]
+pub(crate) fn needs_feature(column: &str, type_name: &str, feature: &str, cast: &str) -> Error {
+    Error::Decode {
+        column: column.to_owned(),
+        problem: format!(
+            "has SQL type {type_name}, which dbroute reads only with its `{feature}` feature: enable it \
+             (dbroute = {{ features = [\"{feature}\"] }}), or cast the column in the query ({cast})"
+        ),
+    }
+}
+
+/// The driver's value of the column at `position`.
+fn raw_value<'r, R>(row: &'r R, position: usize, column: &str) -> Result<<R::Database as sqlx::Database>::ValueRef<'r>>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+{
+    row.try_get_raw(position).map_err(|e| decode_error(column, e.into()))
+}
+
 fn decode_error(column: &str, e: BoxDynError) -> Error {
     Error::Decode {
         column: column.to_owned(),
@@ -486,7 +615,9 @@ fn decode_error(column: &str, e: BoxDynError) -> Error {
 }
 
 #[cfg(feature = "postgres")]
-fn pg_value(column: &str, raw: sqlx::postgres::PgValueRef<'_>) -> Result<Value> {
+fn pg_value(row: &sqlx::postgres::PgRow, position: usize, column: &sqlx::postgres::PgColumn) -> Result<Value> {
+    let raw = raw_value(row, position, column.name())?;
+    let column = column.name();
     if raw.is_null() {
         return Ok(Value::Null);
     }
@@ -513,13 +644,35 @@ fn pg_value(column: &str, raw: sqlx::postgres::PgValueRef<'_>) -> Result<Value> 
             })
         }
         "BYTEA" => <Vec<u8> as Decode<Postgres>>::decode(raw).map(Value::Bytes),
+        #[cfg(feature = "chrono")]
+        "TIMESTAMPTZ" => <chrono::DateTime<chrono::Utc> as Decode<Postgres>>::decode(raw).map(Value::TimestampTz),
+        #[cfg(feature = "chrono")]
+        "TIMESTAMP" => <chrono::NaiveDateTime as Decode<Postgres>>::decode(raw).map(Value::Timestamp),
+        #[cfg(feature = "chrono")]
+        "DATE" => <chrono::NaiveDate as Decode<Postgres>>::decode(raw).map(Value::Date),
+        #[cfg(feature = "chrono")]
+        "TIME" => <chrono::NaiveTime as Decode<Postgres>>::decode(raw).map(Value::Time),
+        #[cfg(not(feature = "chrono"))]
+        other @ ("TIMESTAMPTZ" | "TIMESTAMP" | "DATE" | "TIME") => {
+            return Err(needs_feature(column, other, "chrono", "x::text"));
+        }
+        #[cfg(feature = "uuid")]
+        "UUID" => <uuid::Uuid as Decode<Postgres>>::decode(raw).map(Value::Uuid),
+        #[cfg(not(feature = "uuid"))]
+        "UUID" => return Err(needs_feature(column, "UUID", "uuid", "x::text")),
+        #[cfg(feature = "rust_decimal")]
+        "NUMERIC" => <rust_decimal::Decimal as Decode<Postgres>>::decode(raw).map(Value::Decimal),
+        #[cfg(not(feature = "rust_decimal"))]
+        "NUMERIC" => return Err(needs_feature(column, "NUMERIC", "rust_decimal", "x::text")),
         other => return Err(unsupported(column, other, "x::text")),
     };
     decoded.map_err(|e| decode_error(column, e))
 }
 
 #[cfg(feature = "mysql")]
-fn mysql_value(column: &str, raw: sqlx::mysql::MySqlValueRef<'_>) -> Result<Value> {
+fn mysql_value(row: &sqlx::mysql::MySqlRow, position: usize, column: &sqlx::mysql::MySqlColumn) -> Result<Value> {
+    let raw = raw_value(row, position, column.name())?;
+    let column = column.name();
     if raw.is_null() {
         return Ok(Value::Null);
     }
@@ -535,11 +688,28 @@ fn mysql_value(column: &str, raw: sqlx::mysql::MySqlValueRef<'_>) -> Result<Valu
         }
         "FLOAT" => <f32 as Decode<MySql>>::decode(raw).map(Value::from),
         "DOUBLE" => <f64 as Decode<MySql>>::decode(raw).map(Value::from),
-        // The binary protocol sends DECIMAL as text.
-        "DECIMAL" | "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" | "JSON" => {
-            <&[u8] as Decode<MySql>>::decode(raw)
-                .and_then(|b| std::str::from_utf8(b).map(str::to_owned).map_err(Into::into))
-                .map(Value::Text)
+        #[cfg(feature = "rust_decimal")]
+        "DECIMAL" => <rust_decimal::Decimal as Decode<MySql>>::decode(raw).map(Value::Decimal),
+        // Sessions are in UTC (sqlx sets `time_zone = '+00:00'`): TIMESTAMP
+        // is an instant, DATETIME a date and time without zone.
+        #[cfg(feature = "chrono")]
+        "TIMESTAMP" => <chrono::DateTime<chrono::Utc> as Decode<MySql>>::decode(raw).map(Value::TimestampTz),
+        #[cfg(feature = "chrono")]
+        "DATETIME" => <chrono::NaiveDateTime as Decode<MySql>>::decode(raw).map(Value::Timestamp),
+        #[cfg(feature = "chrono")]
+        "DATE" => <chrono::NaiveDate as Decode<MySql>>::decode(raw).map(Value::Date),
+        #[cfg(feature = "chrono")]
+        "TIME" => <chrono::NaiveTime as Decode<MySql>>::decode(raw).map(Value::Time),
+        #[cfg(not(feature = "chrono"))]
+        other @ ("TIMESTAMP" | "DATETIME" | "DATE" | "TIME") => {
+            return Err(needs_feature(column, other, "chrono", "CAST(x AS CHAR)"));
+        }
+        // The binary protocol sends DECIMAL as text: without the
+        // `rust_decimal` feature, it reads as text.
+        #[cfg(not(feature = "rust_decimal"))]
+        "DECIMAL" => mysql_text(raw),
+        "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" | "JSON" => {
+            mysql_text(raw)
         }
         "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BINARY" | "VARBINARY" | "BIT" => {
             <Vec<u8> as Decode<MySql>>::decode(raw).map(Value::Bytes)
@@ -550,11 +720,30 @@ fn mysql_value(column: &str, raw: sqlx::mysql::MySqlValueRef<'_>) -> Result<Valu
     decoded.map_err(|e| decode_error(column, e))
 }
 
+#[cfg(feature = "mysql")]
+fn mysql_text(raw: sqlx::mysql::MySqlValueRef<'_>) -> std::result::Result<Value, BoxDynError> {
+    <&[u8] as Decode<MySql>>::decode(raw)
+        .and_then(|b| std::str::from_utf8(b).map(str::to_owned).map_err(Into::into))
+        .map(Value::Text)
+}
+
 #[cfg(feature = "sqlite")]
-fn sqlite_value(column: &str, raw: sqlx::sqlite::SqliteValueRef<'_>) -> Result<Value> {
+fn sqlite_value(row: &sqlx::sqlite::SqliteRow, position: usize, column: &sqlx::sqlite::SqliteColumn) -> Result<Value> {
+    let raw = raw_value(row, position, column.name())?;
     if raw.is_null() {
         return Ok(Value::Null);
     }
+    // A column declared DATETIME/TIMESTAMP, DATE or TIME holds text (or a
+    // number) that reads as its time type when it parses as one (text
+    // without an offset is UTC, as SQLite's date functions write it);
+    // anything else keeps its storage class.
+    #[cfg(feature = "chrono")]
+    if let Some(value) = super::value_types::sqlite_time(column.type_info().name(), || {
+        raw_value(row, position, column.name()).ok()
+    }) {
+        return Ok(value);
+    }
+    let column = column.name();
     // SQLite types values, not columns: read by the value's storage class.
     let type_info = raw.type_info().into_owned();
     let decoded: std::result::Result<Value, BoxDynError> = match type_info.name() {
@@ -590,6 +779,12 @@ impl Value {
         match self {
             Value::Text(s) => s.len() + 4,
             Value::Bytes(b) => b.len() + 4,
+            #[cfg(feature = "uuid")]
+            Value::Uuid(_) => 40,
+            #[cfg(feature = "rust_decimal")]
+            Value::Decimal(_) => 40,
+            #[cfg(feature = "chrono")]
+            Value::Timestamp(_) | Value::TimestampTz(_) => 32,
             _ => 8,
         }
     }
@@ -609,6 +804,18 @@ impl Encode<'_, Postgres> for Value {
             Value::Float(v) => <f64 as Encode<Postgres>>::encode_by_ref(v, buf),
             Value::Text(v) => <&str as Encode<Postgres>>::encode_by_ref(&v.as_str(), buf),
             Value::Bytes(v) => <&[u8] as Encode<Postgres>>::encode_by_ref(&v.as_slice(), buf),
+            #[cfg(feature = "chrono")]
+            Value::Timestamp(v) => <chrono::NaiveDateTime as Encode<Postgres>>::encode_by_ref(v, buf),
+            #[cfg(feature = "chrono")]
+            Value::TimestampTz(v) => <chrono::DateTime<chrono::Utc> as Encode<Postgres>>::encode_by_ref(v, buf),
+            #[cfg(feature = "chrono")]
+            Value::Date(v) => <chrono::NaiveDate as Encode<Postgres>>::encode_by_ref(v, buf),
+            #[cfg(feature = "chrono")]
+            Value::Time(v) => <chrono::NaiveTime as Encode<Postgres>>::encode_by_ref(v, buf),
+            #[cfg(feature = "uuid")]
+            Value::Uuid(v) => <uuid::Uuid as Encode<Postgres>>::encode_by_ref(v, buf),
+            #[cfg(feature = "rust_decimal")]
+            Value::Decimal(v) => <rust_decimal::Decimal as Encode<Postgres>>::encode_by_ref(v, buf),
         }
     }
     fn produces(&self) -> Option<PgTypeInfo> {
@@ -619,6 +826,18 @@ impl Encode<'_, Postgres> for Value {
             Value::Float(_) => <f64 as Type<Postgres>>::type_info(),
             Value::Text(_) => <&str as Type<Postgres>>::type_info(),
             Value::Bytes(_) => <&[u8] as Type<Postgres>>::type_info(),
+            #[cfg(feature = "chrono")]
+            Value::Timestamp(_) => <chrono::NaiveDateTime as Type<Postgres>>::type_info(),
+            #[cfg(feature = "chrono")]
+            Value::TimestampTz(_) => <chrono::DateTime<chrono::Utc> as Type<Postgres>>::type_info(),
+            #[cfg(feature = "chrono")]
+            Value::Date(_) => <chrono::NaiveDate as Type<Postgres>>::type_info(),
+            #[cfg(feature = "chrono")]
+            Value::Time(_) => <chrono::NaiveTime as Type<Postgres>>::type_info(),
+            #[cfg(feature = "uuid")]
+            Value::Uuid(_) => <uuid::Uuid as Type<Postgres>>::type_info(),
+            #[cfg(feature = "rust_decimal")]
+            Value::Decimal(_) => <rust_decimal::Decimal as Type<Postgres>>::type_info(),
         })
     }
 }
@@ -647,6 +866,24 @@ impl Encode<'_, MySql> for Value {
             Value::Float(v) => <f64 as Encode<MySql>>::encode_by_ref(v, buf),
             Value::Text(v) => <&str as Encode<MySql>>::encode_by_ref(&v.as_str(), buf),
             Value::Bytes(v) => <&[u8] as Encode<MySql>>::encode_by_ref(&v.as_slice(), buf),
+            #[cfg(feature = "chrono")]
+            Value::Timestamp(v) => <chrono::NaiveDateTime as Encode<MySql>>::encode_by_ref(v, buf),
+            #[cfg(feature = "chrono")]
+            Value::TimestampTz(v) => <chrono::DateTime<chrono::Utc> as Encode<MySql>>::encode_by_ref(v, buf),
+            #[cfg(feature = "chrono")]
+            Value::Date(v) => <chrono::NaiveDate as Encode<MySql>>::encode_by_ref(v, buf),
+            #[cfg(feature = "chrono")]
+            Value::Time(v) => <chrono::NaiveTime as Encode<MySql>>::encode_by_ref(v, buf),
+            // Text, for CHAR(36) and MariaDB's UUID columns alike (a
+            // BINARY(16) column takes `Value::Bytes(uuid.as_bytes().to_vec())`).
+            #[cfg(feature = "uuid")]
+            Value::Uuid(v) => {
+                let mut text = uuid::Uuid::encode_buffer();
+                let text: &str = v.hyphenated().encode_lower(&mut text);
+                <&str as Encode<MySql>>::encode_by_ref(&text, buf)
+            }
+            #[cfg(feature = "rust_decimal")]
+            Value::Decimal(v) => <rust_decimal::Decimal as Encode<MySql>>::encode_by_ref(v, buf),
         }
     }
     fn produces(&self) -> Option<MySqlTypeInfo> {
@@ -656,6 +893,18 @@ impl Encode<'_, MySql> for Value {
             Value::Int(_) => <i64 as Type<MySql>>::type_info(),
             Value::Float(_) => <f64 as Type<MySql>>::type_info(),
             Value::Bytes(_) => <&[u8] as Type<MySql>>::type_info(),
+            #[cfg(feature = "chrono")]
+            Value::Timestamp(_) => <chrono::NaiveDateTime as Type<MySql>>::type_info(),
+            #[cfg(feature = "chrono")]
+            Value::TimestampTz(_) => <chrono::DateTime<chrono::Utc> as Type<MySql>>::type_info(),
+            #[cfg(feature = "chrono")]
+            Value::Date(_) => <chrono::NaiveDate as Type<MySql>>::type_info(),
+            #[cfg(feature = "chrono")]
+            Value::Time(_) => <chrono::NaiveTime as Type<MySql>>::type_info(),
+            #[cfg(feature = "uuid")]
+            Value::Uuid(_) => <&str as Type<MySql>>::type_info(),
+            #[cfg(feature = "rust_decimal")]
+            Value::Decimal(_) => <rust_decimal::Decimal as Type<MySql>>::type_info(),
         })
     }
 }
@@ -687,6 +936,11 @@ impl<'q> Encode<'q, Sqlite> for Value {
             Value::Float(v) => <f64 as Encode<Sqlite>>::encode_by_ref(v, buf),
             Value::Text(v) => <String as Encode<Sqlite>>::encode_by_ref(v, buf),
             Value::Bytes(v) => <Vec<u8> as Encode<Sqlite>>::encode_by_ref(v, buf),
+            // Text, as SQLite's date functions and sqlx write it: an instant
+            // as UTC without an offset, so that it compares with
+            // `CURRENT_TIMESTAMP`.
+            #[cfg(any(feature = "chrono", feature = "uuid", feature = "rust_decimal"))]
+            other => <String as Encode<Sqlite>>::encode(super::value_types::sqlite_text(other), buf),
         }
     }
 }

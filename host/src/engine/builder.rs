@@ -59,6 +59,7 @@ pub struct EngineBuilder {
     limits: RouterLimits,
     compiled_cache: Option<PathBuf>,
     read_failure: ReadFailure,
+    portable_sql: bool,
     transaction_routing: TransactionRouting,
     factory: Option<ConnectionFactory>,
     health_interval: Option<Duration>,
@@ -95,6 +96,7 @@ impl EngineBuilder {
             limits: RouterLimits::default(),
             compiled_cache: None,
             read_failure: ReadFailure::default(),
+            portable_sql: false,
             transaction_routing: TransactionRouting::default(),
             factory: None,
             health_interval: None,
@@ -311,6 +313,30 @@ impl EngineBuilder {
         self
     }
 
+    /// Makes every routed operation, and every handle
+    /// [`Engine::connection`] gives, take portable placeholders: `$1`,
+    /// `$2`… on every backend, translated for MySQL/MariaDB (see
+    /// [`Connection::portable`](crate::Connection::portable); off by
+    /// default, and per operation with [`Routed::portable`](crate::Routed::portable)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// let engine = dbroute::Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .portable_sql(true)
+    ///     .build()
+    ///     .await?;
+    /// assert!(engine.connection("default")?.is_portable());
+    /// # Ok(()) }
+    /// ```
+    pub fn portable_sql(mut self, portable: bool) -> Self {
+        self.portable_sql = portable;
+        self
+    }
+
     /// What the router is asked inside a transaction (see
     /// [`TransactionRouting`]; by default a write the router would send to
     /// another connection is an error).
@@ -435,6 +461,7 @@ impl EngineBuilder {
                 limits: self.limits,
                 compiled_cache: self.compiled_cache,
                 read_failure: self.read_failure,
+                portable_sql: self.portable_sql,
                 transaction_routing: self.transaction_routing,
                 closed: AtomicBool::new(false),
                 factory: self.factory,

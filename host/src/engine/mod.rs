@@ -52,6 +52,8 @@ struct EngineInner {
     compiled_cache: Option<PathBuf>,
     read_failure: ReadFailure,
     transaction_routing: TransactionRouting,
+    /// Whether routed operations and handles take portable placeholders.
+    portable_sql: bool,
     closed: AtomicBool,
     factory: Option<ConnectionFactory>,
     route_stats: Option<RouteStats>,
@@ -160,13 +162,20 @@ impl Engine {
         let name = ConnectionName::new(name)?;
         if let Some(tx) = transaction::current() {
             self.check_joins(&tx, name)?;
-            return Ok(Connection::new(tx.entry.clone(), Some(tx)));
+            return Ok(Connection::new(tx.entry.clone(), Some(tx)).with_portable(self.inner.portable_sql));
         }
         let registry = self.inner.registry.snapshot();
         let entry = registry
             .get(&name)
             .ok_or_else(|| registry.unknown(name, "connection()"))?;
-        Ok(Connection::new(entry.clone(), None))
+        Ok(Connection::new(entry.clone(), None).with_portable(self.inner.portable_sql))
+    }
+
+    /// Whether routed operations and the handles [`Engine::connection`]
+    /// gives take portable placeholders (see
+    /// [`EngineBuilder::portable_sql`]).
+    pub fn portable_sql(&self) -> bool {
+        self.inner.portable_sql
     }
 
     /// What a read does when its router faults or its connection cannot
