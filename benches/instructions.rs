@@ -10,7 +10,9 @@
 //! Ways (`DBROUTE_IR_WAY`): `raw` (sqlx on the pool), `handle` (a
 //! `Connection` handle), `routed` (a routed read, the Rust reference router
 //! with its answer cache), `routed-uncached` (without it), `typed` (a routed
-//! read's connection, then sqlx's `query_as` on its pool). Backend
+//! read's connection, then sqlx's `query_as` on its pool), `handle-as` (a
+//! typed read on the handle: `fetch_one_as` into a struct, through serde),
+//! `routed-as` (the same, routed). Backend
 //! (`DBROUTE_IR_BACKEND`): `sqlite` (in memory) or `postgres`
 //! (`DBROUTE_IR_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`).
 
@@ -22,6 +24,14 @@ use dbroute::{DbPool, Engine, Model, params};
 #[derive(Model)]
 #[dbroute(table = "dbroute_ir_users", app = "auth")]
 struct User;
+
+/// The row, as a typed read gives it.
+#[derive(serde::Deserialize)]
+struct UserRow {
+    #[allow(dead_code)]
+    id: i64,
+    name: String,
+}
 
 fn main() {
     let way = std::env::var("DBROUTE_IR_WAY").unwrap_or_else(|_| "handle".into());
@@ -89,7 +99,7 @@ async fn set_up(way: &str, backend: &str, warm_up: usize) -> SetUp {
         .add_connection("analytics", &url, settings)
         .await
         .expect("analytics");
-    if way != "raw" && way != "handle" {
+    if !matches!(way, "raw" | "handle" | "handle-as") {
         let router = engine
             .load_router(
                 WasmRouter::named("reference")
@@ -139,6 +149,18 @@ async fn query(way: &str, engine: &Engine, replica: &dbroute::Connection, select
             .await
             .expect("select")
             .get(1),
+        "handle-as" => {
+            let row: UserRow = replica.fetch_one_as(sql(), &params![1]).await.expect("select");
+            row.name
+        }
+        "routed-as" => {
+            let row: UserRow = engine
+                .read::<User>()
+                .fetch_one_as(sql(), &params![1])
+                .await
+                .expect("select");
+            row.name
+        }
         "typed" => {
             let connection = engine.read::<User>().connection().expect("routed");
             raw(connection.pool(), select).await

@@ -27,7 +27,7 @@ count() { # backend way
 printf '%-9s %-16s %12s %10s\n' backend way instructions "over raw"
 for backend in sqlite postgres; do
   raw=
-  for way in raw handle routed routed-uncached typed; do
+  for way in raw handle routed routed-uncached typed handle-as routed-as; do
     # The warm-up's queries run in the same future: counted too.
     per=$(( $(count "$backend" "$way") / (n + warm_up) ))
     [ -z "$raw" ] && raw=$per
