@@ -232,6 +232,7 @@ impl FromValue for rust_decimal::Decimal {
 
 #[cfg(test)]
 mod tests {
+    #[allow(unused_imports)]
     use super::*;
 
     #[cfg(feature = "chrono")]
@@ -294,6 +295,41 @@ mod tests {
         assert_eq!(Decimal::from_value(&Value::Float(12.5)), Ok(Decimal::new(125, 1)));
         assert_eq!(Decimal::from_value(&Value::Int(3)), Ok(Decimal::from(3)));
         assert_eq!(f64::from_value(&Value::Decimal(Decimal::new(1250, 2))), Ok(12.5));
+    }
+
+    /// Without the value features, PostgreSQL's timestamp, UUID and
+    /// numeric columns are errors that name the feature (CI runs this in
+    /// its PostgreSQL-only build).
+    #[cfg(all(
+        feature = "postgres",
+        not(any(feature = "chrono", feature = "uuid", feature = "rust_decimal"))
+    ))]
+    #[tokio::test]
+    async fn without_its_feature_a_column_names_the_feature() {
+        let engine = crate::Engine::builder()
+            .connection("default", "postgres://postgres@127.0.0.1:5432/test")
+            .build()
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
+        let row = engine
+            .connection("default")
+            .unwrap()
+            .fetch_one(
+                "SELECT now() AS created_at, gen_random_uuid() AS id, 1.5::numeric AS price, 'ok' AS fine",
+                &[],
+            )
+            .await
+            .unwrap();
+        for (column, feature) in [("created_at", "chrono"), ("id", "uuid"), ("price", "rust_decimal")] {
+            let e = row.try_get::<String, _>(column).unwrap_err().to_string();
+            assert!(e.contains(column) && e.contains(&format!("`{feature}` feature")), "{e}");
+        }
+        assert_eq!(row.get::<String, _>("fine"), "ok");
+        let e = row
+            .deserialize::<(String, String, String, String)>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`chrono` feature"), "{e}");
     }
 
     #[test]
