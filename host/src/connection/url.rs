@@ -19,7 +19,9 @@ pub enum Backend {
 
 impl Backend {
     /// The bind-parameter placeholder for the `n`th parameter (1-based):
-    /// `$1` on PostgreSQL and SQLite, `?` on MySQL.
+    /// `$1` on PostgreSQL and SQLite, `?` on MySQL. For SQL built as text;
+    /// SQL written once for every backend can use `$1` everywhere on a
+    /// [portable](crate::Connection::portable) handle instead.
     ///
     /// # Examples
     ///
