@@ -79,6 +79,9 @@ struct ConfigFile {
     read_failure: ReadFailure,
     #[serde(default)]
     transaction_routing: TransactionRouting,
+    /// Whether routed SQL takes portable placeholders (`$1` everywhere).
+    #[serde(default)]
+    portable_sql: bool,
     #[serde(default)]
     router_limits: LimitsConfig,
     /// A folder for compiled routers (relative to the file).
@@ -251,6 +254,7 @@ impl Config {
         let mut builder = Engine::builder()
             .read_failure(self.file.read_failure)
             .transaction_routing(self.file.transaction_routing)
+            .portable_sql(self.file.portable_sql)
             .router_limits(self.router_limits());
         if let Some(dir) = &self.file.compiled_router_cache {
             builder = builder.compiled_router_cache(self.base.join(dir));
@@ -401,6 +405,20 @@ mod tests {
                 "the key `{key}` has no example"
             );
         }
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn portable_sql_is_set_from_the_file() {
+        let text = "portable_sql = true\n[connections.default]\nurl = \"sqlite::memory:\"\n";
+        let engine = Config::from_toml_str(text, Path::new("."))
+            .unwrap()
+            .builder()
+            .build()
+            .await
+            .unwrap();
+        assert!(engine.portable_sql());
+        assert!(engine.connection("default").unwrap().is_portable());
     }
 
     #[test]
