@@ -11,6 +11,8 @@ mod example_routers;
 mod hot_swap;
 mod lag_conformance;
 mod lag_routing;
+mod mariadb_replica_server;
+mod mariadb_replicas;
 mod pg_server;
 mod portable_sql;
 mod provisioning;

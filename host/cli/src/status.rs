@@ -91,6 +91,9 @@ fn lag(lag: Option<&ReplicaLag>) -> String {
     if let Some(bytes) = lag.bytes_behind {
         parts.push(format!("{bytes} B"));
     }
+    if let Some(transactions) = lag.transactions_behind {
+        parts.push(format!("{transactions} transactions"));
+    }
     if let Some(time) = lag.time_behind {
         parts.push(format!("{:.1} s", time.as_secs_f64()));
     }
@@ -110,6 +113,7 @@ fn lag_json(lag: &ReplicaLag) -> serde_json::Value {
         .map_or(0, |d| d.as_millis() as u64);
     json!({
         "bytes_behind": lag.bytes_behind,
+        "transactions_behind": lag.transactions_behind,
         "time_behind_ms": lag.time_behind.map(|d| d.as_millis() as u64),
         "replay_paused": lag.replay_paused,
         "measured_at_unix_ms": measured_at_ms,

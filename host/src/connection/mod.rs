@@ -2,6 +2,7 @@
 //! SQL, and replicas.
 
 pub(crate) mod dispatch;
+pub(crate) mod gtid;
 pub(crate) mod handle;
 pub(crate) mod lent;
 pub(crate) mod pool;

@@ -1,7 +1,8 @@
 //! Replicas: which connection streams from which ([`Role`]), the checks a
 //! declaration must pass when the engine is built, and measuring how far a
 //! replica is behind its primary ([`ReplicaLag`]): on PostgreSQL from WAL
-//! positions, on MySQL/MariaDB from `SHOW REPLICA STATUS`.
+//! positions, on MySQL/MariaDB from `SHOW REPLICA STATUS` (and, on
+//! MariaDB, from GTID positions).
 //!
 //! Measuring runs statements on both connections' pools; it is never on
 //! the routing path (the engine measures in the background, or when
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::gtid;
 use super::handle::Connection;
 use super::registry::ConnectionEntry;
 use super::url::Backend;
@@ -90,8 +92,15 @@ pub struct ReplicaLag {
     /// and the replica's `pg_last_wal_replay_lsn()`, read in that order (0
     /// when the replica caught up in between). `0`: it has replayed
     /// everything the primary had written. MySQL/MariaDB: always `None`
-    /// (not measured).
+    /// (see `transactions_behind`).
     pub bytes_behind: Option<u64>,
+    /// MariaDB: how many transactions of the primary's GTID domain the
+    /// replica has still to apply: the sequence number of the primary's
+    /// `@@gtid_binlog_pos` in its `@@gtid_domain_id`, less that of the
+    /// replica's `@@gtid_slave_pos`, read in that order (0 when the
+    /// replica caught up in between). `0`: it has applied every
+    /// transaction the primary had written. PostgreSQL and MySQL: `None`.
+    pub transactions_behind: Option<u64>,
     /// PostgreSQL: the time since the last transaction the replica
     /// replayed was committed on the primary (`now() -
     /// pg_last_xact_replay_timestamp()`); `None` before the replica has
@@ -107,8 +116,9 @@ pub struct ReplicaLag {
     /// Why the measurement failed: the replica or its primary could not be
     /// reached in time, or the replica is not one. Never holds credentials.
     pub error: Option<String>,
-    /// PostgreSQL: the primary's position and the replica's replayed one,
-    /// as read (for read-your-writes).
+    /// The primary's position and the replica's replayed one, as read
+    /// (for read-your-writes): PostgreSQL WAL positions, MariaDB sequence
+    /// numbers in the primary's GTID domain.
     pub(crate) positions: Option<(u64, u64)>,
 }
 
@@ -118,12 +128,23 @@ impl ReplicaLag {
         self.error.is_none()
     }
 
+    /// Whether the replica had something left to replay, as far as the
+    /// positions tell (`None`: the backend reports no positions, MySQL).
+    pub(crate) fn has_to_replay(&self) -> Option<bool> {
+        match (self.bytes_behind, self.transactions_behind) {
+            (Some(bytes), _) => Some(bytes > 0),
+            (None, Some(transactions)) => Some(transactions > 0),
+            (None, None) => None,
+        }
+    }
+
     fn failed(replica: ConnectionName, primary: ConnectionName, error: String) -> Self {
         ReplicaLag {
             replica,
             primary,
             measured_at: SystemTime::now(),
             bytes_behind: None,
+            transactions_behind: None,
             time_behind: None,
             replay_paused: None,
             error: Some(error),
@@ -136,6 +157,7 @@ impl ReplicaLag {
 #[derive(Debug, Default)]
 struct Reading {
     bytes_behind: Option<u64>,
+    transactions_behind: Option<u64>,
     time_behind: Option<Duration>,
     replay_paused: Option<bool>,
     positions: Option<(u64, u64)>,
@@ -262,7 +284,7 @@ pub(crate) async fn measure(
     let deadline = tokio::time::Instant::now() + timeout;
     let reading = match replica.url().backend() {
         Backend::Postgres => postgres(&replica_conn, &primary_conn, deadline, timeout).await,
-        Backend::MySql => mysql(&replica_conn, deadline, timeout).await,
+        Backend::MySql => mysql(&replica_conn, &primary_conn, deadline, timeout).await,
         // Refused when the engine is built.
         Backend::Sqlite => Err("SQLite has no replication".to_owned()),
     };
@@ -272,6 +294,7 @@ pub(crate) async fn measure(
             primary: primary.name(),
             measured_at: SystemTime::now(),
             bytes_behind: reading.bytes_behind,
+            transactions_behind: reading.transactions_behind,
             time_behind: reading.time_behind,
             replay_paused: reading.replay_paused,
             error: None,
@@ -342,6 +365,7 @@ async fn postgres(
     let since_replay: Option<f64> = row.try_get("since_replay").map_err(text)?;
     Ok(Reading {
         bytes_behind: Some(upstream.saturating_sub(replayed)),
+        transactions_behind: None,
         // A clock behind the primary's would make it negative.
         time_behind: since_replay.map(|s| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)),
         replay_paused: row.try_get("paused").map_err(text)?,
@@ -351,12 +375,21 @@ async fn postgres(
 
 /// `SHOW REPLICA STATUS` (MariaDB 10.5.1 and later, MySQL 8.0.22 and
 /// later), whose columns are named after masters and slaves on MariaDB and
-/// after sources and replicas on MySQL.
+/// after sources and replicas on MySQL; on MariaDB, first the primary's
+/// GTID position (`@@gtid_binlog_pos`, in its `@@gtid_domain_id`), then
+/// the replica's (`@@gtid_slave_pos`), as on PostgreSQL: a replica that
+/// applies between the two reads shows less lag, never more.
 async fn mysql(
     replica: &Connection,
+    primary: &Connection,
     deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> std::result::Result<Reading, String> {
+    let upstream = within(deadline, timeout, primary, gtid::binlog_position(primary)).await?;
+    let applied = match upstream {
+        Some((domain, _)) => within(deadline, timeout, replica, gtid::applied(replica, domain)).await?,
+        None => None,
+    };
     let row = replica.fetch_optional("SHOW REPLICA STATUS", &[]);
     let row = within(deadline, timeout, replica, row).await?;
     let Some(row) = row else {
@@ -373,11 +406,13 @@ async fn mysql(
     };
     let seconds = column(&["Seconds_Behind_Master", "Seconds_Behind_Source"]).and_then(|v| unsigned(&v));
     let sql_running = column(&["Slave_SQL_Running", "Replica_SQL_Running"]).and_then(|v| text(&v));
+    let positions = upstream.zip(applied).map(|((_, upstream), applied)| (upstream, applied));
     Ok(Reading {
         bytes_behind: None,
+        transactions_behind: positions.map(|(upstream, applied)| upstream.saturating_sub(applied)),
         time_behind: seconds.map(Duration::from_secs),
         replay_paused: sql_running.map(|running| !running.eq_ignore_ascii_case("yes")),
-        positions: None,
+        positions,
     })
 }
 

@@ -618,7 +618,7 @@ impl Engine {
         let Some(since) = self.consistency().behind_since.get(&replica.name()) else {
             return;
         };
-        let behind = lag.bytes_behind != Some(0);
+        let behind = lag.has_to_replay() != Some(false);
         let now = process_millis().max(1);
         if !behind {
             since.store(0, Ordering::Relaxed);
@@ -636,7 +636,7 @@ impl Engine {
             None if lag.replay_paused == Some(true) => Duration::MAX,
             None => Duration::ZERO,
         };
-        let over = behind && time > max && (lag.bytes_behind.is_none() || behind_for > max);
+        let over = behind && time > max && (lag.has_to_replay().is_none() || behind_for > max);
         if over != node.over_limit() {
             tracing::warn!(
                 replica = %replica.name(),

@@ -77,15 +77,16 @@ impl ConnectionState {
     }
 
     /// The lag a router is told for a replica's last measurement (`None`:
-    /// not measured yet): nothing when it failed; 0 ms when no byte is left
-    /// to replay (PostgreSQL's time since the last replayed transaction
-    /// grows on an idle primary although the replica is not behind).
+    /// not measured yet): nothing when it failed; 0 ms when no byte (no
+    /// transaction, MariaDB) is left to replay (PostgreSQL's time since the
+    /// last replayed transaction grows on an idle primary although the
+    /// replica is not behind).
     pub(crate) fn with_measurement(self, lag: Option<&ReplicaLag>) -> Self {
         let Some(lag) = lag.filter(|lag| lag.is_known()) else {
             return self.with_lag(None, None);
         };
-        let ms = match lag.bytes_behind {
-            Some(0) => Some(0),
+        let ms = match lag.has_to_replay() {
+            Some(false) => Some(0),
             _ => lag
                 .time_behind
                 .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
