@@ -175,6 +175,7 @@ mod tests {
             primary: ConnectionName::DEFAULT,
             measured_at: SystemTime::now(),
             bytes_behind: bytes,
+            transactions_behind: None,
             time_behind: time,
             replay_paused: Some(false),
             error: error.map(str::to_owned),
@@ -217,6 +218,14 @@ mod tests {
         );
         // Nothing replayed since it started: the bytes alone.
         assert_eq!(lag(Some(measured(Some(64), None, None))), (None, Some(64)));
+        // MariaDB: no transaction left to apply is 0 ms; some left, its
+        // seconds behind.
+        let maria = |transactions, time| ReplicaLag {
+            transactions_behind: Some(transactions),
+            ..measured(None, time, None)
+        };
+        assert_eq!(lag(Some(maria(0, Some(Duration::from_secs(4))))), (Some(0), None));
+        assert_eq!(lag(Some(maria(2, Some(Duration::from_secs(4))))), (Some(4000), None));
     }
 
     #[test]
