@@ -19,7 +19,7 @@ pub(crate) mod tracker;
 use std::time::Duration;
 
 pub use token::CausalToken;
-pub(crate) use token::Position;
+pub(crate) use token::{Kind, Position};
 
 tokio::task_local! {
     /// The tokens the current task's reads wait for.

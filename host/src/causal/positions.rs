@@ -1,16 +1,20 @@
-//! Reading WAL positions and system identifiers on PostgreSQL, and what
-//! happens around a write on a cluster's primary: failing fast when it is
-//! known down, and keeping the position of the write once it committed.
+//! Reading positions and cluster identities (PostgreSQL: WAL positions and
+//! system identifiers; MariaDB: GTID sequence numbers, and the primary's
+//! domain and server id), and what happens around a write on a cluster's
+//! primary: failing fast when it is known down, and keeping the position
+//! of the write once it committed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::tracker::{CausalRole, Cluster};
+use crate::connection::gtid;
 use crate::connection::handle::Connection;
 use crate::connection::pool::connect_error;
 use crate::connection::registry::ConnectionEntry;
 use crate::connection::replication::parse_lsn;
 use crate::connection::stats::Health;
+use crate::connection::url::Backend;
 use crate::error::{Error, Result};
 
 /// How long a probe of a primary known to be down may take.
@@ -24,10 +28,21 @@ fn lsn_of(row: &crate::Row, column: &str, on: &Connection) -> Result<u64> {
     })
 }
 
-/// The primary's current WAL position (`pg_current_wal_lsn()`: with
-/// `synchronous_commit` on, at or past the end of every transaction
-/// committed before), and its system identifier when `with_system_id`.
-pub(crate) async fn current(primary: &Connection, with_system_id: bool) -> Result<(u64, Option<u64>)> {
+/// The primary's current position, and the cluster's identity when
+/// `with_system_id` (MariaDB: always). PostgreSQL: `pg_current_wal_lsn()`
+/// (with `synchronous_commit` on, at or past the end of every transaction
+/// committed before). MariaDB: the sequence number of `@@gtid_binlog_pos`
+/// in the primary's `@@gtid_domain_id` (at or past every transaction
+/// committed before: the binary log is written before a commit returns).
+pub(crate) async fn current(
+    primary: &Connection,
+    cluster: &Cluster,
+    with_system_id: bool,
+) -> Result<(u64, Option<u64>)> {
+    if cluster.backend != Backend::Postgres {
+        let (id, sequence) = gtid::identity_and_position(primary).await?;
+        return Ok((sequence, Some(id)));
+    }
     if with_system_id {
         let row = primary
             .fetch_one(
@@ -45,16 +60,32 @@ pub(crate) async fn current(primary: &Connection, with_system_id: bool) -> Resul
     }
 }
 
-/// The WAL position a replica has replayed (`pg_last_wal_replay_lsn()`).
-pub(crate) async fn replayed(replica: &Connection) -> Result<u64> {
+/// The position a replica has replayed: PostgreSQL's
+/// `pg_last_wal_replay_lsn()`, MariaDB's `@@gtid_slave_pos` in the
+/// cluster's domain.
+pub(crate) async fn replayed(replica: &Connection, cluster: &Cluster) -> Result<u64> {
+    if cluster.backend != Backend::Postgres {
+        let domain = cluster.system_id.get().map_or(0, |id| gtid::domain_of(*id));
+        return gtid::applied(replica, domain).await?.ok_or_else(|| Error::Config {
+            origin: format!("connection `{}`", replica.name()),
+            message: "the server has no @@gtid_slave_pos: read-your-writes on MySQL/MariaDB needs MariaDB's GTIDs; \
+                      turn read-your-writes off for this engine"
+                .to_owned(),
+        });
+    }
     let row = replica
         .fetch_one("SELECT pg_last_wal_replay_lsn()::text AS lsn", &[])
         .await?;
     lsn_of(&row, "lsn", replica)
 }
 
-/// A server's system identifier (the same on a primary and its replicas).
-pub(crate) async fn system_id(on: &Connection) -> Result<u64> {
+/// A cluster's identity, asked of `on`: PostgreSQL's system identifier
+/// (the same on a primary and its replicas); MariaDB's domain and server
+/// id (the primary's only: ask nothing else).
+pub(crate) async fn system_id(on: &Connection, cluster: &Cluster) -> Result<u64> {
+    if cluster.backend != Backend::Postgres {
+        return Ok(gtid::identity_and_position(on).await?.0);
+    }
     let row = on
         .fetch_one("SELECT system_identifier AS id FROM pg_control_system()", &[])
         .await?;
@@ -64,8 +95,8 @@ pub(crate) async fn system_id(on: &Connection) -> Result<u64> {
 
 /// After a write committed on `entry` (an autocommit statement, or a
 /// transaction's commit): when it is a cluster's primary whose writes are
-/// followed, reads its WAL position (one round trip; the system identifier
-/// too, the first time) and keeps it for the current task. Never fails:
+/// followed, reads its position (one round trip; the cluster's identity
+/// too, the first time, and on MariaDB each time, in the same statement) and keeps it for the current task. Never fails:
 /// the write is done; a position that cannot be read is logged and
 /// counted, and that write is not waited for.
 pub(crate) async fn after_write(entry: &Arc<ConnectionEntry>) {
@@ -76,7 +107,16 @@ pub(crate) async fn after_write(entry: &Arc<ConnectionEntry>) {
         return;
     }
     let primary = Connection::new(entry.clone(), None);
-    match current(&primary, !cluster.system_id.initialized()).await {
+    match current(&primary, cluster, !cluster.system_id.initialized()).await {
+        // A MariaDB primary without a binary log: no GTID to wait for.
+        Ok((0, _)) => lost(
+            cluster,
+            &Error::Config {
+                origin: format!("connection `{}`", cluster.primary),
+                message: "its @@gtid_binlog_pos is empty: the primary of a replica needs a binary log (--log-bin)"
+                    .to_owned(),
+            },
+        ),
         Ok((lsn, id)) => {
             if let Some(id) = id {
                 let _ = cluster.system_id.set(id);
@@ -92,7 +132,7 @@ fn lost(cluster: &Cluster, error: &Error) {
     cluster.counters.positions_lost.increment();
     tracing::warn!(
         connection = %cluster.primary,
-        "a write committed, but its WAL position could not be read: reads may not see it on a replica: {error}"
+        "a write committed, but its position could not be read: reads may not see it on a replica: {error}"
     );
 }
 

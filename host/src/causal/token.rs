@@ -1,12 +1,25 @@
 //! The causal token's format: what a service hands its client after a
 //! write, and accepts back. Opaque to the client, versioned, and holding no
-//! credential: the WAL position a read must wait for, per database cluster
-//! (named by its PostgreSQL system identifier).
+//! credential: the position a read must wait for, per database cluster
+//! (PostgreSQL: a WAL position, the cluster named by its system
+//! identifier; MariaDB: a GTID sequence number, the primary named by its
+//! GTID domain and server id).
 //!
-//! Bytes, then base64url without padding:
+//! Bytes, then base64url without padding. Version 1, written when every
+//! position is PostgreSQL's (so that a build that reads only version 1
+//! reads it):
 //!
 //! ```text
-//! version (1) | count n (1..=8) | n × (system identifier u64 BE, WAL position u64 BE) | FNV-1a 32 BE of all before
+//! 1 | count n (1..=8) | n × (system identifier u64 BE, WAL position u64 BE) | FNV-1a 32 BE of all before
+//! ```
+//!
+//! Version 2, written when a position is MariaDB's; each position says
+//! its kind (1: PostgreSQL, as above; 2: MariaDB, the identity being the
+//! GTID domain in the high 32 bits and the primary's server id in the low
+//! ones, the position a sequence number in that domain):
+//!
+//! ```text
+//! 2 | count n (1..=8) | n × (kind u8, identity u64 BE, position u64 BE) | FNV-1a 32 BE of all before
 //! ```
 //!
 //! The checksum catches a token damaged or cut on its way (a cookie
@@ -16,26 +29,54 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// The format version this build writes and reads.
+/// The format version of tokens of PostgreSQL positions only.
 pub(crate) const VERSION: u8 = 1;
+
+/// The format version of tokens with a kind per position (any MariaDB
+/// position). This build reads both.
+pub(crate) const VERSION_KINDS: u8 = 2;
 
 /// The most clusters one token names.
 pub(crate) const MAX_POSITIONS: usize = 8;
 
 /// A token longer than this is refused before it is decoded.
-const MAX_LEN: usize = 4 * (2 + MAX_POSITIONS * 16 + 4).div_ceil(3);
+const MAX_LEN: usize = 4 * (2 + MAX_POSITIONS * 17 + 4).div_ceil(3);
 
-/// One cluster's position in a token: its system identifier and the WAL
-/// position a read must have replayed.
+/// What a position counts in, and what names its cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Kind {
+    /// PostgreSQL: a WAL position, the cluster's system identifier.
+    Wal = 1,
+    /// MariaDB: a GTID sequence number in one domain, the primary's domain
+    /// and server id.
+    Gtid = 2,
+}
+
+impl Kind {
+    fn from_byte(byte: u8) -> Option<Kind> {
+        match byte {
+            1 => Some(Kind::Wal),
+            2 => Some(Kind::Gtid),
+            _ => None,
+        }
+    }
+}
+
+/// One cluster's position in a token: its kind, its identity (PostgreSQL:
+/// the system identifier; MariaDB: domain and server id) and the position
+/// a read must have replayed (a WAL position, a GTID sequence number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Position {
+    pub(crate) kind: Kind,
     pub(crate) system_id: u64,
     pub(crate) lsn: u64,
 }
 
-/// A read-your-writes token: after a write, the WAL position of each
-/// database cluster written to (PostgreSQL: a commit's position on the
-/// primary), bound to that cluster's system identifier.
+/// A read-your-writes token: after a write, the position of each
+/// database cluster written to, bound to that cluster (PostgreSQL: a WAL
+/// position at or past the commit, bound to the cluster's system
+/// identifier; MariaDB: a GTID sequence number at or past the commit's,
+/// bound to the primary's GTID domain and server id).
 ///
 /// Get one from [`Engine::causal_token`](crate::Engine::causal_token)
 /// after writing, hand its text ([`Display`](std::fmt::Display),
@@ -47,8 +88,8 @@ pub(crate) struct Position {
 /// position.
 ///
 /// The text is opaque (base64url), versioned, about 30 characters for one
-/// cluster, and holds no credential: a cluster's system identifier and a
-/// WAL position. Its format is in `docs/replicas.md`.
+/// cluster, and holds no credential: a cluster's identity and a position.
+/// Its format is in `docs/replicas.md`.
 ///
 /// # Examples
 ///
@@ -66,7 +107,7 @@ pub(crate) struct Position {
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CausalToken {
-    /// Sorted by system identifier, one per cluster.
+    /// Sorted by cluster (kind, identity), one per cluster.
     positions: Vec<Position>,
 }
 
@@ -92,6 +133,7 @@ pub(crate) enum Malformed {
     Truncated,
     Version(u8),
     Count(u8),
+    Kind(u8),
     Checksum,
     ZeroPosition,
 }
@@ -105,12 +147,13 @@ impl std::fmt::Display for Malformed {
             Malformed::Truncated => f.write_str("it is cut short, or has characters added or altered"),
             Malformed::Version(v) => write!(
                 f,
-                "it is of format version {v}, which this build does not read (it reads version {VERSION}); \
+                "it is of format version {v}, which this build does not read (it reads versions {VERSION} and {VERSION_KINDS}); \
                  it was issued by another version of dbroute"
             ),
             Malformed::Count(n) => write!(f, "it claims {n} positions (1 to {MAX_POSITIONS} are possible)"),
+            Malformed::Kind(k) => write!(f, "it names a position of kind {k}, which this build does not know"),
             Malformed::Checksum => f.write_str("its checksum does not match: it was damaged or altered"),
-            Malformed::ZeroPosition => f.write_str("it names a zero system identifier or WAL position"),
+            Malformed::ZeroPosition => f.write_str("it names a zero cluster identity or position"),
         }
     }
 }
@@ -120,11 +163,11 @@ impl CausalToken {
     /// the highest position kept per cluster).
     pub(crate) fn new(mut positions: Vec<Position>) -> Option<CausalToken> {
         positions.sort();
-        // Sorted by (system_id, lsn): keep the last of each cluster.
+        // Sorted by (kind, system_id, lsn): keep the last of each cluster.
         let mut kept: Vec<Position> = Vec::with_capacity(positions.len());
         for p in positions {
             match kept.last_mut() {
-                Some(last) if last.system_id == p.system_id => *last = p,
+                Some(last) if last.cluster() == p.cluster() => *last = p,
                 _ => kept.push(p),
             }
         }
@@ -136,19 +179,23 @@ impl CausalToken {
         &self.positions
     }
 
-    /// The position it names in the cluster `system_id` (0: none).
-    pub(crate) fn lsn_for(&self, system_id: u64) -> u64 {
+    /// The position it names in the cluster `(kind, system_id)` (0: none).
+    pub(crate) fn lsn_for(&self, kind: Kind, system_id: u64) -> u64 {
         self.positions
             .iter()
-            .find(|p| p.system_id == system_id)
+            .find(|p| p.cluster() == (kind, system_id))
             .map_or(0, |p| p.lsn)
     }
 
     fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(2 + 16 * self.positions.len() + 4);
-        bytes.push(VERSION);
+        let kinds = self.positions.iter().any(|p| p.kind != Kind::Wal);
+        let mut bytes = Vec::with_capacity(2 + 17 * self.positions.len() + 4);
+        bytes.push(if kinds { VERSION_KINDS } else { VERSION });
         bytes.push(self.positions.len() as u8);
         for p in &self.positions {
+            if kinds {
+                bytes.push(p.kind as u8);
+            }
             bytes.extend_from_slice(&p.system_id.to_be_bytes());
             bytes.extend_from_slice(&p.lsn.to_be_bytes());
         }
@@ -180,14 +227,16 @@ impl CausalToken {
             }
         })?;
         let (&version, rest) = bytes.split_first().ok_or(Malformed::Truncated)?;
-        if version != VERSION {
-            return Err(Malformed::Version(version));
-        }
+        let size = match version {
+            VERSION => 16,
+            VERSION_KINDS => 17,
+            _ => return Err(Malformed::Version(version)),
+        };
         let (&count, rest) = rest.split_first().ok_or(Malformed::Truncated)?;
         if count == 0 || usize::from(count) > MAX_POSITIONS {
             return Err(Malformed::Count(count));
         }
-        if rest.len() != usize::from(count) * 16 + 4 {
+        if rest.len() != usize::from(count) * size + 4 {
             return Err(Malformed::Truncated);
         }
         let (body, sum) = bytes.split_at(bytes.len() - 4);
@@ -195,12 +244,20 @@ impl CausalToken {
             return Err(Malformed::Checksum);
         }
         let word = |at: usize| u64::from_be_bytes(body[at..at + 8].try_into().expect("8 bytes"));
-        let positions: Vec<Position> = (0..usize::from(count))
-            .map(|i| Position {
-                system_id: word(2 + 16 * i),
-                lsn: word(2 + 16 * i + 8),
+        let positions = (0..usize::from(count))
+            .map(|i| {
+                let at = 2 + size * i;
+                let (kind, at) = match size {
+                    16 => (Kind::Wal, at),
+                    _ => (Kind::from_byte(body[at]).ok_or(Malformed::Kind(body[at]))?, at + 1),
+                };
+                Ok(Position {
+                    kind,
+                    system_id: word(at),
+                    lsn: word(at + 8),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<Position>, Malformed>>()?;
         if positions.iter().any(|p| p.system_id == 0 || p.lsn == 0) {
             return Err(Malformed::ZeroPosition);
         }
@@ -218,12 +275,19 @@ impl CausalToken {
         let mut kept: Vec<Position> = Vec::new();
         for p in all {
             match kept.last_mut() {
-                Some(last) if last.system_id == p.system_id => *last = p,
+                Some(last) if last.cluster() == p.cluster() => *last = p,
                 _ => kept.push(p),
             }
         }
         kept.truncate(MAX_POSITIONS);
         CausalToken { positions: kept }
+    }
+}
+
+impl Position {
+    /// The cluster it is a position of.
+    pub(crate) fn cluster(&self) -> (Kind, u64) {
+        (self.kind, self.system_id)
     }
 }
 
@@ -242,10 +306,22 @@ mod tests {
         CausalToken::new(
             positions
                 .iter()
-                .map(|&(system_id, lsn)| Position { system_id, lsn })
+                .map(|&(system_id, lsn)| Position {
+                    kind: Kind::Wal,
+                    system_id,
+                    lsn,
+                })
                 .collect(),
         )
         .unwrap()
+    }
+
+    fn gtid(system_id: u64, lsn: u64) -> Position {
+        Position {
+            kind: Kind::Gtid,
+            system_id,
+            lsn,
+        }
     }
 
     #[test]
@@ -261,11 +337,67 @@ mod tests {
         let two = token(&[(2, 5), (1, 9), (2, 7)]);
         assert_eq!(
             two.positions(),
-            [Position { system_id: 1, lsn: 9 }, Position { system_id: 2, lsn: 7 }]
+            [
+                Position {
+                    kind: Kind::Wal,
+                    system_id: 1,
+                    lsn: 9
+                },
+                Position {
+                    kind: Kind::Wal,
+                    system_id: 2,
+                    lsn: 7
+                }
+            ]
         );
         assert_eq!(CausalToken::decode(&two.to_string()).unwrap(), two);
-        assert_eq!(two.lsn_for(2), 7);
-        assert_eq!(two.lsn_for(3), 0);
+        assert_eq!(two.lsn_for(Kind::Wal, 2), 7);
+        assert_eq!(two.lsn_for(Kind::Wal, 3), 0);
+        assert_eq!(two.lsn_for(Kind::Gtid, 2), 0);
+    }
+
+    #[test]
+    fn gtid_positions_make_a_version_2_token() {
+        // Domain 0, server id 1, sequence number 42.
+        let maria = CausalToken::new(vec![gtid(1, 42)]).unwrap();
+        let text = maria.to_string();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&text).unwrap()[0], VERSION_KINDS);
+        assert_eq!(text.len(), 31, "{text}");
+        assert_eq!(CausalToken::decode(&text).unwrap(), maria);
+        assert_eq!(maria.lsn_for(Kind::Gtid, 1), 42);
+        assert_eq!(maria.lsn_for(Kind::Wal, 1), 0);
+        // A PostgreSQL cluster and a MariaDB primary of the same number are
+        // two clusters.
+        let both = maria.merge(&token(&[(1, 7)]));
+        assert_eq!(both.positions().len(), 2);
+        assert_eq!(CausalToken::decode(&both.to_string()).unwrap(), both);
+        assert_eq!(
+            (both.lsn_for(Kind::Wal, 1), both.lsn_for(Kind::Gtid, 1)),
+            (7, 42)
+        );
+        // PostgreSQL's alone stay version 1, as earlier builds wrote them.
+        let pg = token(&[(1, 7)]).to_string();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&pg).unwrap()[0], VERSION);
+        // Every cut and every altered character is refused.
+        for cut in 1..text.len() {
+            assert!(CausalToken::decode(&text[..cut]).is_err(), "{cut}");
+        }
+        for at in 0..text.len() {
+            let mut altered = text.clone().into_bytes();
+            altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+            let altered = String::from_utf8(altered).unwrap();
+            assert!(CausalToken::decode(&altered).is_err(), "{altered}");
+        }
+        // An unknown kind, its checksum right.
+        let mut bytes = URL_SAFE_NO_PAD.decode(&text).unwrap();
+        bytes[2] = 9;
+        let body = bytes.len() - 4;
+        let sum = fnv1a(&bytes[..body]);
+        bytes[body..].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(
+            CausalToken::decode(&URL_SAFE_NO_PAD.encode(&bytes)),
+            Err(Malformed::Kind(9))
+        );
     }
 
     #[test]
@@ -287,10 +419,10 @@ mod tests {
             assert!(CausalToken::decode(&altered).is_err(), "{altered}");
         }
         let mut bytes = URL_SAFE_NO_PAD.decode(&text).unwrap();
-        bytes[0] = 2;
+        bytes[0] = 3;
         assert_eq!(
             CausalToken::decode(&URL_SAFE_NO_PAD.encode(&bytes)),
-            Err(Malformed::Version(2))
+            Err(Malformed::Version(3))
         );
         let zero = {
             let mut b = vec![VERSION, 1];

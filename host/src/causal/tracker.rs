@@ -1,5 +1,6 @@
 //! What the engine knows of each replicated cluster, kept in atomics so
-//! that a read's check costs a few loads: the WAL position each task last
+//! that a read's check costs a few loads: the position (PostgreSQL: WAL;
+//! MariaDB: GTID sequence number in the primary's domain) each task last
 //! wrote at, the highest position known to exist on the primary, and each
 //! replica's last known replayed position, lag and state.
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
+use super::Kind;
 use crate::connection::url::Backend;
 use crate::metrics::StripedCounter;
 use crate::name::ConnectionName;
@@ -63,9 +65,15 @@ impl TaskPositions {
 pub(crate) struct Cluster {
     /// The primary's registered name.
     pub(crate) primary: ConnectionName,
-    /// Whether writes are followed (read-your-writes on, PostgreSQL).
+    /// Its backend.
+    pub(crate) backend: Backend,
+    /// What its positions count in.
+    pub(crate) kind: Kind,
+    /// Whether writes are followed (read-your-writes on).
     pub(crate) tracks_writes: bool,
-    /// `pg_control_system().system_identifier`, read once.
+    /// Its identity in tokens, read once: PostgreSQL's
+    /// `pg_control_system().system_identifier`; MariaDB's primary's
+    /// `@@gtid_domain_id` (high 32 bits) and `@@server_id` (low ones).
     pub(crate) system_id: OnceCell<u64>,
     /// The highest WAL position known to exist on the primary (its writes
     /// through this engine, its measurements): what a token may name
@@ -90,7 +98,9 @@ impl Cluster {
     pub(crate) fn new(primary: ConnectionName, backend: Backend, read_your_writes: bool) -> Self {
         Cluster {
             primary,
-            tracks_writes: read_your_writes && backend == Backend::Postgres,
+            backend,
+            kind: if backend == Backend::Postgres { Kind::Wal } else { Kind::Gtid },
+            tracks_writes: read_your_writes && backend != Backend::Sqlite,
             system_id: OnceCell::new(),
             known: AtomicU64::new(0),
             writes: TaskPositions::default(),

@@ -114,6 +114,19 @@ pub(crate) async fn identity_and_position(on: &Connection) -> Result<(u64, u64)>
     Ok((identity(domain, server), sequence(&list, domain, on)?))
 }
 
+/// Waits, on a replica, up to `timeout` for it to apply `gtid`
+/// (`MASTER_GTID_WAIT`): whether it did.
+pub(crate) async fn wait_for(on: &Connection, gtid: &str, timeout: std::time::Duration) -> Result<bool> {
+    let row = on
+        .fetch_one(
+            "SELECT CAST(MASTER_GTID_WAIT(?, ?) AS SIGNED) AS waited",
+            &[gtid.into(), super::value::Value::Float(timeout.as_secs_f64())],
+        )
+        .await?;
+    let waited: Option<i64> = row.try_get("waited")?;
+    Ok(waited == Some(0))
+}
+
 /// A MariaDB primary's identity in a token: its domain and server id.
 pub(crate) const fn identity(domain: u32, server_id: u32) -> u64 {
     ((domain as u64) << 32) | server_id as u64

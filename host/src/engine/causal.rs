@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use crate::causal::positions;
 use crate::causal::tracker::{CausalRole, Cluster, ReplicaNode};
-use crate::causal::{self, BadTokens, CausalToken, Position, ReadYourWrites, ReplicaFailover};
+use crate::causal::{self, BadTokens, CausalToken, Kind, Position, ReadYourWrites, ReplicaFailover};
+use crate::connection::gtid;
 use crate::connection::handle::Connection;
 use crate::connection::registry::{ConnectionEntry, process_millis};
 use crate::connection::replication::ReplicaLag;
@@ -259,7 +260,11 @@ impl Engine {
             .filter_map(|c| {
                 let lsn = c.writes.current();
                 let system_id = *c.system_id.get()?;
-                (lsn > 0).then_some(Position { system_id, lsn })
+                (lsn > 0).then_some(Position {
+                    kind: c.kind,
+                    system_id,
+                    lsn,
+                })
             })
             .collect();
         let mine = CausalToken::new(written);
@@ -293,15 +298,18 @@ impl Engine {
         };
         let mut known = Vec::new();
         for cluster in self.consistency().clusters.iter().filter(|c| c.tracks_writes) {
-            known.push((cluster.primary, self.system_id_of(cluster).await?));
+            known.push((cluster.primary, cluster.kind, self.system_id_of(cluster).await?));
         }
         for position in token.positions() {
-            if !known.iter().any(|(_, id)| *id == position.system_id) {
-                let ours: Vec<String> = known.iter().map(|(p, id)| format!("`{p}`: {id}")).collect();
+            if !known.iter().any(|(_, kind, id)| (*kind, *id) == position.cluster()) {
+                let ours: Vec<String> = known
+                    .iter()
+                    .map(|(p, kind, id)| format!("`{p}`: {}", identity_text(*kind, *id)))
+                    .collect();
                 return self.bad_token(format!(
-                    "it was issued for another database cluster (system identifier {}), \
+                    "it was issued for another database cluster ({}), \
                      not one of this engine's primaries ({})",
-                    position.system_id,
+                    identity_text(position.kind, position.system_id),
                     if ours.is_empty() {
                         "none with replicas".to_owned()
                     } else {
@@ -323,8 +331,9 @@ impl Engine {
         }
     }
 
-    /// The cluster's system identifier, read once: from its primary, else
-    /// (the primary down) from one of its replicas.
+    /// The cluster's identity, read once: from its primary, else (the
+    /// primary down; PostgreSQL only, whose replicas share it) from one of
+    /// its replicas.
     async fn system_id_of(&self, cluster: &Cluster) -> Result<u64> {
         let id = cluster
             .system_id
@@ -332,12 +341,13 @@ impl Engine {
                 let registry = self.inner.registry.snapshot_full();
                 let mut first_error = None;
                 let primary = registry.get(&cluster.primary).cloned();
-                let replicas = registry.entries().filter(
-                    |e| matches!(e.causal(), Some(CausalRole::Replica(node)) if std::ptr::eq(&*node.cluster, cluster)),
-                );
+                let replicas = registry.entries().filter(|e| {
+                    cluster.kind == Kind::Wal
+                        && matches!(e.causal(), Some(CausalRole::Replica(node)) if std::ptr::eq(&*node.cluster, cluster))
+                });
                 for entry in primary.iter().chain(replicas) {
                     let on = Connection::new(entry.clone(), None);
-                    match tokio::time::timeout(ASK_TIMEOUT, positions::system_id(&on)).await {
+                    match tokio::time::timeout(ASK_TIMEOUT, positions::system_id(&on, cluster)).await {
                         Ok(Ok(id)) => return Ok(id),
                         Ok(Err(e)) => first_error = first_error.or(Some(e)),
                         Err(_) => {
@@ -378,7 +388,7 @@ impl Engine {
             return Ok(Check::Use);
         }
         let own = cluster.writes.current();
-        let token = match causal::with_carried(|t| cluster.system_id.get().map(|id| t.lsn_for(*id))) {
+        let token = match causal::with_carried(|t| cluster.system_id.get().map(|id| t.lsn_for(cluster.kind, *id))) {
             None => 0,
             Some(Some(lsn)) => lsn,
             Some(None) => return Ok(Check::UnknownSystem),
@@ -508,7 +518,7 @@ impl Engine {
     /// read's (`own`: the task's writes, `token`: its scope's token).
     async fn catch_up(&self, node: &ReplicaNode, replica: &Connection, own: u64, mut token: u64) -> Result<Verdict> {
         let ask = || async {
-            match tokio::time::timeout(ASK_TIMEOUT, positions::replayed(replica)).await {
+            match tokio::time::timeout(ASK_TIMEOUT, positions::replayed(replica, &node.cluster)).await {
                 Ok(Ok(lsn)) => {
                     node.set_replayed(lsn);
                     Some(lsn)
@@ -542,18 +552,18 @@ impl Engine {
             // A position it has not reached was never issued by it.
             if let Some(primary) = self.inner.registry.snapshot().get(&cluster.primary).cloned() {
                 let primary = Connection::new(primary, None);
-                if let Ok(Ok((lsn, _))) = tokio::time::timeout(ASK_TIMEOUT, positions::current(&primary, false)).await {
+                if let Ok(Ok((lsn, _))) = tokio::time::timeout(ASK_TIMEOUT, positions::current(&primary, cluster, false)).await {
                     cluster.known.fetch_max(lsn, Ordering::AcqRel);
                 }
             }
             let known = cluster.known.load(Ordering::Acquire);
             if token > known && known > 0 {
                 let reason = format!(
-                    "it names the WAL position {}, which primary `{}` has not reached (it is at {}): \
+                    "it names the position {}, which primary `{}` has not reached (it is at {}): \
                      it was not issued by this cluster as it is now (forged, or the cluster was restored from a backup)",
-                    lsn_text(token),
+                    position_text(cluster, token),
                     cluster.primary,
-                    lsn_text(known)
+                    position_text(cluster, known)
                 );
                 match self.read_your_writes().bad_token_policy() {
                     BadTokens::Refuse => return Err(Error::CausalToken { reason }),
@@ -572,6 +582,9 @@ impl Engine {
         if wait.is_zero() {
             return Ok(Verdict::NotReplayed);
         }
+        if cluster.kind == Kind::Gtid {
+            return Ok(self.wait_for_gtid(node, replica, need, wait).await);
+        }
         let deadline = tokio::time::Instant::now() + wait;
         let mut pause = Duration::from_millis(1);
         while tokio::time::Instant::now() < deadline {
@@ -584,6 +597,30 @@ impl Engine {
             }
         }
         Ok(Verdict::NotReplayed)
+    }
+
+    /// MariaDB: one `MASTER_GTID_WAIT` on the replica, for up to `wait`,
+    /// instead of asking it over and over.
+    async fn wait_for_gtid(&self, node: &ReplicaNode, replica: &Connection, need: u64, wait: Duration) -> Verdict {
+        let id = node.cluster.system_id.get().copied().unwrap_or_default();
+        let gtid = format!("{}-{}-{need}", gtid::domain_of(id), gtid::server_of(id));
+        match tokio::time::timeout(wait + ASK_TIMEOUT, gtid::wait_for(replica, &gtid, wait)).await {
+            Ok(Ok(true)) => {
+                node.set_replayed(need);
+                Verdict::Waited
+            }
+            Ok(Ok(false)) => Verdict::NotReplayed,
+            Ok(Err(error)) => {
+                if error.is_unreachable() {
+                    replica.entry().stats().set_health(false);
+                }
+                Verdict::NotReplayed
+            }
+            Err(_) => {
+                replica.entry().stats().set_health(false);
+                Verdict::NotReplayed
+            }
+        }
     }
 
     /// Where a read that found replica `conn` unreachable runs again: its
@@ -648,7 +685,26 @@ impl Engine {
     }
 }
 
-/// A WAL position as PostgreSQL writes it.
-fn lsn_text(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+/// A position as its server writes it: PostgreSQL's WAL position `X/Y`,
+/// MariaDB's GTID `domain-server-sequence`.
+fn position_text(cluster: &Cluster, position: u64) -> String {
+    match cluster.kind {
+        Kind::Wal => format!("WAL {:X}/{:X}", position >> 32, position & 0xFFFF_FFFF),
+        Kind::Gtid => {
+            let id = cluster.system_id.get().copied().unwrap_or_default();
+            format!("GTID {}-{}-{position}", gtid::domain_of(id), gtid::server_of(id))
+        }
+    }
+}
+
+/// A cluster's identity in a token, for an error.
+fn identity_text(kind: Kind, id: u64) -> String {
+    match kind {
+        Kind::Wal => format!("PostgreSQL system identifier {id}"),
+        Kind::Gtid => format!(
+            "MariaDB primary of server id {}, GTID domain {}",
+            gtid::server_of(id),
+            gtid::domain_of(id)
+        ),
+    }
 }
