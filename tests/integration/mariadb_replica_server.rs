@@ -1,7 +1,7 @@
 //! A MariaDB primary and a replica of it replicating by GTID, of the
 //! test's own: one data folder made with `mariadb-install-db` in a
 //! temporary folder and copied for the replica, two `mariadbd` on free
-//! loopback ports (`--log-bin`, their own `--server-id`,
+//! loopback ports (`--log-bin`, their own `--server-id` (their port),
 //! `--gtid-strict-mode`), a replication user with a password on the
 //! primary, and on the replica `CHANGE MASTER TO ... MASTER_USE_GTID =
 //! slave_pos; START SLAVE`. Both servers are killed and the folder removed
@@ -56,12 +56,16 @@ struct Server {
 }
 
 impl Server {
-    fn new(dir: &Path, name: &str, server_id: u32) -> Server {
+    /// Its server id is its port: unique among the servers on this machine,
+    /// as a primary's must be for its GTIDs to name it (causal tokens are
+    /// bound to it).
+    fn new(dir: &Path, name: &str) -> Server {
+        let port = free_port();
         Server {
             data: dir.join(name),
             log: dir.join(format!("{name}.err")),
-            port: free_port(),
-            server_id,
+            port,
+            server_id: u32::from(port),
             child: Mutex::new(None),
         }
     }
@@ -215,8 +219,11 @@ impl MariaDbPair {
             .tempdir()
             .expect("temporary folder");
         // Guarded before they start: a panic from here on kills them.
-        let primary = Server::new(dir.path(), "primary", 1);
-        let replica = Server::new(dir.path(), "replica", 2);
+        let primary = Server::new(dir.path(), "primary");
+        let mut replica = Server::new(dir.path(), "replica");
+        while replica.port == primary.port {
+            replica = Server::new(dir.path(), "replica");
+        }
         let (data, copy) = (primary.data.clone(), replica.data.clone());
         tokio::task::spawn_blocking(move || {
             install(&data);
@@ -272,6 +279,11 @@ impl MariaDbPair {
     /// The URL of database `db` on the replica (as `root`, no password).
     pub(crate) fn replica_url(&self, db: &str) -> String {
         self.replica.url(db)
+    }
+
+    /// The replica's `@@server_id` (a read that returns it ran there).
+    pub(crate) fn replica_server_id(&self) -> u32 {
+        self.replica.server_id
     }
 
     /// Returns when the replica has applied every transaction the primary
