@@ -108,15 +108,21 @@ impl Server {
             command.arg("--user=root");
         }
         let child = command.spawn().unwrap_or_else(|e| panic!("cannot start mariadbd: {e}"));
-        *self.child.lock().unwrap() = Some(child);
+        *self.child() = Some(child);
     }
 
     /// Kills the server (SIGKILL, as a crash would) and reaps it.
     fn kill(&self) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
+        if let Some(mut child) = self.child().take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The running process, if any (a lock poisoned by a panicking test
+    /// still gives it, so that the server is killed all the same).
+    fn child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn url(&self, db: &str) -> String {
@@ -130,10 +136,9 @@ impl Server {
             if let Ok(conn) = sqlx::MySqlConnection::connect(&self.url("mysql")).await {
                 return conn;
             }
-            if let Some(child) = self.child.lock().unwrap().as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("mariadbd exited ({status}); its log:\n{}", self.log_text());
-                }
+            let exited = self.child().as_mut().and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                panic!("mariadbd exited ({status}); its log:\n{}", self.log_text());
             }
             assert!(
                 Instant::now() < deadline,
@@ -227,12 +232,7 @@ impl MariaDbPair {
         let (data, copy) = (primary.data.clone(), replica.data.clone());
         tokio::task::spawn_blocking(move || {
             install(&data);
-            let status = Command::new("cp")
-                .arg("-a")
-                .arg(&data)
-                .arg(&copy)
-                .status()
-                .expect("cp");
+            let status = Command::new("cp").arg("-a").arg(&data).arg(&copy).status().expect("cp");
             assert!(status.success(), "cannot copy {} to {}", data.display(), copy.display());
         })
         .await

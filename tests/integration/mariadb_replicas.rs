@@ -168,7 +168,11 @@ async fn in_task<T: Send + 'static>(work: impl Future<Output = T> + Send + 'stat
 /// client forging a token would send (the format is in docs/replicas.md).
 fn forged(token: &CausalToken, by: i64) -> String {
     let mut bytes = URL_SAFE_NO_PAD.decode(token.to_string()).unwrap();
-    assert_eq!((bytes[0], bytes[1], bytes[2]), (2, 1, 2), "a version 2 token of one GTID position");
+    assert_eq!(
+        (bytes[0], bytes[1], bytes[2]),
+        (2, 1, 2),
+        "a version 2 token of one GTID position"
+    );
     let sequence = u64::from_be_bytes(bytes[11..19].try_into().unwrap());
     bytes[11..19].copy_from_slice(&sequence.wrapping_add_signed(by).to_be_bytes());
     let body = bytes.len() - 4;
@@ -220,7 +224,12 @@ async fn reads_see_their_writes_by_gtid_and_tokens_carry_them_to_another_instanc
             .transaction()
             .run(|_| {
                 let engine = engine.clone();
-                async move { engine.write_model(&ITEM).execute("INSERT INTO items VALUES (2)", &[]).await }
+                async move {
+                    engine
+                        .write_model(&ITEM)
+                        .execute("INSERT INTO items VALUES (2)", &[])
+                        .await
+                }
             })
             .await
             .unwrap();
@@ -260,7 +269,10 @@ async fn reads_see_their_writes_by_gtid_and_tokens_carry_them_to_another_instanc
     // A write in a scope with a token goes where the router says.
     let scoped = b.engine.accept_token(&text).await.unwrap();
     let e = b.clone();
-    assert_eq!(in_task(async move { causal::scope(scoped, e.write(4)).await }).await, "primary");
+    assert_eq!(
+        in_task(async move { causal::scope(scoped, e.write(4)).await }).await,
+        "primary"
+    );
 
     // 4. Waiting: an engine that may wait 1 s waits (MASTER_GTID_WAIT),
     //    then reads on the primary; once the replica applies, the token's
@@ -281,7 +293,11 @@ async fn reads_see_their_writes_by_gtid_and_tokens_carry_them_to_another_instanc
         let scoped = engine.engine.accept_token(&text).await.unwrap();
         let e = (*engine).clone();
         let caught_up = in_task(async move { causal::scope(scoped, async { e.read(1).await.unwrap() }).await }).await;
-        assert_eq!(caught_up, (true, true), "the token's write, read on the caught-up replica");
+        assert_eq!(
+            caught_up,
+            (true, true),
+            "the token's write, read on the caught-up replica"
+        );
     }
     // The replica applying while a read waits: the read stays there.
     pair.stop_applying().await;
@@ -296,7 +312,11 @@ async fn reads_see_their_writes_by_gtid_and_tokens_carry_them_to_another_instanc
     let read = tokio::spawn(async move { causal::scope(scoped, async { e.read(5).await.unwrap() }).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
     pair.start_applying().await;
-    assert_eq!(read.await.unwrap(), (true, true), "waited for, then read on the replica");
+    assert_eq!(
+        read.await.unwrap(),
+        (true, true),
+        "waited for, then read on the replica"
+    );
     assert!(waiting.engine.consistency_counts().replica_after_waiting >= 1);
 
     // 5. Bad tokens: a clear error, never a panic.
@@ -365,16 +385,24 @@ async fn reads_see_their_writes_by_gtid_and_tokens_carry_them_to_another_instanc
         Err(Error::CausalToken { reason }) => reason,
         other => panic!("a forged token's read: {other:?}"),
     };
-    assert!(reason.contains("has not reached") && reason.contains("GTID"), "{reason}");
+    assert!(
+        reason.contains("has not reached") && reason.contains("GTID"),
+        "{reason}"
+    );
     // Ignored, when the engine says so: the read runs as without a token,
     // writes still go to the primary.
-    let lenient = engine(&pair, |b| b.read_your_writes(ReadYourWrites::on().bad_tokens(BadTokens::Ignore))).await;
+    let lenient = engine(&pair, |b| {
+        b.read_your_writes(ReadYourWrites::on().bad_tokens(BadTokens::Ignore))
+    })
+    .await;
     assert_eq!(lenient.engine.accept_token("not a token").await.unwrap(), None);
     let forged_token = lenient.engine.accept_token(&forged_text).await.unwrap();
     let e = lenient.clone();
     let (seen, wrote_on) =
-        in_task(async move { causal::scope(forged_token, async { (e.read(1).await.unwrap(), e.write(6).await) }).await })
-            .await;
+        in_task(
+            async move { causal::scope(forged_token, async { (e.read(1).await.unwrap(), e.write(6).await) }).await },
+        )
+        .await;
     assert_eq!((seen, wrote_on), ((true, true), "primary".parse().unwrap()));
     pair.start_applying().await;
 
