@@ -287,7 +287,8 @@ pub enum Error {
     /// A causal token a client sent back cannot be used: it is not a
     /// token, is cut short, was altered, is of a format version this build
     /// does not read, names a database cluster that none of the engine's
-    /// primaries is (another system identifier), or names a WAL position
+    /// primaries is (another system identifier, another MariaDB server id
+    /// or GTID domain), or names a position (WAL, GTID sequence number)
     /// its primary has not reached. See
     /// [`Engine::accept_token`](crate::Engine::accept_token); with
     /// [`BadTokens::Ignore`](crate::causal::BadTokens::Ignore) such a token

@@ -2,13 +2,15 @@
 //! a service hands its clients, and the scope that carries one back.
 //!
 //! After a write on a primary (a routed write, or a committed
-//! transaction), the engine reads the primary's WAL position (one extra
-//! round trip) and keeps it for the task that wrote. A read the routers
-//! send to a replica of that primary, in the same task, goes there only if
-//! the replica has replayed past that position: compared with the
-//! replica's last known replayed position (an atomic load), else asked
-//! (`pg_last_wal_replay_lsn()`), else waited for up to
-//! [`ReadYourWrites::wait`], else the read goes to the replica's own
+//! transaction), the engine reads the primary's position (one extra
+//! round trip; PostgreSQL: its WAL position; MariaDB: the sequence number
+//! of its `@@gtid_binlog_pos` in its GTID domain) and keeps it for the
+//! task that wrote. A read the routers send to a replica of that primary,
+//! in the same task, goes there only if the replica has replayed past that
+//! position: compared with the replica's last known replayed position (an
+//! atomic load), else asked (`pg_last_wal_replay_lsn()`,
+//! `@@gtid_slave_pos`), else waited for up to [`ReadYourWrites::wait`]
+//! (MariaDB: `MASTER_GTID_WAIT`), else the read goes to the replica's own
 //! primary. Across tasks and service instances, a [`CausalToken`] carries
 //! the position: see [`scope`] and `docs/replicas.md`.
 
@@ -111,9 +113,10 @@ impl ReadYourWrites {
 
 /// What a causal token that is not valid for this engine does: one that is
 /// malformed, cut short, altered, of an unknown version, of another
-/// database cluster (another system identifier), or naming a WAL position
-/// its primary has not reached. Whatever the policy, such a token never
-/// sends a write anywhere: writes go where the routers say.
+/// database cluster (another system identifier, another MariaDB server id
+/// or domain), or naming a position its primary has not reached. Whatever
+/// the policy, such a token never sends a write anywhere: writes go where
+/// the routers say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BadTokens {

@@ -371,10 +371,7 @@ mod tests {
         let both = maria.merge(&token(&[(1, 7)]));
         assert_eq!(both.positions().len(), 2);
         assert_eq!(CausalToken::decode(&both.to_string()).unwrap(), both);
-        assert_eq!(
-            (both.lsn_for(Kind::Wal, 1), both.lsn_for(Kind::Gtid, 1)),
-            (7, 42)
-        );
+        assert_eq!((both.lsn_for(Kind::Wal, 1), both.lsn_for(Kind::Gtid, 1)), (7, 42));
         // PostgreSQL's alone stay version 1, as earlier builds wrote them.
         let pg = token(&[(1, 7)]).to_string();
         assert_eq!(URL_SAFE_NO_PAD.decode(&pg).unwrap()[0], VERSION);

@@ -99,7 +99,11 @@ impl Cluster {
         Cluster {
             primary,
             backend,
-            kind: if backend == Backend::Postgres { Kind::Wal } else { Kind::Gtid },
+            kind: if backend == Backend::Postgres {
+                Kind::Wal
+            } else {
+                Kind::Gtid
+            },
             tracks_writes: read_your_writes && backend != Backend::Sqlite,
             system_id: OnceCell::new(),
             known: AtomicU64::new(0),

@@ -406,7 +406,9 @@ async fn mysql(
     };
     let seconds = column(&["Seconds_Behind_Master", "Seconds_Behind_Source"]).and_then(|v| unsigned(&v));
     let sql_running = column(&["Slave_SQL_Running", "Replica_SQL_Running"]).and_then(|v| text(&v));
-    let positions = upstream.zip(applied).map(|((_, upstream), applied)| (upstream, applied));
+    let positions = upstream
+        .zip(applied)
+        .map(|((_, upstream), applied)| (upstream, applied));
     Ok(Reading {
         bytes_behind: None,
         transactions_behind: positions.map(|(upstream, applied)| upstream.saturating_sub(applied)),

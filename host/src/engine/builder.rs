@@ -192,7 +192,8 @@ impl EngineBuilder {
     /// write, else (after waiting up to [`ReadYourWrites::wait`]) to the
     /// replica's own primary. Causal tokens carry the same guarantee
     /// across tasks and service instances ([`Engine::causal_token`],
-    /// [`Engine::accept_token`]). PostgreSQL only; see `docs/replicas.md`.
+    /// [`Engine::accept_token`]). PostgreSQL, and MariaDB replicating by
+    /// GTID; see `docs/replicas.md`.
     ///
     /// # Examples
     ///

@@ -130,9 +130,10 @@ pub struct ConsistencyCounts {
     /// Reads sent to a replica's primary: the replica was down or lagging
     /// past its limit ([`ReplicaFailover::Primary`]).
     pub primary_failover: u64,
-    /// Writes whose WAL position was kept.
+    /// Writes whose position (WAL, GTID) was kept.
     pub writes_followed: u64,
-    /// Writes whose WAL position could not be read (logged).
+    /// Writes whose position could not be read (logged): the primary did
+    /// not answer, or (MariaDB) has no binary log, or is MySQL.
     pub writes_lost: u64,
 }
 
@@ -277,8 +278,9 @@ impl Engine {
     /// Turns a token's text, as a client sent it back, into a token for
     /// [`causal::scope`](crate::causal::scope), checking that it is whole
     /// and that it names only this engine's replicated clusters (by
-    /// their system identifiers, read once per cluster, here when not
-    /// known yet). `Ok(None)` when read-your-writes is off, or for a bad
+    /// their identities: PostgreSQL's system identifier, a MariaDB
+    /// primary's GTID domain and server id; read once per cluster, here
+    /// when not known yet). `Ok(None)` when read-your-writes is off, or for a bad
     /// token when the engine ignores them ([`BadTokens::Ignore`]).
     ///
     /// # Errors
@@ -287,7 +289,7 @@ impl Engine {
     /// not a token, is cut short, was altered, is of another format
     /// version, or names a cluster that none of this engine's primaries
     /// is. A database error when no server of a cluster can be asked its
-    /// system identifier.
+    /// identity (on MariaDB, only its primary can).
     pub async fn accept_token(&self, text: &str) -> Result<Option<CausalToken>> {
         if !self.read_your_writes().is_on() {
             return Ok(None);
@@ -552,7 +554,9 @@ impl Engine {
             // A position it has not reached was never issued by it.
             if let Some(primary) = self.inner.registry.snapshot().get(&cluster.primary).cloned() {
                 let primary = Connection::new(primary, None);
-                if let Ok(Ok((lsn, _))) = tokio::time::timeout(ASK_TIMEOUT, positions::current(&primary, cluster, false)).await {
+                if let Ok(Ok((lsn, _))) =
+                    tokio::time::timeout(ASK_TIMEOUT, positions::current(&primary, cluster, false)).await
+                {
                     cluster.known.fetch_max(lsn, Ordering::AcqRel);
                 }
             }
