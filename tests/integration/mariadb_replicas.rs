@@ -43,7 +43,9 @@ async fn lag_is_measured_by_gtid_with_the_sql_thread_stopped() {
     assert!(lag.is_known(), "{lag:?}");
     assert_eq!(lag.transactions_behind, Some(0), "{lag:?}");
     assert_eq!(lag.replay_paused, Some(false), "{lag:?}");
-    assert_eq!(lag.time_behind, Some(Duration::ZERO), "{lag:?}");
+    // Seconds_Behind_Master: 0 when idle and caught up (a loaded machine
+    // may show a second or two).
+    assert!(lag.time_behind.is_some_and(|t| t <= Duration::from_secs(2)), "{lag:?}");
 
     pair.stop_applying().await;
     for id in 1..=3 {
@@ -274,11 +276,11 @@ async fn reads_see_their_writes_by_gtid_and_tokens_carry_them_to_another_instanc
         "primary"
     );
 
-    // 4. Waiting: an engine that may wait 1 s waits (MASTER_GTID_WAIT),
+    // 4. Waiting: an engine that may wait 2 s waits (MASTER_GTID_WAIT),
     //    then reads on the primary; once the replica applies, the token's
     //    reads stay on the replica.
     let waiting = engine(&pair, |b| {
-        b.read_your_writes(ReadYourWrites::on().wait(Duration::from_secs(1)))
+        b.read_your_writes(ReadYourWrites::on().wait(Duration::from_secs(2)))
     })
     .await;
     let scoped = waiting.engine.accept_token(&text).await.unwrap();
@@ -286,7 +288,7 @@ async fn reads_see_their_writes_by_gtid_and_tokens_carry_them_to_another_instanc
     let started = Instant::now();
     let seen = in_task(async move { causal::scope(scoped, async { e.read(1).await.unwrap() }).await }).await;
     assert_eq!(seen, (true, false), "waited, then the primary");
-    assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(started.elapsed() >= Duration::from_secs(2), "{:?}", started.elapsed());
     pair.start_applying().await;
     pair.wait_until_caught_up().await;
     for engine in [&b, &waiting] {
