@@ -84,6 +84,7 @@ impl Server {
             .arg(format!("--socket={}", dir.join(format!("{name}.sock")).display()))
             .arg(format!("--pid-file={}", dir.join(format!("{name}.pid")).display()))
             .arg(format!("--log-error={}", self.log.display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .arg(format!("--server-id={}", self.server_id))
             .arg(format!("--log-bin={}", self.data.join("binlog").display()))
             .arg(format!("--relay-log={}", self.data.join("relay").display()))
@@ -180,12 +181,17 @@ fn mariadbd() -> PathBuf {
 /// Makes a server's system tables in `data` (`mariadb-install-db`, else
 /// `mysql_install_db`): root without a password, no test database.
 fn install(data: &Path) {
+    // Its own temporary folder: installs running at once in one folder
+    // collide on their temporary tables.
+    let tmp = data.parent().expect("a parent folder").join("tmp");
+    std::fs::create_dir_all(&tmp).expect("a temporary folder");
     let mut last = None;
     for program in ["mariadb-install-db", "mysql_install_db"] {
         let mut command = Command::new(program);
         command
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args([
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
