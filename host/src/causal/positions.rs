@@ -5,6 +5,7 @@
 //! of the write once it committed.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::tracker::{CausalRole, Cluster};
@@ -103,7 +104,7 @@ pub(crate) async fn after_write(entry: &Arc<ConnectionEntry>) {
     let Some(CausalRole::Primary(cluster)) = entry.causal() else {
         return;
     };
-    if !cluster.tracks_writes {
+    if !cluster.tracks_writes || cluster.no_gtids.load(Ordering::Relaxed) {
         return;
     }
     let primary = Connection::new(entry.clone(), None);
@@ -123,6 +124,16 @@ pub(crate) async fn after_write(entry: &Arc<ConnectionEntry>) {
             }
             cluster.record_write(lsn);
             cluster.counters.writes_tracked.increment();
+        }
+        Err(error) if gtid::not_mariadb(&error) => {
+            cluster.counters.positions_lost.increment();
+            if !cluster.no_gtids.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    connection = %cluster.primary,
+                    "the primary has no MariaDB GTIDs (a MySQL server?): its writes are not followed, \
+                     and reads on its replicas may not see them; turn read-your-writes off for this engine"
+                );
+            }
         }
         Err(error) => lost(cluster, &error),
     }

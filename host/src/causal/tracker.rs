@@ -71,6 +71,9 @@ pub(crate) struct Cluster {
     pub(crate) kind: Kind,
     /// Whether writes are followed (read-your-writes on).
     pub(crate) tracks_writes: bool,
+    /// Set when its primary proved to have no MariaDB GTIDs (a MySQL
+    /// server): its writes are no longer followed (said once, in the log).
+    pub(crate) no_gtids: AtomicBool,
     /// Its identity in tokens, read once: PostgreSQL's
     /// `pg_control_system().system_identifier`; MariaDB's primary's
     /// `@@gtid_domain_id` (high 32 bits) and `@@server_id` (low ones).
@@ -105,6 +108,7 @@ impl Cluster {
                 Kind::Gtid
             },
             tracks_writes: read_your_writes && backend != Backend::Sqlite,
+            no_gtids: AtomicBool::new(false),
             system_id: OnceCell::new(),
             known: AtomicU64::new(0),
             writes: TaskPositions::default(),

@@ -34,7 +34,7 @@ pub(crate) fn parse(gtid: &str) -> Option<(u32, u32, u64)> {
 
 /// Whether the error is the server not knowing a MariaDB variable: a
 /// MySQL server (no `@@gtid_binlog_pos`).
-fn not_mariadb(error: &Error) -> bool {
+pub(crate) fn not_mariadb(error: &Error) -> bool {
     matches!(
         error,
         Error::Query { source: sqlx::Error::Database(db), .. } if db.message().contains("Unknown system variable")
