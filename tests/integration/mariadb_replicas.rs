@@ -530,3 +530,88 @@ async fn a_killed_replica_is_skipped_then_used_again_after_its_restart() {
     assert!(counts.primary_failover > 0, "{counts:?}");
     setup.engine.close().await;
 }
+
+/// 1,000 write→read pairs, eight at a time, while another task keeps
+/// writing on the primary: no read misses its write. Reports where the
+/// reads ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_write_read_pairs_under_write_load_see_every_write() {
+    let pair = MariaDbPair::start().await;
+    let setup = engine(&pair, |b| {
+        b.read_your_writes(ReadYourWrites::on().wait(Duration::from_millis(20)))
+            .replication_check_every(Duration::from_millis(100))
+    })
+    .await;
+    let primary = setup.engine.connection("primary").unwrap();
+    primary
+        .execute("CREATE TABLE items (id BIGINT PRIMARY KEY)", &[])
+        .await
+        .unwrap();
+    primary.execute("CREATE TABLE noise (x BIGINT)", &[]).await.unwrap();
+    pair.wait_until_caught_up().await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let noise = tokio::spawn({
+        let (primary, stop) = (primary.clone(), stop.clone());
+        async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                primary
+                    .execute("INSERT INTO noise VALUES (1), (2), (3), (4), (5)", &[])
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+            n
+        }
+    });
+
+    const PAIRS: i64 = 1000;
+    let (stale, on_replica) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|worker| {
+            let (setup, stale, on_replica) = (setup.clone(), stale.clone(), on_replica.clone());
+            tokio::spawn(async move {
+                for id in (worker..PAIRS).step_by(8) {
+                    // Each pair a request: a task of its own.
+                    let s = setup.clone();
+                    let (seen, replica) = in_task(async move {
+                        s.write(id).await;
+                        s.read(id).await.unwrap()
+                    })
+                    .await;
+                    if !seen {
+                        stale.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if replica {
+                        on_replica.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let noise_writes = noise.await.unwrap();
+    let counts = setup.engine.consistency_counts();
+    let on_replica = on_replica.load(Ordering::Relaxed);
+    eprintln!(
+        "MariaDB: {PAIRS} write→read pairs in {:?} with {noise_writes} other writes meanwhile: \
+         {} stale, {on_replica} reads served by the replica, {} by the primary; {counts:?}",
+        started.elapsed(),
+        stale.load(Ordering::Relaxed),
+        PAIRS as u64 - on_replica,
+    );
+    assert_eq!(stale.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        counts.replica_reads() + counts.primary_reads(),
+        PAIRS as u64,
+        "{counts:?}"
+    );
+    assert_eq!(counts.replica_reads(), on_replica, "{counts:?}");
+    assert_eq!(counts.writes_followed, PAIRS as u64, "{counts:?}");
+    setup.engine.close().await;
+}
