@@ -340,6 +340,12 @@ pub enum Error {
         var: String,
     },
 
+    /// The router registry (see [`crate::registry`]) failed or was given
+    /// something it refuses; the current router keeps serving.
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+
     /// A router module was refused at load; the previously active router, if
     /// any, keeps serving.
     #[error("router `{router}` refused at load: {reason}")]

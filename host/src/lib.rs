@@ -90,6 +90,9 @@ mod name;
 mod provision;
 mod route_stats;
 mod routed;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod registry;
 pub mod router;
 pub mod schema;
 mod scope;

@@ -8,6 +8,7 @@ mod compiled_cache;
 mod conformance;
 mod django_semantics;
 mod example_routers;
+mod fleet;
 mod hot_swap;
 mod lag_conformance;
 mod lag_routing;

@@ -72,6 +72,8 @@ pub struct EngineBuilder {
     replica_failover: ReplicaFailover,
     route_stats: bool,
     lazy: bool,
+    #[cfg(feature = "postgres")]
+    router_registry: Option<crate::registry::RouterRegistry>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -107,6 +109,8 @@ impl EngineBuilder {
             replica_failover: ReplicaFailover::default(),
             route_stats: false,
             lazy: false,
+            #[cfg(feature = "postgres")]
+            router_registry: None,
         }
     }
 
@@ -369,6 +373,58 @@ impl EngineBuilder {
         self
     }
 
+    /// Follows the router registry at `url` (PostgreSQL) as an instance of
+    /// `service`, running the router named like the service; see
+    /// [`EngineBuilder::router_registry_with`] for the rest.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn router_registry(self, url: impl Into<String>, service: impl Into<String>) -> Self {
+        self.router_registry_with(crate::registry::RouterRegistry::new(url, service))
+    }
+
+    /// Follows a router registry (see [`crate::registry`] and
+    /// `docs/fleet.md`). At build the engine loads the version its
+    /// instance should run (the rollout's new version when the instance's
+    /// canary bucket is under the rollout's percent, else the fleet's
+    /// stable version), then `LISTEN`s for changes in the background and
+    /// loads each new version with the same validation as any router, the
+    /// whole active chain becoming that router. A version that does not
+    /// load is refused there, reported, and the current router keeps
+    /// serving; so do the routers given to this builder while the registry
+    /// names no version.
+    ///
+    /// The build fails when the registry cannot be reached, is not
+    /// initialised, or was made by a newer dbroute. Afterwards the registry
+    /// being down never fails a decision: the instance keeps its router and
+    /// reconnects with backoff.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use std::time::Duration;
+    /// use dbroute::Engine;
+    /// use dbroute::registry::RouterRegistry;
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "postgres://app@127.0.0.1/app")
+    ///     .router_registry_with(
+    ///         RouterRegistry::new("postgres://svc@127.0.0.1/ops", "checkout")
+    ///             .heartbeat_every(Duration::from_secs(5)),
+    ///     )
+    ///     .build()
+    ///     .await?;
+    /// println!("{:?}", engine.registry_status());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn router_registry_with(mut self, registry: crate::registry::RouterRegistry) -> Self {
+        self.router_registry = Some(registry);
+        self
+    }
+
     /// Opens every connection, loads the routers, and returns the engine.
     ///
     /// # Errors
@@ -471,6 +527,8 @@ impl EngineBuilder {
                 last_told: Mutex::new(None),
                 provision_failures: Mutex::new(Vec::new()),
                 consistency,
+                #[cfg(feature = "postgres")]
+                router_registry: OnceLock::new(),
             }),
         };
         let mut chain = RouterChain::new();
@@ -493,6 +551,18 @@ impl EngineBuilder {
         // Native routers (an SdkRouter, say) learn the registered names as
         // a loaded WebAssembly router does.
         engine.connections_changed();
+        #[cfg(feature = "postgres")]
+        if let Some(settings) = self.router_registry {
+            match crate::registry::follow::start(&engine, settings).await {
+                Ok(follower) => {
+                    let _ = engine.inner.router_registry.set(follower);
+                }
+                Err(e) => {
+                    engine.close().await;
+                    return Err(e);
+                }
+            }
+        }
         if let Some(idle) = engine.inner.factory.as_ref().and_then(|f| f.idle_timeout) {
             engine.every((idle / 4).max(Duration::from_millis(100)), |engine| async move {
                 engine.evict_idle().await;

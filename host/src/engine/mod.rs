@@ -68,6 +68,9 @@ struct EngineInner {
     provision_failures: Mutex<Vec<ConnectionStatus>>,
     /// Read-your-writes and replica failover (`causal.rs`).
     consistency: causal::Consistency,
+    /// The router registry this engine follows, if any.
+    #[cfg(feature = "postgres")]
+    router_registry: OnceLock<Arc<crate::registry::follow::Follower>>,
 }
 
 /// How many failed provisionings the status keeps.
@@ -233,6 +236,20 @@ impl Engine {
     pub async fn close(&self) {
         self.inner.closed.store(true, Ordering::Relaxed);
         self.inner.registry.close_all().await;
+    }
+
+    /// Whether [`Engine::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Relaxed)
+    }
+
+    /// What this instance runs from the router registry it follows, and
+    /// its link to it; `None` when it follows none (see
+    /// [`EngineBuilder::router_registry`]).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn registry_status(&self) -> Option<crate::registry::RegistryStatus> {
+        self.inner.router_registry.get().map(|f| f.status())
     }
 
     /// A connection for a name that is not registered: made by the

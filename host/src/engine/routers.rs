@@ -130,6 +130,11 @@ impl Engine {
         generation
     }
 
+    /// The active router chain.
+    pub(crate) fn active_chain(&self) -> RouterChain {
+        self.inner.routers.load().chain.clone()
+    }
+
     /// Removes every router: everything goes to `default`.
     pub fn clear_router(&self) -> u64 {
         self.set_router(RouterChain::new())

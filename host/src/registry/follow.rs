@@ -1,0 +1,338 @@
+//! An engine following the registry: the version its instance should run
+//! loaded at start, then a background task that `LISTEN`s for changes,
+//! loads each new version through the engine's own loading path, swaps it
+//! in, and reports. The registry being down only delays changes: the task
+//! reconnects with backoff and re-reads the whole state (a `NOTIFY` sent
+//! meanwhile is lost); routing never waits for it.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPool};
+
+use super::client::{check_name, fetch, latest_rollout};
+use super::error::RegistryError;
+use super::plan::{RolloutState, canary_bucket};
+use super::report;
+use super::{RouterRegistry, schema};
+use crate::engine::{Engine, WeakEngine};
+use crate::error::{Error, Result};
+use crate::router::RouterChain;
+use crate::router::wasm::WasmRouter;
+
+/// The longest wait between two attempts to reach the registry.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The first wait after the registry was lost.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What an instance following a registry runs, and how its link to the
+/// registry is ([`Engine::registry_status`](crate::Engine::registry_status)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistryStatus {
+    /// This instance's id.
+    pub instance_id: String,
+    /// Its service.
+    pub service: String,
+    /// The router it follows.
+    pub router: String,
+    /// Its canary bucket (0 to 99).
+    pub canary_bucket: u8,
+    /// The version it runs from the registry (`None`: none yet, the
+    /// builder's routers serve).
+    pub version: Option<i32>,
+    /// That module's SHA-256.
+    pub sha256: Option<String>,
+    /// Whether it is listening to the registry now.
+    pub connected: bool,
+    /// The last module it refused or the last registry error, until the
+    /// next good load or state read.
+    pub last_error: Option<String>,
+}
+
+pub(crate) struct Running {
+    pub(crate) version: i32,
+    pub(crate) sha256: String,
+    pub(crate) router: WasmRouter,
+    /// The engine's decisions when it was loaded.
+    pub(crate) decisions_at_load: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct FollowState {
+    pub(crate) running: Option<Running>,
+    /// The version refused here (not tried again until it changes or the
+    /// registry is reconnected).
+    refused: Option<i32>,
+    pub(crate) last_error: Option<String>,
+    connected: bool,
+    pub(crate) rollout_state: Option<RolloutState>,
+}
+
+/// One engine's link to the registry.
+pub(crate) struct Follower {
+    pub(crate) settings: RouterRegistry,
+    pub(crate) instance_id: String,
+    pub(crate) host: String,
+    bucket: u8,
+    pub(crate) pool: PgPool,
+    channel: String,
+    /// The builder's routers: what serves when the registry names no
+    /// version.
+    base: RouterChain,
+    pub(crate) state: Mutex<FollowState>,
+    /// The labels of the `dbroute_router_info` gauge set to 1 now.
+    pub(crate) gauge_labels: Mutex<Option<Vec<metrics::Label>>>,
+}
+
+impl Follower {
+    pub(crate) fn status(&self) -> RegistryStatus {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        RegistryStatus {
+            instance_id: self.instance_id.clone(),
+            service: self.settings.service.clone(),
+            router: self.settings.router_name().to_owned(),
+            canary_bucket: self.bucket,
+            version: state.running.as_ref().map(|r| r.version),
+            sha256: state.running.as_ref().map(|r| r.sha256.clone()),
+            connected: state.connected,
+            last_error: state.last_error.clone(),
+        }
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).last_error = error;
+    }
+
+    /// Reads the router's latest rollout and, when this instance should run
+    /// another version, loads it and swaps it in. A module that does not
+    /// load is refused (the current router keeps serving) and recorded.
+    async fn sync(&self, engine: &Engine) -> Result<(), RegistryError> {
+        let router = self.settings.router_name();
+        let latest = latest_rollout(&self.pool, router).await?;
+        let desired = latest.as_ref().and_then(|r| r.latest().version_for(self.bucket));
+        let (running, refused) = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.rollout_state = latest.as_ref().map(|r| r.state);
+            (state.running.as_ref().map(|r| r.version), state.refused)
+        };
+        if desired == running || (desired.is_some() && desired == refused) {
+            return Ok(());
+        }
+        let Some(version) = desired else {
+            // Rolled back past the first version: the builder's routers.
+            engine.set_router(self.base.clone());
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.running = None;
+            state.refused = None;
+            tracing::info!(router, "registry names no version: back to the builder's routers");
+            return Ok(());
+        };
+        let loaded = match fetch(&self.pool, router, version).await {
+            Ok(published) => engine
+                .load_router(
+                    WasmRouter::named(router).config(published.config.clone()),
+                    published.module,
+                )
+                .map(|r| (r, published.sha256)),
+            Err(e @ (RegistryError::ChecksumMismatch { .. } | RegistryError::UnknownVersion { .. })) => {
+                Err(Error::Registry(e))
+            }
+            Err(other) => return Err(other),
+        };
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match loaded {
+            Ok((wasm, sha256)) => {
+                let generation = engine.set_router(RouterChain::new().then(wasm.clone()));
+                tracing::info!(router, version, %sha256, generation, "router from the registry swapped in");
+                state.running = Some(Running {
+                    version,
+                    sha256,
+                    router: wasm,
+                    decisions_at_load: report::total_decisions(engine),
+                });
+                state.refused = None;
+                state.last_error = None;
+            }
+            Err(e) => {
+                let message = format!("version {version} refused: {e}");
+                tracing::error!(router, version, error = %e, "router from the registry refused; the current one keeps serving");
+                state.refused = Some(version);
+                state.last_error = Some(message);
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs, then reports; a registry error is recorded (and returned).
+    async fn sync_and_report(&self, engine: &Engine) -> Result<(), RegistryError> {
+        let synced = self.sync(engine).await;
+        if let Err(e) = &synced {
+            self.set_error(Some(e.to_string()));
+        }
+        report::refresh_gauge(self);
+        report::heartbeat(self, engine).await?;
+        synced
+    }
+}
+
+/// A random-enough instance id: host, process id, a random suffix.
+fn default_instance_id(host: &str) -> String {
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    format!("{host}-{}-{:06x}", std::process::id(), random & 0xff_ffff)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// Connects the engine to the registry, checks the registry's version,
+/// loads the version this instance should run and reports it, then starts
+/// following. Returns the follower the engine keeps.
+///
+/// A registry that cannot be reached, is not initialised or is newer than
+/// this build fails the start; a module refused here does not (the
+/// builder's routers serve, and the refusal is reported).
+pub(crate) async fn start(engine: &Engine, settings: RouterRegistry) -> Result<Arc<Follower>> {
+    check_name("service name", &settings.service)?;
+    check_name("router name", settings.router_name())?;
+    let host = host_name();
+    let instance_id = settings
+        .instance_id
+        .clone()
+        .unwrap_or_else(|| default_instance_id(&host));
+    if instance_id.is_empty() || instance_id.len() > 200 {
+        return Err(RegistryError::InvalidName {
+            what: "instance id",
+            name: instance_id.chars().take(64).collect(),
+            reason: "use 1 to 200 characters",
+        }
+        .into());
+    }
+    let pool = schema::connect(&settings.url, &settings.schema, 2).await?;
+    schema::check(&pool, &settings.schema).await?;
+    let follower = Arc::new(Follower {
+        bucket: canary_bucket(&instance_id),
+        channel: format!("{}_changes", settings.schema),
+        base: engine.active_chain(),
+        settings,
+        instance_id,
+        host,
+        pool,
+        state: Mutex::new(FollowState::default()),
+        gauge_labels: Mutex::new(None),
+    });
+    let listener = listen(&follower).await?;
+    follower.state.lock().unwrap_or_else(PoisonError::into_inner).connected = true;
+    follower.sync_and_report(engine).await?;
+    let task = Arc::clone(&follower);
+    let weak = engine.downgrade();
+    tokio::spawn(async move {
+        follow(task, weak, listener).await;
+    });
+    Ok(follower)
+}
+
+async fn listen(follower: &Follower) -> Result<PgListener, RegistryError> {
+    let mut listener = PgListener::connect_with(&follower.pool)
+        .await
+        .map_err(|e| RegistryError::query("listen for changes", e))?;
+    listener
+        .listen(&follower.channel)
+        .await
+        .map_err(|e| RegistryError::query("listen for changes", e))?;
+    Ok(listener)
+}
+
+/// What the listening task tells the loop.
+enum Heard {
+    Change,
+    Lost,
+}
+
+/// Receives notifications in a task of its own (a receive is never
+/// cancelled half-way), until the connection is lost or the loop is gone.
+fn spawn_listener(mut listener: PgListener) -> tokio::sync::mpsc::Receiver<Heard> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let heard = tokio::select! {
+                received = listener.try_recv() => match received {
+                    Ok(Some(_)) => Heard::Change,
+                    Ok(None) | Err(_) => Heard::Lost,
+                },
+                () = tx.closed() => return,
+            };
+            match heard {
+                // A full channel already holds a change to act on.
+                Heard::Change => {
+                    let _ = tx.try_send(Heard::Change);
+                }
+                Heard::Lost => {
+                    let _ = tx.send(Heard::Lost).await;
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The background loop: each notification and each heartbeat re-reads the
+/// state; a lost connection is re-made with backoff, then the whole state
+/// is read again. Ends when the engine is dropped or closed.
+async fn follow(follower: Arc<Follower>, weak: WeakEngine, first: PgListener) {
+    let mut heard = Some(spawn_listener(first));
+    let mut backoff = FIRST_BACKOFF;
+    let mut ticks = tokio::time::interval(follower.settings.heartbeat);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        let Some(rx) = heard.as_mut() else {
+            match listen(&follower).await {
+                Ok(made) => {
+                    backoff = FIRST_BACKOFF;
+                    {
+                        let mut state = follower.state.lock().unwrap_or_else(PoisonError::into_inner);
+                        state.connected = true;
+                        state.refused = None;
+                    }
+                    tracing::info!(router = follower.settings.router_name(), "router registry reconnected");
+                    heard = Some(spawn_listener(made));
+                    let Some(engine) = weak.upgrade().filter(|e| !e.is_closed()) else { return };
+                    let _ = follower.sync_and_report(&engine).await;
+                }
+                Err(e) => {
+                    follower.set_error(Some(e.to_string()));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    if weak.upgrade().is_none_or(|e| e.is_closed()) {
+                        return;
+                    }
+                }
+            }
+            continue;
+        };
+        let lost = tokio::select! {
+            message = rx.recv() => matches!(message, Some(Heard::Lost) | None),
+            _ = ticks.tick() => false,
+        };
+        let Some(engine) = weak.upgrade().filter(|e| !e.is_closed()) else { return };
+        if lost {
+            tracing::warn!(
+                router = follower.settings.router_name(),
+                "router registry connection lost; the current router keeps serving"
+            );
+            follower.state.lock().unwrap_or_else(PoisonError::into_inner).connected = false;
+            heard = None;
+            continue;
+        }
+        let _ = follower.sync_and_report(&engine).await;
+    }
+}

@@ -1,0 +1,382 @@
+//! A fleet following a router registry on real PostgreSQL: engines
+//! converge on a rollout, a canary reaches the instances its hash selects,
+//! bad input changes nothing, and the registry's server dying mid-rollout
+//! fails no decision. Each test has a registry database of its own.
+
+use std::time::{Duration, Instant};
+
+use dbroute::registry::{Publication, RegistryClient, RegistryError, RolloutState, RouterRegistry};
+use dbroute::{Engine, Error, Hints, ModelInfo};
+use sha2::{Digest, Sha256};
+
+use crate::pg_server::PgServer;
+use crate::support::{TestDb, within};
+
+const SCHEMA: &str = "dbroute_registry";
+
+fn module(path: &str) -> Vec<u8> {
+    std::fs::read(path).expect("example router built")
+}
+
+/// Version 1: reads go to `replica`. Version 2: `User` has no opinion
+/// (`default`), `Event` goes to `analytics`.
+fn replica_router() -> Vec<u8> {
+    module(dbroute_example_routers::REPLICA)
+}
+
+fn analytics_router() -> Vec<u8> {
+    module(dbroute_example_routers::ANALYTICS)
+}
+
+fn user() -> ModelInfo {
+    ModelInfo::new("User")
+}
+
+/// The connection a `User` read goes to: which version routes.
+fn user_read(engine: &Engine) -> String {
+    engine
+        .db_for_read(&user(), &Hints::default())
+        .expect("decision")
+        .to_string()
+}
+
+/// The canary bucket, computed here from its documented rule (SHA-256 of
+/// the id, first 8 bytes big-endian, modulo 100), not by the library.
+fn bucket(id: &str) -> u8 {
+    let digest = Sha256::digest(id.as_bytes());
+    (u64::from_be_bytes(digest[..8].try_into().unwrap()) % 100) as u8
+}
+
+async fn registry(url: &str) -> RegistryClient {
+    let client = RegistryClient::connect(url, SCHEMA).await.expect("registry");
+    client.init().await.expect("init");
+    client
+}
+
+async fn publish(client: &RegistryClient, name: &str, bytes: Vec<u8>) -> i32 {
+    client
+        .publish(Publication::new(name, bytes).connections(["default", "replica", "analytics"]))
+        .await
+        .expect("publish")
+}
+
+async fn instance(url: &str, service: &str, id: &str) -> Engine {
+    Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .connection("replica", "sqlite::memory:")
+        .connection("analytics", "sqlite::memory:")
+        .router_registry_with(
+            RouterRegistry::new(url, service)
+                .instance_id(id)
+                .heartbeat_every(Duration::from_millis(200)),
+        )
+        .build()
+        .await
+        .expect("engine following the registry")
+}
+
+/// Waits until every engine runs `version`; returns how long it took.
+async fn converged(engines: &[Engine], version: i32) -> Duration {
+    let started = Instant::now();
+    within("convergence", async {
+        while !engines
+            .iter()
+            .all(|e| e.registry_status().and_then(|s| s.version) == Some(version))
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    started.elapsed()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_engines_converge_on_each_rollout() {
+    let db = TestDb::postgres().await;
+    let client = registry(&db.url).await;
+    let v1 = publish(&client, "checkout", replica_router()).await;
+    let v2 = publish(&client, "checkout", analytics_router()).await;
+    assert_eq!((v1, v2), (1, 2));
+    client.rollout("checkout", v1, 100).await.unwrap();
+    let mut engines = Vec::new();
+    for i in 0..8 {
+        engines.push(instance(&db.url, "checkout", &format!("converge-{i}")).await);
+    }
+    // At start each loads the version it should run.
+    for engine in &engines {
+        assert_eq!(engine.registry_status().unwrap().version, Some(v1));
+        assert_eq!(user_read(engine), "replica");
+    }
+    let mut times = Vec::new();
+    for round in 0..10 {
+        let version = if round % 2 == 0 { v2 } else { v1 };
+        let started = Instant::now();
+        client.rollout("checkout", version, 100).await.unwrap();
+        converged(&engines, version).await;
+        times.push(started.elapsed());
+    }
+    for engine in &engines {
+        assert_eq!(user_read(engine), "replica", "version 1 routes again");
+    }
+    times.sort();
+    println!(
+        "rollout → all 8 instances running it: p50 {:?}, p99 {:?}, max {:?} over {} rollouts",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times.last().unwrap(),
+        times.len()
+    );
+    // Every instance reported itself, with the version it runs.
+    within("heartbeats", async {
+        loop {
+            let fleet = client.fleet().await.unwrap();
+            if fleet.instances.len() == 8 && fleet.instances.iter().all(|i| i.version == Some(v1)) {
+                assert!(fleet.instances.iter().all(|i| i.last_error.is_none()));
+                assert_eq!(fleet.rollouts[0].state, RolloutState::Complete);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_reaches_exactly_the_instances_the_hash_selects() {
+    let db = TestDb::postgres().await;
+    let client = registry(&db.url).await;
+    let v1 = publish(&client, "orders", replica_router()).await;
+    let v2 = publish(&client, "orders", analytics_router()).await;
+    client.rollout("orders", v1, 100).await.unwrap();
+    let ids: Vec<String> = (0..12).map(|i| format!("orders-{i}")).collect();
+    let chosen: Vec<bool> = ids.iter().map(|id| bucket(id) < 25).collect();
+    // The test means something only with instances on both sides.
+    assert!(chosen.iter().any(|c| *c) && chosen.iter().any(|c| !*c), "{chosen:?}");
+    let mut engines = Vec::new();
+    for id in &ids {
+        engines.push(instance(&db.url, "orders", id).await);
+    }
+    let rollout = client.rollout("orders", v2, 25).await.unwrap();
+    assert_eq!(rollout.state, RolloutState::Rolling);
+    assert_eq!(rollout.previous_version, Some(v1));
+    let canary: Vec<Engine> = engines
+        .iter()
+        .zip(&chosen)
+        .filter(|(_, c)| **c)
+        .map(|(e, _)| e.clone())
+        .collect();
+    converged(&canary, v2).await;
+    // Several heartbeats later (each re-reads the state), the others still
+    // run version 1.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for ((engine, id), chosen) in engines.iter().zip(&ids).zip(&chosen) {
+        let status = engine.registry_status().unwrap();
+        assert_eq!(status.canary_bucket, bucket(id));
+        let expected = if *chosen { v2 } else { v1 };
+        assert_eq!(status.version, Some(expected), "{id} (bucket {})", bucket(id));
+        assert_eq!(user_read(engine), if *chosen { "default" } else { "replica" });
+    }
+    // A rollback sends the canary back.
+    let rolled = client.rollback("orders", "canary looked wrong").await.unwrap();
+    assert_eq!(rolled.state, RolloutState::RolledBack);
+    converged(&engines, v1).await;
+    let fleet = client.fleet().await.unwrap();
+    assert_eq!(fleet.rollouts[0].reason.as_deref(), Some("canary looked wrong"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_error_and_changes_nothing() {
+    let db = TestDb::postgres().await;
+    let client = registry(&db.url).await;
+    let v1 = publish(&client, "billing", replica_router()).await;
+    client.rollout("billing", v1, 100).await.unwrap();
+    let engine = instance(&db.url, "billing", "billing-1").await;
+    assert_eq!(engine.registry_status().unwrap().version, Some(v1));
+    let latest = client.latest_rollout("billing").await.unwrap();
+
+    for percent in [-1, 101] {
+        let e = client.rollout("billing", v1, percent).await.unwrap_err();
+        assert!(matches!(e, Error::Registry(RegistryError::Percent { .. })), "{e}");
+        assert!(e.to_string().contains("0 to 100"), "{e}");
+    }
+    let e = client.rollout("billing", 7, 50).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Registry(RegistryError::UnknownVersion { version: 7, known, .. }) if known == &[1]),
+        "{e}"
+    );
+    let e = client.rollout("nobody", 1, 50).await.unwrap_err();
+    assert!(matches!(e, Error::Registry(RegistryError::UnknownRouter { .. })), "{e}");
+    // A configuration the router refuses: nothing is published.
+    let e = client
+        .publish(
+            Publication::new("billing", module(dbroute_example_routers::REFERENCE))
+                .config(serde_json::json!({"tenants": "not a map"})),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::RouterLoad { .. }), "{e}");
+    let e = client
+        .publish(Publication::new("billing", b"not wasm".to_vec()))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::RouterLoad { .. }), "{e}");
+    let e = client.fetch("billing", 2).await.unwrap_err();
+    assert!(matches!(e, Error::Registry(RegistryError::UnknownVersion { .. })), "{e}");
+    assert_eq!(client.latest_rollout("billing").await.unwrap(), latest);
+
+    // Bytes changed behind the registry's back: the instance refuses them,
+    // reports why, and keeps routing with version 1.
+    let v2 = publish(&client, "billing", analytics_router()).await;
+    registry_execute(&db.url, "UPDATE routers SET module = module || '\\x00'::bytea WHERE version = 2").await;
+    let e = client.fetch("billing", v2).await.unwrap_err();
+    assert!(matches!(e, Error::Registry(RegistryError::ChecksumMismatch { .. })), "{e}");
+    client.rollout("billing", v2, 100).await.unwrap();
+    let status = within("the refusal", async {
+        loop {
+            let status = engine.registry_status().unwrap();
+            if status.last_error.is_some() {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(status.version, Some(v1));
+    let error = status.last_error.unwrap();
+    assert!(error.contains("version 2 refused") && error.contains("damaged"), "{error}");
+    assert_eq!(user_read(&engine), "replica");
+    within("the refusal in the registry", async {
+        while client.fleet().await.unwrap().instances[0].last_error.is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // Nothing to roll back twice.
+    client.rollback("billing", "bad bytes").await.unwrap();
+    let e = client.rollback("billing", "again").await.unwrap_err();
+    assert!(matches!(e, Error::Registry(RegistryError::NothingToRollBack { .. })), "{e}");
+}
+
+#[tokio::test]
+async fn a_registry_newer_than_the_engine_or_missing_is_refused_at_build() {
+    let db = TestDb::postgres().await;
+    let built = Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .router_registry(&db.url, "svc")
+        .build()
+        .await;
+    match built {
+        Err(Error::Registry(RegistryError::NotInitialised { schema })) => assert_eq!(schema, SCHEMA),
+        other => panic!("{other:?}"),
+    }
+    let client = registry(&db.url).await;
+    assert_eq!(client.init().await.unwrap(), 1, "init twice is a no-op");
+    registry_execute(
+        &db.url,
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99, 'from the future', true, '\\x00'::bytea, 0)",
+    )
+    .await;
+    let built = Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .router_registry(&db.url, "svc")
+        .build()
+        .await;
+    let e = built.unwrap_err();
+    assert!(
+        matches!(e, Error::Registry(RegistryError::NewerSchema { found: 99, known: 1, .. })),
+        "{e}"
+    );
+    assert!(e.to_string().contains("upgrade dbroute"), "{e}");
+    assert!(matches!(client.init().await.unwrap_err(), Error::Registry(RegistryError::NewerSchema { .. })));
+    // A password in the URL never shows in an error.
+    let e = Engine::builder()
+        .connection("default", "sqlite::memory:")
+        .router_registry("postgres://svc:hunter2@127.0.0.1:1/ops", "svc")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(!e.to_string().contains("hunter2") && !format!("{e:?}").contains("hunter2"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_killed_mid_rollout_fails_no_decision_and_the_fleet_converges_after() {
+    let server = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
+    let url = server.url("postgres");
+    let client = registry(&url).await;
+    let v1 = publish(&client, "search", replica_router()).await;
+    let v2 = publish(&client, "search", analytics_router()).await;
+    client.rollout("search", v1, 100).await.unwrap();
+    let mut engines = Vec::new();
+    for i in 0..4 {
+        engines.push(instance(&url, "search", &format!("search-{i}")).await);
+    }
+    client.rollout("search", v2, 25).await.unwrap();
+    // Decisions and queries all along, none may fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = engines
+        .iter()
+        .cloned()
+        .map(|engine| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let name = user_read(&engine);
+                    assert!(name == "replica" || name == "default", "{name}");
+                    engine
+                        .read_model(&user())
+                        .fetch_all("SELECT 1", &[])
+                        .await
+                        .expect("a query while the registry is down");
+                    done += 1;
+                    tokio::task::yield_now().await;
+                }
+                done
+            })
+        })
+        .collect();
+    server.kill().await;
+    within("the instances seeing the registry gone", async {
+        while engines.iter().any(|e| e.registry_status().unwrap().connected) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart().await;
+    // Completed at once: instances still reconnecting miss its NOTIFY and
+    // must read the state again.
+    let client = RegistryClient::connect(&url, SCHEMA).await.unwrap();
+    client.rollout("search", v2, 100).await.unwrap();
+    let took = converged(&engines, v2).await;
+    println!("after the registry's restart, converged in {took:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for worker in workers {
+        assert!(worker.await.expect("no failed decision or query") > 0);
+    }
+    for engine in &engines {
+        let status = engine.registry_status().unwrap();
+        assert!(status.connected, "{status:?}");
+        assert_eq!(user_read(engine), "default");
+    }
+}
+
+/// Runs one statement in the registry's schema.
+async fn registry_execute(url: &str, sql: &str) {
+    use sqlx::Connection as _;
+    let mut c = sqlx::PgConnection::connect(url).await.expect("registry");
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO {SCHEMA}")))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut c)
+        .await
+        .expect("registry statement");
+}
