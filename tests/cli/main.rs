@@ -772,3 +772,144 @@ fn a_url_given_as_a_connection_name_does_not_print_its_password() {
     assert!(text.contains("--connections"), "{text}");
     assert!(!text.contains("S3cretPw"), "{text}");
 }
+
+// ---- registry: publish, rollout, rollback, fleet ----
+
+/// The machine's PostgreSQL; each test uses a schema of its own there.
+const REGISTRY_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A registry schema of this test's own, dropped afterwards (also on
+/// panic).
+struct RegistrySchema(String);
+
+impl RegistrySchema {
+    fn new(test: &str) -> RegistrySchema {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        RegistrySchema(format!("cli_{test}_{}_{nanos}", std::process::id()))
+    }
+
+    /// `dbroute ARGS --schema S` with the registry's URL in the
+    /// environment.
+    fn dbroute(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dbroute"))
+            .args(args)
+            .args(["--schema", &self.0])
+            .env("DBROUTE_REGISTRY_URL", REGISTRY_URL)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("the dbroute binary runs")
+    }
+}
+
+impl Drop for RegistrySchema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let engine = dbroute::Engine::builder()
+                    .connection("default", REGISTRY_URL)
+                    .build()
+                    .await
+                    .expect("PostgreSQL on 127.0.0.1:5432");
+                let _ = engine
+                    .connection("default")
+                    .expect("default")
+                    .execute(dbroute::sqlx::AssertSqlSafe(sql), &[])
+                    .await;
+                engine.close().await;
+            });
+        })
+        .join();
+    }
+}
+
+#[test]
+fn publish_rollout_rollback_and_fleet_through_the_binary() {
+    let registry = RegistrySchema::new("publish");
+    let replica = dbroute_example_routers::REPLICA;
+    let out = registry.dbroute(&["registry", "init"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("schema version 1"), "{}", stdout(&out));
+
+    let out = registry.dbroute(&["publish", replica, "--name", "app", "--connections", "default,replica"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("published router `app` version 1"), "{}", stdout(&out));
+    // What a host would refuse is refused, and nothing is stored.
+    let out = registry.dbroute(&["publish", &router("needs_config.wat"), "--name", "app"]);
+    assert_fails_with(&out, &["not published", "refused at load"]);
+    let out = registry.dbroute(&["publish", &router("not_a_router.wat"), "--name", "app"]);
+    assert_fails_with(&out, &["not published"]);
+    let out = registry.dbroute(&["rollout", "app", "2", "--percent", "10"]);
+    assert_fails_with(&out, &["router `app` has no version 2", "[1]"]);
+    for percent in ["101", "-5"] {
+        let out = registry.dbroute(&["rollout", "app", "1", "--percent", percent]);
+        assert_fails_with(&out, &["percent must be 0 to 100"]);
+    }
+
+    let out = registry.dbroute(&["rollout", "app", "1", "--percent", "100", "--json"]);
+    assert_exit(&out, 0);
+    let rollout = json(&out);
+    assert_eq!(rollout["state"], "complete");
+    assert_eq!(rollout["version"], 1);
+
+    // An instance follows the registry and shows in the fleet.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let engine = runtime.block_on(async {
+        dbroute::Engine::builder()
+            .connection("default", "sqlite::memory:")
+            .connection("replica", "sqlite::memory:")
+            .router_registry_with(
+                dbroute::registry::RouterRegistry::new(REGISTRY_URL, "app")
+                    .schema(registry.0.as_str())
+                    .instance_id("cli-instance-1"),
+            )
+            .build()
+            .await
+            .expect("an engine following the registry")
+    });
+    assert_eq!(engine.registry_status().unwrap().version, Some(1));
+    let out = registry.dbroute(&["fleet", "--json"]);
+    assert_exit(&out, 0);
+    let fleet = json(&out);
+    let instances = fleet["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 1, "{fleet}");
+    assert_eq!(instances[0]["instance_id"], "cli-instance-1");
+    assert_eq!(instances[0]["version"], 1);
+    assert_eq!(fleet["rollouts"][0]["state"], "complete");
+    let out = registry.dbroute(&["fleet"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("cli-instance-1") && text.contains("version 1 at 100% complete"), "{text}");
+
+    let out = registry.dbroute(&["rollback", "app", "--reason", "bad numbers"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("rolled_back") && stdout(&out).contains("bad numbers"), "{}", stdout(&out));
+    let out = registry.dbroute(&["rollback", "app"]);
+    assert_fails_with(&out, &["no rolling or complete rollout to roll back"]);
+    drop(engine);
+    drop(runtime);
+}
+
+#[test]
+fn registry_commands_need_a_url_and_never_print_its_password() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dbroute"))
+        .args(["fleet"])
+        .env_remove("DBROUTE_REGISTRY_URL")
+        .output()
+        .unwrap();
+    assert_fails_with(&out, &["--registry URL", "DBROUTE_REGISTRY_URL"]);
+    let out = dbroute(&["fleet", "--registry", "postgres://svc:hunter2@127.0.0.1:1/ops"]);
+    assert_fails_with(&out, &["cannot reach the router registry", "postgres://***@127.0.0.1:1/ops"]);
+    assert!(!stderr(&out).contains("hunter2"));
+    // A registry that was never made says how to make it.
+    let registry = RegistrySchema::new("missing");
+    let out = registry.dbroute(&["fleet"]);
+    assert_fails_with(&out, &["not initialised", "dbroute registry init"]);
+}

@@ -24,6 +24,7 @@ macro_rules! say {
 
 mod check;
 mod demo;
+mod fleet;
 mod migrate;
 mod route;
 mod status;
@@ -91,6 +92,25 @@ enum Command {
     /// Exit status: 0 when every connection is healthy and every
     /// replica's lag could be measured, 1 otherwise, 2 for usage errors.
     Status(status::StatusArgs),
+    /// Manage the router registry a fleet follows (PostgreSQL):
+    /// `registry init` makes or upgrades it.
+    Registry(fleet::RegistryArgs),
+    /// Check a router module as a host would (like `check`), then store it
+    /// in the registry as the router's next version. It runs nowhere until
+    /// `rollout`.
+    ///
+    /// Exit status: 0 when published, 1 when refused, 2 for usage errors.
+    Publish(fleet::PublishArgs),
+    /// Roll a published version out to a share of the instances (those
+    /// whose canary bucket, from a hash of their id, is below the percent);
+    /// 100 completes the rollout.
+    Rollout(fleet::RolloutArgs),
+    /// Roll back a router's latest rollout: every instance goes back to
+    /// the version before it.
+    Rollback(fleet::RollbackArgs),
+    /// Show the registry's rollouts and every instance: the version and
+    /// SHA-256 it runs, decisions, last heartbeat, last error.
+    Fleet(fleet::FleetArgs),
 }
 
 /// How a router is loaded: the options `check` and `route` share.
@@ -357,6 +377,11 @@ fn main() -> ExitCode {
         }
         Command::Migrate(args) => migrate::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Registry(args) => fleet::registry(&args),
+        Command::Publish(args) => fleet::publish(&args),
+        Command::Rollout(args) => fleet::rollout(&args),
+        Command::Rollback(args) => fleet::rollback(&args),
+        Command::Fleet(args) => fleet::fleet(&args),
     }
 }
 

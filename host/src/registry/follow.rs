@@ -132,7 +132,9 @@ impl Follower {
         let loaded = match fetch(&self.pool, router, version).await {
             Ok(published) => engine
                 .load_router(
-                    WasmRouter::named(router).config(published.config.clone()),
+                    WasmRouter::named(router)
+                        .config(published.config.clone())
+                        .compilation(self.settings.compilation),
                     published.module,
                 )
                 .map(|r| (r, published.sha256)),

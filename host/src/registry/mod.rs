@@ -57,6 +57,7 @@ pub struct RouterRegistry {
     pub(crate) instance_id: Option<String>,
     pub(crate) schema: String,
     pub(crate) heartbeat: Duration,
+    pub(crate) compilation: crate::router::wasm::tiers::Compilation,
 }
 
 impl std::fmt::Debug for RouterRegistry {
@@ -68,6 +69,7 @@ impl std::fmt::Debug for RouterRegistry {
             .field("instance_id", &self.instance_id)
             .field("schema", &self.schema)
             .field("heartbeat", &self.heartbeat)
+            .field("compilation", &self.compilation)
             .finish()
     }
 }
@@ -87,6 +89,7 @@ impl RouterRegistry {
             instance_id: None,
             schema: DEFAULT_SCHEMA.into(),
             heartbeat: DEFAULT_HEARTBEAT,
+            compilation: crate::router::wasm::tiers::Compilation::default(),
         }
     }
 
@@ -115,6 +118,14 @@ impl RouterRegistry {
     /// (default [`DEFAULT_HEARTBEAT`]); it also does both on every change.
     pub fn heartbeat_every(mut self, interval: Duration) -> RouterRegistry {
         self.heartbeat = interval.max(Duration::from_millis(50));
+        self
+    }
+
+    /// How each version is compiled when it is loaded (default
+    /// [`Compilation::Tiered`](crate::wasm::Compilation::Tiered): baseline
+    /// code at once, optimized code from the background).
+    pub fn compilation(mut self, compilation: crate::wasm::Compilation) -> RouterRegistry {
+        self.compilation = compilation;
         self
     }
 
