@@ -45,6 +45,10 @@ use crate::router::wasm::runtime::RouterLimits;
 /// [router_limits]
 /// time_budget_ms = 5
 ///
+/// [router_registry]                     # optional: follow a fleet's router registry (docs/fleet.md)
+/// url = "postgres://svc:${REGISTRY_PASSWORD}@127.0.0.1/ops"
+/// service = "checkout"
+///
 /// [read_your_writes]                    # on by default
 /// wait_ms = 20                          # wait for a replica up to this, then read from its primary
 /// bad_tokens = "refuse"                 # or "ignore"
@@ -91,6 +95,31 @@ struct ConfigFile {
     #[serde(default)]
     replica_failover: ReplicaFailover,
     read_your_writes: Option<ReadYourWritesConfig>,
+    /// A router registry to follow (PostgreSQL).
+    #[cfg(feature = "postgres")]
+    router_registry: Option<RegistryConfig>,
+}
+
+#[cfg(feature = "postgres")]
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryConfig {
+    url: String,
+    service: String,
+    router: Option<String>,
+    instance_id: Option<String>,
+    schema: Option<String>,
+    heartbeat_ms: Option<u64>,
+}
+
+#[cfg(feature = "postgres")]
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("url", &crate::connection::url::redact(&self.url))
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -306,6 +335,23 @@ impl Config {
                 builder = builder.replica_max_lag(name.clone(), Duration::from_millis(ms));
             }
         }
+        #[cfg(feature = "postgres")]
+        if let Some(r) = &self.file.router_registry {
+            let mut registry = crate::registry::RouterRegistry::new(r.url.clone(), r.service.clone());
+            if let Some(router) = &r.router {
+                registry = registry.router(router.clone());
+            }
+            if let Some(id) = &r.instance_id {
+                registry = registry.instance_id(id.clone());
+            }
+            if let Some(schema) = &r.schema {
+                registry = registry.schema(schema.clone());
+            }
+            if let Some(ms) = r.heartbeat_ms {
+                registry = registry.heartbeat_every(Duration::from_millis(ms));
+            }
+            builder = builder.router_registry_with(registry);
+        }
         for r in &self.file.routers {
             let path = if r.path.is_absolute() {
                 r.path.clone()
@@ -419,6 +465,30 @@ mod tests {
             .unwrap();
         assert!(engine.portable_sql());
         assert!(engine.connection("default").unwrap().is_portable());
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn the_router_registry_reaches_the_builder_without_its_password() {
+        let config = Config::from_toml_str(
+            r#"
+            [connections.default]
+            url = "sqlite::memory:"
+            [router_registry]
+            url = "postgres://svc:hunter2@127.0.0.1/ops"
+            service = "checkout"
+            instance_id = "checkout-1"
+            heartbeat_ms = 250
+            "#,
+            Path::new("."),
+        )
+        .unwrap();
+        let shown = format!("{:?} {config:?}", config.builder());
+        assert!(shown.contains("service: \"checkout\"") && shown.contains("checkout-1"), "{shown}");
+        assert!(shown.contains("250ms") && shown.contains("***"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let missing = Config::from_toml_str("[router_registry]\nurl = \"postgres://x\"\n", Path::new("."));
+        assert!(missing.unwrap_err().to_string().contains("service"));
     }
 
     #[test]

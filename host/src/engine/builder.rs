@@ -79,12 +79,14 @@ pub struct EngineBuilder {
 impl std::fmt::Debug for EngineBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.connections.iter().map(|(n, _, _)| n.as_str()).collect();
-        f.debug_struct("EngineBuilder")
-            .field("connections", &names)
+        let mut s = f.debug_struct("EngineBuilder");
+        s.field("connections", &names)
             .field("default", &self.default)
             .field("replicas", &self.replicas)
-            .field("routers", &self.routers.len())
-            .finish_non_exhaustive()
+            .field("routers", &self.routers.len());
+        #[cfg(feature = "postgres")]
+        s.field("router_registry", &self.router_registry);
+        s.finish_non_exhaustive()
     }
 }
 
