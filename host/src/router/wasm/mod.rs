@@ -331,6 +331,7 @@ impl WasmRouterBuilder {
                     abi_minor,
                     exports: exports.names(),
                 },
+                faults: AtomicU64::new(0),
             }),
         };
         tracing::info!(router = %router.identity(), "router loaded");
@@ -566,6 +567,8 @@ struct Inner {
     telling: Mutex<()>,
     tier: TierState,
     info: RouterInfo,
+    /// Calls that faulted since the router was loaded.
+    faults: AtomicU64,
 }
 
 /// A state of the connections, and its generation (counted per router,
@@ -727,10 +730,27 @@ impl WasmRouter {
                 kept::put_back(kept);
             } else {
                 kept.discard();
+                self.count_fault();
             }
             return result;
         }
-        self.inner.pool.load().with_instance(call)
+        let result = self.inner.pool.load().with_instance(call);
+        if result.is_err() {
+            self.count_fault();
+        }
+        result
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn count_fault(&self) {
+        self.inner.faults.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many calls of this router faulted (trapped, ran past a limit,
+    /// answered something malformed) since it was loaded.
+    pub fn faults(&self) -> u64 {
+        self.inner.faults.load(Ordering::Relaxed)
     }
 
     /// Tells `instance` the connections' state it has not been told yet.
