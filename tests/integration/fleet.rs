@@ -367,6 +367,125 @@ async fn the_registry_killed_mid_rollout_fails_no_decision_and_the_fleet_converg
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_faults_is_given_up_and_its_rollout_marked_failed() {
+    let db = TestDb::postgres().await;
+    let client = registry(&db.url).await;
+    let v1 = publish(&client, "ledger", replica_router()).await;
+    let faulty = std::fs::read(crate::support::fixture("routers/fault_trap.wat")).unwrap();
+    let v2 = publish(&client, "ledger", faulty).await;
+    client.rollout("ledger", v1, 100).await.unwrap();
+    let mut engines = Vec::new();
+    for i in 0..3 {
+        let engine = Engine::builder()
+            .connection("default", "sqlite::memory:")
+            .connection("replica", "sqlite::memory:")
+            .router_registry_with(
+                RouterRegistry::new(&db.url, "ledger")
+                    .instance_id(format!("ledger-{i}"))
+                    .heartbeat_every(Duration::from_millis(100))
+                    .fault_guard(0.2, 10),
+            )
+            .build()
+            .await
+            .unwrap();
+        engines.push(engine);
+    }
+    client.rollout("ledger", v2, 100).await.unwrap();
+    converged(&engines, v2).await;
+    // Version 2 answers most models, but traps on `Fault...`: on one
+    // instance, 5 faults in 20 calls, above the 20% allowed.
+    let faulty = ModelInfo::new("FaultyModel");
+    for _ in 0..15 {
+        assert_eq!(user_read(&engines[0]), "replica");
+    }
+    for _ in 0..5 {
+        assert!(engines[0].db_for_read(&faulty, &Hints::default()).is_err());
+    }
+    // That instance gives it up, the rollout fails, the fleet goes back.
+    converged(&engines, v1).await;
+    let rollout = client.latest_rollout("ledger").await.unwrap().unwrap();
+    assert_eq!(rollout.state, RolloutState::Failed);
+    let reason = rollout.reason.unwrap();
+    assert!(reason.contains("ledger-0") && reason.contains("calls faulted"), "{reason}");
+    let status = engines[0].registry_status().unwrap();
+    assert!(status.last_error.as_deref().is_some_and(|e| e.contains("gave version 2 up")), "{status:?}");
+    // Below the rate, nothing happens: the others never faulted.
+    assert!(engines[1].registry_status().unwrap().last_error.is_none());
+}
+
+#[tokio::test]
+async fn a_services_read_only_role_follows_but_cannot_publish() {
+    let role = Role::new();
+    let db = TestDb::postgres().await;
+    let client = registry(&db.url).await;
+    let v1 = publish(&client, "catalog", replica_router()).await;
+    client.rollout("catalog", v1, 100).await.unwrap();
+    let r = &role.0;
+    for grant in [
+        format!("GRANT USAGE ON SCHEMA {SCHEMA} TO {r}"),
+        format!("GRANT SELECT ON routers, rollouts, _sqlx_migrations TO {r}"),
+        format!("GRANT SELECT, INSERT, UPDATE ON instances TO {r}"),
+        format!("GRANT UPDATE (state, reason, updated_at) ON rollouts TO {r}"),
+    ] {
+        registry_execute(&db.url, &grant).await;
+    }
+    let service_url = db.url.replace("postgres://postgres@", &format!("postgres://{r}@"));
+    let engine = instance(&service_url, "catalog", "catalog-1").await;
+    assert_eq!(engine.registry_status().unwrap().version, Some(v1));
+    let service = RegistryClient::connect(&service_url, SCHEMA).await.unwrap();
+    assert_eq!(service.fleet().await.unwrap().instances.len(), 1);
+    let e = service
+        .publish(Publication::new("catalog", replica_router()).connections(["default", "replica"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Registry(RegistryError::PermissionDenied { .. })), "{e}");
+    assert!(e.to_string().contains("publisher role"), "{e}");
+    let e = service.rollout("catalog", v1, 50).await.unwrap_err();
+    assert!(matches!(e, Error::Registry(RegistryError::PermissionDenied { .. })), "{e}");
+    assert_eq!(client.latest_rollout("catalog").await.unwrap().unwrap().percent, 100);
+    drop(engine);
+}
+
+/// A login role of this test's own, dropped afterwards (declare it before
+/// the database it is granted on: that is dropped first).
+struct Role(String);
+
+impl Role {
+    fn new() -> Role {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!("fleet_svc_{}_{nanos}", std::process::id());
+        let sql = format!("CREATE ROLE {name} LOGIN");
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(crate::support::admin_execute(dbroute::Backend::Postgres, &sql));
+        })
+        .join()
+        .unwrap();
+        Role(name)
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let sql = format!("DROP ROLE IF EXISTS {}", self.0);
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(crate::support::admin_execute(dbroute::Backend::Postgres, &sql));
+        })
+        .join();
+    }
+}
+
 /// Runs one statement in the registry's schema.
 async fn registry_execute(url: &str, sql: &str) {
     use sqlx::Connection as _;

@@ -399,9 +399,6 @@ impl RegistryClient {
         self.end_rollout(router, RolloutState::RolledBack, reason, None).await
     }
 
-    /// Ends the router's latest rollout as `state` (rolled back, aborted,
-    /// failed) with `reason`; `only_version`: only when that version is
-    /// the one rolling out.
     pub(crate) async fn end_rollout(
         &self,
         router: &str,
@@ -411,27 +408,7 @@ impl RegistryClient {
     ) -> Result<Rollout> {
         check_name("router name", router)?;
         schema::check(&self.pool, &self.schema).await?;
-        let action = "roll back";
-        let mut tx = self.pool.begin().await.map_err(|e| RegistryError::query(action, e))?;
-        lock_router(&mut tx, router, action).await?;
-        let Some(latest) = latest_rollout(&mut *tx, router).await?.filter(|r| {
-            matches!(r.state, RolloutState::Rolling | RolloutState::Complete)
-                && only_version.is_none_or(|v| v == r.version)
-        }) else {
-            return Err(RegistryError::NothingToRollBack { router: router.into() }.into());
-        };
-        let row = sqlx::query(
-            "UPDATE rollouts SET state = $2, reason = $3, updated_at = now() WHERE id = $1
-             RETURNING id, router, version, previous_version, percent, state, reason",
-        )
-        .bind(latest.id)
-        .bind(state.as_str())
-        .bind(reason)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| RegistryError::query(action, e))?;
-        tx.commit().await.map_err(|e| RegistryError::query(action, e))?;
-        Ok(rollout_from_row(&row)?)
+        Ok(end_latest_rollout(&self.pool, router, state, reason, only_version).await?)
     }
 
     /// The router's latest rollout, if it ever had one.
@@ -512,6 +489,41 @@ async fn lock_router(
         .await
         .map_err(|e| RegistryError::query(action, e))?;
     Ok(())
+}
+
+/// Ends the router's latest rollout as `state` (rolled back, aborted,
+/// failed) with `reason`; `only_version`: only when that version is the
+/// one rolling out.
+pub(crate) async fn end_latest_rollout(
+    pool: &PgPool,
+    router: &str,
+    state: RolloutState,
+    reason: &str,
+    only_version: Option<i32>,
+) -> Result<Rollout, RegistryError> {
+    let action = match state {
+        RolloutState::Failed => "mark the rollout failed",
+        _ => "roll back",
+    };
+    let mut tx = pool.begin().await.map_err(|e| RegistryError::query(action, e))?;
+    lock_router(&mut tx, router, action).await?;
+    let Some(latest) = latest_rollout(&mut *tx, router).await?.filter(|r| {
+        matches!(r.state, RolloutState::Rolling | RolloutState::Complete) && only_version.is_none_or(|v| v == r.version)
+    }) else {
+        return Err(RegistryError::NothingToRollBack { router: router.into() });
+    };
+    let row = sqlx::query(
+        "UPDATE rollouts SET state = $2, reason = $3, updated_at = now() WHERE id = $1
+         RETURNING id, router, version, previous_version, percent, state, reason",
+    )
+    .bind(latest.id)
+    .bind(state.as_str())
+    .bind(reason)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| RegistryError::query(action, e))?;
+    tx.commit().await.map_err(|e| RegistryError::query(action, e))?;
+    rollout_from_row(&row)
 }
 
 pub(crate) async fn latest_rollout<'e>(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
 
-use super::client::{check_name, fetch, latest_rollout};
+use super::client::{check_name, end_latest_rollout, fetch, latest_rollout};
 use super::error::RegistryError;
 use super::plan::{RolloutState, canary_bucket};
 use super::report;
@@ -62,8 +62,9 @@ pub(crate) struct Running {
 #[derive(Default)]
 pub(crate) struct FollowState {
     pub(crate) running: Option<Running>,
-    /// The version refused here (not tried again until it changes or the
-    /// registry is reconnected).
+    /// The version refused here (it did not load, or the fault guard gave
+    /// it up): never tried again by this instance; the version before it
+    /// runs instead.
     refused: Option<i32>,
     pub(crate) last_error: Option<String>,
     connected: bool,
@@ -111,13 +112,21 @@ impl Follower {
     async fn sync(&self, engine: &Engine) -> Result<(), RegistryError> {
         let router = self.settings.router_name();
         let latest = latest_rollout(&self.pool, router).await?;
-        let desired = latest.as_ref().and_then(|r| r.latest().version_for(self.bucket));
+        let mut desired = latest.as_ref().and_then(|r| r.latest().version_for(self.bucket));
         let (running, refused) = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.rollout_state = latest.as_ref().map(|r| r.state);
             (state.running.as_ref().map(|r| r.version), state.refused)
         };
-        if desired == running || (desired.is_some() && desired == refused) {
+        if desired.is_some() && desired == refused {
+            // A version refused here (it did not load, or its faults
+            // tripped the guard): the version before it.
+            desired = latest.as_ref().and_then(|r| r.previous_version);
+            if desired == refused {
+                return Ok(());
+            }
+        }
+        if desired == running {
             return Ok(());
         }
         let Some(version) = desired else {
@@ -154,7 +163,6 @@ impl Follower {
                     router: wasm,
                     decisions_at_load: report::total_decisions(engine),
                 });
-                state.refused = None;
                 state.last_error = None;
             }
             Err(e) => {
@@ -167,9 +175,54 @@ impl Follower {
         Ok(())
     }
 
+    /// The guard rail ([`RouterRegistry::fault_guard`]): when the version
+    /// running here came from a rollout and faults too often, it is refused
+    /// here (the next sync loads the version before it) and the rollout is
+    /// marked failed. Returns why, when it tripped.
+    async fn guard(&self, engine: &Engine) -> Option<String> {
+        let guard = self.settings.fault_guard?;
+        let (version, faults, calls) = {
+            let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let running = state.running.as_ref()?;
+            let faults = running.router.faults();
+            // A faulted call is not counted as a decision.
+            let decided = report::total_decisions(engine).saturating_sub(running.decisions_at_load);
+            (running.version, faults, faults + decided)
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let rate = faults as f64 / calls.max(1) as f64;
+        if calls < guard.min_calls || rate <= guard.max_rate {
+            return None;
+        }
+        let router = self.settings.router_name();
+        let reason = format!(
+            "instance {} gave version {version} up: {faults} of {calls} calls faulted ({:.1}%, above the {:.1}% allowed)",
+            self.instance_id,
+            rate * 100.0,
+            guard.max_rate * 100.0
+        );
+        tracing::error!(router, version, faults, calls, "{reason}");
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.refused = Some(version);
+            state.last_error = Some(reason.clone());
+        }
+        match end_latest_rollout(&self.pool, router, RolloutState::Failed, &reason, Some(version)).await {
+            Ok(_) | Err(RegistryError::NothingToRollBack { .. }) => {}
+            Err(e) => tracing::error!(router, version, error = %e, "could not mark the rollout failed"),
+        }
+        Some(reason)
+    }
+
     /// Syncs, then reports; a registry error is recorded (and returned).
     async fn sync_and_report(&self, engine: &Engine) -> Result<(), RegistryError> {
+        let tripped = self.guard(engine).await;
         let synced = self.sync(engine).await;
+        if let Some(reason) = tripped {
+            // Going back loaded a good version, which clears the error:
+            // the reason stays until the next version is loaded.
+            self.set_error(Some(reason));
+        }
         if let Err(e) = &synced {
             self.set_error(Some(e.to_string()));
         }
@@ -303,7 +356,6 @@ async fn follow(follower: Arc<Follower>, weak: WeakEngine, first: PgListener) {
                     {
                         let mut state = follower.state.lock().unwrap_or_else(PoisonError::into_inner);
                         state.connected = true;
-                        state.refused = None;
                     }
                     tracing::info!(router = follower.settings.router_name(), "router registry reconnected");
                     heard = Some(spawn_listener(made));

@@ -58,6 +58,15 @@ pub struct RouterRegistry {
     pub(crate) schema: String,
     pub(crate) heartbeat: Duration,
     pub(crate) compilation: crate::router::wasm::tiers::Compilation,
+    pub(crate) fault_guard: Option<FaultGuard>,
+}
+
+/// When an instance gives up a new version by itself (see
+/// [`RouterRegistry::fault_guard`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FaultGuard {
+    pub(crate) max_rate: f64,
+    pub(crate) min_calls: u64,
 }
 
 impl std::fmt::Debug for RouterRegistry {
@@ -70,6 +79,7 @@ impl std::fmt::Debug for RouterRegistry {
             .field("schema", &self.schema)
             .field("heartbeat", &self.heartbeat)
             .field("compilation", &self.compilation)
+            .field("fault_guard", &self.fault_guard)
             .finish()
     }
 }
@@ -90,6 +100,7 @@ impl RouterRegistry {
             schema: DEFAULT_SCHEMA.into(),
             heartbeat: DEFAULT_HEARTBEAT,
             compilation: crate::router::wasm::tiers::Compilation::default(),
+            fault_guard: None,
         }
     }
 
@@ -126,6 +137,29 @@ impl RouterRegistry {
     /// code at once, optimized code from the background).
     pub fn compilation(mut self, compilation: crate::wasm::Compilation) -> RouterRegistry {
         self.compilation = compilation;
+        self
+    }
+
+    /// A guard rail: once a version this instance took from a rollout has
+    /// been called at least `min_calls` times and more than `max_rate` (0
+    /// to 1) of those calls faulted, the instance goes back to the version
+    /// before it by itself, records why in its `instances` row, and marks
+    /// the rollout `failed` (so the whole fleet goes back too). Checked
+    /// at each heartbeat. Off by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dbroute::registry::RouterRegistry;
+    /// // Back off a version when over 1% of at least 1000 calls fault.
+    /// let registry = RouterRegistry::new("postgres://svc@127.0.0.1/ops", "checkout").fault_guard(0.01, 1000);
+    /// # let _ = registry;
+    /// ```
+    pub fn fault_guard(mut self, max_rate: f64, min_calls: u64) -> RouterRegistry {
+        self.fault_guard = Some(FaultGuard {
+            max_rate: max_rate.clamp(0.0, 1.0),
+            min_calls: min_calls.max(1),
+        });
         self
     }
 
