@@ -412,6 +412,18 @@ async fn a_version_that_faults_is_given_up_and_its_rollout_marked_failed() {
     assert!(status.last_error.as_deref().is_some_and(|e| e.contains("gave version 2 up")), "{status:?}");
     // Below the rate, nothing happens: the others never faulted.
     assert!(engines[1].registry_status().unwrap().last_error.is_none());
+    // The registry shows who gave it up and why.
+    within("the reason in the registry", async {
+        loop {
+            let fleet = client.fleet().await.unwrap();
+            let first = fleet.instances.iter().find(|i| i.instance_id == "ledger-0").unwrap();
+            if first.version == Some(v1) && first.last_error.as_deref().is_some_and(|e| e.contains("faulted")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

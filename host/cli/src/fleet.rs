@@ -231,7 +231,7 @@ fn print_fleet(fleet: &FleetStatus) {
         return;
     }
     say!(
-        "{:<28} {:<14} {:<14} {:>7} {:<12} {:<9} {:>10} {:>9}  ERROR",
+        "{:<28} {:<14} {:<14} {:>7} {:<12} {:<9} {:>10} {:>7} {:>9}  ERROR",
         "INSTANCE",
         "SERVICE",
         "ROUTER",
@@ -239,11 +239,12 @@ fn print_fleet(fleet: &FleetStatus) {
         "SHA256",
         "TIER",
         "DECISIONS",
+        "FAULTS",
         "HEARTBEAT"
     );
     for i in &fleet.instances {
         say!(
-            "{:<28} {:<14} {:<14} {:>7} {:<12} {:<9} {:>10} {:>8.1}s  {}",
+            "{:<28} {:<14} {:<14} {:>7} {:<12} {:<9} {:>10} {:>7} {:>8.1}s  {}",
             i.instance_id,
             i.service,
             i.router,
@@ -251,6 +252,7 @@ fn print_fleet(fleet: &FleetStatus) {
             i.sha256.as_deref().map_or("-", |s| &s[..12.min(s.len())]),
             i.tier.as_deref().unwrap_or("-"),
             i.decisions,
+            i.faults.map_or_else(|| "-".to_owned(), |f| f.to_string()),
             i.heartbeat_age_secs,
             i.last_error.as_deref().map_or_else(String::new, one_line)
         );

@@ -209,6 +209,8 @@ pub struct InstanceStatus {
     pub tier: Option<String>,
     /// Decisions made since the router was loaded.
     pub decisions: i64,
+    /// Calls of the router that faulted since it was loaded.
+    pub faults: Option<i64>,
     /// The last module it refused, or the last registry error.
     pub last_error: Option<String>,
     /// Seconds since its last heartbeat.
@@ -442,7 +444,7 @@ impl RegistryClient {
         let action = "read the fleet";
         let rows = sqlx::query(
             "SELECT instance_id, service, host, router, version, sha256, generation, tier, decisions,
-                    last_error, extract(epoch FROM now() - last_heartbeat)::float8 AS age
+                    faults, last_error, extract(epoch FROM now() - last_heartbeat)::float8 AS age
              FROM instances ORDER BY service, instance_id",
         )
         .fetch_all(&self.pool)
@@ -460,6 +462,7 @@ impl RegistryClient {
                 generation: r.get("generation"),
                 tier: r.get("tier"),
                 decisions: r.get("decisions"),
+                faults: r.get("faults"),
                 last_error: r.get("last_error"),
                 heartbeat_age_secs: r.get("age"),
             })

@@ -18,7 +18,7 @@ pub(crate) fn total_decisions(engine: &Engine) -> u64 {
 /// Writes the instance's row: what it runs, since when, its last error.
 pub(crate) async fn heartbeat(follower: &Follower, engine: &Engine) -> Result<(), RegistryError> {
     let generation = engine.router_status().generation;
-    let (version, sha256, tier, decisions, last_error) = {
+    let (version, sha256, tier, decisions, faults, last_error) = {
         let state = follower.state.lock().unwrap_or_else(PoisonError::into_inner);
         let running = state.running.as_ref();
         (
@@ -26,16 +26,17 @@ pub(crate) async fn heartbeat(follower: &Follower, engine: &Engine) -> Result<()
             running.map(|r| r.sha256.clone()),
             running.map(|r| tier_name(r.router.tier())),
             running.map_or(0, |r| total_decisions(engine).saturating_sub(r.decisions_at_load)),
+            running.map(|r| i64::try_from(r.router.faults()).unwrap_or(i64::MAX)),
             state.last_error.clone(),
         )
     };
     sqlx::query(
-        "INSERT INTO instances (instance_id, service, host, router, version, sha256, generation, tier, decisions, last_error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        "INSERT INTO instances (instance_id, service, host, router, version, sha256, generation, tier, decisions, faults, last_error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (instance_id) DO UPDATE SET
              service = EXCLUDED.service, host = EXCLUDED.host, router = EXCLUDED.router,
              version = EXCLUDED.version, sha256 = EXCLUDED.sha256, generation = EXCLUDED.generation,
-             tier = EXCLUDED.tier, decisions = EXCLUDED.decisions, last_error = EXCLUDED.last_error,
+             tier = EXCLUDED.tier, decisions = EXCLUDED.decisions, faults = EXCLUDED.faults, last_error = EXCLUDED.last_error,
              last_heartbeat = now()",
     )
     .bind(&follower.instance_id)
@@ -47,6 +48,7 @@ pub(crate) async fn heartbeat(follower: &Follower, engine: &Engine) -> Result<()
     .bind(i64::try_from(generation).unwrap_or(i64::MAX))
     .bind(tier)
     .bind(i64::try_from(decisions).unwrap_or(i64::MAX))
+    .bind(faults)
     .bind(last_error)
     .execute(&follower.pool)
     .await
