@@ -484,7 +484,10 @@ mod tests {
         )
         .unwrap();
         let shown = format!("{:?} {config:?}", config.builder());
-        assert!(shown.contains("service: \"checkout\"") && shown.contains("checkout-1"), "{shown}");
+        assert!(
+            shown.contains("service: \"checkout\"") && shown.contains("checkout-1"),
+            "{shown}"
+        );
         assert!(shown.contains("250ms") && shown.contains("***"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
         let missing = Config::from_toml_str("[router_registry]\nurl = \"postgres://x\"\n", Path::new("."));

@@ -88,11 +88,11 @@ mod metrics;
 mod model;
 mod name;
 mod provision;
-mod route_stats;
-mod routed;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod registry;
+mod route_stats;
+mod routed;
 pub mod router;
 pub mod schema;
 mod scope;

@@ -840,7 +840,11 @@ fn publish_rollout_rollback_and_fleet_through_the_binary() {
 
     let out = registry.dbroute(&["publish", replica, "--name", "app", "--connections", "default,replica"]);
     assert_exit(&out, 0);
-    assert!(stdout(&out).contains("published router `app` version 1"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("published router `app` version 1"),
+        "{}",
+        stdout(&out)
+    );
     // What a host would refuse is refused, and nothing is stored.
     let out = registry.dbroute(&["publish", &router("needs_config.wat"), "--name", "app"]);
     assert_fails_with(&out, &["not published", "refused at load"]);
@@ -886,11 +890,18 @@ fn publish_rollout_rollback_and_fleet_through_the_binary() {
     let out = registry.dbroute(&["fleet"]);
     assert_exit(&out, 0);
     let text = stdout(&out);
-    assert!(text.contains("cli-instance-1") && text.contains("version 1 at 100% complete"), "{text}");
+    assert!(
+        text.contains("cli-instance-1") && text.contains("version 1 at 100% complete"),
+        "{text}"
+    );
 
     let out = registry.dbroute(&["rollback", "app", "--reason", "bad numbers"]);
     assert_exit(&out, 0);
-    assert!(stdout(&out).contains("rolled_back") && stdout(&out).contains("bad numbers"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("rolled_back") && stdout(&out).contains("bad numbers"),
+        "{}",
+        stdout(&out)
+    );
     let out = registry.dbroute(&["rollback", "app"]);
     assert_fails_with(&out, &["no rolling or complete rollout to roll back"]);
     drop(engine);
@@ -906,7 +917,10 @@ fn registry_commands_need_a_url_and_never_print_its_password() {
         .unwrap();
     assert_fails_with(&out, &["--registry URL", "DBROUTE_REGISTRY_URL"]);
     let out = dbroute(&["fleet", "--registry", "postgres://svc:hunter2@127.0.0.1:1/ops"]);
-    assert_fails_with(&out, &["cannot reach the router registry", "postgres://***@127.0.0.1:1/ops"]);
+    assert_fails_with(
+        &out,
+        &["cannot reach the router registry", "postgres://***@127.0.0.1:1/ops"],
+    );
     assert!(!stderr(&out).contains("hunter2"));
     // A registry that was never made says how to make it.
     let registry = RegistrySchema::new("missing");

@@ -225,15 +225,25 @@ async fn bad_input_is_a_clear_error_and_changes_nothing() {
         .unwrap_err();
     assert!(matches!(e, Error::RouterLoad { .. }), "{e}");
     let e = client.fetch("billing", 2).await.unwrap_err();
-    assert!(matches!(e, Error::Registry(RegistryError::UnknownVersion { .. })), "{e}");
+    assert!(
+        matches!(e, Error::Registry(RegistryError::UnknownVersion { .. })),
+        "{e}"
+    );
     assert_eq!(client.latest_rollout("billing").await.unwrap(), latest);
 
     // Bytes changed behind the registry's back: the instance refuses them,
     // reports why, and keeps routing with version 1.
     let v2 = publish(&client, "billing", analytics_router()).await;
-    registry_execute(&db.url, "UPDATE routers SET module = module || '\\x00'::bytea WHERE version = 2").await;
+    registry_execute(
+        &db.url,
+        "UPDATE routers SET module = module || '\\x00'::bytea WHERE version = 2",
+    )
+    .await;
     let e = client.fetch("billing", v2).await.unwrap_err();
-    assert!(matches!(e, Error::Registry(RegistryError::ChecksumMismatch { .. })), "{e}");
+    assert!(
+        matches!(e, Error::Registry(RegistryError::ChecksumMismatch { .. })),
+        "{e}"
+    );
     client.rollout("billing", v2, 100).await.unwrap();
     let status = within("the refusal", async {
         loop {
@@ -247,7 +257,10 @@ async fn bad_input_is_a_clear_error_and_changes_nothing() {
     .await;
     assert_eq!(status.version, Some(v1));
     let error = status.last_error.unwrap();
-    assert!(error.contains("version 2 refused") && error.contains("damaged"), "{error}");
+    assert!(
+        error.contains("version 2 refused") && error.contains("damaged"),
+        "{error}"
+    );
     assert_eq!(user_read(&engine), "replica");
     within("the refusal in the registry", async {
         while client.fleet().await.unwrap().instances[0].last_error.is_none() {
@@ -259,7 +272,10 @@ async fn bad_input_is_a_clear_error_and_changes_nothing() {
     // Nothing to roll back twice.
     client.rollback("billing", "bad bytes").await.unwrap();
     let e = client.rollback("billing", "again").await.unwrap_err();
-    assert!(matches!(e, Error::Registry(RegistryError::NothingToRollBack { .. })), "{e}");
+    assert!(
+        matches!(e, Error::Registry(RegistryError::NothingToRollBack { .. })),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -289,11 +305,21 @@ async fn a_registry_newer_than_the_engine_or_missing_is_refused_at_build() {
         .await;
     let e = built.unwrap_err();
     assert!(
-        matches!(e, Error::Registry(RegistryError::NewerSchema { found: 99, known: 1, .. })),
+        matches!(
+            e,
+            Error::Registry(RegistryError::NewerSchema {
+                found: 99,
+                known: 1,
+                ..
+            })
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("upgrade dbroute"), "{e}");
-    assert!(matches!(client.init().await.unwrap_err(), Error::Registry(RegistryError::NewerSchema { .. })));
+    assert!(matches!(
+        client.init().await.unwrap_err(),
+        Error::Registry(RegistryError::NewerSchema { .. })
+    ));
     // A password in the URL never shows in an error.
     let e = Engine::builder()
         .connection("default", "sqlite::memory:")
@@ -301,7 +327,10 @@ async fn a_registry_newer_than_the_engine_or_missing_is_refused_at_build() {
         .build()
         .await
         .unwrap_err();
-    assert!(!e.to_string().contains("hunter2") && !format!("{e:?}").contains("hunter2"), "{e}");
+    assert!(
+        !e.to_string().contains("hunter2") && !format!("{e:?}").contains("hunter2"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,9 +436,18 @@ async fn a_version_that_faults_is_given_up_and_its_rollout_marked_failed() {
     let rollout = client.latest_rollout("ledger").await.unwrap().unwrap();
     assert_eq!(rollout.state, RolloutState::Failed);
     let reason = rollout.reason.unwrap();
-    assert!(reason.contains("ledger-0") && reason.contains("calls faulted"), "{reason}");
+    assert!(
+        reason.contains("ledger-0") && reason.contains("calls faulted"),
+        "{reason}"
+    );
     let status = engines[0].registry_status().unwrap();
-    assert!(status.last_error.as_deref().is_some_and(|e| e.contains("gave version 2 up")), "{status:?}");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("gave version 2 up")),
+        "{status:?}"
+    );
     // Below the rate, nothing happens: the others never faulted.
     assert!(engines[1].registry_status().unwrap().last_error.is_none());
     // The registry shows who gave it up and why.
@@ -451,10 +489,16 @@ async fn a_services_read_only_role_follows_but_cannot_publish() {
         .publish(Publication::new("catalog", replica_router()).connections(["default", "replica"]))
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Registry(RegistryError::PermissionDenied { .. })), "{e}");
+    assert!(
+        matches!(e, Error::Registry(RegistryError::PermissionDenied { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("publisher role"), "{e}");
     let e = service.rollout("catalog", v1, 50).await.unwrap_err();
-    assert!(matches!(e, Error::Registry(RegistryError::PermissionDenied { .. })), "{e}");
+    assert!(
+        matches!(e, Error::Registry(RegistryError::PermissionDenied { .. })),
+        "{e}"
+    );
     assert_eq!(client.latest_rollout("catalog").await.unwrap().unwrap().percent, 100);
     drop(engine);
 }

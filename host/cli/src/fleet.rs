@@ -125,7 +125,10 @@ pub(crate) fn registry(args: &RegistryArgs) -> ExitCode {
         RegistryCommand::Init(init) => block_on(async {
             let client = init.registry.connect().await?;
             let version = client.init().await?;
-            say!("registry ready in schema `{}` (schema version {version})", client.schema());
+            say!(
+                "registry ready in schema `{}` (schema version {version})",
+                client.schema()
+            );
             Ok(())
         }),
     }

@@ -10,8 +10,8 @@ use super::error::RegistryError;
 use super::plan::{LatestRollout, RolloutState};
 use super::schema;
 use crate::error::Result;
-use crate::router::wasm::runtime::{RouterLimits, RouterRuntime};
 use crate::router::wasm::WasmRouter;
+use crate::router::wasm::runtime::{RouterLimits, RouterRuntime};
 use crate::router::wasm::tiers::Compilation;
 
 /// The registry's schema unless one is named.
@@ -357,14 +357,12 @@ impl RegistryClient {
         let previous = latest_rollout(&mut *tx, router).await?;
         let stable = previous.as_ref().and_then(|r| r.latest().stable_version());
         if let Some(p) = previous.as_ref().filter(|r| r.state == RolloutState::Rolling) {
-            sqlx::query(
-                "UPDATE rollouts SET state = 'aborted', reason = $2, updated_at = now() WHERE id = $1",
-            )
-            .bind(p.id)
-            .bind(format!("superseded by a rollout of version {version} at {percent}%"))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| RegistryError::query(action, e))?;
+            sqlx::query("UPDATE rollouts SET state = 'aborted', reason = $2, updated_at = now() WHERE id = $1")
+                .bind(p.id)
+                .bind(format!("superseded by a rollout of version {version} at {percent}%"))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| RegistryError::query(action, e))?;
         }
         let state = if percent == 100 {
             RolloutState::Complete
@@ -546,12 +544,13 @@ pub(crate) async fn latest_rollout<'e>(
 
 pub(crate) async fn fetch(pool: &PgPool, router: &str, version: i32) -> Result<PublishedRouter, RegistryError> {
     let action = "read a router module";
-    let row = sqlx::query("SELECT module, sha256, config::text AS config FROM routers WHERE name = $1 AND version = $2")
-        .bind(router)
-        .bind(version)
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| RegistryError::query(action, e))?;
+    let row =
+        sqlx::query("SELECT module, sha256, config::text AS config FROM routers WHERE name = $1 AND version = $2")
+            .bind(router)
+            .bind(version)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| RegistryError::query(action, e))?;
     let Some(row) = row else {
         let known: Vec<i32> = sqlx::query_scalar("SELECT version FROM routers WHERE name = $1 ORDER BY version")
             .bind(router)

@@ -359,7 +359,9 @@ async fn follow(follower: Arc<Follower>, weak: WeakEngine, first: PgListener) {
                     }
                     tracing::info!(router = follower.settings.router_name(), "router registry reconnected");
                     heard = Some(spawn_listener(made));
-                    let Some(engine) = weak.upgrade().filter(|e| !e.is_closed()) else { return };
+                    let Some(engine) = weak.upgrade().filter(|e| !e.is_closed()) else {
+                        return;
+                    };
                     let _ = follower.sync_and_report(&engine).await;
                 }
                 Err(e) => {
@@ -377,7 +379,9 @@ async fn follow(follower: Arc<Follower>, weak: WeakEngine, first: PgListener) {
             message = rx.recv() => matches!(message, Some(Heard::Lost) | None),
             _ = ticks.tick() => false,
         };
-        let Some(engine) = weak.upgrade().filter(|e| !e.is_closed()) else { return };
+        let Some(engine) = weak.upgrade().filter(|e| !e.is_closed()) else {
+            return;
+        };
         if lost {
             tracing::warn!(
                 router = follower.settings.router_name(),

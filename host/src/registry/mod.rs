@@ -23,9 +23,7 @@ mod plan;
 mod report;
 mod schema;
 
-pub use client::{
-    DEFAULT_SCHEMA, FleetStatus, InstanceStatus, PublishedRouter, Publication, RegistryClient, Rollout,
-};
+pub use client::{DEFAULT_SCHEMA, FleetStatus, InstanceStatus, Publication, PublishedRouter, RegistryClient, Rollout};
 pub use error::RegistryError;
 pub use follow::RegistryStatus;
 pub use plan::{RolloutState, canary_bucket};

@@ -123,10 +123,12 @@ async fn applied_version(pool: &PgPool, schema: &str) -> Result<Option<i64>, Reg
         return Ok(None);
     }
     // `table` is a checked schema name and a constant.
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT max(version) FROM {table} WHERE success")))
-        .fetch_one(pool)
-        .await
-        .map_err(|e| RegistryError::query("read its schema version", e))
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT max(version) FROM {table} WHERE success"
+    )))
+    .fetch_one(pool)
+    .await
+    .map_err(|e| RegistryError::query("read its schema version", e))
 }
 
 /// Checks that the registry exists and is a version this build knows (an
