@@ -239,6 +239,7 @@ impl Engine {
     }
 
     /// Whether [`Engine::close`] was called.
+    #[cfg(feature = "postgres")]
     pub(crate) fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Relaxed)
     }

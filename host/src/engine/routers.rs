@@ -131,6 +131,7 @@ impl Engine {
     }
 
     /// The active router chain.
+    #[cfg(feature = "postgres")]
     pub(crate) fn active_chain(&self) -> RouterChain {
         self.inner.routers.load().chain.clone()
     }

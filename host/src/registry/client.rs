@@ -51,7 +51,7 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), RegistryE
 ///
 /// let registry = RegistryClient::connect("postgres://deploy@127.0.0.1/ops", "dbroute_registry").await?;
 /// registry.init().await?;
-/// let bytes = std::fs::read("routers/replica.wasm")?;
+/// let bytes = std::fs::read("routers/replica.wasm").expect("the router module");
 /// let version = registry
 ///     .publish(Publication::new("replica", bytes).connections(["default", "replica"]))
 ///     .await?;
