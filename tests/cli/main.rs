@@ -927,3 +927,63 @@ fn registry_commands_need_a_url_and_never_print_its_password() {
     let out = registry.dbroute(&["fleet"]);
     assert_fails_with(&out, &["not initialised", "dbroute registry init"]);
 }
+
+// ---- diff ----
+
+#[test]
+fn diff_shows_the_operations_whose_connection_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = dir.path().join("ops.jsonl");
+    std::fs::write(
+        &ops,
+        concat!(
+            "# recorded operations\n",
+            "{\"op\":\"read\",\"model\":\"User\"}\n",
+            "{\"op\":\"write\",\"model\":\"User\"}\n",
+            "\n",
+            "{\"op\":\"read\",\"model\":\"Event\",\"app\":\"metrics\",\"hints\":{\"tenant\":\"acme\"}}\n",
+        ),
+    )
+    .unwrap();
+    let (old, new) = (dbroute_example_routers::REPLICA, dbroute_example_routers::ANALYTICS);
+    let ops = ops.display().to_string();
+    let out = dbroute(&[
+        "diff",
+        old,
+        new,
+        "--ops",
+        &ops,
+        "--connections",
+        "default,replica,analytics",
+    ]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("line 2:") && text.contains("replica → default (no opinion)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("line 5:") && text.contains("replica → analytics"),
+        "{text}"
+    );
+    // A write to default before and after is no change.
+    assert!(!text.contains("line 3:"), "{text}");
+    assert!(text.contains("2 of 3 operations change"), "{text}");
+    let out = dbroute(&["diff", old, new, "--ops", &ops, "--json"]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(
+        (report["operations"].as_u64(), report["changed"].as_u64()),
+        (Some(3), Some(2))
+    );
+    // Against itself, nothing changes.
+    let out = dbroute(&["diff", old, old, "--ops", &ops]);
+    assert!(stdout(&out).contains("0 of 3 operations change"), "{}", stdout(&out));
+
+    std::fs::write(dir.path().join("bad.jsonl"), "{\"op\":\"delete\",\"model\":\"User\"}\n").unwrap();
+    let bad = dir.path().join("bad.jsonl").display().to_string();
+    let out = dbroute(&["diff", old, new, "--ops", &bad]);
+    assert_fails_with(&out, &["line 1", "`op` must be \"read\" or \"write\""]);
+    let out = dbroute(&["diff", old, &router("not_a_router.wat"), "--ops", &ops]);
+    assert_fails_with(&out, &["NEW:", "refused at load"]);
+}

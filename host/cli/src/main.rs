@@ -24,6 +24,7 @@ macro_rules! say {
 
 mod check;
 mod demo;
+mod diff;
 mod fleet;
 mod migrate;
 mod route;
@@ -108,6 +109,13 @@ enum Command {
     /// Roll back a router's latest rollout: every instance goes back to
     /// the version before it.
     Rollback(fleet::RollbackArgs),
+    /// Ask two routers for their decisions over a file of operations (one
+    /// JSON object a line) and print the ones that change, before rolling
+    /// NEW out in place of OLD. No database is needed.
+    ///
+    /// Exit status: 0 when both routers answered every operation (changed
+    /// or not), 1 when a router or the file is refused, 2 for usage errors.
+    Diff(diff::DiffArgs),
     /// Show the registry's rollouts and every instance: the version and
     /// SHA-256 it runs, decisions, last heartbeat, last error.
     Fleet(fleet::FleetArgs),
@@ -382,6 +390,7 @@ fn main() -> ExitCode {
         Command::Rollout(args) => fleet::rollout(&args),
         Command::Rollback(args) => fleet::rollback(&args),
         Command::Fleet(args) => fleet::fleet(&args),
+        Command::Diff(args) => diff::run(&args),
     }
 }
 

@@ -1,0 +1,208 @@
+//! `dbroute diff OLD NEW --ops FILE`: both routers' decisions over a file
+//! of operations, and the ones that change.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use dbroute::router::{HostRouter, RouteDecision, RouteKind, RouteRequest};
+use dbroute::wasm::{Compilation, RouterLimits, RouterRuntime, WasmRouter};
+use dbroute::{ConnectionName, Hints, ModelInfo};
+use serde_json::{Value, json};
+
+use crate::{fail, one_line, parse_connection_name, parse_json};
+
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The router running now (`.wasm` or `.wat`).
+    #[arg(value_name = "OLD")]
+    old: PathBuf,
+    /// The router that would replace it.
+    #[arg(value_name = "NEW")]
+    new: PathBuf,
+    /// The operations, one JSON object a line: `{"op": "read", "model":
+    /// "User"}`, with optional `app`, `table`, `tags` (an array), `hints`
+    /// (an object) and `origin`. Blank lines and lines starting with `#`
+    /// are skipped.
+    #[arg(long, value_name = "FILE")]
+    ops: PathBuf,
+    /// OLD's configuration (JSON), handed to its `dbroute_init`.
+    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    old_config: Option<Value>,
+    /// NEW's configuration (JSON), handed to its `dbroute_init`.
+    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    new_config: Option<Value>,
+    /// The connection names both routers' `dbroute_init` are told about,
+    /// comma-separated [default: default].
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',', value_parser = parse_connection_name())]
+    connections: Option<Vec<ConnectionName>>,
+    /// Machine-readable output: one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One operation of the file.
+struct Operation {
+    line: usize,
+    kind: RouteKind,
+    model: ModelInfo,
+    hints: Hints,
+    origin: Option<ConnectionName>,
+    text: String,
+}
+
+fn field<'a>(object: &'a serde_json::Map<String, Value>, key: &str) -> Result<Option<&'a str>, String> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("`{key}` must be a string")),
+    }
+}
+
+fn parse_operation(line: usize, text: &str) -> Result<Operation, String> {
+    let at = |e: String| format!("{}, line {line}: {e}", "the operations file");
+    let value: Value = serde_json::from_str(text).map_err(|e| at(format!("not JSON: {e}")))?;
+    let Value::Object(object) = value else {
+        return Err(at("each line must be a JSON object".into()));
+    };
+    let kind = match field(&object, "op").map_err(at)? {
+        Some("read") => RouteKind::Read,
+        Some("write") => RouteKind::Write,
+        Some(other) => return Err(at(format!("`op` must be \"read\" or \"write\", not \"{other}\""))),
+        None => return Err(at("`op` is missing (\"read\" or \"write\")".into())),
+    };
+    let name = field(&object, "model")
+        .map_err(at)?
+        .ok_or_else(|| at("`model` is missing".into()))?;
+    let mut model = ModelInfo::new(name.to_owned());
+    if let Some(app) = field(&object, "app").map_err(at)? {
+        model = model.with_app(app.to_owned());
+    }
+    if let Some(table) = field(&object, "table").map_err(at)? {
+        model = model.with_table(table.to_owned());
+    }
+    match object.get("tags") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(tags)) => {
+            let tags: Option<Vec<String>> = tags.iter().map(|t| t.as_str().map(str::to_owned)).collect();
+            model = model.with_tags(tags.ok_or_else(|| at("`tags` must be an array of strings".into()))?);
+        }
+        Some(_) => return Err(at("`tags` must be an array of strings".into())),
+    }
+    let hints = match object.get("hints") {
+        None | Some(Value::Null) => Hints::default(),
+        Some(Value::Object(map)) => Hints::from(map.clone()),
+        Some(_) => return Err(at("`hints` must be an object".into())),
+    };
+    let origin = field(&object, "origin")
+        .map_err(at)?
+        .map(ConnectionName::new)
+        .transpose()
+        .map_err(|e| at(format!("`origin`: {e}")))?;
+    Ok(Operation {
+        line,
+        kind,
+        model,
+        hints,
+        origin,
+        text: text.to_owned(),
+    })
+}
+
+fn read_operations(path: &Path) -> Result<Vec<Operation>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(i, l)| parse_operation(i + 1, l.trim()))
+        .collect()
+}
+
+/// Where an operation goes by a router (the connection, or its refusal or
+/// fault), and how: what the diff compares, then what it shows.
+fn answer(router: &WasmRouter, op: &Operation) -> (String, &'static str) {
+    let request = RouteRequest {
+        kind: op.kind,
+        model: &op.model,
+        hints: &op.hints,
+        origin: op.origin.as_ref(),
+    };
+    let answer = match op.kind {
+        RouteKind::Read => router.db_for_read(&request),
+        RouteKind::Write => router.db_for_write(&request),
+    };
+    match answer {
+        Ok(RouteDecision::Use(name)) => (name.to_string(), ""),
+        Ok(RouteDecision::NoOpinion) => match op.origin {
+            Some(origin) => (origin.to_string(), " (no opinion: its origin)"),
+            None => ("default".to_owned(), " (no opinion)"),
+        },
+        Ok(RouteDecision::Refuse(message)) => (format!("refused: {}", one_line(&message)), ""),
+        Err(fault) => (format!("fault: {}", one_line(&fault.to_string())), ""),
+    }
+}
+
+fn load(
+    runtime: &RouterRuntime,
+    path: &Path,
+    config: Option<&Value>,
+    names: &[ConnectionName],
+) -> dbroute::Result<WasmRouter> {
+    let name = path
+        .file_stem()
+        .map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
+    let mut builder = WasmRouter::named(name)
+        .connections(names.iter().map(ConnectionName::as_str))
+        .compilation(Compilation::Baseline);
+    if let Some(config) = config {
+        builder = builder.config(config.clone());
+    }
+    builder.load_file(runtime, path)
+}
+
+pub(crate) fn run(args: &DiffArgs) -> ExitCode {
+    let operations = match read_operations(&args.ops) {
+        Ok(ops) => ops,
+        Err(e) => return fail(e),
+    };
+    let names = args
+        .connections
+        .clone()
+        .unwrap_or_else(|| vec![ConnectionName::DEFAULT]);
+    let runtime = match RouterRuntime::new(RouterLimits::default()) {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(e),
+    };
+    let old = match load(&runtime, &args.old, args.old_config.as_ref(), &names) {
+        Ok(router) => router,
+        Err(e) => return fail(format_args!("OLD: {e}")),
+    };
+    let new = match load(&runtime, &args.new, args.new_config.as_ref(), &names) {
+        Ok(router) => router,
+        Err(e) => return fail(format_args!("NEW: {e}")),
+    };
+    let mut changes = Vec::new();
+    for op in &operations {
+        let (before, how_before) = answer(&old, op);
+        let (after, how_after) = answer(&new, op);
+        if before != after {
+            changes.push((op, format!("{before}{how_before}"), format!("{after}{how_after}")));
+        }
+    }
+    if args.json {
+        let changed: Vec<Value> = changes
+            .iter()
+            .map(|(op, before, after)| json!({"line": op.line, "operation": op.text, "old": before, "new": after}))
+            .collect();
+        say!(
+            "{}",
+            json!({"operations": operations.len(), "changed": changes.len(), "changes": changed})
+        );
+    } else {
+        for (op, before, after) in &changes {
+            say!("line {}: {}\n  {before} → {after}", op.line, op.text);
+        }
+        say!("{} of {} operations change", changes.len(), operations.len());
+    }
+    ExitCode::SUCCESS
+}
