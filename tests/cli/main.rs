@@ -895,6 +895,35 @@ fn publish_rollout_rollback_and_fleet_through_the_binary() {
         "{text}"
     );
 
+    // A new version shows how it decides differently before it is published.
+    let dir = tempfile::tempdir().unwrap();
+    let ops = dir.path().join("ops.jsonl");
+    std::fs::write(
+        &ops,
+        "{\"op\":\"read\",\"model\":\"User\"}\n{\"op\":\"write\",\"model\":\"User\"}\n",
+    )
+    .unwrap();
+    let ops = ops.display().to_string();
+    let analytics = dbroute_example_routers::ANALYTICS;
+    let out = registry.dbroute(&[
+        "publish",
+        analytics,
+        "--name",
+        "app",
+        "--connections",
+        "default,replica,analytics",
+        "--diff-ops",
+        &ops,
+    ]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("compared with version 1"), "{text}");
+    assert!(
+        text.contains("replica → default (no opinion)") && text.contains("1 of 2 operations change"),
+        "{text}"
+    );
+    assert!(text.contains("published router `app` version 2"), "{text}");
+
     let out = registry.dbroute(&["rollback", "app", "--reason", "bad numbers"]);
     assert_exit(&out, 0);
     assert!(

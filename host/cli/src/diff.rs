@@ -142,6 +142,54 @@ fn answer(router: &WasmRouter, op: &Operation) -> (String, &'static str) {
     }
 }
 
+/// The operations whose connection (or refusal, or fault) differs between
+/// `old` and `new`: (operation, old answer, new answer).
+fn compare<'o>(
+    old: &WasmRouter,
+    new: &WasmRouter,
+    operations: &'o [Operation],
+) -> Vec<(&'o Operation, String, String)> {
+    let mut changes = Vec::new();
+    for op in operations {
+        let (before, how_before) = answer(old, op);
+        let (after, how_after) = answer(new, op);
+        if before != after {
+            changes.push((op, format!("{before}{how_before}"), format!("{after}{how_after}")));
+        }
+    }
+    changes
+}
+
+fn print_changes(changes: &[(&Operation, String, String)], total: usize) {
+    for (op, before, after) in changes {
+        say!("line {}: {}\n  {before} → {after}", op.line, op.text);
+    }
+    say!("{} of {total} operations change", changes.len());
+}
+
+/// For `publish --diff-ops`: prints how `new` (about to be published)
+/// decides the file's operations differently from `old` (the fleet's
+/// version, from the registry).
+pub(crate) fn show_before_publishing(
+    ops: &Path,
+    old: (&str, &[u8], &Value),
+    new: (&Path, Option<&Value>),
+    names: &[ConnectionName],
+) -> anyhow::Result<()> {
+    let operations = read_operations(ops).map_err(anyhow::Error::msg)?;
+    let runtime = RouterRuntime::new(RouterLimits::default())?;
+    let (label, bytes, config) = old;
+    let old = WasmRouter::named(label)
+        .connections(names.iter().map(ConnectionName::as_str))
+        .compilation(Compilation::Baseline)
+        .config(config.clone())
+        .load(&runtime, bytes)?;
+    let new = load(&runtime, new.0, new.1, names)?;
+    let changes = compare(&old, &new, &operations);
+    print_changes(&changes, operations.len());
+    Ok(())
+}
+
 fn load(
     runtime: &RouterRuntime,
     path: &Path,
@@ -181,14 +229,7 @@ pub(crate) fn run(args: &DiffArgs) -> ExitCode {
         Ok(router) => router,
         Err(e) => return fail(format_args!("NEW: {e}")),
     };
-    let mut changes = Vec::new();
-    for op in &operations {
-        let (before, how_before) = answer(&old, op);
-        let (after, how_after) = answer(&new, op);
-        if before != after {
-            changes.push((op, format!("{before}{how_before}"), format!("{after}{how_after}")));
-        }
-    }
+    let changes = compare(&old, &new, &operations);
     if args.json {
         let changed: Vec<Value> = changes
             .iter()
@@ -199,10 +240,7 @@ pub(crate) fn run(args: &DiffArgs) -> ExitCode {
             json!({"operations": operations.len(), "changed": changes.len(), "changes": changed})
         );
     } else {
-        for (op, before, after) in &changes {
-            say!("line {}: {}\n  {before} → {after}", op.line, op.text);
-        }
-        say!("{} of {} operations change", changes.len(), operations.len());
+        print_changes(&changes, operations.len());
     }
     ExitCode::SUCCESS
 }

@@ -62,6 +62,11 @@ pub(crate) struct PublishArgs {
     /// The router's name in the registry (instances follow it by name).
     #[arg(long, value_name = "N")]
     name: String,
+    /// First show how this module decides the operations of FILE (one
+    /// JSON object a line, as for `dbroute diff`) differently from the
+    /// version the fleet runs now.
+    #[arg(long, value_name = "FILE")]
+    diff_ops: Option<std::path::PathBuf>,
     #[command(flatten)]
     registry: RegistryOptions,
 }
@@ -149,6 +154,28 @@ pub(crate) fn publish(args: &PublishArgs) -> ExitCode {
             publication = publication.config(config.clone());
         }
         let client = args.registry.connect().await?;
+        if let Some(ops) = &args.diff_ops {
+            let stable = client
+                .latest_rollout(&args.name)
+                .await?
+                .and_then(|r| r.stable_version());
+            match stable {
+                Some(version) => {
+                    let running = client.fetch(&args.name, version).await?;
+                    say!("compared with version {version}, which the fleet runs:");
+                    crate::diff::show_before_publishing(
+                        ops,
+                        (&format!("{}-v{version}", args.name), &running.module, &running.config),
+                        (&load.router, load.config.as_ref()),
+                        &load.connection_names(),
+                    )?;
+                }
+                None => say!(
+                    "no version of `{}` runs in the fleet yet: nothing to compare",
+                    args.name
+                ),
+            }
+        }
         let version = client.publish(publication).await?;
         let published = client.fetch(&args.name, version).await?;
         if load.json {

@@ -152,6 +152,28 @@ fn state_name<S: serde::Serializer>(state: &RolloutState, s: S) -> std::result::
 }
 
 impl Rollout {
+    /// The version the fleet runs outside a canary while this is the
+    /// latest rollout: `version` once complete, else `previous_version`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dbroute::registry::{Rollout, RolloutState};
+    /// let canary = Rollout {
+    ///     id: 2,
+    ///     router: "checkout".into(),
+    ///     version: 3,
+    ///     previous_version: Some(2),
+    ///     percent: 10,
+    ///     state: RolloutState::Rolling,
+    ///     reason: None,
+    /// };
+    /// assert_eq!(canary.stable_version(), Some(2));
+    /// ```
+    pub fn stable_version(&self) -> Option<i32> {
+        self.latest().stable_version()
+    }
+
     pub(crate) fn latest(&self) -> LatestRollout {
         LatestRollout {
             version: self.version,
