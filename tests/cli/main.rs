@@ -1016,3 +1016,82 @@ fn diff_shows_the_operations_whose_connection_changes() {
     let out = dbroute(&["diff", old, &router("not_a_router.wat"), "--ops", &ops]);
     assert_fails_with(&out, &["NEW:", "refused at load"]);
 }
+
+#[test]
+fn separate_service_processes_converge_on_a_rollout() {
+    use std::io::{BufRead, BufReader};
+    let registry = RegistrySchema::new("processes");
+    assert_exit(&registry.dbroute(&["registry", "init"]), 0);
+    let names = "default,replica,analytics";
+    let publish = |module: &str| registry.dbroute(&["publish", module, "--name", "svc", "--connections", names]);
+    assert_exit(&publish(dbroute_example_routers::REPLICA), 0);
+    assert_exit(&publish(dbroute_example_routers::ANALYTICS), 0);
+    assert_exit(&registry.dbroute(&["rollout", "svc", "1", "--percent", "100"]), 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Vec::new();
+    for i in 0..3 {
+        let config = dir.path().join(format!("instance-{i}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[connections.default]\nurl = \"sqlite::memory:\"\n[connections.replica]\nurl = \"sqlite::memory:\"\n\
+                 [connections.analytics]\nurl = \"sqlite::memory:\"\n\
+                 [router_registry]\nurl = \"{REGISTRY_URL}\"\nservice = \"svc\"\ninstance_id = \"process-{i}\"\n\
+                 schema = \"{}\"\nheartbeat_ms = 100\n",
+                registry.0
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_dbroute"))
+            .args(["follow", "--config"])
+            .arg(&config)
+            .args(["--for-secs", "60"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("dbroute follow");
+        children.push(child);
+    }
+    // Each process reports what it runs on stdout, a JSON line per change.
+    let (tx, rx) = std::sync::mpsc::channel();
+    for child in &mut children {
+        let stdout = child.stdout.take().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+            }
+        });
+    }
+    let wait_for = |version: i64| {
+        let mut at = std::collections::HashSet::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while at.len() < 3 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("every process reports the version");
+            if line["version"] == version {
+                at.insert(line["instance_id"].as_str().unwrap().to_owned());
+            }
+        }
+    };
+    wait_for(1);
+    let started = Instant::now();
+    assert_exit(&registry.dbroute(&["rollout", "svc", "2", "--percent", "100"]), 0);
+    wait_for(2);
+    println!("3 processes converged in {:?}", started.elapsed());
+    // The registry shows them too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let fleet = json(&registry.dbroute(&["fleet", "--json"]));
+        let instances = fleet["instances"].as_array().unwrap();
+        if instances.len() == 3 && instances.iter().all(|i| i["version"] == 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{fleet}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -26,6 +26,7 @@ mod check;
 mod demo;
 mod diff;
 mod fleet;
+mod follow;
 mod migrate;
 mod route;
 mod status;
@@ -116,6 +117,10 @@ enum Command {
     /// Exit status: 0 when both routers answered every operation (changed
     /// or not), 1 when a router or the file is refused, 2 for usage errors.
     Diff(diff::DiffArgs),
+    /// Run an instance that only follows the `[router_registry]` of a
+    /// configuration file, printing a JSON line (version, SHA-256,
+    /// connected, last error) each time what it runs changes.
+    Follow(follow::FollowArgs),
     /// Show the registry's rollouts and every instance: the version and
     /// SHA-256 it runs, decisions, last heartbeat, last error.
     Fleet(fleet::FleetArgs),
@@ -391,6 +396,7 @@ fn main() -> ExitCode {
         Command::Rollback(args) => fleet::rollback(&args),
         Command::Fleet(args) => fleet::fleet(&args),
         Command::Diff(args) => diff::run(&args),
+        Command::Follow(args) => follow::run(&args),
     }
 }
 
