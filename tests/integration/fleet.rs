@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use dbroute::registry::{Publication, RegistryClient, RegistryError, RolloutState, RouterRegistry};
+use dbroute::wasm::RouterLimits;
 use dbroute::{Engine, Error, Hints, ModelInfo};
 use sha2::{Digest, Sha256};
 
@@ -36,7 +37,7 @@ fn user() -> ModelInfo {
 fn user_read(engine: &Engine) -> String {
     engine
         .db_for_read(&user(), &Hints::default())
-        .expect("decision")
+        .unwrap_or_else(|e| panic!("a decision failed: {e}"))
         .to_string()
 }
 
@@ -60,8 +61,12 @@ async fn publish(client: &RegistryClient, name: &str, bytes: Vec<u8>) -> i32 {
         .expect("publish")
 }
 
+/// An engine following the registry. Its routers' time budget is a second:
+/// on this busy shared machine a call can be descheduled past the default
+/// 50 ms, which is not what these tests are about.
 async fn instance(url: &str, service: &str, id: &str) -> Engine {
     Engine::builder()
+        .router_limits(RouterLimits::new().time_budget(Duration::from_secs(1)))
         .connection("default", "sqlite::memory:")
         .connection("replica", "sqlite::memory:")
         .connection("analytics", "sqlite::memory:")
@@ -78,15 +83,19 @@ async fn instance(url: &str, service: &str, id: &str) -> Engine {
 /// Waits until every engine runs `version`; returns how long it took.
 async fn converged(engines: &[Engine], version: i32) -> Duration {
     let started = Instant::now();
-    within("convergence", async {
-        while !engines
-            .iter()
-            .all(|e| e.registry_status().and_then(|s| s.version) == Some(version))
-        {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+    while !engines
+        .iter()
+        .all(|e| e.registry_status().and_then(|s| s.version) == Some(version))
+    {
+        if started.elapsed() > crate::support::STEP {
+            let statuses: Vec<_> = engines.iter().map(Engine::registry_status).collect();
+            panic!(
+                "not all at version {version} after {:?}: {statuses:#?}",
+                started.elapsed()
+            );
         }
-    })
-    .await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     started.elapsed()
 }
 
@@ -407,6 +416,7 @@ async fn a_version_that_faults_is_given_up_and_its_rollout_marked_failed() {
     let mut engines = Vec::new();
     for i in 0..3 {
         let engine = Engine::builder()
+            .router_limits(RouterLimits::new().time_budget(Duration::from_secs(1)))
             .connection("default", "sqlite::memory:")
             .connection("replica", "sqlite::memory:")
             .router_registry_with(

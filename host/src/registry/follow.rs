@@ -62,13 +62,23 @@ pub(crate) struct Running {
 #[derive(Default)]
 pub(crate) struct FollowState {
     pub(crate) running: Option<Running>,
-    /// The version refused here (it did not load, or the fault guard gave
-    /// it up): never tried again by this instance; the version before it
-    /// runs instead.
-    refused: Option<i32>,
+    /// The version refused here: the version before it runs instead.
+    refused: Option<Refusal>,
     pub(crate) last_error: Option<String>,
     connected: bool,
     pub(crate) rollout_state: Option<RolloutState>,
+}
+
+/// A version an instance refused.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    version: i32,
+    /// When it was refused.
+    at: std::time::Instant,
+    /// Given up by the fault guard: never tried again. Otherwise (it did
+    /// not load, which a machine too busy for a call's time budget can
+    /// cause too) it is tried again after ten heartbeats.
+    for_good: bool,
 }
 
 /// One engine's link to the registry.
@@ -116,7 +126,12 @@ impl Follower {
         let (running, refused) = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.rollout_state = latest.as_ref().map(|r| r.state);
-            (state.running.as_ref().map(|r| r.version), state.refused)
+            let retry_after = self.settings.heartbeat * 10;
+            let refused = state
+                .refused
+                .filter(|r| r.for_good || r.at.elapsed() < retry_after)
+                .map(|r| r.version);
+            (state.running.as_ref().map(|r| r.version), refused)
         };
         if desired.is_some() && desired == refused {
             // A version refused here (it did not load, or its faults
@@ -163,12 +178,19 @@ impl Follower {
                     router: wasm,
                     decisions_at_load: report::total_decisions(engine),
                 });
+                if state.refused.is_some_and(|r| r.version == version) {
+                    state.refused = None;
+                }
                 state.last_error = None;
             }
             Err(e) => {
                 let message = format!("version {version} refused: {e}");
                 tracing::error!(router, version, error = %e, "router from the registry refused; the current one keeps serving");
-                state.refused = Some(version);
+                state.refused = Some(Refusal {
+                    version,
+                    at: std::time::Instant::now(),
+                    for_good: false,
+                });
                 state.last_error = Some(message);
             }
         }
@@ -204,7 +226,11 @@ impl Follower {
         tracing::error!(router, version, faults, calls, "{reason}");
         {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.refused = Some(version);
+            state.refused = Some(Refusal {
+                version,
+                at: std::time::Instant::now(),
+                for_good: true,
+            });
             state.last_error = Some(reason.clone());
         }
         match end_latest_rollout(&self.pool, router, RolloutState::Failed, &reason, Some(version)).await {
@@ -382,6 +408,14 @@ async fn follow(follower: Arc<Follower>, weak: WeakEngine, first: PgListener) {
         let Some(engine) = weak.upgrade().filter(|e| !e.is_closed()) else {
             return;
         };
+        // A failed read or heartbeat also counts as the registry lost: the
+        // listener may not have noticed yet (it notices a dead server only
+        // when it next reads), and its connection is re-made anyway.
+        let lost = lost
+            || matches!(
+                follower.sync_and_report(&engine).await,
+                Err(RegistryError::Query { .. } | RegistryError::Connect { .. })
+            );
         if lost {
             tracing::warn!(
                 router = follower.settings.router_name(),
@@ -389,8 +423,6 @@ async fn follow(follower: Arc<Follower>, weak: WeakEngine, first: PgListener) {
             );
             follower.state.lock().unwrap_or_else(PoisonError::into_inner).connected = false;
             heard = None;
-            continue;
         }
-        let _ = follower.sync_and_report(&engine).await;
     }
 }
