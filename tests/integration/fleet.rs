@@ -340,6 +340,8 @@ async fn a_registry_newer_than_the_engine_or_missing_is_refused_at_build() {
         !e.to_string().contains("hunter2") && !format!("{e:?}").contains("hunter2"),
         "{e}"
     );
+    let settings = RouterRegistry::new("postgres://svc:hunter2@127.0.0.1/ops", "svc");
+    assert!(!format!("{settings:?} {client:?}").contains("hunter2"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

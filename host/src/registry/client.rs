@@ -61,22 +61,44 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), RegistryE
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RegistryClient {
     pool: PgPool,
     schema: String,
     by: String,
 }
 
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pool is left out: nothing of its connection options shows.
+        f.debug_struct("RegistryClient")
+            .field("schema", &self.schema)
+            .field("by", &self.by)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A router module to publish, with its configuration, and the connection
 /// names it is checked against (as a host would tell its `dbroute_init`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Publication {
     name: String,
     module: Vec<u8>,
     config: serde_json::Value,
     connections: Vec<String>,
     published_by: Option<String>,
+}
+
+impl std::fmt::Debug for Publication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publication")
+            .field("name", &self.name)
+            .field("size", &self.module.len())
+            .field("config", &self.config)
+            .field("connections", &self.connections)
+            .field("published_by", &self.published_by)
+            .finish()
+    }
 }
 
 impl Publication {
