@@ -96,6 +96,7 @@ mod routed;
 pub mod router;
 pub mod schema;
 mod scope;
+mod serialize;
 mod thread_slot;
 mod transaction;
 

@@ -240,6 +240,13 @@ impl Ord for ConnectionName {
     }
 }
 
+/// Serializes as the name's string.
+impl serde::Serialize for ConnectionName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Debug for ConnectionName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)

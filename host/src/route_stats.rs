@@ -12,7 +12,7 @@ use crate::router::RouteKind;
 use crate::thread_slot::{self, SLOTS};
 
 /// How many decisions took one route.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct RouteCount {
     /// The router chain's generation when the decisions were made.
     pub generation: u64,

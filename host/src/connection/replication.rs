@@ -23,7 +23,8 @@ use crate::name::ConnectionName;
 
 /// What a connection is in replication, as declared when the engine was
 /// built (the engine does not discover it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "role")]
 #[non_exhaustive]
 pub enum Role {
     /// Not declared a replica: a primary, or a database on its own.
@@ -32,6 +33,7 @@ pub enum Role {
     /// same data, some time behind, and refuses writes.
     Replica {
         /// The connection it streams from (its registered name).
+        #[serde(rename = "replica_of")]
         of: ConnectionName,
     },
 }
@@ -77,7 +79,7 @@ impl Role {
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ReplicaLag {
     /// The replica.
@@ -85,6 +87,7 @@ pub struct ReplicaLag {
     /// The connection it was declared a replica of.
     pub primary: ConnectionName,
     /// When the measurement finished.
+    #[serde(rename = "measured_at_unix_ms", serialize_with = "crate::serialize::unix_millis")]
     pub measured_at: SystemTime,
     /// PostgreSQL: how many bytes of WAL the replica has still to replay,
     /// `pg_wal_lsn_diff` of the primary's `pg_current_wal_lsn()` (or, when
@@ -109,6 +112,7 @@ pub struct ReplicaLag {
     /// `bytes_behind`. MySQL/MariaDB: `Seconds_Behind_Master` (or
     /// `Seconds_Behind_Source`) of `SHOW REPLICA STATUS`, the server's
     /// estimate; `None` when replication is not running.
+    #[serde(rename = "time_behind_ms", serialize_with = "crate::serialize::optional_millis")]
     pub time_behind: Option<Duration>,
     /// Whether replaying is paused (PostgreSQL: `pg_is_wal_replay_paused()`)
     /// or stopped (MySQL/MariaDB: the SQL thread is not running).

@@ -74,8 +74,10 @@ impl Histogram {
     }
 }
 
-/// Whether a connection answered its last health check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether a connection answered its last health check. Serializes as
+/// `"unknown"`, `"healthy"` or `"unhealthy"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Health {
     /// Not checked yet.
     Unknown,
@@ -117,7 +119,8 @@ pub enum Health {
 /// assert_eq!(state("acme"), Some(ProvisionState::Done));
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ProvisionState {
     /// Nothing to run: a registered connection, or one made by a factory
@@ -294,7 +297,21 @@ mod tests {
 
 /// A snapshot of one connection, for operators: see
 /// [`Engine::status`](crate::Engine::status). Never holds credentials.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializes (for a service's `/status`) with its fields' names; the
+/// latencies as milliseconds (`latency_p50_ms`, ...).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dbroute::Result<()> {
+/// let engine = dbroute::Engine::builder().connection("default", "sqlite::memory:").build().await?;
+/// let status = serde_json::to_value(engine.status()).unwrap();
+/// assert_eq!(status[0]["name"], "default");
+/// assert_eq!(status[0]["backend"], "sqlite");
+/// assert_eq!(status[0]["health"], "unknown");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ConnectionStatus {
     /// The connection's name.
@@ -318,10 +335,13 @@ pub struct ConnectionStatus {
     /// Statements that failed.
     pub errors: u64,
     /// Median statement time.
+    #[serde(rename = "latency_p50_ms", serialize_with = "crate::serialize::optional_millis")]
     pub latency_p50: Option<Duration>,
     /// 95th percentile statement time.
+    #[serde(rename = "latency_p95_ms", serialize_with = "crate::serialize::optional_millis")]
     pub latency_p95: Option<Duration>,
     /// 99th percentile statement time.
+    #[serde(rename = "latency_p99_ms", serialize_with = "crate::serialize::optional_millis")]
     pub latency_p99: Option<Duration>,
     /// The last error, if any (credentials never appear).
     pub last_error: Option<String>,
@@ -333,6 +353,7 @@ pub struct ConnectionStatus {
     pub routed_writes: u64,
     /// A primary, or a replica of which connection (as declared with
     /// [`EngineBuilder::replica_of`](crate::EngineBuilder::replica_of)).
+    #[serde(flatten)]
     pub role: Role,
     /// A replica's last lag measurement (`None`: a primary, or not measured
     /// yet). Measured in the background (see

@@ -8,6 +8,8 @@ use crate::name::ConnectionName;
 
 /// The database behind a connection, chosen by its URL's scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// PostgreSQL (`postgres://`, `postgresql://`).
     Postgres,

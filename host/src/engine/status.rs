@@ -13,7 +13,7 @@ use crate::route_stats::{RouteCount, RouteStats};
 use super::Engine;
 
 /// How many decisions chose one connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DecisionCount {
     /// The connection.
     pub connection: ConnectionName,

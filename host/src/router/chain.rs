@@ -143,7 +143,7 @@ fn fault_error(router: &Arc<dyn HostRouter>, fault: Fault) -> Error {
 }
 
 /// What is routing now: the chain's routers and the swap generation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RouterStatus {
     /// Bumped at every swap, starting at 0 for the chain the engine was
     /// built with.

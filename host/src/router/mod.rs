@@ -14,8 +14,10 @@ pub use crate::error::Fault;
 use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
 
-/// Whether an operation reads or writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Whether an operation reads or writes (serialized `"read"` or
+/// `"write"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RouteKind {
     /// A read: `db_for_read`.
     Read,
@@ -273,6 +275,18 @@ impl RouterIdentity {
 /// `bytes` as lowercase hex digits, two per byte.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Serializes as `{"name": ..., "sha256": ...}` (`sha256`: the module's
+/// 64 hex digits, `null` for a native router).
+impl serde::Serialize for RouterIdentity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut identity = s.serialize_struct("RouterIdentity", 2)?;
+        identity.serialize_field("name", self.name())?;
+        identity.serialize_field("sha256", &self.content_hash())?;
+        identity.end()
+    }
 }
 
 impl fmt::Display for RouterIdentity {

@@ -42,7 +42,7 @@ use crate::router::wasm::{WasmRouterBuilder, read_router_file};
 pub(crate) const SETTLE: Duration = Duration::from_millis(150);
 
 /// What a [`RouterWatcher`] has done.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct WatchStatus {
     /// The router version now active from this file.
