@@ -3,6 +3,7 @@
 //! when there are too many.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -60,6 +61,9 @@ pub struct ConnectionFactory {
     making: Arc<Mutex<()>>,
     /// Runs before the first statement on each connection it makes.
     provision: Option<Arc<Hook>>,
+    /// Connections made, evicted idle, evicted over the limit (for the
+    /// engine's metrics).
+    counts: Arc<[AtomicU64; 3]>,
 }
 
 impl fmt::Debug for ConnectionFactory {
@@ -93,6 +97,7 @@ impl ConnectionFactory {
             idle_timeout: None,
             max_connections: None,
             making: Arc::default(),
+            counts: Arc::default(),
             provision: None,
         }
     }
@@ -271,7 +276,10 @@ impl ConnectionFactory {
         }
         let entry = Arc::new(entry);
         let entry = match registry.add_or_get(entry.clone()) {
-            Ok(()) => entry,
+            Ok(()) => {
+                self.counts[0].fetch_add(1, Ordering::Relaxed);
+                entry
+            }
             Err(existing) => existing,
         };
         if let Some(max) = self.max_connections {
@@ -283,11 +291,19 @@ impl ConnectionFactory {
             if made.len() >= max {
                 made.sort_by_key(|e| e.last_used());
                 for victim in &made[..=made.len() - max] {
-                    evict(registry, victim.name());
+                    if evict(registry, victim.name()) {
+                        self.counts[2].fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }
         Ok(Some(entry))
+    }
+
+    /// Connections made, evicted idle and evicted over the limit, so far.
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
+        let [made, idle, limit] = &*self.counts;
+        (made.load(Ordering::Relaxed), idle.load(Ordering::Relaxed), limit.load(Ordering::Relaxed))
     }
 
     /// Unregisters and closes the made connections no decision chose within
@@ -306,6 +322,7 @@ impl ConnectionFactory {
             .collect();
         for name in &victims {
             if let Ok(entry) = registry.take(*name) {
+                self.counts[1].fetch_add(1, Ordering::Relaxed);
                 entry.pool().close().await;
             }
         }
@@ -314,12 +331,14 @@ impl ConnectionFactory {
 }
 
 /// Unregisters a made connection and closes its pool in the background
-/// (operations in flight finish first).
-fn evict(registry: &Registry, name: ConnectionName) {
-    if let Ok(entry) = registry.take(name) {
-        tracing::debug!(connection = %name, "factory connection evicted");
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { entry.pool().close().await });
-        }
+/// (operations in flight finish first); whether it was registered.
+fn evict(registry: &Registry, name: ConnectionName) -> bool {
+    let Ok(entry) = registry.take(name) else {
+        return false;
+    };
+    tracing::debug!(connection = %name, "factory connection evicted");
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move { entry.pool().close().await });
     }
+    true
 }

@@ -81,6 +81,7 @@ mod allow;
 pub mod causal;
 mod config;
 mod connection;
+mod decider;
 mod engine;
 mod error;
 mod factory;
@@ -91,6 +92,7 @@ mod provision;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod registry;
+mod publish;
 mod route_stats;
 mod routed;
 pub mod router;

@@ -236,6 +236,7 @@ impl<'a> Routed<'a> {
             hints,
             (self.using.as_deref(), self.origin.as_deref()),
             None,
+            |connection, _| connection,
         )?;
         Ok(conn.with_portable(self.portable))
     }

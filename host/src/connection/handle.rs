@@ -200,7 +200,10 @@ fn typed_sql(backend: Backend, sql: SqlStr, params: &[Value]) -> SqlStr {
 async fn acquire<DB: Database>(pool: &sqlx::Pool<DB>, on: &Connection) -> Result<sqlx::pool::PoolConnection<DB>> {
     on.entry.ready().await?;
     let _waiting = on.entry.stats().waiting_guard();
-    Box::pin(pool.acquire()).await.map_err(|e| on.entry.acquire_error(e))
+    let started = std::time::Instant::now();
+    let acquired = Box::pin(pool.acquire()).await;
+    on.entry.stats().record_acquire(started.elapsed());
+    acquired.map_err(|e| on.entry.acquire_error(e))
 }
 
 /// Runs `$body` with `$exec` bound to the right executor: a connection

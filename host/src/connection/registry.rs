@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::stats::ConnectionStats;
 use crate::causal::tracker::CausalRole;
-use crate::metrics::StripedCounter;
+use crate::decider::Decider;
+use crate::metrics::StripedCounters;
 use crate::name::ConnectionName;
 use crate::provision::Provision;
 
@@ -24,8 +25,9 @@ pub(crate) struct ConnectionEntry {
     url: ConnectionUrl,
     settings: PoolSettings,
     pool: DbPool,
-    routed_reads: StripedCounter,
-    routed_writes: StripedCounter,
+    /// Decisions that chose it, by decider and kind
+    /// ([`Decider::counter`]).
+    decisions: StripedCounters<{ Decider::COUNTERS }>,
     stats: ConnectionStats,
     /// Made by the connection factory (and so evictable).
     from_factory: bool,
@@ -80,8 +82,7 @@ impl ConnectionEntry {
             url,
             settings,
             pool,
-            routed_reads: StripedCounter::default(),
-            routed_writes: StripedCounter::default(),
+            decisions: StripedCounters::default(),
             stats: ConnectionStats::new(name),
             from_factory,
             replica_of: None,
@@ -150,19 +151,27 @@ impl ConnectionEntry {
     /// Counts a decision that chose this connection (and, for one the
     /// factory made, marks it used).
     #[inline]
-    pub(crate) fn count_decision(&self, kind: crate::router::RouteKind) {
-        match kind {
-            crate::router::RouteKind::Read => self.routed_reads.increment(),
-            crate::router::RouteKind::Write => self.routed_writes.increment(),
-        }
+    pub(crate) fn count_decision(&self, kind: crate::router::RouteKind, by: Decider) {
+        self.decisions.increment(by.counter(kind));
         if self.from_factory {
             self.touch();
         }
     }
 
-    /// Decisions that chose it: reads and writes.
+    /// Decisions that chose it outside transactions: reads and writes.
     pub(crate) fn decisions(&self) -> (u64, u64) {
-        (self.routed_reads.get(), self.routed_writes.get())
+        let counts = self.decision_counts();
+        let (mut reads, mut writes) = (0, 0);
+        for by in Decider::ALL.into_iter().filter(|by| *by != Decider::Transaction) {
+            reads += counts[by.counter(crate::router::RouteKind::Read)];
+            writes += counts[by.counter(crate::router::RouteKind::Write)];
+        }
+        (reads, writes)
+    }
+
+    /// Decisions that chose it, by decider and kind ([`Decider::counter`]).
+    pub(crate) fn decision_counts(&self) -> [u64; Decider::COUNTERS] {
+        self.decisions.get_all()
     }
 
     /// Whether the connection factory made it (and may evict it).
@@ -318,6 +327,9 @@ impl ConnectionMap {
 pub(crate) struct Registry {
     current: ArcSwap<ConnectionMap>,
     writer: std::sync::Mutex<()>,
+    /// Connections unregistered since the metrics were last published,
+    /// whose last counts are not published yet.
+    retired: std::sync::Mutex<Vec<Arc<ConnectionEntry>>>,
 }
 
 impl Registry {
@@ -331,6 +343,7 @@ impl Registry {
         Ok(Registry {
             current: ArcSwap::from_pointee(ConnectionMap::new(by_name, default)),
             writer: std::sync::Mutex::new(()),
+            retired: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -343,6 +356,20 @@ impl Registry {
     /// A snapshot that can be kept.
     pub(crate) fn snapshot_full(&self) -> Arc<ConnectionMap> {
         self.current.load_full()
+    }
+
+    /// The connections unregistered since the last call.
+    pub(crate) fn take_retired(&self) -> Vec<Arc<ConnectionEntry>> {
+        std::mem::take(&mut *self.retired.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Keeps an unregistered connection until its last counts are
+    /// published.
+    fn retire(&self, entry: &Arc<ConnectionEntry>) {
+        self.retired
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(entry.clone());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -401,6 +428,7 @@ impl Registry {
         by_name.remove(&entry.name);
         self.current
             .store(Arc::new(ConnectionMap::new(by_name, current.default.clone())));
+        self.retire(&entry);
         Ok(entry)
     }
 
@@ -417,6 +445,7 @@ impl Registry {
         by_name.remove(&entry.name);
         self.current
             .store(Arc::new(ConnectionMap::new(by_name, current.default.clone())));
+        self.retire(entry);
         true
     }
 

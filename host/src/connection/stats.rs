@@ -1,9 +1,12 @@
 //! What each connection has been doing: queries, errors, latency, waiting
 //! acquirers, health, and, for a replica, its last measured lag. Exposed in
-//! code ([`ConnectionStatus`]) and through the `metrics` crate's macros (so
-//! a service can export them to Prometheus).
+//! code ([`ConnectionStatus`]) and through the `metrics` crate (so a
+//! service can export them to Prometheus): counts are published by the
+//! engine (`publish.rs`); statement and acquire times are recorded here,
+//! into histograms resolved from the recorder in place when the statement
+//! runs (so a recorder installed after the engine was built sees them).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -149,14 +152,24 @@ pub(crate) struct ConnectionStats {
     /// A replica's last lag measurement (written by the measurement, read
     /// by status: never on the routing path).
     replication: Mutex<Option<ReplicaLag>>,
-    metric_queries: metrics::Counter,
-    metric_errors: metrics::Counter,
-    metric_latency: metrics::Histogram,
+    /// The `connection` label of its metrics.
+    label: metrics::SharedString,
+    /// Its histograms in the recorder that was current when they were last
+    /// recorded to (resolved again when the recorder changes).
+    live: arc_swap::ArcSwapOption<LiveHistograms>,
+    /// The counts already handed to the metrics publisher.
+    pub(crate) folded: Mutex<crate::publish::ConnectionCounts>,
+}
+
+/// A connection's histograms in one recorder.
+struct LiveHistograms {
+    recorder: usize,
+    duration: metrics::Histogram,
+    acquire: metrics::Histogram,
 }
 
 impl ConnectionStats {
     pub(crate) fn new(name: ConnectionName) -> Self {
-        let label = name.to_string();
         ConnectionStats {
             queries: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -165,18 +178,52 @@ impl ConnectionStats {
             last_error: Mutex::new(None),
             health: AtomicU8::new(0),
             replication: Mutex::new(None),
-            metric_queries: metrics::counter!("dbroute_queries_total", "connection" => label.clone()),
-            metric_errors: metrics::counter!("dbroute_query_errors_total", "connection" => label.clone()),
-            metric_latency: metrics::histogram!("dbroute_query_duration_seconds", "connection" => label),
+            label: metrics::SharedString::from(Arc::<str>::from(name.as_str())),
+            live: arc_swap::ArcSwapOption::empty(),
+            folded: Mutex::new(Default::default()),
         }
+    }
+
+    /// Runs `record` on this connection's histograms in the current
+    /// recorder, resolving them when the recorder changed (or on first use).
+    #[inline]
+    fn with_histograms(&self, record: impl FnOnce(&LiveHistograms)) {
+        let recorder = crate::publish::recorder_key();
+        let live = self.live.load();
+        match &*live {
+            Some(live) if live.recorder == recorder => record(live),
+            _ => {
+                let fresh = Arc::new(LiveHistograms {
+                    recorder,
+                    duration: metrics::histogram!(crate::publish::QUERY_DURATION, "connection" => self.label.clone()),
+                    acquire: metrics::histogram!(crate::publish::ACQUIRE_DURATION, "connection" => self.label.clone()),
+                });
+                record(&fresh);
+                self.live.store(Some(fresh));
+            }
+        }
+    }
+
+    /// Records how long a statement waited for a pooled connection.
+    pub(crate) fn record_acquire(&self, waited: Duration) {
+        self.with_histograms(|h| h.acquire.record(waited.as_secs_f64()));
+    }
+
+    /// The statements and errors counted so far.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.queries.load(Ordering::Relaxed), self.errors.load(Ordering::Relaxed))
+    }
+
+    /// Operations waiting for a pooled connection now.
+    pub(crate) fn waiting(&self) -> u64 {
+        self.waiting.load(Ordering::Relaxed).max(0) as u64
     }
 
     /// Counts one statement.
     pub(crate) fn record(&self, elapsed: Duration, error: Option<&crate::Error>) {
         self.queries.fetch_add(1, Ordering::Relaxed);
-        self.metric_queries.increment(1);
         self.latency.record(elapsed);
-        self.metric_latency.record(elapsed.as_secs_f64());
+        self.with_histograms(|h| h.duration.record(elapsed.as_secs_f64()));
         match error {
             Some(error) => self.record_error(error),
             None => self.health.store(1, Ordering::Relaxed),
@@ -185,7 +232,6 @@ impl ConnectionStats {
 
     pub(crate) fn record_error(&self, error: &crate::Error) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        self.metric_errors.increment(1);
         if error.marks_unhealthy() {
             self.health.store(2, Ordering::Relaxed);
         }

@@ -71,6 +71,7 @@ pub struct EngineBuilder {
     read_your_writes: ReadYourWrites,
     replica_failover: ReplicaFailover,
     route_stats: bool,
+    metrics_interval: Duration,
     lazy: bool,
     #[cfg(feature = "postgres")]
     router_registry: Option<crate::registry::RouterRegistry>,
@@ -110,6 +111,7 @@ impl EngineBuilder {
             read_your_writes: ReadYourWrites::default(),
             replica_failover: ReplicaFailover::default(),
             route_stats: false,
+            metrics_interval: Duration::from_secs(1),
             lazy: false,
             #[cfg(feature = "postgres")]
             router_registry: None,
@@ -359,6 +361,30 @@ impl EngineBuilder {
         self
     }
 
+    /// Publishes the engine's counts to the `metrics` crate's recorder this
+    /// often in the background (default: every second;
+    /// [`Duration::ZERO`]: never, the service calls
+    /// [`Engine::publish_metrics`] itself). A service that renders its
+    /// metrics on request (a Prometheus `/metrics` endpoint) also calls
+    /// `publish_metrics` before rendering, so that they are exact.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> dbroute::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let engine = dbroute::Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .publish_metrics_every(Duration::from_secs(10))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn publish_metrics_every(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval;
+        self
+    }
+
     /// Checks every connection's health this often in the background (see
     /// [`Engine::check_health`]), so a dead database is reported before a
     /// user trips on it.
@@ -511,10 +537,7 @@ impl EngineBuilder {
         let engine = Engine {
             inner: Arc::new(EngineInner {
                 registry,
-                routers: ArcSwap::from_pointee(ActiveRouters {
-                    chain: RouterChain::new(),
-                    generation: 0,
-                }),
+                routers: ArcSwap::from_pointee(ActiveRouters::new(RouterChain::new(), 0)),
                 swap: Mutex::new(()),
                 runtime: OnceLock::new(),
                 limits: self.limits,
@@ -531,6 +554,7 @@ impl EngineBuilder {
                 consistency,
                 #[cfg(feature = "postgres")]
                 router_registry: OnceLock::new(),
+                telemetry: Default::default(),
             }),
         };
         let mut chain = RouterChain::new();
@@ -549,7 +573,7 @@ impl EngineBuilder {
         engine
             .inner
             .routers
-            .store(Arc::new(ActiveRouters { chain, generation: 0 }));
+            .store(Arc::new(ActiveRouters::new(chain, 0)));
         // Native routers (an SdkRouter, say) learn the registered names as
         // a loaded WebAssembly router does.
         engine.connections_changed();
@@ -569,6 +593,9 @@ impl EngineBuilder {
             engine.every((idle / 4).max(Duration::from_millis(100)), |engine| async move {
                 engine.evict_idle().await;
             });
+        }
+        if !self.metrics_interval.is_zero() {
+            engine.every(self.metrics_interval, |engine| async move { engine.publish_metrics() });
         }
         if let Some(interval) = self.health_interval {
             engine.every(interval, move |engine| async move {

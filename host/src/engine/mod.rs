@@ -15,6 +15,7 @@ mod status;
 pub use builder::EngineBuilder;
 pub use causal::ConsistencyCounts;
 pub(crate) use causal::Settle;
+pub(crate) use resolve::Decided;
 pub use resolve::{ReadFailure, RouteOptions, TransactionRouting};
 pub use routers::RouterSource;
 pub use status::DecisionCount;
@@ -71,6 +72,8 @@ struct EngineInner {
     /// The router registry this engine follows, if any.
     #[cfg(feature = "postgres")]
     router_registry: OnceLock<Arc<crate::registry::follow::Follower>>,
+    /// Counts off the hot path, and what was published of every count.
+    telemetry: crate::publish::Telemetry,
 }
 
 /// How many failed provisionings the status keeps.
@@ -308,12 +311,34 @@ impl Engine {
             }
             failures.push(status);
         }
+        self.inner
+            .telemetry
+            .provision_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Recorded first: the factory makes the name again only once it is
         // unregistered, and then forgets the failure.
         let removed = self.inner.registry.take_entry(entry);
         if removed {
             self.connections_changed();
         }
+    }
+
+    pub(crate) fn telemetry(&self) -> &crate::publish::Telemetry {
+        &self.inner.telemetry
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub(crate) fn active_routers(&self) -> Arc<ActiveRouters> {
+        self.inner.routers.load_full()
+    }
+
+    /// The connection factory's connections made, evicted idle and evicted
+    /// over its limit.
+    pub(crate) fn factory_counts(&self) -> (u64, u64, u64) {
+        self.inner.factory.as_ref().map_or((0, 0, 0), ConnectionFactory::counts)
     }
 
     /// The statuses of made connections whose provisioning failed.

@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use crate::connection::handle::Connection;
 use crate::connection::registry::{ConnectionEntry, ConnectionMap};
+use crate::decider::Decider;
 use crate::error::{Error, Result};
 use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
 use crate::router::chain::ChainAnswer;
-use crate::router::{MigrateRequest, MigrateTarget, RelationRequest, RelationSide, RouteKind, RouteRequest};
+use crate::router::{
+    HostRouter, MigrateRequest, MigrateTarget, RelationRequest, RelationSide, RouteKind, RouteRequest,
+};
 use crate::transaction::{self, TxCore};
 
 use super::Engine;
@@ -56,6 +59,23 @@ pub enum TransactionRouting {
 /// The router chain's answer, or its error and whether that error is a
 /// fault (which a read may fall back from).
 type Asked<'c> = std::result::Result<ChainAnswer<'c>, (Error, bool)>;
+
+/// Who decided an operation's connection, while the decision is at hand
+/// (the router is borrowed from the chain that decided).
+#[derive(Clone, Copy)]
+pub(crate) struct Decided<'r> {
+    /// The resolution step that answered.
+    pub(crate) by: Decider,
+    /// The router that named the connection, when `by` is a router.
+    pub(crate) router: Option<&'r Arc<dyn HostRouter>>,
+}
+
+impl Decided<'_> {
+    /// A decision no router made.
+    pub(crate) const fn by(by: Decider) -> Self {
+        Decided { by, router: None }
+    }
+}
 
 /// What [`Engine::db_for_read_with`] and [`Engine::db_for_write_with`]
 /// know of an operation besides its model and hints.
@@ -117,25 +137,30 @@ impl<'a> RouteOptions<'a> {
 }
 
 impl Engine {
-    /// Resolves one operation to a connection handle, in order:
+    /// Resolves one operation to a connection handle, in order, and hands
+    /// it and who decided it to `then` (for an operation's trace span):
     ///
     /// 1. an open transaction (`tx`, else the task's ambient one) pins it to
     ///    its connection (checked against `using` and, by the engine's
     ///    [`TransactionRouting`], the router); the origin does not move it;
     /// 2. then [`decide_with`](Engine::decide_with): `using`, the router
     ///    chain, the origin, `default`.
-    pub(crate) fn resolve(
+    #[inline]
+    pub(crate) fn resolve<T>(
         &self,
         kind: RouteKind,
         model: &ModelInfo,
         hints: &Hints,
         (using, origin): (Option<&str>, Option<&str>),
         tx: Option<Arc<TxCore>>,
-    ) -> Result<Connection> {
+        then: impl FnOnce(Connection, Decided<'_>) -> T,
+    ) -> Result<T> {
         match tx.or_else(transaction::current) {
-            Some(tx) => self.pinned(tx, kind, model, hints, using, origin),
-            None => self.decide_with(kind, model, hints, (using, origin), |entry| {
-                Connection::new(entry.clone(), None)
+            Some(tx) => self
+                .pinned(tx, kind, model, hints, using, origin)
+                .map(|connection| then(connection, Decided::by(Decider::Transaction))),
+            None => self.decide_with(kind, model, hints, (using, origin), |entry, decided| {
+                then(Connection::new(entry.clone(), None), decided)
             }),
         }
     }
@@ -148,7 +173,7 @@ impl Engine {
     /// A router's refusal or fault; a router naming an unregistered
     /// connection.
     pub fn db_for_read(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
-        self.decide_with(RouteKind::Read, model, hints, (None, None), |e| e.name())
+        self.decide_with(RouteKind::Read, model, hints, (None, None), |e, _| e.name())
     }
 
     /// The connection for writing `model`, by the resolution order
@@ -158,7 +183,7 @@ impl Engine {
     ///
     /// As [`Engine::db_for_read`].
     pub fn db_for_write(&self, model: &ModelInfo, hints: &Hints) -> Result<ConnectionName> {
-        self.decide_with(RouteKind::Write, model, hints, (None, None), |e| e.name())
+        self.decide_with(RouteKind::Write, model, hints, (None, None), |e, _| e.name())
     }
 
     /// [`Engine::db_for_read`], with options: an origin (see
@@ -198,7 +223,7 @@ impl Engine {
         hints: &Hints,
         options: &RouteOptions<'_>,
     ) -> Result<ConnectionName> {
-        self.decide_with(RouteKind::Read, model, hints, (None, options.origin), |e| e.name())
+        self.decide_with(RouteKind::Read, model, hints, (None, options.origin), |e, _| e.name())
     }
 
     /// [`Engine::db_for_write`], with options (see [`RouteOptions`]).
@@ -229,19 +254,19 @@ impl Engine {
         hints: &Hints,
         options: &RouteOptions<'_>,
     ) -> Result<ConnectionName> {
-        self.decide_with(RouteKind::Write, model, hints, (None, options.origin), |e| e.name())
+        self.decide_with(RouteKind::Write, model, hints, (None, options.origin), |e, _| e.name())
     }
 
     /// Resolves one operation to a registered connection, outside any
-    /// transaction.
-    pub(crate) fn decide(
+    /// transaction, and hands it and who decided to `then`.
+    pub(crate) fn decide<T>(
         &self,
         kind: RouteKind,
         model: &ModelInfo,
         hints: &Hints,
-        using: Option<&str>,
-    ) -> Result<Arc<ConnectionEntry>> {
-        self.decide_with(kind, model, hints, (using, None), Arc::clone)
+        then: impl FnOnce(&Arc<ConnectionEntry>, Decided<'_>) -> T,
+    ) -> Result<T> {
+        self.decide_with(kind, model, hints, (None, None), then)
     }
 
     /// Resolves one operation outside any transaction, counts the
@@ -256,7 +281,7 @@ impl Engine {
         model: &ModelInfo,
         hints: &Hints,
         (using, origin): (Option<&str>, Option<&str>),
-        then: impl FnOnce(&Arc<ConnectionEntry>) -> T,
+        then: impl FnOnce(&Arc<ConnectionEntry>, Decided<'_>) -> T,
     ) -> Result<T> {
         self.check_open()?;
         let registry = self.inner.registry.snapshot();
@@ -273,7 +298,9 @@ impl Engine {
             },
         };
         // The chain's generation, for route stats, when the chain decided.
-        let mut decided_by = None;
+        let mut generation = None;
+        let routers;
+        let mut decided = Decided::by(Decider::Using);
         let entry = if let Some(using) = using {
             // An explicit `using` wins; the router is not asked.
             let name = ConnectionName::new(using)?;
@@ -285,19 +312,34 @@ impl Engine {
                 }
             }
         } else {
-            let routers = self.inner.routers.load();
-            decided_by = Some(routers.generation);
+            routers = self.inner.routers.load();
+            generation = Some(routers.generation);
             match ask(&routers, kind, model, hints, origin.map(|e| e.name_ref())) {
                 // The first router with an opinion decides.
-                Ok(ChainAnswer::Use(name, router)) => match registry.get(&name) {
-                    Some(entry) => entry,
+                Ok(ChainAnswer::Use(name, router)) => {
+                    decided = Decided {
+                        by: Decider::Router,
+                        router: Some(router),
+                    };
+                    match registry.get(&name) {
+                        Some(entry) => entry,
+                        None => {
+                            made = self.make_connection(name, || router.identity().to_string())?;
+                            &made
+                        }
+                    }
+                }
+                // No opinion: the origin, else `default`.
+                Ok(ChainAnswer::Default) => match origin {
+                    Some(origin) => {
+                        decided = Decided::by(Decider::Origin);
+                        origin
+                    }
                     None => {
-                        made = self.make_connection(name, || router.identity().to_string())?;
-                        &made
+                        decided = Decided::by(Decider::Default);
+                        registry.default_entry()
                     }
                 },
-                // No opinion: the origin, else `default`.
-                Ok(ChainAnswer::Default) => origin.unwrap_or_else(|| registry.default_entry()),
                 Err((error, true))
                     if kind == RouteKind::Read && self.inner.read_failure == ReadFailure::FallBackToDefault =>
                 {
@@ -305,13 +347,14 @@ impl Engine {
                         model = model.name(),
                         "router fault on a read, falling back to default: {error}"
                     );
+                    decided = Decided::by(Decider::Fallback);
                     registry.default_entry()
                 }
                 Err((error, _)) => return Err(error),
             }
         };
-        self.count_decision(kind, model, entry, decided_by);
-        Ok(then(entry))
+        self.count_decision(kind, model, entry, decided.by, generation);
+        Ok(then(entry, decided))
     }
 
     /// The entry an operation's origin names: `Ok` a registered one, `Err`
@@ -329,10 +372,17 @@ impl Engine {
         }
     }
 
-    fn count_decision(&self, kind: RouteKind, model: &ModelInfo, entry: &ConnectionEntry, decided_by: Option<u64>) {
-        entry.count_decision(kind);
+    fn count_decision(
+        &self,
+        kind: RouteKind,
+        model: &ModelInfo,
+        entry: &ConnectionEntry,
+        by: Decider,
+        generation: Option<u64>,
+    ) {
+        entry.count_decision(kind, by);
         if let Some(stats) = &self.inner.route_stats {
-            let generation = decided_by.unwrap_or_else(|| self.inner.routers.load().generation);
+            let generation = generation.unwrap_or_else(|| self.inner.routers.load().generation);
             stats.record(generation, kind, model.name(), entry.name());
         }
     }
@@ -381,6 +431,7 @@ impl Engine {
         if let Some(requested) = requested {
             joins(&registry, &tx, requested)?;
         }
+        tx.entry.count_decision(kind, Decider::Transaction);
         Ok(Connection::new(tx.entry.clone(), Some(tx)))
     }
 

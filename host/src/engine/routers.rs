@@ -122,7 +122,9 @@ impl Engine {
         let chain = chain.into();
         let _swap = self.inner.swap.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.inner.routers.load().generation + 1;
-        self.inner.routers.store(Arc::new(ActiveRouters { chain, generation }));
+        let old = self.inner.routers.swap(Arc::new(ActiveRouters::new(chain, generation)));
+        // Its last answers are published with the next metrics.
+        self.inner.telemetry.retire_chain(old);
         // A router loaded before a connection was added or removed learns
         // the current names now (a no-op when it knows them already).
         self.connections_changed();

@@ -1,9 +1,10 @@
 //! The router chain: routers asked in order, the first opinion wins.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{HostRouter, MigrateRequest, RelationRequest, RouteDecision, RouteKind, RouteRequest, RouterIdentity};
 use crate::error::{Error, Fault};
+use crate::metrics::StripedCounters;
 use crate::name::ConnectionName;
 
 /// Routers asked in order; the first with an opinion decides.
@@ -75,27 +76,93 @@ pub(crate) enum ChainAnswer<'c> {
     Default,
 }
 
-/// The chain that is active, and its generation (bumped at every swap).
+/// What a router answered, counted per router of the active chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// It named a connection.
+    Connection,
+    /// It refused the operation.
+    Refused,
+    /// It faulted (trapped, ran past a limit, answered badly).
+    Fault,
+}
+
+impl Answer {
+    /// Every answer, in the order of their counters.
+    pub(crate) const ALL: [Answer; 3] = [Answer::Connection, Answer::Refused, Answer::Fault];
+
+    /// How many counters a router has: one per answer and kind.
+    pub(crate) const COUNTERS: usize = 2 * Answer::ALL.len();
+
+    /// Its name, as in metrics' `answer` label.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Answer::Connection => "connection",
+            Answer::Refused => "refused",
+            Answer::Fault => "fault",
+        }
+    }
+
+    /// The counter of this answer to an operation of `kind`.
+    #[inline]
+    pub(crate) const fn counter(self, kind: RouteKind) -> usize {
+        2 * self as usize
+            + match kind {
+                RouteKind::Read => 0,
+                RouteKind::Write => 1,
+            }
+    }
+}
+
+/// The answers one router of a chain gave.
+pub(crate) type AnswerCounts = StripedCounters<{ Answer::COUNTERS }>;
+
+/// The chain that is active, its generation (bumped at every swap), and
+/// what each of its routers answered (striped counters, read by the
+/// metrics publisher).
 #[derive(Debug)]
 pub(crate) struct ActiveRouters {
     pub(crate) chain: RouterChain,
     pub(crate) generation: u64,
+    answers: Box<[AnswerCounts]>,
+    /// The answers already handed to the metrics publisher, per router.
+    pub(crate) folded: Mutex<Vec<[u64; Answer::COUNTERS]>>,
 }
 
 impl ActiveRouters {
+    pub(crate) fn new(chain: RouterChain, generation: u64) -> Self {
+        let answers = chain.routers().iter().map(|_| AnswerCounts::default()).collect();
+        let folded = Mutex::new(vec![[0; Answer::COUNTERS]; chain.len()]);
+        ActiveRouters {
+            chain,
+            generation,
+            answers,
+            folded,
+        }
+    }
+
+    /// Each router with the answers it gave, in chain order.
+    pub(crate) fn answers(&self) -> impl Iterator<Item = (&Arc<dyn HostRouter>, [u64; Answer::COUNTERS])> {
+        self.chain.routers().iter().zip(self.answers.iter().map(AnswerCounts::get_all))
+    }
+
     /// Asks each router in order. Refusals and faults become errors naming
     /// the router; nothing is allocated unless something fails.
     #[inline]
     pub(crate) fn decide(&self, op: &RouteRequest<'_>) -> Result<ChainAnswer<'_>, (Error, bool)> {
-        for router in self.chain.routers() {
+        for (router, answers) in self.chain.routers().iter().zip(&self.answers) {
             let answer = match op.kind {
                 RouteKind::Read => router.db_for_read(op),
                 RouteKind::Write => router.db_for_write(op),
             };
             match answer {
                 Ok(RouteDecision::NoOpinion) => continue,
-                Ok(RouteDecision::Use(name)) => return Ok(ChainAnswer::Use(name, router)),
+                Ok(RouteDecision::Use(name)) => {
+                    answers.increment(Answer::Connection.counter(op.kind));
+                    return Ok(ChainAnswer::Use(name, router));
+                }
                 Ok(RouteDecision::Refuse(message)) => {
+                    answers.increment(Answer::Refused.counter(op.kind));
                     return Err((
                         Error::RouterRefused {
                             router: router.identity(),
@@ -106,7 +173,10 @@ impl ActiveRouters {
                         false,
                     ));
                 }
-                Err(fault) => return Err((fault_error(router, fault), true)),
+                Err(fault) => {
+                    answers.increment(Answer::Fault.counter(op.kind));
+                    return Err((fault_error(router, fault), true));
+                }
             }
         }
         Ok(ChainAnswer::Default)

@@ -305,6 +305,10 @@ impl WatchState {
                 let identity = crate::router::HostRouter::identity(&router);
                 let generation = self.engine.set_router(router);
                 tracing::info!(router = %identity, generation, "router reloaded from {}", self.path.display());
+                self.engine
+                    .telemetry()
+                    .reloads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.active_content = content;
                 self.refused = None;
                 self.status.send_modify(|s| {
@@ -324,6 +328,10 @@ impl WatchState {
             return;
         }
         self.refused = Some(what);
+        self.engine
+            .telemetry()
+            .refused_reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::error!(
             "router file {} refused, the active router keeps serving: {error}",
             self.path.display()

@@ -144,7 +144,7 @@ impl<'a> TransactionBuilder<'a> {
             Target::Named(name) => self.engine.named_entry(Some(name), "transaction().on()")?,
             Target::Model(kind, model) => {
                 let hints = self.hints.unwrap_or(&crate::model::NO_HINTS);
-                let entry = self.engine.decide(kind, model, hints, None)?;
+                let entry = self.engine.decide(kind, model, hints, |entry, _| entry.clone())?;
                 if kind == RouteKind::Read && transaction::current().is_none() {
                     // A read-only transaction on a replica sees the task's
                     // writes, as a read does (`engine/causal.rs`).
