@@ -100,6 +100,7 @@ pub mod schema;
 mod scope;
 mod serialize;
 mod thread_slot;
+mod trace;
 mod transaction;
 
 pub use allow::AllowList;

@@ -8,12 +8,13 @@ use sqlx::SqlSafeStr;
 use crate::causal::ReplicaFailover;
 use crate::connection::handle::{Connection, QueryResult};
 use crate::connection::value::{Row, Value};
-use crate::engine::{Engine, ReadFailure, Settle};
+use crate::engine::{Decided, Engine, ReadFailure, Settle};
 use crate::error::{Error, Result};
 use crate::model::{Hints, ModelInfo, NO_HINTS};
 use crate::router::RouteKind;
 
-/// Runs `$method` on the connection the operation resolves to.
+/// Runs `$method` on `$conn`, the connection the operation resolved to;
+/// `$settled` is told where a read ends up once settled.
 ///
 /// A write runs where it resolved, never anywhere else: outside a
 /// transaction, a primary known to be down fails fast, and after the
@@ -26,29 +27,59 @@ use crate::router::RouteKind;
 /// replica's primary or on `default`, as the policies allow (see
 /// [`Routed::may_fall_back`]). The SQL is copied only when a retry is
 /// possible.
-macro_rules! run_routed {
-    ($self:ident, $method:ident, $sql:ident, $params:ident) => {{
-        let sql = $sql.into_sql_str();
-        let conn = $self.resolved()?;
+macro_rules! run_on {
+    ($self:ident, $conn:ident, $method:ident, $sql:ident, $params:ident, $settled:expr) => {{
         if $self.kind == RouteKind::Write {
-            let follow = !conn.in_transaction();
+            let follow = !$conn.in_transaction();
             if follow {
-                crate::causal::positions::fail_fast(conn.entry()).await?;
+                crate::causal::positions::fail_fast($conn.entry()).await?;
             }
-            let result = conn.$method(sql, $params).await;
+            let result = $conn.$method($sql, $params).await;
             if follow && result.is_ok() {
                 // Boxed: kept out of every statement's future.
-                Box::pin(crate::causal::positions::after_write(conn.entry())).await;
+                Box::pin(crate::causal::positions::after_write($conn.entry())).await;
             }
             return result;
         }
-        let conn = $self.settled(conn).await?;
+        let conn = $self.settled($conn).await?;
+        ($settled)(&conn);
         if !$self.may_fall_back(&conn) {
-            return conn.$method(sql, $params).await;
+            return conn.$method($sql, $params).await;
         }
-        match conn.$method(sql.clone(), $params).await {
-            Err(error) if error.is_unreachable() => $self.fallback(&conn, error).await?.$method(sql, $params).await,
+        match conn.$method($sql.clone(), $params).await {
+            Err(error) if error.is_unreachable() => $self.fallback(&conn, error).await?.$method($sql, $params).await,
             result => result,
+        }
+    }};
+}
+
+/// Runs `$method` on the connection the operation resolves to (see
+/// [`run_on!`]). When routed operations are traced
+/// (`trace::operation_enabled`), in the operation's span, which records
+/// the connection, who decided it, the time taken and any error; otherwise
+/// with no span, clock or formatting.
+macro_rules! run_routed {
+    ($self:ident, $method:ident, $sql:ident, $params:ident) => {{
+        let sql = $sql.into_sql_str();
+        if crate::trace::operation_enabled() {
+            let span = crate::trace::operation_span($self.kind, $self.model.name());
+            let started = std::time::Instant::now();
+            let result = match $self.resolve(|connection, decided| {
+                crate::trace::record_decision(&span, connection.name(), decided);
+                connection
+            }) {
+                Ok(conn) => {
+                    let settled = |conn: &Connection| crate::trace::record_settled(&span, conn.name());
+                    let run = async { run_on!($self, conn, $method, sql, $params, settled) };
+                    tracing::Instrument::instrument(run, span.clone()).await
+                }
+                Err(error) => Err(error),
+            };
+            crate::trace::record_end(&span, started, &result);
+            result
+        } else {
+            let conn = $self.resolved()?;
+            run_on!($self, conn, $method, sql, $params, |_: &Connection| ())
         }
     }};
 }
@@ -229,6 +260,13 @@ impl<'a> Routed<'a> {
     /// The connection the resolution order picks, before read-your-writes
     /// and failover.
     fn resolved(&self) -> Result<Connection> {
+        self.resolve(|connection, _| connection)
+    }
+
+    /// [`Routed::resolved`], handing the connection and who decided it to
+    /// `then`.
+    #[inline]
+    fn resolve(&self, then: impl FnOnce(Connection, Decided<'_>) -> Connection) -> Result<Connection> {
         let hints = self.hints.as_ref().unwrap_or(&NO_HINTS);
         let conn = self.engine.resolve(
             self.kind,
@@ -236,7 +274,7 @@ impl<'a> Routed<'a> {
             hints,
             (self.using.as_deref(), self.origin.as_deref()),
             None,
-            |connection, _| connection,
+            then,
         )?;
         Ok(conn.with_portable(self.portable))
     }

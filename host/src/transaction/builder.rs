@@ -1,6 +1,10 @@
 //! `engine.transaction()`: where a transaction goes, then begun or run.
 
 use crate::connection::handle::Connection;
+use crate::connection::registry::ConnectionEntry;
+use crate::decider::Decider;
+use crate::engine::Decided;
+use crate::trace::TransactionTrace;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{Hints, Model, ModelInfo};
@@ -139,12 +143,51 @@ impl<'a> TransactionBuilder<'a> {
     /// connection; [`Error::PoolTimedOut`] or [`Error::Query`] when the
     /// database cannot begin it.
     pub async fn begin(self) -> Result<Transaction> {
+        if !crate::trace::transaction_enabled() {
+            return self.begin_on(|_, _| ()).await;
+        }
+        let (kind, model) = match self.target {
+            Target::Model(kind, model) => (Some(kind), Some(model.name())),
+            _ => (None, None),
+        };
+        let span = crate::trace::transaction_span(kind, model);
+        let started = std::time::Instant::now();
+        let began = self
+            .begin_on(|entry, decided| crate::trace::record_decision(&span, entry.name(), decided))
+            .await;
+        let mut trace = TransactionTrace::new(span, started);
+        match began {
+            Ok(mut tx) => {
+                tx.set_trace(trace);
+                Ok(tx)
+            }
+            failed @ Err(_) => {
+                trace.end("failed", &failed);
+                failed
+            }
+        }
+    }
+
+    /// Begins the transaction on the connection its target resolves to,
+    /// handing that connection and who decided it to `decided` first.
+    async fn begin_on(self, decided: impl FnOnce(&ConnectionEntry, Decided<'_>)) -> Result<Transaction> {
         let entry = match self.target {
-            Target::Default => self.engine.named_entry(None, "transaction()")?,
-            Target::Named(name) => self.engine.named_entry(Some(name), "transaction().on()")?,
+            Target::Default => {
+                let entry = self.engine.named_entry(None, "transaction()")?;
+                decided(&entry, Decided::by(Decider::Default));
+                entry
+            }
+            Target::Named(name) => {
+                let entry = self.engine.named_entry(Some(name), "transaction().on()")?;
+                decided(&entry, Decided::by(Decider::Using));
+                entry
+            }
             Target::Model(kind, model) => {
                 let hints = self.hints.unwrap_or(&crate::model::NO_HINTS);
-                let entry = self.engine.decide(kind, model, hints, |entry, _| entry.clone())?;
+                let entry = self.engine.decide(kind, model, hints, |entry, by| {
+                    decided(entry, by);
+                    entry.clone()
+                })?;
                 if kind == RouteKind::Read && transaction::current().is_none() {
                     // A read-only transaction on a replica sees the task's
                     // writes, as a read does (`engine/causal.rs`).
@@ -179,7 +222,13 @@ impl<'a> TransactionBuilder<'a> {
         E: From<Error>,
     {
         let tx = self.begin().await?;
-        let result = transaction::scope(tx.core().clone(), work(tx.connection())).await;
+        let work = transaction::scope(tx.core().clone(), work(tx.connection()));
+        let span = tx.span();
+        let result = if span.is_disabled() {
+            work.await
+        } else {
+            tracing::Instrument::instrument(work, span).await
+        };
         match result {
             Ok(value) => {
                 tx.commit().await?;

@@ -169,6 +169,8 @@ pub struct Transaction {
     /// 0 for the outer transaction, n for the nth nested savepoint.
     level: u32,
     done: bool,
+    /// Its trace span, when transactions are traced.
+    trace: crate::trace::TransactionTrace,
 }
 
 impl Transaction {
@@ -202,6 +204,7 @@ impl Transaction {
             }),
             level: 0,
             done: false,
+            trace: Default::default(),
         })
     }
 
@@ -217,6 +220,7 @@ impl Transaction {
             core,
             level,
             done: false,
+            trace: Default::default(),
         })
     }
 
@@ -326,7 +330,9 @@ impl Transaction {
     /// then. [`Error::TransactionFinished`] when an outer rollback or commit
     /// already ended this savepoint.
     pub async fn commit(mut self) -> Result<()> {
-        self.finish(Ending::Commit).await
+        let result = self.finish(Ending::Commit).await;
+        self.trace.end("commit", &result);
+        result
     }
 
     /// Rolls back (the outer transaction) or rolls back to and releases (a
@@ -336,7 +342,19 @@ impl Transaction {
     ///
     /// As [`Transaction::commit`].
     pub async fn rollback(mut self) -> Result<()> {
-        self.finish(Ending::Rollback).await
+        let result = self.finish(Ending::Rollback).await;
+        self.trace.end("rollback", &result);
+        result
+    }
+
+    /// Gives it the span it is traced in.
+    pub(crate) fn set_trace(&mut self, trace: crate::trace::TransactionTrace) {
+        self.trace = trace;
+    }
+
+    /// The span it is traced in (disabled when it is not).
+    pub(crate) fn span(&self) -> tracing::Span {
+        self.trace.span()
     }
 
     async fn finish(&mut self, ending: Ending) -> Result<()> {
@@ -396,6 +414,7 @@ impl Drop for Transaction {
         if self.done {
             return;
         }
+        self.trace.end("dropped", &Ok(()));
         if self.level > 0 {
             self.core.pending_rollback.fetch_min(self.level, Ordering::AcqRel);
             // fetch_min with the initial 0 would keep 0: set it if unset.
