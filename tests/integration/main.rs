@@ -25,6 +25,7 @@ mod replica;
 mod replica_server;
 mod router_faults;
 mod router_watch;
+mod observability;
 mod schema;
 mod sdk_native;
 mod secrets;
