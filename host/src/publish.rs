@@ -74,6 +74,10 @@ fn connection_counts(entry: &ConnectionEntry) -> ConnectionCounts {
     counts
 }
 
+/// How many swapped-out chains wait for their last answers to be
+/// published, at most.
+const MAX_RETIRED_CHAINS: usize = 256;
+
 /// The engine's own counts: swaps, reloads, refused reloads, connections
 /// made, evicted (idle, over the limit), failed provisionings.
 const ENGINE_COUNTS: usize = 7;
@@ -101,14 +105,18 @@ impl std::fmt::Debug for Telemetry {
 }
 
 impl Telemetry {
-    /// Keeps a chain that was swapped out until its answers are folded.
+    /// Keeps a chain that was swapped out until its answers are folded
+    /// (at most [`MAX_RETIRED_CHAINS`]: an engine whose metrics are never
+    /// published forgets the oldest).
     pub(crate) fn retire_chain(&self, chain: Arc<ActiveRouters>) {
-        if !chain.chain.is_empty() {
-            self.retired_chains
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(chain);
+        if chain.chain.is_empty() {
+            return;
         }
+        let mut retired = self.retired_chains.lock().unwrap_or_else(PoisonError::into_inner);
+        if retired.len() >= MAX_RETIRED_CHAINS {
+            retired.remove(0);
+        }
+        retired.push(chain);
     }
 }
 

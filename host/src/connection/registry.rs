@@ -255,6 +255,10 @@ pub(crate) fn process_millis() -> u64 {
     START.elapsed().as_millis() as u64
 }
 
+/// How many unregistered connections wait for their last counts to be
+/// published, at most.
+const MAX_RETIRED: usize = 1024;
+
 /// Connection names are short and chosen by the operator: a fast hash.
 type Hasher = foldhash::fast::RandomState;
 
@@ -364,12 +368,14 @@ impl Registry {
     }
 
     /// Keeps an unregistered connection until its last counts are
-    /// published.
+    /// published (at most [`MAX_RETIRED`]: an engine whose metrics are
+    /// never published forgets the oldest).
     fn retire(&self, entry: &Arc<ConnectionEntry>) {
-        self.retired
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(entry.clone());
+        let mut retired = self.retired.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if retired.len() >= MAX_RETIRED {
+            retired.remove(0);
+        }
+        retired.push(entry.clone());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
