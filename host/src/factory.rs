@@ -303,7 +303,11 @@ impl ConnectionFactory {
     /// Connections made, evicted idle and evicted over the limit, so far.
     pub(crate) fn counts(&self) -> (u64, u64, u64) {
         let [made, idle, limit] = &*self.counts;
-        (made.load(Ordering::Relaxed), idle.load(Ordering::Relaxed), limit.load(Ordering::Relaxed))
+        (
+            made.load(Ordering::Relaxed),
+            idle.load(Ordering::Relaxed),
+            limit.load(Ordering::Relaxed),
+        )
     }
 
     /// Unregisters and closes the made connections no decision chose within

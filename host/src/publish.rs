@@ -234,7 +234,9 @@ impl State {
     /// longer registered (`None`: zero).
     fn set_gauges(&mut self, name: ConnectionName, entry: Option<&ConnectionEntry>) {
         let series = self.connection(name);
-        let gauges = series.gauges.get_or_insert_with(|| ConnectionGauges::new(&series.label));
+        let gauges = series
+            .gauges
+            .get_or_insert_with(|| ConnectionGauges::new(&series.label));
         let Some(entry) = entry else {
             for gauge in [&gauges.idle, &gauges.in_use, &gauges.waiting, &gauges.up] {
                 gauge.set(0.0);
@@ -245,9 +247,11 @@ impl State {
         gauges.idle.set(idle as f64);
         gauges.in_use.set(size.saturating_sub(idle) as f64);
         gauges.waiting.set(entry.stats().waiting() as f64);
-        gauges
-            .up
-            .set(if entry.stats().health() == Health::Healthy { 1.0 } else { 0.0 });
+        gauges.up.set(if entry.stats().health() == Health::Healthy {
+            1.0
+        } else {
+            0.0
+        });
         if let Some(lag) = entry.stats().replication() {
             if let Some(time) = lag.time_behind {
                 gauges.lag_seconds.set(time.as_secs_f64());
@@ -301,12 +305,20 @@ fn connection_counter(connection: &SharedString, i: usize) -> Counter {
 
 /// The decider and kind of decision counter `i`.
 fn decision_of(i: usize) -> (Decider, RouteKind) {
-    let kind = if i % 2 == 0 { RouteKind::Read } else { RouteKind::Write };
+    let kind = if i.is_multiple_of(2) {
+        RouteKind::Read
+    } else {
+        RouteKind::Write
+    };
     (Decider::ALL[i / 2], kind)
 }
 
 fn router_counter(router: &SharedString, i: usize) -> Counter {
-    let kind = if i % 2 == 0 { RouteKind::Read } else { RouteKind::Write };
+    let kind = if i.is_multiple_of(2) {
+        RouteKind::Read
+    } else {
+        RouteKind::Write
+    };
     let answer = Answer::ALL[i / 2];
     metrics::counter!(ROUTER_ANSWERS, "router" => router.clone(), "operation" => kind.as_str(), "answer" => answer.as_str())
 }
@@ -345,13 +357,30 @@ fn describe() {
     describe_counter!(ROUTER_SWAPS, "Router chain swaps.");
     describe_counter!(ROUTER_RELOADS, "Router file contents a watcher loaded or refused.");
     describe_counter!(FACTORY_MADE, "Connections the connection factory made.");
-    describe_counter!(FACTORY_EVICTIONS, "Connections the connection factory evicted, idle or over its limit.");
+    describe_counter!(
+        FACTORY_EVICTIONS,
+        "Connections the connection factory evicted, idle or over its limit."
+    );
     describe_counter!(PROVISION_FAILURES, "Provisioning hooks that failed.");
-    describe_gauge!(POOL_CONNECTIONS, "Pooled database connections open now, idle or in use.");
+    describe_gauge!(
+        POOL_CONNECTIONS,
+        "Pooled database connections open now, idle or in use."
+    );
     describe_gauge!(POOL_WAITING, "Operations waiting for a pooled connection now.");
-    describe_gauge!(CONNECTION_UP, "1 when the connection's last statement or health check succeeded, else 0.");
-    describe_gauge!(REPLICA_LAG_SECONDS, Unit::Seconds, "A replica's last measured lag behind its primary.");
-    describe_gauge!(REPLICA_LAG_BYTES, Unit::Bytes, "A replica's last measured lag behind its primary, in WAL bytes.");
+    describe_gauge!(
+        CONNECTION_UP,
+        "1 when the connection's last statement or health check succeeded, else 0."
+    );
+    describe_gauge!(
+        REPLICA_LAG_SECONDS,
+        Unit::Seconds,
+        "A replica's last measured lag behind its primary."
+    );
+    describe_gauge!(
+        REPLICA_LAG_BYTES,
+        Unit::Bytes,
+        "A replica's last measured lag behind its primary, in WAL bytes."
+    );
 }
 
 impl Engine {

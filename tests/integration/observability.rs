@@ -74,15 +74,27 @@ fn samples(page: &str) -> HashMap<String, f64> {
 async fn a_recorder_installed_after_the_engine_sees_every_count() {
     let tenants = tempfile::tempdir().unwrap();
     let engine = engine(tenants.path()).await;
-    let (order, user, secret) = (ModelInfo::new("Order"), ModelInfo::new("User"), ModelInfo::new("Secret"));
+    let (order, user, secret) = (
+        ModelInfo::new("Order"),
+        ModelInfo::new("User"),
+        ModelInfo::new("Secret"),
+    );
     // Before any recorder: three decisions by the router, two by default,
     // one by `using`, two in a transaction, a refusal; two tenants made,
     // the first evicted when the second comes (at most one).
     for _ in 0..3 {
-        engine.write_model(&order).execute("INSERT INTO t VALUES (1)", &[]).await.unwrap();
+        engine
+            .write_model(&order)
+            .execute("INSERT INTO t VALUES (1)", &[])
+            .await
+            .unwrap();
     }
     for _ in 0..2 {
-        engine.read_model(&user).fetch_all("SELECT x FROM t", &[]).await.unwrap();
+        engine
+            .read_model(&user)
+            .fetch_all("SELECT x FROM t", &[])
+            .await
+            .unwrap();
     }
     engine
         .read_model(&user)
@@ -94,14 +106,23 @@ async fn a_recorder_installed_after_the_engine_sees_every_count() {
         .transaction()
         .on("obs_orders")
         .run(|_| async {
-            engine.write_model(&user).execute("INSERT INTO t VALUES (2)", &[]).await?;
+            engine
+                .write_model(&user)
+                .execute("INSERT INTO t VALUES (2)", &[])
+                .await?;
             engine.read_model(&order).fetch_all("SELECT x FROM t", &[]).await?;
             Ok::<_, dbroute::Error>(())
         })
         .await
         .unwrap();
-    let refused = engine.write_model(&secret).execute("INSERT INTO t VALUES (3)", &[]).await;
-    assert!(matches!(refused, Err(dbroute::Error::RouterRefused { .. })), "{refused:?}");
+    let refused = engine
+        .write_model(&secret)
+        .execute("INSERT INTO t VALUES (3)", &[])
+        .await;
+    assert!(
+        matches!(refused, Err(dbroute::Error::RouterRefused { .. })),
+        "{refused:?}"
+    );
     for tenant in ["obs_t1", "obs_t2"] {
         engine.read_model(&user).using(tenant).connection().unwrap();
     }
@@ -118,7 +139,11 @@ async fn a_recorder_installed_after_the_engine_sees_every_count() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let page = handle.render();
     let got = samples(&page);
-    let sample = |series: &str| got.get(series).copied().unwrap_or_else(|| panic!("no {series} in:\n{page}"));
+    let sample = |series: &str| {
+        got.get(series)
+            .copied()
+            .unwrap_or_else(|| panic!("no {series} in:\n{page}"))
+    };
     let decisions = |connection: &str, operation: &str, by: &str| {
         sample(&format!(
             r#"dbroute_decisions_total{{connection="{connection}",operation="{operation}",decided_by="{by}"}}"#
@@ -130,31 +155,59 @@ async fn a_recorder_installed_after_the_engine_sees_every_count() {
     assert_eq!(decisions("obs_orders", "write", "transaction"), 1.0);
     assert_eq!(decisions("obs_orders", "read", "transaction"), 1.0);
     assert_eq!(decisions("obs_t1", "read", "using"), 1.0);
-    assert_eq!(sample(r#"dbroute_router_answers_total{router="orders",operation="write",answer="connection"}"#), 3.0);
-    assert_eq!(sample(r#"dbroute_router_answers_total{router="orders",operation="write",answer="refused"}"#), 1.0);
+    assert_eq!(
+        sample(r#"dbroute_router_answers_total{router="orders",operation="write",answer="connection"}"#),
+        3.0
+    );
+    assert_eq!(
+        sample(r#"dbroute_router_answers_total{router="orders",operation="write",answer="refused"}"#),
+        1.0
+    );
     assert_eq!(sample("dbroute_factory_connections_made_total"), 2.0);
     assert_eq!(sample(r#"dbroute_factory_evictions_total{reason="limit"}"#), 1.0);
     // 2 tables, 3 + 2 + 1 statements, a transaction's 2.
-    assert_eq!(sample(r#"dbroute_queries_total{connection="obs_orders"}"#), 1.0 + 3.0 + 1.0 + 2.0);
-    assert_eq!(sample(r#"dbroute_pool_connections{connection="obs_main",state="in_use"}"#), 0.0);
-    assert!(!page.contains("obs_main\",operation=\"write\""), "no write went to obs_main:\n{page}");
+    assert_eq!(
+        sample(r#"dbroute_queries_total{connection="obs_orders"}"#),
+        1.0 + 3.0 + 1.0 + 2.0
+    );
+    assert_eq!(
+        sample(r#"dbroute_pool_connections{connection="obs_main",state="in_use"}"#),
+        0.0
+    );
+    assert!(
+        !page.contains("obs_main\",operation=\"write\""),
+        "no write went to obs_main:\n{page}"
+    );
 
     // Later counts reach it too, and the statement times are recorded from
     // now on (samples have no totals to catch up with).
-    engine.write_model(&order).execute("INSERT INTO t VALUES (1)", &[]).await.unwrap();
+    engine
+        .write_model(&order)
+        .execute("INSERT INTO t VALUES (1)", &[])
+        .await
+        .unwrap();
     engine.publish_metrics();
     let got = samples(&handle.render());
     assert_eq!(
         got[r#"dbroute_decisions_total{connection="obs_orders",operation="write",decided_by="router"}"#],
         4.0
     );
-    assert_eq!(got[r#"dbroute_query_duration_seconds_count{connection="obs_orders"}"#], 1.0);
-    assert_eq!(got[r#"dbroute_pool_acquire_seconds_count{connection="obs_orders"}"#], 1.0);
+    assert_eq!(
+        got[r#"dbroute_query_duration_seconds_count{connection="obs_orders"}"#],
+        1.0
+    );
+    assert_eq!(
+        got[r#"dbroute_pool_acquire_seconds_count{connection="obs_orders"}"#],
+        1.0
+    );
 }
 
-/// The spans a subscriber saw closed: name, and fields by name.
+/// A span's name, and its fields by name.
+type Seen = (String, HashMap<String, String>);
+
+/// The spans a subscriber saw closed.
 #[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<(String, HashMap<String, String>)>>>);
+struct Spans(Arc<Mutex<Vec<Seen>>>);
 
 struct Open(HashMap<String, String>);
 
@@ -208,12 +261,32 @@ async fn routed_operations_and_transactions_are_spans_with_their_decision() {
     // these were being registered is asked again.
     let _second = tracing::Dispatch::new(tracing_subscriber::registry());
     tracing::callsite::rebuild_interest_cache();
-    let (order, user, secret) = (ModelInfo::new("Order"), ModelInfo::new("User"), ModelInfo::new("Secret"));
+    let (order, user, secret) = (
+        ModelInfo::new("Order"),
+        ModelInfo::new("User"),
+        ModelInfo::new("Secret"),
+    );
 
-    engine.write_model(&order).execute("INSERT INTO t VALUES ($1)", &params![7]).await.unwrap();
-    engine.read_model(&user).fetch_all("SELECT x FROM t", &[]).await.unwrap();
-    engine.read_model(&user).using("obs_orders").fetch_one("SELECT 1", &[]).await.unwrap();
-    let _ = engine.write_model(&secret).execute("INSERT INTO t VALUES (3)", &[]).await;
+    engine
+        .write_model(&order)
+        .execute("INSERT INTO t VALUES ($1)", &params![7])
+        .await
+        .unwrap();
+    engine
+        .read_model(&user)
+        .fetch_all("SELECT x FROM t", &[])
+        .await
+        .unwrap();
+    engine
+        .read_model(&user)
+        .using("obs_orders")
+        .fetch_one("SELECT 1", &[])
+        .await
+        .unwrap();
+    let _ = engine
+        .write_model(&secret)
+        .execute("INSERT INTO t VALUES (3)", &[])
+        .await;
     engine
         .transaction()
         .for_write_model(&order)
@@ -245,9 +318,15 @@ async fn routed_operations_and_transactions_are_spans_with_their_decision() {
     assert!(field(0, "elapsed_us").parse::<u64>().is_ok(), "{:?}", spans[0]);
     assert_eq!(field(0, "error"), "");
     // No opinion: default; an explicit `using`.
-    assert_eq!((field(1, "connection").as_str(), field(1, "decided_by").as_str()), ("obs_main", "default"));
+    assert_eq!(
+        (field(1, "connection").as_str(), field(1, "decided_by").as_str()),
+        ("obs_main", "default")
+    );
     assert_eq!(field(1, "router"), "");
-    assert_eq!((field(2, "connection").as_str(), field(2, "decided_by").as_str()), ("obs_orders", "using"));
+    assert_eq!(
+        (field(2, "connection").as_str(), field(2, "decided_by").as_str()),
+        ("obs_orders", "using")
+    );
     // Refused: no connection, the error.
     assert_eq!(field(3, "connection"), "");
     assert!(field(3, "error").contains("secrets are read-only"), "{:?}", spans[3]);

@@ -68,7 +68,7 @@ impl ServiceConfig {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut config: ServiceConfig = toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
         // Paths in the file are relative to the file.
-        let base = path.parent().unwrap_or(Path::new("."));
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
         config.engine = base.join(&config.engine);
         if let Some(router) = &mut config.router {
             router.path = base.join(&router.path);
@@ -102,9 +102,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let path = std::env::args_os()
         .nth(1)
@@ -195,7 +193,10 @@ async fn create_note(
     let done = state
         .engine
         .write::<Note>()
-        .execute("INSERT INTO notes (tenant, body) VALUES ($1, $2)", &params![tenant, note.body])
+        .execute(
+            "INSERT INTO notes (tenant, body) VALUES ($1, $2)",
+            &params![tenant, note.body],
+        )
         .await?;
     Ok(Json(Created {
         connection: done.connection.to_string(),
@@ -215,7 +216,10 @@ async fn list_notes(
     let rows = state
         .engine
         .read::<Note>()
-        .fetch_all("SELECT body FROM notes WHERE tenant = $1 ORDER BY body", &params![tenant])
+        .fetch_all(
+            "SELECT body FROM notes WHERE tenant = $1 ORDER BY body",
+            &params![tenant],
+        )
         .await?;
     Ok(Json(rows.iter().map(|row| NoteRow { body: row.get("body") }).collect()))
 }
@@ -224,7 +228,10 @@ async fn list_notes(
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.engine.publish_metrics();
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
         state.prometheus.render(),
     )
 }

@@ -31,7 +31,7 @@ struct Database {
 impl Database {
     async fn create() -> Result<Self> {
         let admin = Engine::builder()
-            .connection("default", &format!("{POSTGRES}/postgres"))
+            .connection("default", format!("{POSTGRES}/postgres"))
             .build()
             .await?;
         let name = format!("dbroute_service_{}", std::process::id());
@@ -54,7 +54,10 @@ impl Drop for Database {
         let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         // Dropped inside the test's runtime: drop on a thread of its own.
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async {
                 let _ = admin
                     .connection("default")
@@ -155,7 +158,10 @@ async fn write_note(address: SocketAddr, tenant: &str, body: &str) -> Result<Str
 async fn notes_in(db: &Engine, tenant: &str) -> Result<Vec<String>> {
     let rows = db
         .connection("default")?
-        .fetch_all("SELECT body FROM notes WHERE tenant = $1 ORDER BY body", &params![tenant])
+        .fetch_all(
+            "SELECT body FROM notes WHERE tenant = $1 ORDER BY body",
+            &params![tenant],
+        )
         .await?;
     Ok(rows.iter().map(|row| row.get("body")).collect())
 }
@@ -165,7 +171,10 @@ fn parse_metrics(page: &str) -> Result<HashMap<String, f64>> {
     let mut samples = HashMap::new();
     for line in page.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let (series, value) = line.rsplit_once(' ').with_context(|| format!("not a sample: {line}"))?;
-        samples.insert(series.to_owned(), value.parse::<f64>().with_context(|| line.to_owned())?);
+        samples.insert(
+            series.to_owned(),
+            value.parse::<f64>().with_context(|| line.to_owned())?,
+        );
     }
     Ok(samples)
 }
@@ -209,9 +218,9 @@ config = { tenants = { acme = "main", globex = "local" } }
     let service = Service::start(&config)?;
     let address = service.address;
     // The databases, as the test sees them.
-    let main = Engine::builder().connection("default", &database.url()).build().await?;
+    let main = Engine::builder().connection("default", database.url()).build().await?;
     let local = Engine::builder()
-        .connection("default", &format!("sqlite:{}", sqlite.display()))
+        .connection("default", format!("sqlite:{}", sqlite.display()))
         .build()
         .await?;
 
@@ -230,7 +239,10 @@ config = { tenants = { acme = "main", globex = "local" } }
     let (status, text) = request(address, "GET", "/notes", Some("globex"), None).await?;
     assert_eq!(status, 200, "{text}");
     let listed: serde_json::Value = serde_json::from_str(&text)?;
-    assert_eq!(listed, serde_json::json!([{ "body": "globex 0" }, { "body": "globex 1" }]));
+    assert_eq!(
+        listed,
+        serde_json::json!([{ "body": "globex 0" }, { "body": "globex 1" }])
+    );
     // A tenant the router does not know is refused, and said so.
     let (status, text) = request(address, "GET", "/notes", Some("initech"), None).await?;
     assert_eq!(status, 403, "{text}");
@@ -246,7 +258,9 @@ config = { tenants = { acme = "main", globex = "local" } }
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 let outcome = if worker % 2 == 0 {
-                    write_note(address, "acme", &format!("during {worker} {i}")).await.map(drop)
+                    write_note(address, "acme", &format!("during {worker} {i}"))
+                        .await
+                        .map(drop)
                 } else {
                     match request(address, "GET", "/notes", Some("acme"), None).await {
                         Ok((200, _)) => Ok(()),
@@ -287,7 +301,10 @@ config = { tenants = { acme = "main", globex = "local" } }
         worker.await?;
     }
     assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during the swap");
-    assert!(done.load(Ordering::Relaxed) > 20, "too few requests ran during the swap");
+    assert!(
+        done.load(Ordering::Relaxed) > 20,
+        "too few requests ran during the swap"
+    );
 
     // The status: both connections healthy, the reloaded router active.
     let connections = status["connections"].as_array().context("connections")?;

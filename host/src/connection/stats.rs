@@ -6,8 +6,8 @@
 //! into histograms resolved from the recorder in place when the statement
 //! runs (so a recorder installed after the engine was built sees them).
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::replication::{ReplicaLag, Role};
@@ -211,7 +211,10 @@ impl ConnectionStats {
 
     /// The statements and errors counted so far.
     pub(crate) fn counts(&self) -> (u64, u64) {
-        (self.queries.load(Ordering::Relaxed), self.errors.load(Ordering::Relaxed))
+        (
+            self.queries.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
     }
 
     /// Operations waiting for a pooled connection now.

@@ -7,8 +7,7 @@ use crate::error::{Error, Result};
 use crate::name::ConnectionName;
 
 /// The database behind a connection, chosen by its URL's scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[derive(serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// PostgreSQL (`postgres://`, `postgresql://`).

@@ -570,10 +570,7 @@ impl EngineBuilder {
                 },
             };
         }
-        engine
-            .inner
-            .routers
-            .store(Arc::new(ActiveRouters::new(chain, 0)));
+        engine.inner.routers.store(Arc::new(ActiveRouters::new(chain, 0)));
         // Native routers (an SdkRouter, say) learn the registered names as
         // a loaded WebAssembly router does.
         engine.connections_changed();

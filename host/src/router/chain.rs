@@ -143,7 +143,10 @@ impl ActiveRouters {
 
     /// Each router with the answers it gave, in chain order.
     pub(crate) fn answers(&self) -> impl Iterator<Item = (&Arc<dyn HostRouter>, [u64; Answer::COUNTERS])> {
-        self.chain.routers().iter().zip(self.answers.iter().map(AnswerCounts::get_all))
+        self.chain
+            .routers()
+            .iter()
+            .zip(self.answers.iter().map(AnswerCounts::get_all))
     }
 
     /// Asks each router in order. Refusals and faults become errors naming

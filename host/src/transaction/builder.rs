@@ -4,11 +4,11 @@ use crate::connection::handle::Connection;
 use crate::connection::registry::ConnectionEntry;
 use crate::decider::Decider;
 use crate::engine::Decided;
-use crate::trace::TransactionTrace;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{Hints, Model, ModelInfo};
 use crate::router::RouteKind;
+use crate::trace::TransactionTrace;
 use crate::transaction::{self, Access, Transaction};
 
 /// Which connection a transaction is pinned to.
