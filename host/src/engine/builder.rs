@@ -378,6 +378,8 @@ impl EngineBuilder {
     ///     .publish_metrics_every(Duration::from_secs(10))
     ///     .build()
     ///     .await?;
+    /// // Between two runs of the timer, publish now.
+    /// engine.publish_metrics();
     /// # Ok(()) }
     /// ```
     pub fn publish_metrics_every(mut self, interval: Duration) -> Self {
