@@ -89,10 +89,10 @@ mod metrics;
 mod model;
 mod name;
 mod provision;
+mod publish;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod registry;
-mod publish;
 mod route_stats;
 mod routed;
 pub mod router;
