@@ -95,14 +95,14 @@ struct ConfigFile {
     #[serde(default)]
     replica_failover: ReplicaFailover,
     read_your_writes: Option<ReadYourWritesConfig>,
-    /// A router registry to follow (PostgreSQL).
-    #[cfg(feature = "postgres")]
+    /// A router registry to follow (PostgreSQL). Read in every build, so
+    /// that a build without the `postgres` feature says what to enable.
     router_registry: Option<RegistryConfig>,
 }
 
-#[cfg(feature = "postgres")]
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 struct RegistryConfig {
     url: String,
     service: String,
@@ -112,7 +112,6 @@ struct RegistryConfig {
     heartbeat_ms: Option<u64>,
 }
 
-#[cfg(feature = "postgres")]
 impl std::fmt::Debug for RegistryConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistryConfig")
@@ -223,6 +222,13 @@ impl Config {
             return Err(Error::Config {
                 origin: origin.to_owned(),
                 message: "no [connections.NAME] section; add at least one".into(),
+            });
+        }
+        #[cfg(not(feature = "postgres"))]
+        if file.router_registry.is_some() {
+            return Err(Error::Config {
+                origin: origin.to_owned(),
+                message: REGISTRY_NEEDS_POSTGRES.into(),
             });
         }
         Ok(Config { file, base })
@@ -367,6 +373,11 @@ impl Config {
     }
 }
 
+/// Why a build without PostgreSQL refuses a `[router_registry]` table.
+#[cfg(any(not(feature = "postgres"), test))]
+const REGISTRY_NEEDS_POSTGRES: &str = "[router_registry] needs dbroute's `postgres` feature (the registry is a PostgreSQL \
+     database); enable it, or remove the table";
+
 /// Replaces `${VAR}` with the variable's value; `$${` is a literal `${`.
 fn expand_env(text: &str, origin: &str) -> Result<String> {
     let mut out = String::with_capacity(text.len());
@@ -437,8 +448,15 @@ mod tests {
         for example in &examples {
             // The page's secret comes from the environment: stand one in.
             let text = example.replace("${DB_PASSWORD}", "secret");
-            let config = Config::from_toml_str(&text, Path::new("."))
-                .unwrap_or_else(|e| panic!("an example does not parse: {e}\n{example}"));
+            let parsed = Config::from_toml_str(&text, Path::new("."));
+            // A build without PostgreSQL refuses the registry's table,
+            // saying what to enable.
+            if cfg!(not(feature = "postgres")) && text.contains("[router_registry]") {
+                let error = parsed.expect_err("a registry without the postgres feature").to_string();
+                assert!(error.contains(REGISTRY_NEEDS_POSTGRES), "{error}");
+                continue;
+            }
+            let config = parsed.unwrap_or_else(|e| panic!("an example does not parse: {e}\n{example}"));
             let _ = config.builder();
         }
         let keys = page
