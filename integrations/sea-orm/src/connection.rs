@@ -181,57 +181,6 @@ impl ConnectionTrait for RoutedDb {
     }
 }
 
-#[async_trait]
-impl TransactionTrait for RoutedDb {
-    type Transaction = RoutedTransaction;
-
-    /// Begins a dbroute transaction on this connection (a savepoint when
-    /// this is a transaction's connection).
-    async fn begin(&self) -> Result<RoutedTransaction, DbErr> {
-        RoutedTransaction::begin_on(&self.conn, None, None).await
-    }
-
-    /// As [`begin`](Self::begin); an isolation level or access mode is
-    /// set with `SET TRANSACTION` on PostgreSQL, and refused on the other
-    /// backends (dbroute begins the transaction before SeaORM could set
-    /// them there).
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<RoutedTransaction, DbErr> {
-        RoutedTransaction::begin_on(&self.conn, isolation_level, access_mode).await
-    }
-
-    async fn begin_with_options(&self, options: TransactionOptions) -> Result<RoutedTransaction, DbErr> {
-        RoutedTransaction::begin_on(&self.conn, options.isolation_level, options.access_mode).await
-    }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(&'c RoutedTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>> + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        let txn = self.begin().await.map_err(TransactionError::Connection)?;
-        txn.run(callback).await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(&'c RoutedTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>> + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        let txn = self
-            .begin_with_config(isolation_level, access_mode)
-            .await
-            .map_err(TransactionError::Connection)?;
-        txn.run(callback).await
-    }
-}
+// Transactions on a routed connection: SeaORM's trait, implemented as for a
+// transaction's own connection (a savepoint there).
+crate::transaction::transactions_on_conn!(RoutedDb);

@@ -203,51 +203,70 @@ impl TransactionSession for RoutedTransaction {
     }
 }
 
-#[async_trait]
-impl TransactionTrait for RoutedTransaction {
-    type Transaction = RoutedTransaction;
+/// SeaORM's `TransactionTrait` for a type with a `conn: Connection` field:
+/// every transaction it begins is a dbroute transaction on that connection
+/// (a savepoint inside one). [`RoutedDb`](crate::RoutedDb) and
+/// [`RoutedTransaction`] share it.
+macro_rules! transactions_on_conn {
+    ($ty:ty) => {
+        #[async_trait]
+        impl TransactionTrait for $ty {
+            type Transaction = RoutedTransaction;
 
-    async fn begin(&self) -> Result<RoutedTransaction, DbErr> {
-        RoutedTransaction::begin_on(&self.conn, None, None).await
-    }
+            /// Begins a dbroute transaction on this connection (a savepoint when
+            /// it is already a transaction's connection).
+            async fn begin(&self) -> Result<RoutedTransaction, DbErr> {
+                RoutedTransaction::begin_on(&self.conn, None, None).await
+            }
 
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<RoutedTransaction, DbErr> {
-        RoutedTransaction::begin_on(&self.conn, isolation_level, access_mode).await
-    }
+            /// As [`begin`](Self::begin); an isolation level or access mode is
+            /// set with `SET TRANSACTION` on PostgreSQL, and refused on the other
+            /// backends (dbroute begins the transaction before SeaORM could set
+            /// them there).
+            async fn begin_with_config(
+                &self,
+                isolation_level: Option<IsolationLevel>,
+                access_mode: Option<AccessMode>,
+            ) -> Result<RoutedTransaction, DbErr> {
+                RoutedTransaction::begin_on(&self.conn, isolation_level, access_mode).await
+            }
 
-    async fn begin_with_options(&self, options: TransactionOptions) -> Result<RoutedTransaction, DbErr> {
-        RoutedTransaction::begin_on(&self.conn, options.isolation_level, options.access_mode).await
-    }
+            async fn begin_with_options(&self, options: TransactionOptions) -> Result<RoutedTransaction, DbErr> {
+                RoutedTransaction::begin_on(&self.conn, options.isolation_level, options.access_mode).await
+            }
 
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(&'c RoutedTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>> + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        let txn = self.begin().await.map_err(TransactionError::Connection)?;
-        txn.run(callback).await
-    }
+            async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+            where
+                F: for<'c> FnOnce(&'c RoutedTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+                    + Send,
+                T: Send,
+                E: std::fmt::Display + std::fmt::Debug + Send,
+            {
+                let txn = self.begin().await.map_err(TransactionError::Connection)?;
+                txn.run(callback).await
+            }
 
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(&'c RoutedTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>> + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        let txn = self
-            .begin_with_config(isolation_level, access_mode)
-            .await
-            .map_err(TransactionError::Connection)?;
-        txn.run(callback).await
-    }
+            async fn transaction_with_config<F, T, E>(
+                &self,
+                callback: F,
+                isolation_level: Option<IsolationLevel>,
+                access_mode: Option<AccessMode>,
+            ) -> Result<T, TransactionError<E>>
+            where
+                F: for<'c> FnOnce(&'c RoutedTransaction) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+                    + Send,
+                T: Send,
+                E: std::fmt::Display + std::fmt::Debug + Send,
+            {
+                let txn = self
+                    .begin_with_config(isolation_level, access_mode)
+                    .await
+                    .map_err(TransactionError::Connection)?;
+                txn.run(callback).await
+            }
+        }
+    };
 }
+pub(crate) use transactions_on_conn;
+
+transactions_on_conn!(RoutedTransaction);
