@@ -36,8 +36,7 @@ macro_rules! run_on {
             }
             let result = $conn.$method($sql, $params).await;
             if follow && result.is_ok() {
-                // Boxed: kept out of every statement's future.
-                Box::pin(crate::causal::positions::after_write($conn.entry())).await;
+                crate::causal::positions::after_write($conn.entry()).await;
             }
             return result;
         }

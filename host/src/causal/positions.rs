@@ -97,9 +97,13 @@ pub(crate) async fn system_id(on: &Connection, cluster: &Cluster) -> Result<u64>
 /// After a write committed on `entry` (an autocommit statement, or a
 /// transaction's commit): when it is a cluster's primary whose writes are
 /// followed, reads its position (one round trip; the cluster's identity
-/// too, the first time, and on MariaDB each time, in the same statement) and keeps it for the current task. Never fails:
-/// the write is done; a position that cannot be read is logged and
-/// counted, and that write is not waited for.
+/// too, the first time, and on MariaDB each time, in the same statement)
+/// and keeps it for the current task. Never fails: the write is done; a
+/// position that cannot be read is logged and counted, and that write is
+/// not waited for.
+///
+/// A write on any other connection returns at once, allocating nothing:
+/// only the round trip's future is boxed (kept out of every caller's).
 pub(crate) async fn after_write(entry: &Arc<ConnectionEntry>) {
     let Some(CausalRole::Primary(cluster)) = entry.causal() else {
         return;
@@ -107,6 +111,11 @@ pub(crate) async fn after_write(entry: &Arc<ConnectionEntry>) {
     if !cluster.tracks_writes || cluster.no_gtids.load(Ordering::Relaxed) {
         return;
     }
+    Box::pin(read_position(entry, cluster)).await;
+}
+
+/// [`after_write`]'s round trip, for a primary whose writes are followed.
+async fn read_position(entry: &Arc<ConnectionEntry>, cluster: &Cluster) {
     let primary = Connection::new(entry.clone(), None);
     match current(&primary, cluster, !cluster.system_id.initialized()).await {
         // A MariaDB primary without a binary log: no GTID to wait for.

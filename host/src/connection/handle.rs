@@ -427,7 +427,7 @@ impl Connection {
     /// does it). Never fails (a position that cannot be read is logged).
     pub async fn after_write(&self) {
         if self.tx.is_none() {
-            Box::pin(crate::causal::positions::after_write(&self.entry)).await;
+            crate::causal::positions::after_write(&self.entry).await;
         }
     }
 

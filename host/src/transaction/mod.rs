@@ -380,7 +380,7 @@ impl Transaction {
         drop(state);
         if ended.is_ok() && ending == Ending::Commit && !self.core.read_only {
             // Committed: its position, for read-your-writes.
-            Box::pin(crate::causal::positions::after_write(&self.core.entry)).await;
+            crate::causal::positions::after_write(&self.core.entry).await;
         }
         ended
     }
