@@ -6,8 +6,7 @@
 //! per decision; a change clears the answer cache; a router of ABI 1.1 is
 //! never told; a trap in the state call is a router fault like any other.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dbroute::router::Fault;
 use dbroute::sqlx::AssertSqlSafe;
@@ -17,31 +16,12 @@ use dbroute::{Engine, Error, Hints, ModelInfo, PoolSettings, params};
 use dbroute_example_routers as routers;
 
 use crate::replica_server::ReplicaCluster;
-use crate::support::fixture;
+use crate::support::{eventually, fixture};
 
 /// The bound of the lag router in these tests.
 const MAX_LAG_MS: u64 = 300;
-/// A bound on what the test waits for: a safety net, reached only when it
-/// fails.
-const WITHIN: Duration = Duration::from_secs(30);
 /// Each lag measurement's own timeout.
 const MEASURE: Duration = Duration::from_secs(5);
-
-/// Polls `check` until it returns `Some`, for at most [`WITHIN`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {WITHIN:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// Measures the replica's lag (which tells the routers the state if it
 /// changed) and returns the lag routers are told, in milliseconds.

@@ -3,14 +3,13 @@
 //! streaming replica (`replica_server.rs`), whose replay the test pauses to
 //! make lag instead of waiting for it.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use dbroute::stats::{ReplicaLag, Role};
 use dbroute::{Config, Engine, Error, params};
 
 use crate::replica_server::ReplicaCluster;
-use crate::support::TestDb;
+use crate::support::{TestDb, eventually};
 
 /// A bound on what the test waits for (the replica catching up, a
 /// background measurement): a safety net, reached only when it fails.
@@ -18,22 +17,6 @@ const WITHIN: Duration = Duration::from_secs(30);
 
 /// Each measurement's own timeout.
 const MEASURE: Duration = Duration::from_secs(5);
-
-/// Polls `check` until it returns `Some`, for at most [`WITHIN`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {WITHIN:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// The measurement of `engine`'s replica `name`, each replica given
 /// [`MEASURE`].

@@ -219,6 +219,23 @@ pub(crate) async fn within<T>(what: &str, future: impl Future<Output = T>) -> T 
     within_limit(STEP, what, future).await
 }
 
+/// Polls `check` every 10 ms until it returns `Some`, failing the test
+/// after [`STEP`] (a safety net, reached only when it fails).
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {STEP:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Routes every operation to the connection named by the `tenant` hint.
 #[derive(Debug)]
 pub(crate) struct ByTenant;
