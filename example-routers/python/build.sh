@@ -25,8 +25,7 @@ elif command -v componentize-py >/dev/null; then
 else
   missing "componentize-py not found (example-routers/python/install.sh installs componentize-py $want)"
 fi
-have="$("$cpy" --version 2>/dev/null || true)"
-have="${have#componentize-py }"
+have="$("$cpy" --version 2>/dev/null | sed -n '1s/^componentize-py //p' || true)"
 [ "$have" = "$want" ] || missing "$cpy is componentize-py ${have:-of an unknown version}, not the pinned $want (example-routers/python/install.sh installs it)"
 
 mkdir -p "$out"
