@@ -544,6 +544,7 @@ fn the_docs_show_the_routers_as_they_are() {
         ("zig", "example-routers/zig/reference.zig"),
         ("assemblyscript", "example-routers/assemblyscript/assembly/reference.ts"),
         ("wat", "example-routers/wat/simple.wat"),
+        ("python", "example-routers/python/reference.py"),
     ];
     for (language, source) in pages {
         let page = format!("docs/routers/{language}.md");
