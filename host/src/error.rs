@@ -524,6 +524,10 @@ pub enum LoadError {
         /// The version this host speaks.
         supported: i32,
     },
+    /// A router component imports an interface other than
+    /// `dbroute:router/host` and the WASI 0.2 interfaces the sandbox
+    /// provides (its name).
+    ComponentImport(String),
     /// The module imports something other than `dbroute.log`.
     ForbiddenImport {
         /// The import's module.
@@ -565,6 +569,10 @@ impl fmt::Display for LoadError {
             LoadError::AbiVersion { found, supported } => write!(
                 f,
                 "it speaks router ABI version {found}, but this host speaks version {supported}; rebuild it against a matching SDK"
+            ),
+            LoadError::ComponentImport(name) => write!(
+                f,
+                "it imports `{name}`; a router component may import only `dbroute:router/host` and WASI 0.2's io, clocks, random, cli, filesystem and sockets interfaces (which grant nothing: see docs/ABI.md, \"Components\"); build it without that interface (for componentize-js: `-d http fetch-event`)"
             ),
             LoadError::ForbiddenImport { module, name } => write!(
                 f,

@@ -169,7 +169,7 @@ pub mod wasm {
     pub use crate::router::wasm::runtime::{RouterLimits, RouterRuntime};
     pub use crate::router::wasm::tiers::{Compilation, Tier};
     pub use crate::router::wasm::{
-        Expectation, ExpectationBuilder, MAX_ROUTER_SIZE, RouterInfo, WasmRouter, WasmRouterBuilder,
+        Expectation, ExpectationBuilder, MAX_COMPONENT_SIZE, MAX_ROUTER_SIZE, RouterInfo, WasmRouter, WasmRouterBuilder,
     };
     pub use crate::router::watch::{RouterWatcher, WatchStatus};
 }

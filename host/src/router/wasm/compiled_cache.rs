@@ -1,5 +1,5 @@
 //! An on-disk cache of compiled routers: wasmtime's serialized form of an
-//! optimized (Cranelift) module, keyed by the SHA-256 of the router's bytes
+//! optimized (Cranelift) module or component, keyed by the SHA-256 of the router's bytes
 //! and by the engine's compatibility fingerprint, so loading a router
 //! optimized before (by this process or an earlier one) compiles nothing
 //! and runs optimized code at once.
@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Engine, Module};
+use wasmtime::component::Component;
+use wasmtime::{Engine, Module, Precompiled};
+
+use super::runtime::Code;
 
 use crate::error::{Error, Result};
 use crate::router::hex;
@@ -66,22 +69,22 @@ impl CompiledCache {
     /// The module compiled from the bytes whose SHA-256 is `source_hash`,
     /// when a sound entry is there. A cache that cannot be read costs only
     /// a compile (with a warning).
-    pub(crate) fn lookup(&self, engine: &Engine, source_hash: &[u8; 32]) -> Option<Module> {
+    pub(crate) fn lookup(&self, engine: &Engine, source_hash: &[u8; 32]) -> Option<Code> {
         self.read(engine, &self.path_for(source_hash))
     }
 
     /// Stores `module`, compiled from the bytes whose SHA-256 is
     /// `source_hash`. A cache that cannot be written costs only the next
     /// compile (with a warning).
-    pub(crate) fn store(&self, source_hash: &[u8; 32], module: &Module) {
+    pub(crate) fn store(&self, source_hash: &[u8; 32], code: &Code) {
         let path = self.path_for(source_hash);
-        if let Err(e) = self.write(&path, module) {
+        if let Err(e) = self.write(&path, code) {
             tracing::warn!(path = %path.display(), "could not store a compiled router: {e}");
         }
     }
 
     /// A cached module, if the file is there, whole, and this engine's.
-    fn read(&self, engine: &Engine, path: &Path) -> Option<Module> {
+    fn read(&self, engine: &Engine, path: &Path) -> Option<Code> {
         let contents = match fs::read(path) {
             Ok(contents) => contents,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -100,7 +103,7 @@ impl CompiledCache {
             return None;
         }
         match deserialize(engine, body) {
-            Ok(module) => Some(module),
+            Ok(code) => Some(code),
             Err(e) => {
                 tracing::warn!(path = %path.display(), "a compiled router was refused ({e}): compiling again");
                 None
@@ -110,9 +113,13 @@ impl CompiledCache {
 
     /// Stores a module: written to a temporary file, then renamed into
     /// place, so a reader never sees half a file.
-    fn write(&self, path: &Path, module: &Module) -> std::result::Result<(), String> {
+    fn write(&self, path: &Path, code: &Code) -> std::result::Result<(), String> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let mut body = module.serialize().map_err(|e| e.to_string())?;
+        let serialized = match code {
+            Code::Module(module) => module.serialize(),
+            Code::Component(component) => component.serialize(),
+        };
+        let mut body = serialized.map_err(|e| e.to_string())?;
         let digest = Sha256::digest(&body);
         body.extend_from_slice(&digest);
         let temp = path.with_extension(format!(
@@ -131,23 +138,30 @@ impl CompiledCache {
     }
 }
 
-/// Turns a cache file's body back into a module.
+/// Turns a cache file's body back into a module or a component (wasmtime's
+/// header says which).
 ///
 /// This is the host's only `unsafe` code. wasmtime cannot check that
 /// serialized bytes hold the code it once produced: it checks their format,
 /// its own version and the engine's settings, and then runs the native code
 /// they contain.
 #[allow(unsafe_code)]
-fn deserialize(engine: &Engine, body: &[u8]) -> wasmtime::Result<Module> {
+fn deserialize(engine: &Engine, body: &[u8]) -> wasmtime::Result<Code> {
+    let kind = Engine::detect_precompiled(body);
     // SAFETY: `body` was written by `CompiledCache::write`, from
-    // `Module::serialize` of a module this engine's configuration compiled
-    // (the file name carries the engine's compatibility fingerprint, and
-    // wasmtime checks version and settings again). Nobody else writes the
-    // folder: `CompiledCache::open` refuses a folder that others may write
-    // to, and the digest checked by the caller rules out a torn or
-    // corrupted file. `Module::deserialize` copies the bytes, so nothing
-    // changes them while wasmtime uses them.
-    unsafe { Module::deserialize(engine, body) }
+    // `Module::serialize` or `Component::serialize` of code this engine's
+    // configuration compiled (the file name carries the engine's
+    // compatibility fingerprint, and wasmtime checks version, settings and
+    // kind again). Nobody else writes the folder: `CompiledCache::open`
+    // refuses a folder that others may write to, and the digest checked by
+    // the caller rules out a torn or corrupted file. `deserialize` copies
+    // the bytes, so nothing changes them while wasmtime uses them.
+    unsafe {
+        match kind {
+            Some(Precompiled::Component) => Component::deserialize(engine, body).map(Code::Component),
+            _ => Module::deserialize(engine, body).map(Code::Module),
+        }
+    }
 }
 
 #[cfg(unix)]

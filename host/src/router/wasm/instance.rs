@@ -17,29 +17,78 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 use wasmtime::{Caller, Engine, InstancePre, Linker, Memory, Module, ResourceLimiter, Store, Trap, TypedFunc};
 
-use super::runtime::RouterRuntime;
+use super::component::{ComponentFactory, ComponentInstance};
+use super::runtime::{Code, RouterLimits, RouterRuntime};
 use super::{abi, kept};
 use crate::error::{Fault, LoadError};
-use crate::router::{RouteDecision, RouteKind, RouterIdentity};
+use crate::name::ConnectionName;
+use crate::router::{
+    ConnectionStates, MigrateRequest, RelationRequest, RouteDecision, RouteKind, RouteRequest, RouterIdentity,
+};
 use crate::thread_slot;
 
 /// What a store carries: the limits a call runs under, whether the memory
-/// ceiling was hit, and the router's name for its log lines.
+/// ceiling was hit, how much memory the instance has, and the router's
+/// name for its log lines.
 pub(crate) struct HostState {
     memory_ceiling: usize,
     ceiling_hit: bool,
+    /// The linear memory the instance's memories have grown to, in bytes
+    /// (all of them: a component has several).
+    memory: usize,
+    /// Whether the store runs a component (several core instances,
+    /// memories and tables) rather than a core module (one of each).
+    component: bool,
     /// The time budget, in clock ticks, and as a duration for its fault.
     budget_ticks: u64,
     time_budget: Duration,
     router: Arc<str>,
 }
 
+impl HostState {
+    /// The state of a new store of `router`, under the runtime's limits
+    /// (a component's memory ceiling when `component`).
+    pub(crate) fn new(runtime: &RouterRuntime, router: Arc<str>, component: bool) -> Self {
+        let limits = runtime.limits();
+        HostState {
+            memory_ceiling: if component {
+                limits.get_component_memory_ceiling()
+            } else {
+                limits.get_memory_ceiling()
+            },
+            ceiling_hit: false,
+            memory: 0,
+            component,
+            budget_ticks: limits.budget_ticks(),
+            time_budget: limits.get_time_budget(),
+            router,
+        }
+    }
+
+    /// Starts a call: no memory-ceiling hit left over from an earlier call
+    /// (a router may cope with a refused `memory.grow`; a later trap is
+    /// then not a memory-limit fault). Returns the time budget in ticks,
+    /// for the store's epoch deadline.
+    #[inline]
+    pub(crate) fn begin_call(&mut self) -> u64 {
+        self.ceiling_hit = false;
+        self.budget_ticks
+    }
+
+    /// The linear memory the instance has, in bytes.
+    pub(crate) fn memory(&self) -> usize {
+        self.memory
+    }
+}
+
 impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory_ceiling {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory.saturating_sub(current).saturating_add(desired);
+        if total > self.memory_ceiling {
             self.ceiling_hit = true;
             return Ok(false);
         }
+        self.memory = total;
         Ok(true)
     }
 
@@ -48,18 +97,18 @@ impl ResourceLimiter for HostState {
     }
 
     fn instances(&self) -> usize {
-        1
+        if self.component { 64 } else { 1 }
     }
     fn tables(&self) -> usize {
-        8
+        if self.component { 64 } else { 8 }
     }
     fn memories(&self) -> usize {
-        1
+        if self.component { 16 } else { 1 }
     }
 }
 
-/// The linker every router is instantiated with: `dbroute.log` only. For
-/// modules of `engine` (one per compiler tier).
+/// The linker every core-module router is instantiated with: `dbroute.log`
+/// only. For modules of `engine` (one per compiler tier).
 pub(crate) fn linker(engine: &Engine) -> Linker<HostState> {
     let mut linker = Linker::new(engine);
     let defined = linker.func_wrap(
@@ -98,35 +147,80 @@ pub(crate) fn classify(error: &wasmtime::Error, state: &HostState) -> Fault {
         },
         Some(Trap::StackOverflow) => Fault::StackOverflow,
         Some(trap) => Fault::Trap(trap.to_string()),
-        None => Fault::Trap(error.to_string()),
+        // A host function's error (a function the sandbox does not grant)
+        // or a canonical ABI check: its own message, not the backtrace
+        // wrapped around it.
+        None => Fault::Trap(abi::cut(&error.root_cause().to_string(), 1000)),
     }
 }
 
 /// A store for instances of `module`, under the runtime's limits.
 pub(crate) fn new_store(runtime: &RouterRuntime, module: &Module, router: Arc<str>) -> Store<HostState> {
-    let limits = runtime.limits();
-    let mut store = Store::new(
-        module.engine(),
-        HostState {
-            memory_ceiling: limits.get_memory_ceiling(),
-            ceiling_hit: false,
-            budget_ticks: limits.budget_ticks(),
-            time_budget: limits.get_time_budget(),
-            router,
-        },
-    );
+    let mut store = Store::new(module.engine(), HostState::new(runtime, router, false));
     store.limiter(|state| state);
-    store.set_epoch_deadline(limits.budget_ticks());
+    store.set_epoch_deadline(runtime.limits().budget_ticks());
     store
 }
 
-/// One live instance of a router: its store, and its exports looked up once.
+/// What a router's instances are told at init: the ABI's JSON (for core
+/// modules, and to compare), and its parts (for components).
+#[derive(Debug, Clone)]
+pub(crate) struct Init {
+    abi_json: String,
+    config_text: String,
+    connections: Vec<String>,
+}
+
+impl PartialEq for Init {
+    fn eq(&self, other: &Self) -> bool {
+        self.abi_json == other.abi_json
+    }
+}
+
+impl Init {
+    /// The init of a router configured with `config`, for `connections`.
+    pub(crate) fn new(config: &serde_json::Value, connections: &[ConnectionName]) -> Self {
+        Init {
+            abi_json: abi::init_input(config, connections),
+            config_text: config.to_string(),
+            connections: connections.iter().map(ConnectionName::to_string).collect(),
+        }
+    }
+
+    /// The configuration as JSON text.
+    pub(crate) fn config_text(&self) -> &str {
+        &self.config_text
+    }
+
+    /// The connections' names.
+    pub(crate) fn connection_names(&self) -> Vec<String> {
+        self.connections.clone()
+    }
+}
+
+/// One live instance of a router: a core module's or a component's.
 pub(crate) struct RouterInstance {
-    store: Store<HostState>,
-    calls: Calls,
+    body: Body,
     /// The generation of the connections' state this instance was told
     /// (ABI 1.2); 0: none yet.
     told: u64,
+    /// The calls it took (for recycling).
+    calls: u64,
+}
+
+#[allow(
+    clippy::large_enum_variant,
+    reason = "instances are boxed in their pool; boxing a variant would add a pointer chase to every call"
+)]
+enum Body {
+    Core(CoreInstance),
+    Component(ComponentInstance),
+}
+
+/// A core module's instance: its store, and its exports looked up once.
+struct CoreInstance {
+    store: Store<HostState>,
+    calls: Calls,
 }
 
 /// An instance's exports. Kept apart from the store so a call can borrow
@@ -142,13 +236,10 @@ struct Calls {
 }
 
 /// Starts a call: a fresh time budget, and no memory-ceiling hit left over
-/// from an earlier call (a router may cope with a refused `memory.grow`; a
-/// later trap is then not a memory-limit fault).
+/// from an earlier call.
 #[inline]
 fn start_call(store: &mut Store<HostState>) {
-    let state = store.data_mut();
-    state.ceiling_hit = false;
-    let ticks = state.budget_ticks;
+    let ticks = store.data_mut().begin_call();
     store.set_epoch_deadline(ticks);
 }
 
@@ -183,25 +274,43 @@ fn write_input(store: &mut Store<HostState>, calls: &Calls, pieces: &[&[u8]]) ->
     Ok((ptr, len32))
 }
 
+impl CoreInstance {
+    /// Calls an export that takes an input and returns an `i32`.
+    fn call_i32(&mut self, func: TypedFunc<(i32, i32), i32>, input: &str) -> Result<i32, Fault> {
+        let CoreInstance { store, calls } = self;
+        start_call(store);
+        let (ptr, len) = write_input(store, calls, &[input.as_bytes()])?;
+        func.call(&mut *store, (ptr, len))
+            .map_err(|e| classify(&e, store.data()))
+    }
+}
+
 impl RouterInstance {
-    /// Calls `db_for_read` / `db_for_write`; no opinion when the module
+    /// Calls `db_for_read` / `db_for_write`; no opinion when a core module
     /// lacks the export.
     #[inline]
-    pub(crate) fn decide(&mut self, kind: RouteKind, pieces: &[&[u8]]) -> Result<RouteDecision, Fault> {
-        let RouterInstance { store, calls, .. } = self;
-        let func = match kind {
-            RouteKind::Read => calls.read.as_ref(),
-            RouteKind::Write => calls.write.as_ref(),
-        };
-        let Some(func) = func else {
-            return Ok(RouteDecision::NoOpinion);
-        };
-        start_call(store);
-        let (ptr, len) = write_input(store, calls, pieces)?;
-        let r = func
-            .call(&mut *store, (ptr, len))
-            .map_err(|e| classify(&e, store.data()))?;
-        abi::decode_decision(r, calls.memory.data(&*store))
+    pub(crate) fn decide(&mut self, op: &RouteRequest<'_>) -> Result<RouteDecision, Fault> {
+        self.calls += 1;
+        match &mut self.body {
+            Body::Core(core) => {
+                let CoreInstance { store, calls } = core;
+                let func = match op.kind {
+                    RouteKind::Read => calls.read.as_ref(),
+                    RouteKind::Write => calls.write.as_ref(),
+                };
+                let Some(func) = func else {
+                    return Ok(RouteDecision::NoOpinion);
+                };
+                let input = abi::decision_input(op.kind, op.model, op.hints, op.origin);
+                start_call(store);
+                let (ptr, len) = write_input(store, calls, input.pieces())?;
+                let r = func
+                    .call(&mut *store, (ptr, len))
+                    .map_err(|e| classify(&e, store.data()))?;
+                abi::decode_decision(r, calls.memory.data(&*store))
+            }
+            Body::Component(component) => component.decide(op.kind, op.model, op.hints, op.origin.cloned()),
+        }
     }
 
     /// The generation of the connections' state this instance was told (0:
@@ -211,78 +320,140 @@ impl RouterInstance {
         self.told
     }
 
-    /// Calls `dbroute_state` with `json`, the state of `generation`. The
-    /// router's caller checked that the router is of ABI 1.2 and exports
-    /// it.
+    /// Tells the instance `states`, the state of `generation`. The router's
+    /// caller checked that the router is of ABI 1.2 (or a component).
     #[cold]
-    pub(crate) fn tell_state(&mut self, generation: u64, json: &str) -> Result<(), Fault> {
-        let RouterInstance { store, calls, told } = self;
-        let Some(func) = calls.state.as_ref() else {
-            *told = generation;
-            return Ok(());
-        };
-        start_call(store);
-        let (ptr, len) = write_input(store, calls, &[json.as_bytes()])?;
-        let value = func
-            .call(&mut *store, (ptr, len))
-            .map_err(|e| classify(&e, store.data()))?;
-        abi::decode_state(value)?;
-        *told = generation;
+    pub(crate) fn tell_state(&mut self, generation: u64, states: &ConnectionStates) -> Result<(), Fault> {
+        match &mut self.body {
+            Body::Core(core) => {
+                if let Some(func) = core.calls.state.clone() {
+                    abi::decode_state(core.call_i32(func, states.abi_json())?)?;
+                }
+            }
+            Body::Component(component) => component.tell_state(states)?,
+        }
+        self.told = generation;
         Ok(())
     }
 
-    /// Calls `allow_relation` (`relation == true`) or `allow_migrate`.
-    pub(crate) fn allow(&mut self, relation: bool, input: &str) -> Result<Option<bool>, Fault> {
-        let RouterInstance { store, calls, .. } = self;
-        let (func, export) = if relation {
-            (calls.relation.as_ref(), abi::ALLOW_RELATION)
-        } else {
-            (calls.migrate.as_ref(), abi::ALLOW_MIGRATE)
+    /// Calls `allow_relation`.
+    pub(crate) fn allow_relation(&mut self, relation: &RelationRequest<'_>) -> Result<Option<bool>, Fault> {
+        self.calls += 1;
+        let a = (relation.a.model, relation.a.db);
+        let b = (relation.b.model, relation.b.db);
+        match &mut self.body {
+            Body::Core(core) => {
+                let Some(func) = core.calls.relation.clone() else {
+                    return Ok(None);
+                };
+                let value = core.call_i32(func, &abi::relation_input(a, b, relation.hints))?;
+                abi::decode_allow(abi::ALLOW_RELATION, value)
+            }
+            Body::Component(component) => component.allow_relation(a, b, relation.hints),
+        }
+    }
+
+    /// Calls `allow_migrate`.
+    pub(crate) fn allow_migrate(&mut self, migration: &MigrateRequest<'_>) -> Result<Option<bool>, Fault> {
+        self.calls += 1;
+        match &mut self.body {
+            Body::Core(core) => {
+                let Some(func) = core.calls.migrate.clone() else {
+                    return Ok(None);
+                };
+                let input = abi::migrate_input(migration.db, migration.target, migration.hints);
+                let value = core.call_i32(func, &input)?;
+                abi::decode_allow(abi::ALLOW_MIGRATE, value)
+            }
+            Body::Component(component) => component.allow_migrate(migration.db, migration.target, migration.hints),
+        }
+    }
+
+    /// Whether a component declared itself deterministic (`None` for a
+    /// core module: its probe read that).
+    pub(crate) fn component_deterministic(&mut self) -> Option<Result<bool, Fault>> {
+        match &mut self.body {
+            Body::Core(_) => None,
+            Body::Component(component) => Some(component.deterministic()),
+        }
+    }
+
+    /// Whether the instance has served its time: it took as many calls, or
+    /// grew as much memory, as `limits` let an instance before it is
+    /// replaced by a fresh one.
+    #[inline]
+    pub(crate) fn worn_out(&self, limits: &RouterLimits) -> bool {
+        let memory = match &self.body {
+            Body::Core(core) => core.store.data().memory(),
+            Body::Component(component) => component.memory(),
         };
-        let Some(func) = func else {
-            return Ok(None);
-        };
-        start_call(store);
-        let (ptr, len) = write_input(store, calls, &[input.as_bytes()])?;
-        let value = func
-            .call(&mut *store, (ptr, len))
-            .map_err(|e| classify(&e, store.data()))?;
-        abi::decode_allow(export, value)
+        self.calls >= limits.get_recycle_after_calls() || memory > limits.get_recycle_above_memory()
     }
 }
 
+/// How a factory makes instances: of a core module, or of a component.
+enum Maker {
+    Core(InstancePre<HostState>),
+    Component(ComponentFactory),
+}
+
 /// Everything needed to make instances of one compiled router with one set
-/// of connections: the type-checked module, and the init input.
+/// of connections: the type-checked code, and the init.
 pub(crate) struct InstanceFactory {
     pub(crate) runtime: RouterRuntime,
-    pub(crate) pre: InstancePre<HostState>,
+    maker: Maker,
     pub(crate) identity: RouterIdentity,
-    pub(crate) init_input: String,
+    pub(crate) init: Init,
 }
 
 impl InstanceFactory {
     pub(crate) fn new(
         runtime: &RouterRuntime,
-        module: &Module,
+        code: &Code,
         identity: RouterIdentity,
-        init_input: String,
+        init: Init,
     ) -> Result<Self, LoadError> {
-        let pre = linker(module.engine())
-            .instantiate_pre(module)
-            .map_err(|e| LoadError::Instantiate(e.to_string()))?;
+        let maker = match code {
+            Code::Module(module) => Maker::Core(
+                linker(module.engine())
+                    .instantiate_pre(module)
+                    .map_err(|e| LoadError::Instantiate(e.to_string()))?,
+            ),
+            Code::Component(component) => Maker::Component(ComponentFactory::new(component)?),
+        };
         Ok(InstanceFactory {
             runtime: runtime.clone(),
-            pre,
+            maker,
             identity,
-            init_input,
+            init,
         })
+    }
+
+    /// The compiled code instances are made of.
+    pub(crate) fn code(&self) -> Code {
+        match &self.maker {
+            Maker::Core(pre) => Code::Module(pre.module().clone()),
+            Maker::Component(factory) => Code::Component(factory.component().clone()),
+        }
     }
 
     /// Makes and initialises an instance.
     pub(crate) fn instantiate(&self) -> Result<RouterInstance, LoadError> {
-        let runtime = &self.runtime;
-        let mut store = new_store(runtime, self.pre.module(), Arc::from(self.identity.name()));
-        let instance = self.pre.instantiate(&mut store).map_err(|e| {
+        let router: Arc<str> = Arc::from(self.identity.name());
+        let body = match &self.maker {
+            Maker::Core(pre) => Body::Core(self.instantiate_core(pre, router)?),
+            Maker::Component(factory) => Body::Component(factory.instantiate(&self.runtime, router, &self.init)?),
+        };
+        Ok(RouterInstance {
+            body,
+            told: 0,
+            calls: 0,
+        })
+    }
+
+    fn instantiate_core(&self, pre: &InstancePre<HostState>, router: Arc<str>) -> Result<CoreInstance, LoadError> {
+        let mut store = new_store(&self.runtime, pre.module(), router);
+        let instance = pre.instantiate(&mut store).map_err(|e| {
             let fault = classify(&e, store.data());
             match fault {
                 Fault::MemoryLimit { .. } | Fault::Timeout { .. } => LoadError::Instantiate(fault.to_string()),
@@ -317,7 +488,7 @@ impl InstanceFactory {
         if let Some(init) = init {
             start_call(&mut store);
             let (ptr, len) =
-                write_input(&mut store, &calls, &[self.init_input.as_bytes()]).map_err(LoadError::InitFault)?;
+                write_input(&mut store, &calls, &[self.init.abi_json.as_bytes()]).map_err(LoadError::InitFault)?;
             let r = init
                 .call(&mut store, (ptr, len))
                 .map_err(|e| LoadError::InitFault(classify(&e, store.data())))?;
@@ -325,7 +496,7 @@ impl InstanceFactory {
                 .map_err(LoadError::InitFault)?
                 .map_err(LoadError::InitRefused)?;
         }
-        Ok(RouterInstance { store, calls, told: 0 })
+        Ok(CoreInstance { store, calls })
     }
 }
 
@@ -505,7 +676,7 @@ impl InstancePool {
     ) -> Result<T, Fault> {
         let mut instance = self.take()?;
         let result = call(&mut instance);
-        if result.is_ok() {
+        if result.is_ok() && !instance.worn_out(self.factory.runtime.limits()) {
             self.give_back(instance);
         }
         result

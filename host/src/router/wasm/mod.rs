@@ -4,6 +4,7 @@
 pub(crate) mod abi;
 mod cache;
 mod compiled_cache;
+pub(crate) mod component;
 pub(crate) mod instance;
 mod kept;
 pub(crate) mod runtime;
@@ -20,8 +21,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::Module;
 
 use self::cache::{CacheKey, DecisionCache};
-use self::instance::{InstanceFactory, InstancePool, classify, linker, new_store};
-use self::runtime::{Compiled, RouterRuntime};
+use self::instance::{Init, InstanceFactory, InstancePool, classify, linker, new_store};
+use self::runtime::{Code, Compiled, RouterRuntime};
 use self::tiers::{Compilation, Tier, TierState};
 use crate::error::{Error, Fault, LoadError, Result};
 use crate::model::{Hints, ModelInfo};
@@ -31,8 +32,17 @@ use crate::router::{
     RouterIdentity,
 };
 
-/// The largest router file or module accepted: 16 MiB.
+/// The largest core-module router accepted: 16 MiB.
 pub const MAX_ROUTER_SIZE: usize = 16 << 20;
+
+/// The largest router component accepted: 64 MiB (a component carries its
+/// language's runtime: a Python router is about 18 MB).
+pub const MAX_COMPONENT_SIZE: usize = 64 << 20;
+
+/// The minor version of the core-module ABI a router component's contract
+/// (`wit/router.wit`, `dbroute:router@1.0.0`) matches: 1.2, connection
+/// state included.
+const COMPONENT_ABI_MINOR: i32 = 2;
 
 /// One expected decision, checked before a router is activated.
 ///
@@ -216,13 +226,15 @@ impl WasmRouterBuilder {
         }
     }
 
-    /// Reads a `.wasm` or `.wat` file and loads it.
+    /// Reads a `.wasm` or `.wat` file (a core module or a component) and
+    /// loads it.
     ///
     /// # Errors
     ///
     /// [`Error::Io`] when the file cannot be read; [`Error::RouterLoad`]
-    /// when it is not a regular file, is larger than [`MAX_ROUTER_SIZE`], or
-    /// is refused as [`WasmRouterBuilder::load`] says.
+    /// when it is not a regular file, is larger than [`MAX_ROUTER_SIZE`] (a
+    /// core module) or [`MAX_COMPONENT_SIZE`] (a component), or is refused
+    /// as [`WasmRouterBuilder::load`] says.
     pub fn load_file(self, runtime: &RouterRuntime, path: impl AsRef<Path>) -> Result<WasmRouter> {
         let bytes = read_router_file(path.as_ref()).map_err(|e| match e {
             Error::RouterLoad { reason, .. } => self.refuse(reason),
@@ -234,6 +246,13 @@ impl WasmRouterBuilder {
     /// Compiles and validates `bytes` (binary WebAssembly or WAT text), then
     /// makes a first instance and runs its `dbroute_init` and the
     /// self-test.
+    ///
+    /// The bytes may be a core module speaking the ABI of `docs/ABI.md`, or
+    /// a component built against `wit/router.wit` (Python, JavaScript, Rust
+    /// with wit-bindgen): the bytes say which. A component runs in the
+    /// same pools, under the same limits (its memory ceiling is
+    /// [`RouterLimits::component_memory_ceiling`]), with WASI functions
+    /// that grant nothing (docs/ABI.md, "Components").
     ///
     /// Unless the runtime's compiled-router cache holds these bytes
     /// optimized, they are compiled by the baseline compiler, several times
@@ -250,9 +269,14 @@ impl WasmRouterBuilder {
     /// hold.
     pub fn load(self, runtime: &RouterRuntime, bytes: &[u8]) -> Result<WasmRouter> {
         let started = Instant::now();
-        if bytes.len() > MAX_ROUTER_SIZE {
+        let (kind, limit) = if component::is_component(bytes) {
+            ("component", MAX_COMPONENT_SIZE)
+        } else {
+            ("module", MAX_ROUTER_SIZE)
+        };
+        if bytes.len() > limit {
             return Err(self.refuse(LoadError::File(format!(
-                "it is {} bytes, more than the {MAX_ROUTER_SIZE}-byte maximum",
+                "it is a {kind} of {} bytes, more than the {limit}-byte maximum",
                 bytes.len()
             ))));
         }
@@ -282,28 +306,41 @@ impl WasmRouterBuilder {
         size: usize,
         compile_time: Duration,
     ) -> Result<WasmRouter> {
-        let Compiled {
-            module,
-            tier,
-            from_cache,
-        } = compiled;
-        abi::check_has_version(&module).map_err(|e| self.refuse(e))?;
-        let Probed {
-            deterministic,
-            abi_minor,
-        } = probe(runtime, &module, &self.name).map_err(|e| self.refuse(e))?;
-        abi::check_imports(&module).map_err(|e| self.refuse(e))?;
-        let exports = abi::check_exports(&module, abi_minor).map_err(|e| self.refuse(e))?;
+        let Compiled { code, tier, from_cache } = compiled;
+        let (probed, exports, export_names) = match &code {
+            Code::Module(module) => {
+                abi::check_has_version(module).map_err(|e| self.refuse(e))?;
+                let probed = probe(runtime, module, &self.name).map_err(|e| self.refuse(e))?;
+                abi::check_imports(module).map_err(|e| self.refuse(e))?;
+                let exports = abi::check_exports(module, probed.abi_minor).map_err(|e| self.refuse(e))?;
+                (probed, exports, exports.names())
+            }
+            // A component has every function of the contract (its imports
+            // and exports are checked when its factory is made), and says
+            // whether it is deterministic once its first instance is up.
+            Code::Component(_) => (
+                Probed {
+                    deterministic: false,
+                    abi_minor: COMPONENT_ABI_MINOR,
+                },
+                abi::Exports::all(),
+                component::FUNCTIONS.to_vec(),
+            ),
+        };
+        let abi_minor = probed.abi_minor;
         let identity = RouterIdentity::wasm(self.name.as_str(), hash);
         let connections = self
             .connections
             .iter()
             .map(|n| ConnectionName::new(n))
             .collect::<Result<Vec<_>>>()?;
-        let init_input = abi::init_input(&self.config, &connections);
-        let factory =
-            InstanceFactory::new(runtime, &module, identity.clone(), init_input).map_err(|e| self.refuse(e))?;
+        let init = Init::new(&self.config, &connections);
+        let factory = InstanceFactory::new(runtime, &code, identity.clone(), init).map_err(|e| self.refuse(e))?;
         let mut first = factory.instantiate().map_err(|e| self.refuse(e))?;
+        let deterministic = match first.component_deterministic() {
+            Some(answer) => answer.map_err(|fault| self.refuse(LoadError::InitFault(fault)))?,
+            None => probed.deterministic,
+        };
         for case in &self.expectations {
             self_test(&mut first, case).map_err(|e| self.refuse(LoadError::SelfTest(e)))?;
         }
@@ -329,9 +366,11 @@ impl WasmRouterBuilder {
                     compiled_by: tier,
                     deterministic,
                     abi_minor,
-                    exports: exports.names(),
+                    exports: export_names,
+                    component: code.is_component(),
                 },
                 faults: AtomicU64::new(0),
+                limits: runtime.limits().clone(),
             }),
         };
         tracing::info!(router = %router.identity(), "router loaded");
@@ -353,7 +392,7 @@ fn optimize_in_background(
 ) {
     // What the router's instances were told at load: what its self-test
     // was written for.
-    let as_loaded = router.inner.pool.load().factory.init_input.clone();
+    let as_loaded = router.inner.pool.load().factory.init.clone();
     let weak: Weak<Inner> = Arc::downgrade(&router.inner);
     router.inner.tier.start();
     let optimizer = runtime.clone();
@@ -375,7 +414,7 @@ fn optimize_in_background(
         let router = WasmRouter { inner };
         let moved = optimized
             .map_err(|e| LoadError::Compile(root_cause(&e)))
-            .and_then(|module| router.move_to_module(&module, &as_loaded, &expectations));
+            .and_then(|code| router.move_to_code(&code, &as_loaded, &expectations));
         match moved {
             Ok(()) => {
                 end.tier = Tier::Optimized;
@@ -412,7 +451,8 @@ fn root_cause(error: &wasmtime::Error) -> String {
 }
 
 /// Reads a router file, refusing anything that is not a regular file of at
-/// most [`MAX_ROUTER_SIZE`] bytes.
+/// most [`MAX_COMPONENT_SIZE`] bytes (a core module's smaller maximum is
+/// checked when its bytes are loaded).
 pub(crate) fn read_router_file(path: &Path) -> Result<Vec<u8>> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|source| Error::Io {
@@ -426,9 +466,9 @@ pub(crate) fn read_router_file(path: &Path) -> Result<Vec<u8>> {
     if !meta.is_file() {
         return Err(refuse(format!("{shown} is not a regular file")));
     }
-    if meta.len() > MAX_ROUTER_SIZE as u64 {
+    if meta.len() > MAX_COMPONENT_SIZE as u64 {
         return Err(refuse(format!(
-            "{shown} is {} bytes, more than the {MAX_ROUTER_SIZE}-byte maximum",
+            "{shown} is {} bytes, more than the {MAX_COMPONENT_SIZE}-byte maximum of a component",
             meta.len()
         )));
     }
@@ -478,8 +518,12 @@ fn probe(runtime: &RouterRuntime, module: &Module, name: &str) -> std::result::R
 /// Checks `case` against `instance` (before it joins a pool: the code
 /// itself answers, not the answer cache).
 fn self_test(instance: &mut instance::RouterInstance, case: &Expectation) -> std::result::Result<(), String> {
-    let input = abi::decision_input(case.kind, &case.model, &case.hints, None);
-    let got = instance.decide(case.kind, input.pieces());
+    let got = instance.decide(&RouteRequest {
+        kind: case.kind,
+        model: &case.model,
+        hints: &case.hints,
+        origin: None,
+    });
     let described = format!("{} of `{}`", case.kind, case.model.name());
     let got = match got {
         Ok(RouteDecision::Use(name)) => Expected::Connection(name.to_string()),
@@ -530,8 +574,12 @@ pub struct RouterInfo {
     /// # Ok::<(), dbroute::Error>(())
     /// ```
     pub abi_minor: i32,
-    /// The ABI exports it has.
+    /// The ABI exports it has (for a component: the functions of
+    /// `wit/router.wit`'s `router` interface, all of which it has).
     pub exports: Vec<&'static str>,
+    /// Whether it is a component (`wit/router.wit`) rather than a core
+    /// module (`docs/ABI.md`).
+    pub component: bool,
 }
 
 /// A loaded WebAssembly router: compiled (and, from baseline code, moved to
@@ -569,6 +617,8 @@ struct Inner {
     info: RouterInfo,
     /// Calls that faulted since the router was loaded.
     faults: AtomicU64,
+    /// The runtime's limits (when an instance is worn out).
+    limits: runtime::RouterLimits,
 }
 
 /// A state of the connections, and its generation (counted per router,
@@ -702,8 +752,8 @@ impl WasmRouter {
     /// One decision from an instance of the router.
     #[inline]
     fn call(&self, kind: RouteKind, op: &RouteRequest<'_>) -> std::result::Result<RouteDecision, Fault> {
-        let input = abi::decision_input(kind, op.model, op.hints, op.origin);
-        self.with_instance(|instance| instance.decide(kind, input.pieces()))
+        debug_assert_eq!(kind, op.kind);
+        self.with_instance(|instance| instance.decide(op))
     }
 
     /// Runs `call` on the instance this thread keeps when it has one, else
@@ -726,11 +776,13 @@ impl WasmRouter {
         };
         if let Some(mut kept) = kept::take(self.inner.pool_id.load(Ordering::Acquire)) {
             let result = call(kept.instance());
-            if result.is_ok() {
-                kept::put_back(kept);
-            } else {
+            if result.is_err() {
                 kept.discard();
                 self.count_fault();
+            } else if kept.instance().worn_out(&self.inner.limits) {
+                kept.discard();
+            } else {
+                kept::put_back(kept);
             }
             return result;
         }
@@ -759,12 +811,12 @@ impl WasmRouter {
     fn tell_state(&self, instance: &mut instance::RouterInstance) -> std::result::Result<(), Fault> {
         let told = self.inner.state.load();
         match &told.states {
-            Some(states) => instance.tell_state(told.generation, states.abi_json()),
+            Some(states) => instance.tell_state(told.generation, states),
             None => Ok(()),
         }
     }
 
-    /// Moves the router to `module` (the same bytes, compiled again).
+    /// Moves the router to `code` (the same bytes, compiled again).
     ///
     /// Outside the lock (wasm runs here, under the limits): an instance
     /// made for the connections the router was loaded with (`as_loaded`)
@@ -774,26 +826,26 @@ impl WasmRouter {
     /// connections changed meanwhile, it is made for the new ones instead,
     /// its instances made on demand. Answers stay cached: the code is
     /// another compiler's, the router the same.
-    fn move_to_module(
+    fn move_to_code(
         &self,
-        module: &Module,
-        as_loaded: &str,
+        code: &Code,
+        as_loaded: &Init,
         expectations: &[Expectation],
     ) -> std::result::Result<(), LoadError> {
         let current = self.inner.pool.load_full();
         let (runtime, identity) = (&current.factory.runtime, &current.factory.identity);
-        let factory = InstanceFactory::new(runtime, module, identity.clone(), current.factory.init_input.clone())?;
+        let factory = InstanceFactory::new(runtime, code, identity.clone(), current.factory.init.clone())?;
         let mut instances = Vec::new();
         if !expectations.is_empty() {
-            let mut tested = if factory.init_input == as_loaded {
+            let mut tested = if factory.init == *as_loaded {
                 factory.instantiate()?
             } else {
-                InstanceFactory::new(runtime, module, identity.clone(), as_loaded.to_owned())?.instantiate()?
+                InstanceFactory::new(runtime, code, identity.clone(), as_loaded.clone())?.instantiate()?
             };
             for case in expectations {
                 self_test(&mut tested, case).map_err(LoadError::SelfTest)?;
             }
-            if factory.init_input == as_loaded {
+            if factory.init == *as_loaded {
                 instances.push(tested);
             }
         }
@@ -805,9 +857,9 @@ impl WasmRouter {
 
         let _replacing = self.inner.replacing_pool.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.inner.pool.load();
-        if now.factory.init_input != pool.factory.init_input {
-            let init_input = now.factory.init_input.clone();
-            pool = InstancePool::new(InstanceFactory::new(runtime, module, identity.clone(), init_input)?);
+        if now.factory.init != pool.factory.init {
+            let init = now.factory.init.clone();
+            pool = InstancePool::new(InstanceFactory::new(runtime, code, identity.clone(), init)?);
         }
         self.replace_pool(pool);
         Ok(())
@@ -844,12 +896,7 @@ impl HostRouter for WasmRouter {
         {
             return Ok(None);
         }
-        let input = abi::relation_input(
-            (relation.a.model, relation.a.db),
-            (relation.b.model, relation.b.db),
-            relation.hints,
-        );
-        self.with_instance(|instance| instance.allow(true, &input))
+        self.with_instance(|instance| instance.allow_relation(relation))
     }
 
     fn allow_migrate(&self, migration: &MigrateRequest<'_>) -> std::result::Result<Option<bool>, Fault> {
@@ -858,24 +905,18 @@ impl HostRouter for WasmRouter {
         {
             return Ok(None);
         }
-        let input = abi::migrate_input(migration.db, migration.target, migration.hints);
-        self.with_instance(|instance| instance.allow(false, &input))
+        self.with_instance(|instance| instance.allow_migrate(migration))
     }
 
     fn connections_changed(&self, names: &[ConnectionName]) {
         let _replacing = self.inner.replacing_pool.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.inner.pool.load();
         let factory = &current.factory;
-        let init_input = abi::init_input(&self.inner.config, names);
-        if init_input == factory.init_input {
+        let init = Init::new(&self.inner.config, names);
+        if init == factory.init {
             return; // Its instances already know these connections.
         }
-        match InstanceFactory::new(
-            &factory.runtime,
-            factory.pre.module(),
-            factory.identity.clone(),
-            init_input,
-        ) {
+        match InstanceFactory::new(&factory.runtime, &factory.code(), factory.identity.clone(), init) {
             Ok(factory) => {
                 self.replace_pool(InstancePool::new(factory));
                 // Answers may depend on the connections init was told about.
