@@ -154,14 +154,22 @@ impl Follower {
             return Ok(());
         };
         let loaded = match fetch(&self.pool, router, version).await {
-            Ok(published) => engine
-                .load_router(
-                    WasmRouter::named(router)
-                        .config(published.config.clone())
-                        .compilation(self.settings.compilation),
-                    published.module,
-                )
-                .map(|r| (r, published.sha256)),
+            Ok(published) => {
+                // Compiling takes milliseconds for a core module and seconds
+                // for a component: off the runtime's workers, which keep
+                // routing on the current router meanwhile.
+                let builder = WasmRouter::named(router)
+                    .config(published.config.clone())
+                    .compilation(self.settings.compilation);
+                let loading = engine.clone();
+                let sha256 = published.sha256;
+                match tokio::task::spawn_blocking(move || loading.load_router(builder, published.module)).await {
+                    Ok(loaded) => loaded.map(|r| (r, sha256)),
+                    Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                    // The runtime is shutting down: nothing to swap.
+                    Err(_) => return Ok(()),
+                }
+            }
             Err(e @ (RegistryError::ChecksumMismatch { .. } | RegistryError::UnknownVersion { .. })) => {
                 Err(Error::Registry(e))
             }
