@@ -55,6 +55,9 @@ struct Foreign {
     /// Its routing-by-lag router (ABI 1.2, `lag-cases.json`), when it has
     /// one: the file its `build.sh` makes too, and the constant.
     lag: Option<(&'static str, &'static str)>,
+    /// Its router that misbehaves on purpose (a component's, for the
+    /// host's fault tests), when it has one: the file, and the constant.
+    hostile: Option<(&'static str, &'static str)>,
 }
 
 const FOREIGN: &[Foreign] = &[
@@ -65,6 +68,7 @@ const FOREIGN: &[Foreign] = &[
         constant: "C_REFERENCE",
         title: "freestanding C (clang and wasm-ld)",
         lag: Some(("c-lag.wasm", "C_LAG")),
+        hostile: None,
     },
     Foreign {
         lang: "zig",
@@ -73,6 +77,7 @@ const FOREIGN: &[Foreign] = &[
         constant: "ZIG_REFERENCE",
         title: "Zig (the `ziglang` package of PyPI)",
         lag: Some(("zig-lag.wasm", "ZIG_LAG")),
+        hostile: None,
     },
     Foreign {
         lang: "assemblyscript",
@@ -81,6 +86,34 @@ const FOREIGN: &[Foreign] = &[
         constant: "ASSEMBLYSCRIPT_REFERENCE",
         title: "AssemblyScript (the `assemblyscript` package of npm)",
         lag: Some(("assemblyscript-lag.wasm", "ASSEMBLYSCRIPT_LAG")),
+        hostile: None,
+    },
+    Foreign {
+        lang: "python",
+        folder: "python",
+        file: "python-reference.wasm",
+        constant: "PYTHON_REFERENCE",
+        title: "Python, as a component (componentize-py, from PyPI)",
+        lag: None,
+        hostile: Some(("python-hostile.wasm", "PYTHON_HOSTILE")),
+    },
+    Foreign {
+        lang: "javascript",
+        folder: "javascript",
+        file: "javascript-reference.wasm",
+        constant: "JAVASCRIPT_REFERENCE",
+        title: "JavaScript, as a component (componentize-js and jco, from npm)",
+        lag: None,
+        hostile: Some(("javascript-hostile.wasm", "JAVASCRIPT_HOSTILE")),
+    },
+    Foreign {
+        lang: "rust-component",
+        folder: "rust-component",
+        file: "rust-component-reference.wasm",
+        constant: "RUST_COMPONENT_REFERENCE",
+        title: "Rust, as a component (wit-bindgen, for wasm32-wasip2)",
+        lag: None,
+        hostile: None,
     },
 ];
 
@@ -97,6 +130,8 @@ const FOREIGN_ENV: &[&str] = &[
     "WASM_LD",
     "ZIG",
     "DBROUTE_ZIG_VENV",
+    "DBROUTE_PYTHON_VENV",
+    "COMPONENTIZE_PY",
 ];
 
 /// What became of one foreign router.
@@ -130,6 +165,8 @@ fn main() {
     rerun_if_changed(&workspace.join("Cargo.toml"));
     rerun_if_changed(&workspace.join("Cargo.lock"));
     rerun_if_changed(&workspace.join("rust-toolchain.toml"));
+    // The components' contract.
+    rerun_if_changed(&workspace.join("wit"));
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     for foreign in FOREIGN {
         rerun_if_changed(&routers_dir.join(foreign.folder));
@@ -217,7 +254,8 @@ fn build_foreign(routers_dir: &Path, out_dir: &Path, foreign: &Foreign) -> Outco
     let stderr = String::from_utf8_lossy(&output.stderr);
     match output.status.code() {
         Some(0) => {
-            for file in std::iter::once(foreign.file).chain(foreign.lag.map(|(file, _)| file)) {
+            let others = foreign.lag.iter().chain(&foreign.hostile).map(|(file, _)| *file);
+            for file in std::iter::once(foreign.file).chain(others) {
                 let wasm = dest.join(file);
                 assert!(
                     wasm.is_file(),
@@ -275,6 +313,23 @@ fn write_foreign(code: &mut String, routers_dir: &Path, outcomes: &[Outcome]) {
                 "/// Routing by replica lag (ABI 1.2) in {title}, `example-routers/{folder}`,\n\
                  /// built by its `build.sh`: the absolute path of its `.wasm` file, or\n\
                  /// `None` when its toolchain was missing (see [`skipped`]).\n\
+                 pub const {constant}: Option<&str> = {value};\n",
+                title = foreign.title,
+                folder = foreign.folder,
+            )
+            .unwrap();
+        }
+        if let Some((file, constant)) = foreign.hostile {
+            let value = match outcome {
+                Outcome::Built(path) => format!("Some({:?})", utf8(&path.with_file_name(file))),
+                Outcome::Skipped(_) => "None".to_owned(),
+            };
+            writeln!(
+                code,
+                "/// A router in {title} that misbehaves on purpose, as its configuration's\n\
+                 /// `mode` says (`example-routers/{folder}`), for the host's fault tests:\n\
+                 /// the absolute path of its `.wasm` file, or `None` when its toolchain\n\
+                 /// was missing (see [`skipped`]).\n\
                  pub const {constant}: Option<&str> = {value};\n",
                 title = foreign.title,
                 folder = foreign.folder,

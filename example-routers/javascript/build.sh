@@ -2,7 +2,8 @@
 # Builds the JavaScript router, a WebAssembly component of the world
 # `routing` (wit/router.wit): ./build.sh OUT_DIR ->
 # OUT_DIR/javascript-reference.wasm (the reference policy: reference.js and
-# dbroute.js) and OUT_DIR/javascript-types/ (the TypeScript declarations of
+# dbroute.js), OUT_DIR/javascript-hostile.wasm (misbehaving on purpose, for
+# the host's tests) and OUT_DIR/javascript-types/ (the TypeScript declarations of
 # the world for a router, generated from the WIT, which both files are
 # type-checked against first).
 #
@@ -33,7 +34,6 @@ mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 cd "$here"
 bin=node_modules/.bin
-wasm="$out/javascript-reference.wasm"
 types="$out/javascript-types"
 
 # The declarations, then the type check: a method missing from `router`, a
@@ -42,20 +42,23 @@ rm -rf "$types"
 node types.mjs "$types" >/dev/null
 "$bin/tsc" --noEmit --allowJs --checkJs --strict --target es2022 --lib es2022 \
   --module esnext --moduleResolution bundler --types "" \
-  reference.js dbroute.js "$types/routing.d.ts"
+  reference.js hostile.js dbroute.js "$types/routing.d.ts"
 
 # -d http fetch-event: no fetch() and no wasi:http imports (the host gives
 # none). No --aot: it downloads weval.
-rm -f "$wasm"
-"$bin/componentize-js" reference.js --wit ../../wit/router.wit --world-name routing \
-  --disable http fetch-event --out "$wasm"
+for router in reference hostile; do
+  wasm="$out/javascript-$router.wasm"
+  rm -f "$wasm"
+  "$bin/componentize-js" "$router.js" --wit ../../wit/router.wit --world-name routing \
+    --disable http fetch-event --out "$wasm"
 
-# Its imports: dbroute:router's and WASI 0.2's io, clocks, cli, filesystem
-# and random, nothing else.
-imports="$("$bin/jco" wit "$wasm" | sed -n 's/^ *import \([^;]*\);$/\1/p')"
-[ -n "$imports" ] || { echo "no imports found in $wasm" >&2; exit 1; }
-if other="$(echo "$imports" | grep -Ev '^(dbroute:router/(host|types)@1\.0\.0|wasi:(io|clocks|cli|filesystem|random)/[a-z-]+@0\.2\.[0-9]+)$')"; then
-  echo "$wasm imports what the host does not give: $other" >&2
-  exit 1
-fi
-echo "$wasm"
+  # Its imports: dbroute:router's and WASI 0.2's io, clocks, cli, filesystem
+  # and random, nothing else.
+  imports="$("$bin/jco" wit "$wasm" | sed -n 's/^ *import \([^;]*\);$/\1/p')"
+  [ -n "$imports" ] || { echo "no imports found in $wasm" >&2; exit 1; }
+  if other="$(echo "$imports" | grep -Ev '^(dbroute:router/(host|types)@1\.0\.0|wasi:(io|clocks|cli|filesystem|random)/[a-z-]+@0\.2\.[0-9]+)$')"; then
+    echo "$wasm imports what the host does not give: $other" >&2
+    exit 1
+  fi
+  echo "$wasm"
+done

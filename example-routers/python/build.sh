@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the Python router: ./build.sh OUT_DIR -> OUT_DIR/python-reference.wasm
-# (the reference policy), a component of the world `routing` (wit/router.wit)
+# Builds the Python routers: ./build.sh OUT_DIR -> OUT_DIR/python-reference.wasm
+# (the reference policy) and OUT_DIR/python-hostile.wasm (misbehaving on
+# purpose, for the host's tests), components of the world `routing`
+# (wit/router.wit)
 #
 # Uses $COMPONENTIZE_PY, else the componentize-py that ./install.sh puts in
 # $DBROUTE_PYTHON_VENV (or $HOME/.cache/dbroute/componentize-py-venv), else a
@@ -36,11 +38,15 @@ out="$(cd "$out" && pwd)"
 src="$out/python-src"
 rm -rf "$src"
 mkdir -p "$src"
-cp "$here/dbroute_router.py" "$here/reference.py" "$src/"
 # Without a virtual environment to look in, componentize-py adds the
 # site-packages of the Python it runs on to the path: unset, so that only
-# $src is bundled.
-env -u VIRTUAL_ENV PYTHONNOUSERSITE=1 \
-  "$cpy" -q -d "$wit" -w routing componentize reference \
-  -p "$src" -o "$out/python-reference.wasm"
-echo "$out/python-reference.wasm"
+# the router's folder is bundled.
+for router in reference hostile; do
+  rm -rf "${src:?}/$router"
+  mkdir -p "$src/$router"
+  cp "$here/dbroute_router.py" "$here/$router.py" "$src/$router/"
+  env -u VIRTUAL_ENV PYTHONNOUSERSITE=1 \
+    "$cpy" -q -d "$wit" -w routing componentize "$router" \
+    -p "$src/$router" -o "$out/python-$router.wasm"
+  echo "$out/python-$router.wasm"
+done
