@@ -1,6 +1,8 @@
 //! Conformance: the reference policy, written in every language a router
-//! can be written in (Rust with the SDK, C, Zig, AssemblyScript; WAT for its
-//! simplest part), gives the same answers through the host.
+//! can be written in (as core modules: Rust with the SDK, C, Zig,
+//! AssemblyScript, WAT for its simplest part; as components: Python,
+//! JavaScript, Rust with wit-bindgen), gives the same answers through the
+//! host.
 //!
 //! The cases are `example-routers/reference-cases.json`. Every case runs
 //! against every language's module: loaded with the case's configuration,
@@ -10,9 +12,12 @@
 //! connection the case names and on no other, a read returns the row of the
 //! connection it names, a refused write writes nothing.
 //!
-//! The answers are checked on the code of both compiler tiers, baseline
-//! and optimized; the rows are routed on baseline code (the one a router
-//! runs first).
+//! The answers of core modules are checked on the code of both compiler
+//! tiers, baseline and optimized; the rows are routed on baseline code (the
+//! one a router runs first). Components, which take seconds to compile, run
+//! optimized code compiled once per build of the component and shared
+//! through a compiled-router cache in cargo's target folder
+//! (`components::shared_runtime`).
 //!
 //! A language whose toolchain is not installed is skipped, and said so on
 //! stderr; with `DBROUTE_REQUIRE_ALL_LANGUAGES=1` (as `.ci/run` sets it) a
@@ -33,6 +38,7 @@ use dbroute::{Backend, ConnectionName, Engine, Error, Hints, ModelInfo, params};
 use dbroute_example_routers as routers;
 use serde::Deserialize;
 
+use crate::components;
 use crate::support::{FIRST_TIER, TestDb};
 
 /// The variable that turns a skipped language into a failure.
@@ -161,6 +167,8 @@ struct Language {
     path: &'static str,
     /// `None`: every case; else the names of the cases of its subset.
     subset: Option<Vec<String>>,
+    /// Whether its router is a component.
+    component: bool,
 }
 
 impl Language {
@@ -182,6 +190,16 @@ impl Language {
         WasmRouter::named(format!("{}-reference", self.name))
             .config(config.clone())
             .compilation(compilation)
+    }
+
+    /// The compilation its rows are routed with: a core module's first
+    /// tier; a component's optimized code, from the shared cache.
+    fn routing_compilation(&self) -> Compilation {
+        if self.component {
+            Compilation::Optimized
+        } else {
+            Compilation::Baseline
+        }
     }
 }
 
@@ -209,9 +227,15 @@ fn languages(table: &Table) -> Vec<Language> {
     routers::languages()
         .iter()
         .filter_map(|&(name, path)| {
+            let path = path?;
+            let component = components::is_component_file(path);
+            if component {
+                components::warm(path);
+            }
             Some(Language {
                 name,
-                path: path?,
+                path,
+                component,
                 subset: table.subsets.get(name).map(|s| {
                     assert!(!s.implements.is_empty());
                     s.cases.clone()
@@ -335,6 +359,7 @@ fn every_language_gives_the_reference_answers() {
     let cache = tempfile::tempdir().expect("a folder for compiled routers");
     let optimizing = RouterRuntime::with_compiled_cache(limits(), cache.path()).expect("router runtime");
     let baseline = RouterRuntime::new(limits()).expect("router runtime");
+    let shared = components::shared_runtime();
     let mut failures = Vec::new();
     let mut report = String::new();
     let width = table.cases.iter().map(|c| c.name.len()).max().unwrap_or(0);
@@ -351,10 +376,15 @@ fn every_language_gives_the_reference_answers() {
                 let tally = passed.entry(language.name).or_default();
                 tally.1 += 1;
                 let mut problems = Vec::new();
-                for (tiers, runtime) in [
-                    ((Compilation::Baseline, FIRST_TIER), &baseline),
-                    ((Compilation::Optimized, Tier::Optimized), &optimizing),
-                ] {
+                let runs = if language.component {
+                    vec![((Compilation::Optimized, Tier::Optimized), shared)]
+                } else {
+                    vec![
+                        ((Compilation::Baseline, FIRST_TIER), &baseline),
+                        ((Compilation::Optimized, Tier::Optimized), &optimizing),
+                    ]
+                };
+                for (tiers, runtime) in runs {
                     let tier = tiers.1;
                     if let Err(problem) = run_case(language, case, &table, runtime, tiers) {
                         problems.push(format!("{} / {} ({tier:?} code): {problem}", language.name, case.name));
@@ -397,7 +427,7 @@ fn every_language_gives_the_reference_answers() {
 /// The table of a language in the databases: one per language, so that
 /// the languages never see each other's rows.
 fn table_name(language: &Language) -> String {
-    format!("conformance_{}", language.name)
+    format!("conformance_{}", language.name.replace('-', "_"))
 }
 
 /// Routes real rows through every language's router into six databases of
@@ -411,7 +441,9 @@ async fn rows_land_where_routed(backend: Backend) {
     for _ in &table.connections {
         dbs.push(TestDb::new(backend).await);
     }
-    let mut builder = Engine::builder().router_limits(limits());
+    let mut builder = Engine::builder()
+        .router_limits(limits())
+        .compiled_router_cache(components::compiled_cache_dir());
     for (name, db) in table.connections.iter().zip(&dbs) {
         builder = builder.connection(name, &db.url);
     }
@@ -442,7 +474,7 @@ async fn rows_land_where_routed(backend: Backend) {
             let id = i64::try_from(index).expect("a small index") + 1;
             let router = engine
                 .load_router(
-                    language.builder(&case.config, Compilation::Baseline),
+                    language.builder(&case.config, language.routing_compilation()),
                     RouterSource::File(language.path.into()),
                 )
                 .unwrap_or_else(|e| panic!("{} / {}: {e}", language.name, case.name));

@@ -5,6 +5,8 @@ mod support;
 
 mod boundary_fuzz;
 mod compiled_cache;
+mod component_faults;
+mod components;
 mod conformance;
 mod django_semantics;
 mod example_routers;
