@@ -346,6 +346,16 @@ impl WasmRouterBuilder {
         }
         let pool = InstancePool::new(factory);
         pool.offer(Box::new(first));
+        if code.is_component() {
+            // A component's instance takes about a millisecond to make:
+            // one per core is made now, so that the first decisions after
+            // the swap do not wait for one.
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            while pool.idle() < cores.min(pool.limit()) {
+                let instance = pool.factory.instantiate().map_err(|e| self.refuse(e))?;
+                pool.offer(Box::new(instance));
+            }
+        }
         let router = WasmRouter {
             inner: Arc::new(Inner {
                 identity,

@@ -33,6 +33,10 @@ use crate::model::{Hints, ModelInfo};
 use crate::name::ConnectionName;
 use crate::router::{ConnectionStates, MigrateTarget, RouteDecision, RouteKind};
 
+/// The model of the read every new instance answers once before it serves
+/// (docs/ABI.md, "Components"): its answer is discarded.
+pub(crate) const WARM_UP_MODEL: &str = "dbroute.warm-up";
+
 /// The exported interface, without its version.
 pub(crate) const ROUTER_INTERFACE: &str = "dbroute:router/router";
 
@@ -353,6 +357,18 @@ impl ComponentFactory {
         if let (Err(message),) = refused {
             return Err(LoadError::InitRefused(abi::cut(&message, 1000)));
         }
+        // A language runtime's first call costs up to a millisecond (its
+        // caches, its first objects): one read of a model no service has,
+        // its answer discarded, so that the instance's first decision does
+        // not pay it.
+        let warm_up = ModelInfo::new(WARM_UP_MODEL);
+        instance
+            .decide(RouteKind::Read, &warm_up, &Hints::new(), None)
+            .map_err(|fault| {
+                LoadError::Instantiate(format!(
+                    "its warm-up read of the model `{WARM_UP_MODEL}` failed: {fault}"
+                ))
+            })?;
         Ok(instance)
     }
 }
