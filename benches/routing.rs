@@ -118,6 +118,12 @@ fn simple(engine: &Engine) -> WasmRouter {
     )
 }
 
+/// Whether `language`'s reference router is a component: those are
+/// measured by the `components` bench (they take seconds to compile).
+fn is_component(language: &str) -> bool {
+    ["python", "javascript", "rust-component"].contains(&language)
+}
+
 /// The routers of the `decide` and `route` groups: the reference policy in
 /// every language whose toolchain was there when the example routers were
 /// built, the simplest WAT router, and the Rust one with its answer cache.
@@ -127,7 +133,7 @@ fn routers(engine: &Engine) -> Vec<(String, Arc<dyn HostRouter>)> {
         ("wasm-rust".into(), Arc::new(reference(engine, false))),
     ];
     for (language, path) in dbroute_example_routers::languages() {
-        let Some(path) = path.filter(|_| *language != "rust" && *language != "wat") else {
+        let Some(path) = path.filter(|_| !["rust", "wat"].contains(language) && !is_component(language)) else {
             continue;
         };
         let router = load(
@@ -810,7 +816,9 @@ fn memory(_c: &mut Criterion) {
     let hints = Hints::new();
     let mut report = Vec::new();
     for (language, path) in dbroute_example_routers::languages() {
-        let Some(path) = path else { continue };
+        let Some(path) = path.filter(|_| !is_component(language)) else {
+            continue;
+        };
         let start = resident_bytes().unwrap_or(before);
         let router = engine
             .load_router(
