@@ -549,9 +549,10 @@ pub enum LoadError {
     /// The module could not be instantiated (for example, its memory is
     /// larger than the memory ceiling).
     Instantiate(String),
-    /// `dbroute_init` refused, with the router's message.
+    /// Its init (`dbroute_init`, or a component's `init`) refused, with
+    /// the router's message.
     InitRefused(String),
-    /// `dbroute_init` faulted.
+    /// Its init faulted (or, for a component, its `deterministic`).
     InitFault(Fault),
     /// An expected decision of the self-test did not hold.
     SelfTest(String),
@@ -588,8 +589,8 @@ impl fmt::Display for LoadError {
                 f.write_str("it exports neither `db_for_read` nor `db_for_write`; a router needs at least one")
             }
             LoadError::Instantiate(e) => write!(f, "it could not be instantiated: {e}"),
-            LoadError::InitRefused(msg) => write!(f, "its dbroute_init refused: {msg}"),
-            LoadError::InitFault(fault) => write!(f, "its dbroute_init failed: {fault}"),
+            LoadError::InitRefused(msg) => write!(f, "its init refused: {msg}"),
+            LoadError::InitFault(fault) => write!(f, "its init failed: {fault}"),
             LoadError::SelfTest(msg) => write!(f, "self-test failed: {msg}"),
             LoadError::File(msg) => f.write_str(msg),
         }

@@ -64,6 +64,38 @@ fn json(out: &Output) -> serde_json::Value {
 // ---- check ----
 
 #[test]
+fn check_and_route_take_a_component() {
+    let Some(path) = dbroute_example_routers::RUST_COMPONENT_REFERENCE else {
+        assert!(
+            std::env::var("DBROUTE_REQUIRE_ALL_LANGUAGES").as_deref() != Ok("1"),
+            "the Rust component router was not built"
+        );
+        return;
+    };
+    let connections = "--connections=default,replica,analytics,tenant_acme";
+    let out = dbroute(&["check", connections, path]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("kind           component (wit/router.wit"), "{text}");
+    assert!(text.contains("db-for-read"), "{text}");
+    assert!(text.contains("init           accepted"), "{text}");
+
+    let config = r#"--config={"tenants":{"acme":"tenant_acme"}}"#;
+    let route = |op: &str, model: &str, extra: &[&str]| {
+        let mut args = vec!["route", connections, config, "--op", op, "--model", model];
+        args.extend_from_slice(extra);
+        args.push(path);
+        dbroute(&args)
+    };
+    let out = route("read", "User", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out).trim(), "replica");
+    let out = route("write", "Event", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out).trim(), "analytics");
+}
+
+#[test]
 fn check_reports_a_good_router() {
     let out = dbroute(&["check", &router("good.wat")]);
     assert_exit(&out, 0);
@@ -192,7 +224,7 @@ fn check_reports_a_missing_file() {
 #[test]
 fn check_hands_config_and_connections_to_init() {
     let out = dbroute(&["check", &router("needs_config.wat")]);
-    assert_fails_with(&out, &["dbroute_init refused", "config must set \"mode\""]);
+    assert_fails_with(&out, &["its init refused", "config must set \"mode\""]);
 
     let out = dbroute(&[
         "check",

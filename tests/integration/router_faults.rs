@@ -510,7 +510,7 @@ fn an_init_refusal_is_refused_with_the_routers_message() {
     let (reason, message) = refused(builder("init-refuses"), "init_refuses", &runtime);
     assert_eq!(reason, LoadError::InitRefused("no replicas configured".into()));
     assert!(
-        message.contains("dbroute_init refused: no replicas configured"),
+        message.contains("its init refused: no replicas configured"),
         "{message}"
     );
 }

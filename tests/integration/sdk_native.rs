@@ -345,7 +345,7 @@ async fn an_init_refusal_is_a_clear_load_error() {
     );
     assert_eq!(
         refused.to_string(),
-        "router `reference` refused at load: its dbroute_init refused: config.tenants must be an object whose values are strings"
+        "router `reference` refused at load: its init refused: config.tenants must be an object whose values are strings"
     );
 
     let panicked = SdkRouter::<PanicsAtInit>::builder("panics")

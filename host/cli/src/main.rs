@@ -129,14 +129,16 @@ enum Command {
 /// How a router is loaded: the options `check` and `route` share.
 #[derive(Debug, Args)]
 struct LoadArgs {
-    /// The router module: a `.wasm` binary or `.wat` text file. Its file
-    /// stem is the router's name.
+    /// The router: a core module or a component (`wit/router.wit`), as a
+    /// `.wasm` binary or `.wat` text file. Its file stem is the router's
+    /// name.
     #[arg(value_name = "ROUTER")]
     router: PathBuf,
-    /// The router's configuration, as JSON, handed to its `dbroute_init`.
+    /// The router's configuration, as JSON, handed to its init
+    /// (`dbroute_init`, or a component's `init`).
     #[arg(long, value_name = "JSON", value_parser = parse_json)]
     config: Option<serde_json::Value>,
-    /// The connection names `dbroute_init` is told about, comma-separated
+    /// The connection names its init is told about, comma-separated
     /// [default: default]. For `route`, a decision naming another
     /// connection is an error.
     #[arg(long, value_name = "A,B,C", value_delimiter = ',', value_parser = parse_connection_name())]
@@ -184,7 +186,8 @@ impl LoadArgs {
 
     /// Loads the router as the host would: same runtime, limits and checks
     /// (`load_file` refuses anything but a regular file of at most
-    /// `MAX_ROUTER_SIZE` bytes).
+    /// `MAX_COMPONENT_SIZE` bytes, and a core module of more than
+    /// `MAX_ROUTER_SIZE`).
     fn load(&self) -> anyhow::Result<(RouterRuntime, WasmRouter)> {
         let runtime = RouterRuntime::new(self.limits())?;
         let router = self.builder().load_file(&runtime, &self.router)?;

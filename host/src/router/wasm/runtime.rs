@@ -126,8 +126,8 @@ impl RouterLimits {
         self
     }
     /// Replaces an instance with a fresh one once its linear memory is
-    /// above `bytes` after a call (default 64 MiB; core modules stay under
-    /// their 16 MiB ceiling, so only components reach it).
+    /// above `bytes` after a call (default 64 MiB: with the default
+    /// ceilings, only components reach it; it applies to core modules too).
     pub fn recycle_above_memory(mut self, bytes: usize) -> Self {
         self.recycle_above_memory = bytes;
         self
