@@ -37,6 +37,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
             "ok": true,
             "router": name,
             "path": load.router.display().to_string(),
+            "kind": if info.component { "component" } else { "module" },
             "abi_version": ABI_VERSION,
             "abi_minor": info.abi_minor,
             "exports": info.exports,
@@ -51,7 +52,15 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
         say!("{report}");
     } else {
         say!("router `{name}` would load ({})", load.router.display());
-        say!("  abi version    {ABI_VERSION}.{}", info.abi_minor.max(0));
+        if info.component {
+            say!(
+                "  kind           component (wit/router.wit, dbroute:router@1; ABI {ABI_VERSION}.{})",
+                info.abi_minor
+            );
+        } else {
+            say!("  kind           core module");
+            say!("  abi version    {ABI_VERSION}.{}", info.abi_minor.max(0));
+        }
         say!("  exports        {}", info.exports.join(", "));
         say!("  size           {} bytes", info.size);
         say!("  sha256         {hash}");
@@ -67,7 +76,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
                 "no"
             }
         );
-        if info.exports.contains(&"dbroute_init") {
+        if info.component || info.exports.contains(&"dbroute_init") {
             say!("  init           accepted (connections: {})", connections.join(", "));
         } else {
             say!("  init           none (no `dbroute_init` export)");
