@@ -20,15 +20,15 @@ use dbroute::router::{
     RouterIdentity, SdkRouter,
 };
 use dbroute::sqlx::AssertSqlSafe;
-use dbroute::wasm::{RouterSource, WasmRouter};
+use dbroute::wasm::{Compilation, RouterSource, WasmRouter};
 use dbroute::{
     ConnectionFactory, ConnectionName, Engine, Error, Hints, ModelInfo, RouteOptions, TransactionRouting, params,
 };
 use dbroute_example_routers as routers;
 use dbroute_sdk as sdk;
 
-use crate::conformance;
 use crate::support::{Fixed, TestDb, fixture, per_backend};
+use crate::{components, conformance};
 
 fn user() -> ModelInfo {
     ModelInfo::new("User").with_table("users").with_app("auth")
@@ -668,9 +668,10 @@ async fn a_router_of_abi_1_0_is_asked_only_what_it_can_read() {
     assert_eq!(engine.db_for_write_with(&user, &no, &from_default).unwrap(), "default");
 }
 
-/// Every reference router (Rust, C, Zig, AssemblyScript, and the WAT
-/// one) answers every case of the conformance table the same with an
-/// origin in its input as without one, and, but the WAT one (which has no
+/// Every reference router (Rust, C, Zig, AssemblyScript and the WAT one
+/// as core modules; Python, JavaScript and Rust as components) answers
+/// every case of the conformance table the same with an origin in its
+/// input as without one, and, but the WAT one (which has no
 /// allow_migrate), reads an `allow_migrate` input of an app alone: an app
 /// is not `Event`, so no on `analytics` and no opinion elsewhere.
 #[test]
@@ -683,11 +684,21 @@ fn every_reference_router_reads_the_inputs_of_abi_1_1() {
         let Some(path) = path else {
             continue; // Its toolchain is missing: the conformance suite says so.
         };
+        // A component takes seconds to compile: from the tests' shared
+        // compiled-router cache.
+        let component = components::is_component_file(path);
+        let (runtime, compilation) = if component {
+            components::warm(path);
+            (components::shared_runtime(), Compilation::Optimized)
+        } else {
+            (&runtime, Compilation::Tiered)
+        };
         for case in table.cases.iter().filter(|c| c.init.is_none()) {
             let router = WasmRouter::named(format!("{language}-reference"))
                 .config(case.config.clone())
                 .connections(&table.connections)
-                .load_file(&runtime, path)
+                .compilation(compilation)
+                .load_file(runtime, path)
                 .unwrap_or_else(|e| panic!("{language} / {}: {e}", case.name));
             let (model, hints) = (case.model(), case.hints());
             for kind in [RouteKind::Read, RouteKind::Write] {
