@@ -577,6 +577,7 @@ fn the_docs_show_the_routers_as_they_are() {
         ("assemblyscript", "example-routers/assemblyscript/assembly/reference.ts"),
         ("wat", "example-routers/wat/simple.wat"),
         ("python", "example-routers/python/reference.py"),
+        ("javascript", "example-routers/javascript/reference.js"),
     ];
     for (language, source) in pages {
         let page = format!("docs/routers/{language}.md");
