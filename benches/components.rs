@@ -201,6 +201,9 @@ fn memory_report() {
     let none = Hints::new();
     let op = read(&none);
     let mut lines = Vec::new();
+    // Every router kept until the end, so that no instance reuses the
+    // pages another one freed.
+    let mut kept = Vec::new();
     for (language, path) in components() {
         let router = load(&runtime, language, path, false);
         let Some(before) = resident_bytes() else {
@@ -215,6 +218,7 @@ fn memory_report() {
             "{language}: {} KiB per instance",
             after.saturating_sub(before) / INSTANCES as u64 / 1024
         ));
+        kept.push(router);
     }
     println!("component/memory report (resident):\n  {}", lines.join("\n  "));
 }
