@@ -72,6 +72,18 @@ fn load(runtime: &RouterRuntime, language: &str, path: &str, cache: bool) -> Was
         .unwrap_or_else(|e| panic!("{language}: {e}"))
 }
 
+/// An engine on in-memory SQLite, with the shared compiled-router cache.
+fn engine(rt: &tokio::runtime::Runtime) -> Engine {
+    rt.block_on(
+        Engine::builder()
+            .connection("default", "sqlite::memory:")
+            .connection("replica", "sqlite::memory:")
+            .compiled_router_cache(compiled_cache_dir())
+            .build(),
+    )
+    .expect("engine")
+}
+
 fn read<'a>(hints: &'a Hints) -> RouteRequest<'a> {
     RouteRequest {
         kind: RouteKind::Read,
@@ -121,15 +133,7 @@ fn component(c: &mut Criterion) {
     }
     // Loading from bytes the compiled cache holds, then swapping in.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let engine = rt
-        .block_on(
-            Engine::builder()
-                .connection("default", "sqlite::memory:")
-                .connection("replica", "sqlite::memory:")
-                .compiled_router_cache(compiled_cache_dir())
-                .build(),
-        )
-        .expect("engine");
+    let engine = engine(&rt);
     for (language, path) in components() {
         let bytes: Arc<[u8]> = std::fs::read(path).expect("the component").into();
         let builder = WasmRouter::named(format!("reference-{language}")).compilation(Compilation::Optimized);
@@ -235,15 +239,7 @@ fn swap_under_load_report(rt: &tokio::runtime::Runtime) {
     let Some(path) = routers::PYTHON_REFERENCE else {
         return;
     };
-    let engine = rt
-        .block_on(
-            Engine::builder()
-                .connection("default", "sqlite::memory:")
-                .connection("replica", "sqlite::memory:")
-                .compiled_router_cache(compiled_cache_dir())
-                .build(),
-        )
-        .expect("engine");
+    let engine = engine(rt);
     let bytes: Arc<[u8]> = std::fs::read(path).expect("the component").into();
     let builder = WasmRouter::named("reference-python").compilation(Compilation::Optimized);
     engine.set_router(engine.load_router(builder, RouterSource::Bytes(bytes.clone())).unwrap());
