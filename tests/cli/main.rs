@@ -862,6 +862,48 @@ impl Drop for RegistrySchema {
     }
 }
 
+/// `dbroute fleet` exits with status 1 while a router's latest rollout is
+/// failed (its instances gave the version up), so that a deploy script
+/// stops there; it prints the fleet all the same.
+#[test]
+fn fleet_fails_while_the_latest_rollout_failed() {
+    let registry = RegistrySchema::new("failed");
+    assert_exit(&registry.dbroute(&["registry", "init"]), 0);
+    let replica = dbroute_example_routers::REPLICA;
+    let out = registry.dbroute(&["publish", replica, "--name", "app", "--connections", "default,replica"]);
+    assert_exit(&out, 0);
+    assert_exit(&registry.dbroute(&["rollout", "app", "1", "--percent", "100"]), 0);
+    assert_exit(&registry.dbroute(&["fleet"]), 0);
+    // What an instance's fault guard records when it gives a version up.
+    let sql = format!("UPDATE {}.rollouts SET state = 'failed', reason = 'faults'", registry.0);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let engine = dbroute::Engine::builder()
+            .connection("default", REGISTRY_URL)
+            .build()
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
+        engine
+            .connection("default")
+            .expect("default")
+            .execute(dbroute::sqlx::AssertSqlSafe(sql), &[])
+            .await
+            .expect("mark the rollout failed");
+        engine.close().await;
+    });
+    let out = registry.dbroute(&["fleet"]);
+    assert_exit(&out, 1);
+    assert!(stdout(&out).contains("failed"), "{}", stdout(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the latest rollout failed: app version 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = registry.dbroute(&["fleet", "--json"]);
+    assert_exit(&out, 1);
+    assert_eq!(json(&out)["rollouts"][0]["state"], "failed");
+}
+
 #[test]
 fn publish_rollout_rollback_and_fleet_through_the_binary() {
     let registry = RegistrySchema::new("publish");

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use dbroute::registry::{DEFAULT_SCHEMA, FleetStatus, Publication, RegistryClient, Rollout};
+use dbroute::registry::{DEFAULT_SCHEMA, FleetStatus, Publication, RegistryClient, Rollout, RolloutState};
 use serde_json::json;
 
 use crate::{LoadArgs, fail, one_line};
@@ -235,8 +235,12 @@ pub(crate) fn rollback(args: &RollbackArgs) -> ExitCode {
     })
 }
 
+/// Prints the fleet; exits with status 1 when a router's latest rollout
+/// failed (its instances gave the version up), so that a deploy script
+/// that runs `dbroute fleet` stops there.
 pub(crate) fn fleet(args: &FleetArgs) -> ExitCode {
-    block_on(async {
+    let mut failed = Vec::new();
+    let shown = block_on(async {
         let client = args.registry.connect().await?;
         let fleet = client.fleet().await?;
         if args.json {
@@ -244,8 +248,19 @@ pub(crate) fn fleet(args: &FleetArgs) -> ExitCode {
         } else {
             print_fleet(&fleet);
         }
+        failed = fleet
+            .rollouts
+            .iter()
+            .filter(|r| r.state == RolloutState::Failed)
+            .map(|r| format!("{} version {}", r.router, r.version))
+            .collect();
         Ok(())
-    })
+    });
+    if shown != ExitCode::SUCCESS || failed.is_empty() {
+        return shown;
+    }
+    eprintln!("error: the latest rollout failed: {}", failed.join(", "));
+    ExitCode::FAILURE
 }
 
 fn print_fleet(fleet: &FleetStatus) {
