@@ -251,8 +251,10 @@ impl WasmRouterBuilder {
     /// a component built against `wit/router.wit` (Python, JavaScript, Rust
     /// with wit-bindgen): the bytes say which. A component runs in the
     /// same pools, under the same limits (its memory ceiling is
-    /// [`RouterLimits::component_memory_ceiling`]), with WASI functions
-    /// that grant nothing (docs/ABI.md, "Components").
+    /// [`RouterLimits::component_memory_ceiling`][ceiling]), with WASI
+    /// functions that grant nothing (docs/ABI.md, "Components").
+    ///
+    /// [ceiling]: runtime::RouterLimits::component_memory_ceiling
     ///
     /// Unless the runtime's compiled-router cache holds these bytes
     /// optimized, they are compiled by the baseline compiler, several times
