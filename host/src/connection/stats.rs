@@ -222,11 +222,18 @@ impl ConnectionStats {
         self.waiting.load(Ordering::Relaxed).max(0) as u64
     }
 
-    /// Counts one statement.
-    pub(crate) fn record(&self, elapsed: Duration, error: Option<&crate::Error>) {
+    /// Counts one statement, which took `elapsed` and waited `waited` for a
+    /// pooled connection (none: it ran in a transaction's): both histograms
+    /// recorded in one lookup.
+    pub(crate) fn record(&self, elapsed: Duration, waited: Option<Duration>, error: Option<&crate::Error>) {
         self.queries.fetch_add(1, Ordering::Relaxed);
         self.latency.record(elapsed);
-        self.with_histograms(|h| h.duration.record(elapsed.as_secs_f64()));
+        self.with_histograms(|h| {
+            h.duration.record(elapsed.as_secs_f64());
+            if let Some(waited) = waited {
+                h.acquire.record(waited.as_secs_f64());
+            }
+        });
         match error {
             Some(error) => self.record_error(error),
             None => self.health.store(1, Ordering::Relaxed),
