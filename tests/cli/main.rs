@@ -904,6 +904,57 @@ fn fleet_fails_while_the_latest_rollout_failed() {
     assert_eq!(json(&out)["rollouts"][0]["state"], "failed");
 }
 
+/// `dbroute fleet --forget-after S` removes the rows of instances silent
+/// for more than S seconds, and keeps the others.
+#[test]
+fn fleet_forgets_silent_instances() {
+    let registry = RegistrySchema::new("forget");
+    assert_exit(&registry.dbroute(&["registry", "init"]), 0);
+    let sql = |statement: String| {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let engine = dbroute::Engine::builder()
+                .connection("default", REGISTRY_URL)
+                .build()
+                .await
+                .expect("PostgreSQL on 127.0.0.1:5432");
+            engine
+                .connection("default")
+                .expect("default")
+                .execute(dbroute::sqlx::AssertSqlSafe(statement), &[])
+                .await
+                .expect("the statement");
+            engine.close().await;
+        });
+    };
+    // Two instances as heartbeats leave them: one an hour silent, one now.
+    sql(format!(
+        "INSERT INTO {0}.instances (instance_id, service, host, router, generation, last_heartbeat) VALUES
+           ('gone-1', 'app', 'h1', 'app', 1, now() - interval '1 hour'),
+           ('live-1', 'app', 'h2', 'app', 1, now())",
+        registry.0
+    ));
+    let ids = |out: &Output| -> Vec<String> {
+        json(out)["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["instance_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let out = registry.dbroute(&["fleet", "--json"]);
+    assert_exit(&out, 0);
+    assert_eq!(ids(&out), ["gone-1", "live-1"]);
+    let out = registry.dbroute(&["fleet", "--json", "--forget-after", "600"]);
+    assert_exit(&out, 0);
+    assert_eq!(ids(&out), ["live-1"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forgot 1 instance(s) silent for more than 600 s"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn publish_rollout_rollback_and_fleet_through_the_binary() {
     let registry = RegistrySchema::new("publish");

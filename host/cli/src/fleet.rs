@@ -110,6 +110,12 @@ pub(crate) struct FleetArgs {
     /// Machine-readable output: one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// First removes the rows of instances silent for this many seconds
+    /// (stopped, or replaced under a new id); a running instance writes
+    /// its row again at its next heartbeat. Needs a role that may delete
+    /// from the registry's `instances` table.
+    #[arg(long, value_name = "SECONDS")]
+    forget_after: Option<u64>,
     #[command(flatten)]
     registry: RegistryOptions,
 }
@@ -242,6 +248,10 @@ pub(crate) fn fleet(args: &FleetArgs) -> ExitCode {
     let mut failed = Vec::new();
     let shown = block_on(async {
         let client = args.registry.connect().await?;
+        if let Some(secs) = args.forget_after {
+            let removed = client.forget_instances(std::time::Duration::from_secs(secs)).await?;
+            eprintln!("forgot {removed} instance(s) silent for more than {secs} s");
+        }
         let fleet = client.fleet().await?;
         if args.json {
             say!("{}", serde_json::to_string(&fleet)?);

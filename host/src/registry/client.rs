@@ -475,6 +475,25 @@ impl RegistryClient {
         Ok(fetch(&self.pool, router, version).await?)
     }
 
+    /// Removes the rows of instances whose last heartbeat is older than
+    /// `silent_for` (instances that stopped, or were replaced under a new
+    /// id); returns how many. An instance still running writes its row
+    /// again at its next heartbeat.
+    ///
+    /// # Errors
+    ///
+    /// A registry error (a role that may not delete from `instances`
+    /// included: a publisher's task).
+    pub async fn forget_instances(&self, silent_for: std::time::Duration) -> Result<u64> {
+        schema::check(&self.pool, &self.schema).await?;
+        let removed = sqlx::query("DELETE FROM instances WHERE last_heartbeat < now() - make_interval(secs => $1)")
+            .bind(silent_for.as_secs_f64())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| RegistryError::query("forget silent instances", e))?;
+        Ok(removed.rows_affected())
+    }
+
     /// Every instance and each router's latest rollout.
     ///
     /// # Errors
