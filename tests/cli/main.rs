@@ -839,27 +839,32 @@ impl RegistrySchema {
 impl Drop for RegistrySchema {
     fn drop(&mut self) {
         let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let engine = dbroute::Engine::builder()
-                    .connection("default", REGISTRY_URL)
-                    .build()
-                    .await
-                    .expect("PostgreSQL on 127.0.0.1:5432");
-                let _ = engine
-                    .connection("default")
-                    .expect("default")
-                    .execute(dbroute::sqlx::AssertSqlSafe(sql), &[])
-                    .await;
-                engine.close().await;
-            });
-        })
-        .join();
+        // On a thread of its own: a drop during a panic must not panic.
+        let _ = std::thread::spawn(move || run_on_registry(sql)).join();
     }
+}
+
+/// Runs one statement on the registry's database (PostgreSQL on the
+/// machine), on a runtime of its own.
+fn run_on_registry(sql: String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let engine = dbroute::Engine::builder()
+            .connection("default", REGISTRY_URL)
+            .build()
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
+        engine
+            .connection("default")
+            .expect("default")
+            .execute(dbroute::sqlx::AssertSqlSafe(sql), &[])
+            .await
+            .expect("the statement");
+        engine.close().await;
+    });
 }
 
 /// `dbroute fleet` exits with status 1 while a router's latest rollout is
@@ -875,22 +880,10 @@ fn fleet_fails_while_the_latest_rollout_failed() {
     assert_exit(&registry.dbroute(&["rollout", "app", "1", "--percent", "100"]), 0);
     assert_exit(&registry.dbroute(&["fleet"]), 0);
     // What an instance's fault guard records when it gives a version up.
-    let sql = format!("UPDATE {}.rollouts SET state = 'failed', reason = 'faults'", registry.0);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let engine = dbroute::Engine::builder()
-            .connection("default", REGISTRY_URL)
-            .build()
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432");
-        engine
-            .connection("default")
-            .expect("default")
-            .execute(dbroute::sqlx::AssertSqlSafe(sql), &[])
-            .await
-            .expect("mark the rollout failed");
-        engine.close().await;
-    });
+    run_on_registry(format!(
+        "UPDATE {}.rollouts SET state = 'failed', reason = 'faults'",
+        registry.0
+    ));
     let out = registry.dbroute(&["fleet"]);
     assert_exit(&out, 1);
     assert!(stdout(&out).contains("failed"), "{}", stdout(&out));
@@ -910,25 +903,8 @@ fn fleet_fails_while_the_latest_rollout_failed() {
 fn fleet_forgets_silent_instances() {
     let registry = RegistrySchema::new("forget");
     assert_exit(&registry.dbroute(&["registry", "init"]), 0);
-    let sql = |statement: String| {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async {
-            let engine = dbroute::Engine::builder()
-                .connection("default", REGISTRY_URL)
-                .build()
-                .await
-                .expect("PostgreSQL on 127.0.0.1:5432");
-            engine
-                .connection("default")
-                .expect("default")
-                .execute(dbroute::sqlx::AssertSqlSafe(statement), &[])
-                .await
-                .expect("the statement");
-            engine.close().await;
-        });
-    };
     // Two instances as heartbeats leave them: one an hour silent, one now.
-    sql(format!(
+    run_on_registry(format!(
         "INSERT INTO {0}.instances (instance_id, service, host, router, generation, last_heartbeat) VALUES
            ('gone-1', 'app', 'h1', 'app', 1, now() - interval '1 hour'),
            ('live-1', 'app', 'h2', 'app', 1, now())",
