@@ -278,6 +278,23 @@ macro_rules! on_executor {
     }};
 }
 
+/// Runs one statement of `$self` as every statement method does: the SQL
+/// checked (and its portable placeholders translated), its parameters in
+/// their order, then `$body` timed on the right executor.
+macro_rules! run_statement {
+    ($self:ident, $sql:ident, $params:ident, |$exec:ident, $s:ident, $p:ident| $body:expr) => {{
+        let ($s, translated) = $self.statement($sql.into_sql_str(), $params)?;
+        let $p = Params {
+            values: $params,
+            order: translated.as_deref().map(Translated::order),
+        };
+        let clock = StatementClock::start();
+        $self
+            .timed(&clock, async { on_executor!($self, &clock, |$exec| $body) })
+            .await
+    }};
+}
+
 impl Connection {
     pub(crate) fn new(entry: Arc<ConnectionEntry>, tx: Option<Arc<TxCore>>) -> Self {
         Connection {
@@ -537,18 +554,11 @@ impl Connection {
     /// [`Error::Query`] when the database refuses the statement,
     /// [`Error::PoolTimedOut`] when no connection became free in time.
     pub async fn execute(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<QueryResult> {
-        let (sql, translated) = self.statement(sql.into_sql_str(), params)?;
-        let params = Params {
-            values: params,
-            order: translated.as_deref().map(Translated::order),
-        };
-        let clock = StatementClock::start();
-        self.timed(&clock, async {
-            on_executor!(self, &clock, |exec| execute_on(exec, sql, params, self.entry.name())
+        run_statement!(self, sql, params, |exec, sql, params| {
+            execute_on(exec, sql, params, self.entry.name())
                 .await
-                .map_err(|e| self.error(e)))
+                .map_err(|e| self.error(e))
         })
-        .await
     }
 
     /// Runs `work`, the statement `clock` times, counting it in the
@@ -572,19 +582,10 @@ impl Connection {
     /// As [`Connection::execute`], and [`Error::Decode`] for a column type
     /// that [`Row`] cannot read.
     pub async fn fetch_all(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Vec<Row>> {
-        let (sql, translated) = self.statement(sql.into_sql_str(), params)?;
-        let params = Params {
-            values: params,
-            order: translated.as_deref().map(Translated::order),
-        };
-        let clock = StatementClock::start();
-        self.timed(&clock, async {
-            on_executor!(self, &clock, |exec| {
-                let rows = fetch_all_on(exec, sql, params).await.map_err(|e| self.error(e))?;
-                Ok(rows.into_iter().map(Row::from).collect())
-            })
+        run_statement!(self, sql, params, |exec, sql, params| {
+            let rows = fetch_all_on(exec, sql, params).await.map_err(|e| self.error(e))?;
+            Ok(rows.into_iter().map(Row::from).collect())
         })
-        .await
     }
 
     /// Runs a query and returns its first row, if any.
@@ -593,19 +594,10 @@ impl Connection {
     ///
     /// As [`Connection::fetch_all`].
     pub async fn fetch_optional(&self, sql: impl SqlSafeStr, params: &[Value]) -> Result<Option<Row>> {
-        let (sql, translated) = self.statement(sql.into_sql_str(), params)?;
-        let params = Params {
-            values: params,
-            order: translated.as_deref().map(Translated::order),
-        };
-        let clock = StatementClock::start();
-        self.timed(&clock, async {
-            on_executor!(self, &clock, |exec| {
-                let row = fetch_optional_on(exec, sql, params).await.map_err(|e| self.error(e))?;
-                Ok(row.map(Row::from))
-            })
+        run_statement!(self, sql, params, |exec, sql, params| {
+            let row = fetch_optional_on(exec, sql, params).await.map_err(|e| self.error(e))?;
+            Ok(row.map(Row::from))
         })
-        .await
     }
 
     /// Runs a query that must return a row, and returns the first.
