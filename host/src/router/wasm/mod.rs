@@ -749,22 +749,21 @@ impl WasmRouter {
             return Ok(RouteDecision::NoOpinion);
         }
         let Some(cache) = &self.inner.cache else {
-            return self.call(kind, op);
+            return self.call(op);
         };
         let key = CacheKey::new(kind, op.model, op.hints, op.origin);
         let miss = match cache.get(&key) {
             Ok(decision) => return Ok(decision),
             Err(miss) => miss,
         };
-        let decision = self.call(kind, op)?;
+        let decision = self.call(op)?;
         cache.put(&key, miss, &decision);
         Ok(decision)
     }
 
     /// One decision from an instance of the router.
     #[inline]
-    fn call(&self, kind: RouteKind, op: &RouteRequest<'_>) -> std::result::Result<RouteDecision, Fault> {
-        debug_assert_eq!(kind, op.kind);
+    fn call(&self, op: &RouteRequest<'_>) -> std::result::Result<RouteDecision, Fault> {
         self.with_instance(|instance| instance.decide(op))
     }
 
