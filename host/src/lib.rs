@@ -180,7 +180,7 @@ pub mod stats {
     pub use crate::connection::replication::{ReplicaLag, Role};
     pub use crate::connection::stats::{ConnectionStatus, Health, ProvisionState};
     pub use crate::engine::{ConsistencyCounts, DecisionCount};
-    pub use crate::route_stats::RouteCount;
+    pub use crate::route_stats::{MAX_HINT_SETS, RouteCount};
 }
 
 #[cfg(doctest)]

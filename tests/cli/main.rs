@@ -1118,6 +1118,92 @@ fn diff_shows_the_operations_whose_connection_changes() {
     assert_fails_with(&out, &["NEW:", "refused at load"]);
 }
 
+/// What a service really ran, counted by its engine's route stats and
+/// written as an operations file, is what `diff` weighs a new router by.
+#[test]
+fn diff_weighs_the_operations_a_services_route_stats_wrote() {
+    use dbroute::wasm::{RouterLimits, RouterRuntime, WasmRouter};
+    use dbroute::{Engine, Hints, ModelInfo};
+    let (old, new) = (dbroute_example_routers::REPLICA, dbroute_example_routers::ANALYTICS);
+    let dir = tempfile::tempdir().unwrap();
+    let ops = dir.path().join("ops.jsonl");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let runtime = RouterRuntime::new(RouterLimits::default()).unwrap();
+        let names = ["default", "replica", "analytics"];
+        let running = WasmRouter::named("replica")
+            .connections(names)
+            .load_file(&runtime, old)
+            .unwrap();
+        let mut builder = Engine::builder().route_stats(true).add_router(running);
+        for name in names {
+            builder = builder.connection(name, "sqlite::memory:");
+        }
+        let engine = builder.build().await.unwrap();
+        let user = ModelInfo::new("User");
+        let event = ModelInfo::new("Event").with_app("metrics");
+        let acme = Hints::new().with("tenant", "acme");
+        for _ in 0..5 {
+            assert_eq!(engine.db_for_read(&user, &Hints::new()).unwrap().as_str(), "replica");
+        }
+        for _ in 0..2 {
+            engine.db_for_write(&user, &Hints::new()).unwrap();
+        }
+        for _ in 0..3 {
+            engine.db_for_read(&event, &acme).unwrap();
+        }
+        let file = std::fs::File::create(&ops).unwrap();
+        assert_eq!(engine.write_route_operations(file).unwrap(), 3);
+        engine.close().await;
+    });
+    let written = std::fs::read_to_string(&ops).unwrap();
+    assert_eq!(
+        written,
+        concat!(
+            r#"{"op":"read","model":"User","count":5}"#,
+            "\n",
+            r#"{"op":"read","model":"Event","app":"metrics","hints":{"tenant":"acme"},"count":3}"#,
+            "\n",
+            r#"{"op":"write","model":"User","count":2}"#,
+            "\n",
+        )
+    );
+    let ops = ops.display().to_string();
+    let connections = "default,replica,analytics";
+    let out = dbroute(&["diff", old, new, "--ops", &ops, "--connections", connections]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("line 1:") && text.contains("replica → default (no opinion)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("line 2:") && text.contains("replica → analytics"),
+        "{text}"
+    );
+    assert!(!text.contains("line 3:"), "{text}");
+    assert!(
+        text.contains("2 of 3 operations change: 8 of 10 decisions (80.0%)"),
+        "{text}"
+    );
+    let out = dbroute(&["diff", old, new, "--ops", &ops, "--connections", connections, "--json"]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(
+        (report["decisions"].as_u64(), report["changed_decisions"].as_u64()),
+        (Some(10), Some(8))
+    );
+    assert_eq!(report["changes"][1]["count"].as_u64(), Some(3));
+
+    std::fs::write(
+        dir.path().join("bad.jsonl"),
+        "{\"op\":\"read\",\"model\":\"User\",\"count\":0}\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.jsonl").display().to_string();
+    let out = dbroute(&["diff", old, new, "--ops", &bad]);
+    assert_fails_with(&out, &["line 1", "`count` must be a whole number above 0, not 0"]);
+}
+
 #[test]
 fn separate_service_processes_converge_on_a_rollout() {
     use std::io::{BufRead, BufReader};

@@ -22,8 +22,10 @@ pub(crate) struct DiffArgs {
     new: PathBuf,
     /// The operations, one JSON object a line: `{"op": "read", "model":
     /// "User"}`, with optional `app`, `table`, `tags` (an array), `hints`
-    /// (an object) and `origin`. Blank lines and lines starting with `#`
-    /// are skipped.
+    /// (an object), `origin` and `count` (how many decisions the line
+    /// stands for; 1 when absent). Blank lines and lines starting with `#`
+    /// are skipped. `Engine::write_route_operations` writes such a file
+    /// from a running service's route stats.
     #[arg(long, value_name = "FILE")]
     ops: PathBuf,
     /// OLD's configuration (JSON), handed to its `dbroute_init`.
@@ -48,6 +50,8 @@ struct Operation {
     model: ModelInfo,
     hints: Hints,
     origin: Option<ConnectionName>,
+    /// How many decisions the line stands for.
+    count: u64,
     text: String,
 }
 
@@ -99,12 +103,20 @@ fn parse_operation(line: usize, text: &str) -> Result<Operation, String> {
         .map(ConnectionName::new)
         .transpose()
         .map_err(|e| at(format!("`origin`: {e}")))?;
+    let count = match object.get("count") {
+        None | Some(Value::Null) => 1,
+        Some(count) => count
+            .as_u64()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| at(format!("`count` must be a whole number above 0, not {count}")))?,
+    };
     Ok(Operation {
         line,
         kind,
         model,
         hints,
         origin,
+        count,
         text: text.to_owned(),
     })
 }
@@ -160,11 +172,29 @@ fn compare<'o>(
     changes
 }
 
-fn print_changes(changes: &[(&Operation, String, String)], total: usize) {
+/// How many decisions `operations` stand for (their counts).
+fn decisions<'o>(operations: impl IntoIterator<Item = &'o Operation>) -> u64 {
+    operations.into_iter().map(|op| op.count).sum()
+}
+
+fn print_changes(changes: &[(&Operation, String, String)], operations: &[Operation]) {
     for (op, before, after) in changes {
         say!("line {}: {}\n  {before} → {after}", op.line, op.text);
     }
-    say!("{} of {total} operations change", changes.len());
+    let total = decisions(operations);
+    if total == operations.len() as u64 {
+        say!("{} of {} operations change", changes.len(), operations.len());
+    } else {
+        // Counted operations (route stats): how much traffic moves.
+        let changed = decisions(changes.iter().map(|(op, _, _)| *op));
+        #[allow(clippy::cast_precision_loss)]
+        let share = 100.0 * changed as f64 / total as f64;
+        say!(
+            "{} of {} operations change: {changed} of {total} decisions ({share:.1}%)",
+            changes.len(),
+            operations.len()
+        );
+    }
 }
 
 /// For `publish --diff-ops`: prints how `new` (about to be published)
@@ -186,7 +216,7 @@ pub(crate) fn show_before_publishing(
         .load(&runtime, bytes)?;
     let new = load(&runtime, new.0, new.1, names)?;
     let changes = compare(&old, &new, &operations);
-    print_changes(&changes, operations.len());
+    print_changes(&changes, &operations);
     Ok(())
 }
 
@@ -233,14 +263,20 @@ pub(crate) fn run(args: &DiffArgs) -> ExitCode {
     if args.json {
         let changed: Vec<Value> = changes
             .iter()
-            .map(|(op, before, after)| json!({"line": op.line, "operation": op.text, "old": before, "new": after}))
+            .map(|(op, before, after)| json!({"line": op.line, "operation": op.text, "count": op.count, "old": before, "new": after}))
             .collect();
         say!(
             "{}",
-            json!({"operations": operations.len(), "changed": changes.len(), "changes": changed})
+            json!({
+                "operations": operations.len(),
+                "changed": changes.len(),
+                "decisions": decisions(&operations),
+                "changed_decisions": decisions(changes.iter().map(|(op, _, _)| *op)),
+                "changes": changed,
+            })
         );
     } else {
-        print_changes(&changes, operations.len());
+        print_changes(&changes, &operations);
     }
     ExitCode::SUCCESS
 }

@@ -396,8 +396,10 @@ impl EngineBuilder {
     }
 
     /// Counts decisions per route (router generation, operation, model,
-    /// chosen connection): see [`Engine::route_stats`]. Off by default: it
-    /// costs a hash of the model's name per decision.
+    /// hints, chosen connection): see [`Engine::route_stats`] and
+    /// [`Engine::write_route_operations`]. Off by default: it costs a hash
+    /// of the model's and the hints' JSON and a lock of the thread's own
+    /// shard per decision.
     pub fn route_stats(mut self, enabled: bool) -> Self {
         self.route_stats = enabled;
         self

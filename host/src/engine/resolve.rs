@@ -353,7 +353,7 @@ impl Engine {
                 Err((error, _)) => return Err(error),
             }
         };
-        self.count_decision(kind, model, entry, decided.by, generation);
+        self.count_decision(kind, (model, hints), entry, decided.by, generation);
         Ok(then(entry, decided))
     }
 
@@ -375,7 +375,7 @@ impl Engine {
     fn count_decision(
         &self,
         kind: RouteKind,
-        model: &ModelInfo,
+        (model, hints): (&ModelInfo, &Hints),
         entry: &ConnectionEntry,
         by: Decider,
         generation: Option<u64>,
@@ -383,7 +383,7 @@ impl Engine {
         entry.count_decision(kind, by);
         if let Some(stats) = &self.inner.route_stats {
             let generation = generation.unwrap_or_else(|| self.inner.routers.load().generation);
-            stats.record(generation, kind, model.name(), entry.name());
+            stats.record(generation, kind, model, hints, entry.name());
         }
     }
 

@@ -146,4 +146,43 @@ impl Engine {
             .map(RouteStats::snapshot)
             .unwrap_or_default()
     }
+
+    /// Writes the decisions counted per route (see
+    /// [`Engine::route_stats`]) as an operations file for `dbroute diff
+    /// --ops`: one JSON object a line for each operation (`op`, `model`,
+    /// its `app`, `table` and `tags`, and `hints`) with its `count` of
+    /// decisions, merged over router generations and connections, the most
+    /// frequent first. `dbroute diff` then shows how a new router would
+    /// route what the service really runs, weighted by how often. Returns
+    /// how many lines it wrote (none when route stats are off).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use dbroute::{Engine, Hints, ModelInfo};
+    ///
+    /// let engine = Engine::builder()
+    ///     .connection("default", "sqlite::memory:")
+    ///     .route_stats(true)
+    ///     .build()
+    ///     .await?;
+    /// let invoice = ModelInfo::new("Invoice").with_app("billing");
+    /// let acme = Hints::new().with("tenant", "acme");
+    /// engine.db_for_read(&invoice, &acme)?;
+    /// engine.db_for_read(&invoice, &acme)?;
+    ///
+    /// let mut ops = Vec::new();
+    /// engine.write_route_operations(&mut ops)?;
+    /// assert_eq!(
+    ///     String::from_utf8(ops).unwrap(),
+    ///     "{\"op\":\"read\",\"model\":\"Invoice\",\"app\":\"billing\",\"hints\":{\"tenant\":\"acme\"},\"count\":2}\n"
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_route_operations(&self, out: impl std::io::Write) -> std::io::Result<usize> {
+        crate::route_stats::write_operations(&self.route_stats(), out)
+    }
 }
