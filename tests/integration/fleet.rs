@@ -567,3 +567,142 @@ async fn registry_execute(url: &str, sql: &str) {
         .await
         .expect("registry statement");
 }
+
+/// The `dbroute_router_info` samples of a Prometheus page: labels → value.
+fn router_info(page: &str) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
+    page.lines()
+        .filter_map(|line| line.strip_prefix("dbroute_router_info{"))
+        .map(|rest| {
+            let (labels, value) = rest.rsplit_once("} ").expect("a sample");
+            let labels = labels
+                .split(',')
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').expect("label=value");
+                    (key.to_owned(), value.trim_matches('"').to_owned())
+                })
+                .collect();
+            (labels, value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+/// The dashboards' view of a rollout: the info gauge is 1 for the version
+/// an instance runs (its SHA-256 and rollout state as labels) and 0 for the
+/// one it ran before. The recorder is this thread's (a current-thread
+/// runtime: the follower's task runs here too).
+#[tokio::test(flavor = "current_thread")]
+async fn the_info_gauge_shows_what_each_instance_runs_and_ran() {
+    let db = TestDb::postgres().await;
+    let client = registry(&db.url).await;
+    let (first, second) = (replica_router(), analytics_router());
+    let sha = |bytes: &[u8]| format!("{:x}", Sha256::digest(bytes));
+    let (sha1, sha2) = (sha(&first), sha(&second));
+    let v1 = publish(&client, "gauged", first).await;
+    let v2 = publish(&client, "gauged", second).await;
+    client.rollout("gauged", v1, 100).await.unwrap();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let page = recorder.handle();
+    let _installed = metrics::set_default_local_recorder(&recorder);
+    let engine = instance(&db.url, "gauged", "gauged-1").await;
+
+    let expected = |version: i32, sha256: &str, state: &str| {
+        [
+            ("instance", "gauged-1"),
+            ("rollout_state", state),
+            ("router", "gauged"),
+            ("service", "gauged"),
+            ("sha256", sha256),
+            ("version", &version.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(router_info(&page.render()), [(expected(v1, &sha1, "complete"), 1.0)]);
+
+    client.rollout("gauged", v2, 100).await.unwrap();
+    converged(std::slice::from_ref(&engine), v2).await;
+    let mut samples = router_info(&page.render());
+    samples.sort_by(|a, b| a.0["version"].cmp(&b.0["version"]));
+    assert_eq!(
+        samples,
+        [
+            (expected(v1, &sha1, "complete"), 0.0),
+            (expected(v2, &sha2, "complete"), 1.0),
+        ]
+    );
+
+    // Rolled back: the state shows it, on the version it went back to.
+    client.rollback("gauged", "dashboards test").await.unwrap();
+    converged(std::slice::from_ref(&engine), v1).await;
+    let now: Vec<_> = router_info(&page.render())
+        .into_iter()
+        .filter(|(_, value)| *value == 1.0)
+        .collect();
+    assert_eq!(now, [(expected(v1, &sha1, "rolled_back"), 1.0)]);
+    engine.close().await;
+}
+
+/// A version an instance refused to load (its `dbroute_init` wants a
+/// connection the instance lacks) is tried again after ten heartbeats, not
+/// at every one: once the connection exists, the instance takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_version_is_tried_again_after_ten_heartbeats() {
+    let db = TestDb::postgres().await;
+    let client = registry(&db.url).await;
+    let v1 = publish(&client, "retry", analytics_router()).await;
+    let v2 = client
+        .publish(
+            Publication::new("retry", module(dbroute_example_routers::ROUND_ROBIN))
+                .config(serde_json::json!({"replicas": ["replica1"]}))
+                .connections(["default", "replica1"]),
+        )
+        .await
+        .unwrap();
+    client.rollout("retry", v1, 100).await.unwrap();
+    let heartbeat = Duration::from_millis(50);
+    let engine = Engine::builder()
+        .router_limits(RouterLimits::new().time_budget(Duration::from_secs(1)))
+        .connection("default", "sqlite::memory:")
+        .router_registry_with(
+            RouterRegistry::new(&db.url, "retry")
+                .instance_id("retry-1")
+                .heartbeat_every(heartbeat),
+        )
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(user_read(&engine), "default");
+
+    client.rollout("retry", v2, 100).await.unwrap();
+    let error = within("the refusal", async {
+        loop {
+            if let Some(error) = engine.registry_status().unwrap().last_error {
+                break error;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let refused_at = Instant::now();
+    assert!(
+        error.contains("version 2 refused") && error.contains("\"replica1\" is not a registered connection"),
+        "{error}"
+    );
+    assert_eq!(engine.registry_status().unwrap().version, Some(v1));
+    assert_eq!(user_read(&engine), "default");
+
+    engine
+        .add_connection("replica1", "sqlite::memory:", dbroute::PoolSettings::default())
+        .await
+        .unwrap();
+    converged(std::slice::from_ref(&engine), v2).await;
+    // Not before ten heartbeats (500 ms; a little less counted from when
+    // the refusal was seen here), or a module that cannot load would be
+    // compiled again every heartbeat.
+    let waited = refused_at.elapsed();
+    assert!(waited >= heartbeat * 8, "tried again after {waited:?}");
+    assert_eq!(user_read(&engine), "replica1");
+    assert!(engine.registry_status().unwrap().last_error.is_none());
+    engine.close().await;
+}
