@@ -422,9 +422,11 @@ async fn a_version_that_faults_is_given_up_and_its_rollout_marked_failed() {
             .connection("default", "sqlite::memory:")
             .connection("replica", "sqlite::memory:")
             .router_registry_with(
+                // A heartbeat far longer than the test: the guard acts on
+                // its own checks, and the fleet on the registry's NOTIFY.
                 RouterRegistry::new(&db.url, "ledger")
                     .instance_id(format!("ledger-{i}"))
-                    .heartbeat_every(Duration::from_millis(100))
+                    .heartbeat_every(Duration::from_secs(120))
                     .fault_guard(0.2, 10),
             )
             .build()
@@ -443,8 +445,10 @@ async fn a_version_that_faults_is_given_up_and_its_rollout_marked_failed() {
     for _ in 0..5 {
         assert!(engines[0].db_for_read(&faulty, &Hints::default()).is_err());
     }
-    // That instance gives it up, the rollout fails, the fleet goes back.
-    converged(&engines, v1).await;
+    // That instance gives it up, the rollout fails, the fleet goes back:
+    // long before a heartbeat.
+    let back = converged(&engines, v1).await;
+    assert!(back < Duration::from_secs(10), "back after {back:?}");
     let rollout = client.latest_rollout("ledger").await.unwrap().unwrap();
     assert_eq!(rollout.state, RolloutState::Failed);
     let reason = rollout.reason.unwrap();

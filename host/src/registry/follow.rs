@@ -25,6 +25,8 @@ use crate::router::wasm::WasmRouter;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The first wait after the registry was lost.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// How often the fault guard reads the running version's counters.
+const GUARD_CHECK: Duration = Duration::from_millis(100);
 
 /// What an instance following a registry runs, and how its link to the
 /// registry is ([`Engine::registry_status`](crate::Engine::registry_status)).
@@ -67,6 +69,15 @@ pub(crate) struct FollowState {
     pub(crate) last_error: Option<String>,
     connected: bool,
     pub(crate) rollout_state: Option<RolloutState>,
+}
+
+/// A running version's faults over the guard rail's rate.
+struct Tripped {
+    version: i32,
+    faults: u64,
+    calls: u64,
+    rate: f64,
+    max_rate: f64,
 }
 
 /// A version an instance refused.
@@ -205,15 +216,20 @@ impl Follower {
         Ok(())
     }
 
-    /// The guard rail ([`RouterRegistry::fault_guard`]): when the version
-    /// running here came from a rollout and faults too often, it is refused
-    /// here (the next sync loads the version before it) and the rollout is
-    /// marked failed. Returns why, when it tripped.
-    async fn guard(&self, engine: &Engine) -> Option<String> {
+    /// Whether the version running here trips the guard rail
+    /// ([`RouterRegistry::fault_guard`]): counters only, no registry.
+    fn tripped(&self, engine: &Engine) -> Option<Tripped> {
         let guard = self.settings.fault_guard?;
         let (version, faults, calls) = {
             let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let running = state.running.as_ref()?;
+            if state
+                .refused
+                .is_some_and(|r| r.for_good && r.version == running.version)
+            {
+                // Given up already: the sync going back is under way.
+                return None;
+            }
             let faults = running.router.faults();
             // A faulted call is not counted as a decision.
             let decided = report::total_decisions(engine).saturating_sub(running.decisions_at_load);
@@ -221,15 +237,33 @@ impl Follower {
         };
         #[allow(clippy::cast_precision_loss)]
         let rate = faults as f64 / calls.max(1) as f64;
-        if calls < guard.min_calls || rate <= guard.max_rate {
-            return None;
-        }
+        (calls >= guard.min_calls && rate > guard.max_rate).then_some(Tripped {
+            version,
+            faults,
+            calls,
+            rate,
+            max_rate: guard.max_rate,
+        })
+    }
+
+    /// The guard rail ([`RouterRegistry::fault_guard`]): when the version
+    /// running here came from a rollout and faults too often, it is refused
+    /// here (the next sync loads the version before it) and the rollout is
+    /// marked failed. Returns why, when it tripped.
+    async fn guard(&self, engine: &Engine) -> Option<String> {
+        let Tripped {
+            version,
+            faults,
+            calls,
+            rate,
+            max_rate,
+        } = self.tripped(engine)?;
         let router = self.settings.router_name();
         let reason = format!(
             "instance {} gave version {version} up: {faults} of {calls} calls faulted ({:.1}%, above the {:.1}% allowed)",
             self.instance_id,
             rate * 100.0,
-            guard.max_rate * 100.0
+            max_rate * 100.0
         );
         tracing::error!(router, version, faults, calls, "{reason}");
         {
@@ -382,6 +416,11 @@ async fn follow(follower: Arc<Follower>, weak: WeakEngine, first: PgListener) {
     let mut ticks = tokio::time::interval(follower.settings.heartbeat);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
+    // The fault guard reads the counters more often than the heartbeat
+    // (they are local), and acts on the registry only when it trips.
+    let guarded = follower.settings.fault_guard.is_some();
+    let mut guard_checks = tokio::time::interval(GUARD_CHECK.min(follower.settings.heartbeat));
+    guard_checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let Some(rx) = heard.as_mut() else {
             match listen(&follower).await {
@@ -409,13 +448,17 @@ async fn follow(follower: Arc<Follower>, weak: WeakEngine, first: PgListener) {
             }
             continue;
         };
-        let lost = tokio::select! {
-            message = rx.recv() => matches!(message, Some(Heard::Lost) | None),
-            _ = ticks.tick() => false,
+        let (lost, guard_check) = tokio::select! {
+            message = rx.recv() => (matches!(message, Some(Heard::Lost) | None), false),
+            _ = ticks.tick() => (false, false),
+            _ = guard_checks.tick(), if guarded => (false, true),
         };
         let Some(engine) = weak.upgrade().filter(|e| !e.is_closed()) else {
             return;
         };
+        if guard_check && follower.tripped(&engine).is_none() {
+            continue;
+        }
         // A failed read or heartbeat also counts as the registry lost: the
         // listener may not have noticed yet (it notices a dead server only
         // when it next reads), and its connection is re-made anyway.

@@ -142,8 +142,9 @@ impl RouterRegistry {
     /// been called at least `min_calls` times and more than `max_rate` (0
     /// to 1) of those calls faulted, the instance goes back to the version
     /// before it by itself, records why in its `instances` row, and marks
-    /// the rollout `failed` (so the whole fleet goes back too). Checked
-    /// at each heartbeat. Off by default.
+    /// the rollout `failed` (so the whole fleet goes back too). The
+    /// counters are checked every 100 ms (and at each heartbeat), without
+    /// the registry; it is asked only when the guard trips. Off by default.
     ///
     /// # Examples
     ///
