@@ -8,7 +8,7 @@ use sqlx::SqlSafeStr;
 use crate::causal::ReplicaFailover;
 use crate::connection::handle::{Connection, QueryResult};
 use crate::connection::value::{Row, Value};
-use crate::engine::{Decided, Engine, ReadFailure, Settle};
+use crate::engine::{Decided, Engine, Pending, ReadFailure, Settle};
 use crate::error::{Error, Result};
 use crate::model::{Hints, ModelInfo, NO_HINTS};
 use crate::router::RouteKind;
@@ -40,7 +40,12 @@ macro_rules! run_on {
             }
             return result;
         }
-        let conn = $self.settled($conn).await?;
+        // Settled at once unless a replica's last known position is not
+        // enough: no future of its own on the common path.
+        let conn = match $self.settle_fast($conn)? {
+            Ok(conn) => conn,
+            Err(pending) => $self.settle_slow(pending).await?,
+        };
         ($settled)(&conn);
         if !$self.may_fall_back(&conn) {
             return conn.$method($sql, $params).await;
@@ -386,17 +391,26 @@ impl<'a> Routed<'a> {
     /// A read resolved to `conn`, settled: on a replica, it runs there
     /// only if the replica has replayed what it must see and is available;
     /// else on the replica's own primary (`engine/causal.rs`). A read named
-    /// with `using`, or in a transaction, runs where it resolved.
-    async fn settled(&self, conn: Connection) -> Result<Connection> {
+    /// with `using`, or in a transaction, runs where it resolved. `Err`:
+    /// the replica's last known position is not enough, and
+    /// [`Routed::settle_slow`] asks it.
+    #[inline]
+    fn settle_fast(&self, conn: Connection) -> Result<std::result::Result<Connection, Pending>> {
         if self.using.is_some() || conn.in_transaction() {
-            return Ok(conn);
+            return Ok(Ok(conn));
         }
-        let settled = match self.engine.settle_read_fast(conn)? {
-            Settle::Ready(conn) => conn,
-            // Boxed: the slow check's future stays out of every read's.
-            Settle::Pending(pending) => Box::pin(self.engine.settle_read_slow(pending)).await?,
-        };
-        // The replica's primary, maybe: a handle of its own.
+        Ok(match self.engine.settle_read_fast(conn)? {
+            // The replica's primary, maybe: a handle of its own.
+            Settle::Ready(conn) => Ok(conn.with_portable(self.portable)),
+            Settle::Pending(pending) => Err(pending),
+        })
+    }
+
+    /// The rest of [`Routed::settle_fast`]: asks the replica, waits, or
+    /// goes to its primary.
+    async fn settle_slow(&self, pending: Pending) -> Result<Connection> {
+        // Boxed: the slow check's future stays out of every read's.
+        let settled = Box::pin(self.engine.settle_read_slow(pending)).await?;
         Ok(settled.with_portable(self.portable))
     }
 
@@ -425,7 +439,10 @@ impl<'a> Routed<'a> {
                 "read fails over to the replica's primary `{}`: {error}",
                 primary.name()
             );
-            return self.settled(primary).await;
+            return match self.settle_fast(primary)? {
+                Ok(conn) => Ok(conn),
+                Err(pending) => self.settle_slow(pending).await,
+            };
         }
         tracing::warn!(connection = %conn.name(), model = self.model.name(), "read falls back to default: {error}");
         Ok(self.engine.connection("default")?.with_portable(self.portable))

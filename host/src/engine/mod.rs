@@ -14,7 +14,7 @@ mod status;
 
 pub use builder::EngineBuilder;
 pub use causal::ConsistencyCounts;
-pub(crate) use causal::Settle;
+pub(crate) use causal::{Pending, Settle};
 pub(crate) use resolve::Decided;
 pub use resolve::{ReadFailure, RouteOptions, TransactionRouting};
 pub use routers::RouterSource;
