@@ -710,3 +710,65 @@ async fn a_refused_version_is_tried_again_after_ten_heartbeats() {
     assert!(engine.registry_status().unwrap().last_error.is_none());
     engine.close().await;
 }
+
+/// The fault guard needs no registry: with the registry's server killed,
+/// an instance whose new version faults goes back at once to the version
+/// it ran before (kept loaded), and marks the rollout failed once the
+/// registry is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fault_guard_goes_back_while_the_registry_is_down() {
+    let server = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
+    let url = server.url("postgres");
+    let client = registry(&url).await;
+    let v1 = publish(&client, "orders", replica_router()).await;
+    let faulty = std::fs::read(crate::support::fixture("routers/fault_trap.wat")).unwrap();
+    let v2 = publish(&client, "orders", faulty).await;
+    client.rollout("orders", v1, 100).await.unwrap();
+    let engine = Engine::builder()
+        .router_limits(RouterLimits::new().time_budget(Duration::from_secs(1)))
+        .connection("default", "sqlite::memory:")
+        .connection("replica", "sqlite::memory:")
+        .router_registry_with(
+            RouterRegistry::new(&url, "orders")
+                .instance_id("orders-1")
+                .heartbeat_every(Duration::from_secs(120))
+                .fault_guard(0.2, 10),
+        )
+        .build()
+        .await
+        .unwrap();
+    client.rollout("orders", v2, 100).await.unwrap();
+    converged(std::slice::from_ref(&engine), v2).await;
+    drop(client);
+
+    server.kill().await;
+    let faulty = ModelInfo::new("FaultyModel");
+    for _ in 0..5 {
+        assert_eq!(user_read(&engine), "replica");
+    }
+    for _ in 0..5 {
+        assert!(engine.db_for_read(&faulty, &Hints::default()).is_err());
+    }
+    // Back on version 1 with the registry still down: it was kept loaded.
+    let back = converged(std::slice::from_ref(&engine), v1).await;
+    assert!(back < Duration::from_secs(5), "back after {back:?}");
+    assert_eq!(user_read(&engine), "replica");
+    assert!(engine.db_for_read(&faulty, &Hints::default()).is_ok());
+
+    // Once the registry is back, the rollout is marked failed.
+    server.restart().await;
+    let client = RegistryClient::connect(&url, SCHEMA).await.unwrap();
+    let rollout = within("the rollout marked failed", async {
+        loop {
+            let rollout = client.latest_rollout("orders").await.unwrap().unwrap();
+            if rollout.state == RolloutState::Failed {
+                break rollout;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(rollout.reason.unwrap().contains("orders-1 gave version 2 up"));
+    assert_eq!(engine.registry_status().unwrap().version, Some(v1));
+    engine.close().await;
+}

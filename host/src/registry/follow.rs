@@ -57,13 +57,36 @@ pub(crate) struct Running {
     pub(crate) version: i32,
     pub(crate) sha256: String,
     pub(crate) router: WasmRouter,
-    /// The engine's decisions when it was loaded.
+    /// The engine's decisions when it was loaded (or swapped in again).
     pub(crate) decisions_at_load: u64,
+    /// The router's faults then.
+    pub(crate) faults_at_load: u64,
+}
+
+impl Running {
+    /// The router's faults since it was (last) swapped in.
+    pub(crate) fn faults(&self) -> u64 {
+        self.router.faults().saturating_sub(self.faults_at_load)
+    }
+
+    /// Swaps this version in (again), its counts starting from now.
+    fn swap_in(mut self, engine: &Engine) -> Running {
+        engine.set_router(RouterChain::new().then(self.router.clone()));
+        self.decisions_at_load = report::total_decisions(engine);
+        self.faults_at_load = self.router.faults();
+        self
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct FollowState {
     pub(crate) running: Option<Running>,
+    /// The version that ran before, kept loaded: going back to it (a
+    /// rollback, the fault guard) needs neither the registry nor a compile.
+    previous: Option<Running>,
+    /// A rollout the fault guard could not mark failed (the registry was
+    /// unreachable): the version and why, marked at the next sync.
+    unreported_failure: Option<(i32, String)>,
     /// The version refused here: the version before it runs instead.
     refused: Option<Refusal>,
     pub(crate) last_error: Option<String>,
@@ -159,11 +182,28 @@ impl Follower {
             // Rolled back past the first version: the builder's routers.
             engine.set_router(self.base.clone());
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.running = None;
+            state.previous = state.running.take();
             state.refused = None;
             tracing::info!(router, "registry names no version: back to the builder's routers");
             return Ok(());
         };
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(previous) = state.previous.take_if(|p| p.version == version) {
+                let previous = previous.swap_in(engine);
+                tracing::info!(
+                    router,
+                    version,
+                    "router from the registry swapped back in (kept loaded)"
+                );
+                state.previous = state.running.replace(previous);
+                if state.refused.is_some_and(|r| r.version == version) {
+                    state.refused = None;
+                }
+                state.last_error = None;
+                return Ok(());
+            }
+        }
         let loaded = match fetch(&self.pool, router, version).await {
             Ok(published) => {
                 // Compiling takes milliseconds for a core module and seconds
@@ -191,11 +231,13 @@ impl Follower {
             Ok((wasm, sha256)) => {
                 let generation = engine.set_router(RouterChain::new().then(wasm.clone()));
                 tracing::info!(router, version, %sha256, generation, "router from the registry swapped in");
-                state.running = Some(Running {
+                let faults_at_load = wasm.faults();
+                state.previous = state.running.replace(Running {
                     version,
                     sha256,
                     router: wasm,
                     decisions_at_load: report::total_decisions(engine),
+                    faults_at_load,
                 });
                 if state.refused.is_some_and(|r| r.version == version) {
                     state.refused = None;
@@ -230,7 +272,7 @@ impl Follower {
                 // Given up already: the sync going back is under way.
                 return None;
             }
-            let faults = running.router.faults();
+            let faults = running.faults();
             // A faulted call is not counted as a decision.
             let decided = report::total_decisions(engine).saturating_sub(running.decisions_at_load);
             (running.version, faults, faults + decided)
@@ -248,8 +290,11 @@ impl Follower {
 
     /// The guard rail ([`RouterRegistry::fault_guard`]): when the version
     /// running here came from a rollout and faults too often, it is refused
-    /// here (the next sync loads the version before it) and the rollout is
-    /// marked failed. Returns why, when it tripped.
+    /// here, the version it ran before is swapped back in at once (kept
+    /// loaded: no registry needed; else the next sync loads the rollout's
+    /// previous version), and the rollout is marked failed (at the next
+    /// sync when the registry cannot be reached now). Returns why, when it
+    /// tripped.
     async fn guard(&self, engine: &Engine) -> Option<String> {
         let Tripped {
             version,
@@ -274,17 +319,56 @@ impl Follower {
                 for_good: true,
             });
             state.last_error = Some(reason.clone());
+            if let Some(previous) = state.previous.take() {
+                let previous = previous.swap_in(engine);
+                tracing::warn!(
+                    router,
+                    from = version,
+                    to = previous.version,
+                    "router from the registry swapped back"
+                );
+                // The version given up is never run again here.
+                state.running = Some(previous);
+            }
+            state.unreported_failure = Some((version, reason.clone()));
         }
-        match end_latest_rollout(&self.pool, router, RolloutState::Failed, &reason, Some(version)).await {
-            Ok(_) | Err(RegistryError::NothingToRollBack { .. }) => {}
-            Err(e) => tracing::error!(router, version, error = %e, "could not mark the rollout failed"),
-        }
+        self.report_failure().await;
         Some(reason)
+    }
+
+    /// Marks failed the rollout the fault guard gave up, once the registry
+    /// can be reached.
+    async fn report_failure(&self) {
+        let Some((version, reason)) = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unreported_failure
+            .clone()
+        else {
+            return;
+        };
+        let router = self.settings.router_name();
+        match end_latest_rollout(&self.pool, router, RolloutState::Failed, &reason, Some(version)).await {
+            Ok(_) | Err(RegistryError::NothingToRollBack { .. }) => {
+                self.state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .unreported_failure = None;
+            }
+            Err(e) => tracing::error!(router, version, error = %e, "could not mark the rollout failed yet"),
+        }
     }
 
     /// Syncs, then reports; a registry error is recorded (and returned).
     async fn sync_and_report(&self, engine: &Engine) -> Result<(), RegistryError> {
-        let tripped = self.guard(engine).await;
+        let tripped = match self.guard(engine).await {
+            Some(reason) => Some(reason),
+            None => {
+                self.report_failure().await;
+                None
+            }
+        };
         let synced = self.sync(engine).await;
         if let Some(reason) = tripped {
             // Going back loaded a good version, which clears the error:
@@ -297,6 +381,27 @@ impl Follower {
         report::refresh_gauge(self);
         report::heartbeat(self, engine).await?;
         synced
+    }
+}
+
+impl Follower {
+    /// The fault guard while the registry cannot be reached: it needs no
+    /// registry to go back, so it keeps checking (every [`GUARD_CHECK`])
+    /// until the caller stops waiting for the registry. Never returns.
+    async fn guard_meanwhile(&self, weak: &WeakEngine) {
+        if self.settings.fault_guard.is_none() {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(GUARD_CHECK).await;
+            let Some(engine) = weak.upgrade().filter(|e| !e.is_closed()) else {
+                continue;
+            };
+            if self.tripped(&engine).is_some() {
+                self.guard(&engine).await;
+                report::refresh_gauge(self);
+            }
+        }
     }
 }
 
@@ -423,7 +528,13 @@ async fn follow(follower: Arc<Follower>, weak: WeakEngine, first: PgListener) {
     guard_checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let Some(rx) = heard.as_mut() else {
-            match listen(&follower).await {
+            // Reconnecting can take seconds (the pool's acquire timeout):
+            // the fault guard goes on meanwhile.
+            let made = tokio::select! {
+                made = listen(&follower) => made,
+                () = follower.guard_meanwhile(&weak) => unreachable!("the guard never stops"),
+            };
+            match made {
                 Ok(made) => {
                     backoff = FIRST_BACKOFF;
                     {
@@ -439,7 +550,10 @@ async fn follow(follower: Arc<Follower>, weak: WeakEngine, first: PgListener) {
                 }
                 Err(e) => {
                     follower.set_error(Some(e.to_string()));
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = follower.guard_meanwhile(&weak) => {}
+                    }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     if weak.upgrade().is_none_or(|e| e.is_closed()) {
                         return;

@@ -26,7 +26,7 @@ pub(crate) async fn heartbeat(follower: &Follower, engine: &Engine) -> Result<()
             running.map(|r| r.sha256.clone()),
             running.map(|r| tier_name(r.router.tier())),
             running.map_or(0, |r| total_decisions(engine).saturating_sub(r.decisions_at_load)),
-            running.map(|r| i64::try_from(r.router.faults()).unwrap_or(i64::MAX)),
+            running.map(|r| i64::try_from(r.faults()).unwrap_or(i64::MAX)),
             state.last_error.clone(),
         )
     };
