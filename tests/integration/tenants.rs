@@ -290,6 +290,19 @@ async fn decisions_are_counted_per_route() {
             (1, "read", "User".into(), "acme".into(), 1),
         ]
     );
+    // The hints a route stat keeps are those the routers saw: a scope's
+    // too.
+    scope(Hints::new().with("tenant", "acme"), async {
+        engine.db_for_write(&invoice(), &Hints::new()).unwrap();
+    })
+    .await;
+    let scoped: Vec<_> = engine
+        .route_stats()
+        .into_iter()
+        .filter(|r| r.op.as_str() == "write" && r.hints.get("tenant").is_some_and(|t| t == "acme"))
+        .map(|r| (r.model, r.connection.to_string(), r.count))
+        .collect();
+    assert_eq!(scoped, [("Invoice".to_owned(), "acme".to_owned(), 1)]);
     // Off by default.
     let plain = Engine::builder()
         .connection("default", "sqlite::memory:")

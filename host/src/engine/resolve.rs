@@ -383,7 +383,9 @@ impl Engine {
         entry.count_decision(kind, by);
         if let Some(stats) = &self.inner.route_stats {
             let generation = generation.unwrap_or_else(|| self.inner.routers.load().generation);
-            stats.record(generation, kind, model, hints, entry.name());
+            // With the hints of the task's scope, as the routers saw them.
+            let hints = crate::scope::effective(hints);
+            stats.record(generation, kind, model, hints.hints(), entry.name());
         }
     }
 
