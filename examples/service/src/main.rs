@@ -12,6 +12,9 @@
 //! - `/metrics` renders the `metrics` recorder in Prometheus' text format
 //!   (`metrics-exporter-prometheus`); `/status` shows the connections'
 //!   health and the router's status as JSON.
+//! - `/route-operations` is the operations the service routed, counted
+//!   (route stats), as the file `dbroute diff --ops` reads: a new router
+//!   is tried on what the service really runs before it is rolled out.
 //!
 //! Run it with `cargo run -p dbroute-example-service -- service.toml`; it
 //! prints `listening on http://ADDRESS` once it accepts requests. See
@@ -110,7 +113,11 @@ async fn main() -> anyhow::Result<()> {
         .context("usage: dbroute-example-service SERVICE.toml")?;
     let config = ServiceConfig::from_file(&path)?;
 
-    let engine = dbroute::Config::from_file(&config.engine)?.builder().build().await?;
+    let engine = dbroute::Config::from_file(&config.engine)?
+        .builder()
+        .route_stats(true)
+        .build()
+        .await?;
     // The recorder may be installed before or after the engine is built:
     // the engine publishes every count since it started either way.
     let prometheus = PrometheusBuilder::new()
@@ -154,6 +161,7 @@ fn app(state: AppState) -> Router {
         .route("/notes", get(list_notes).post(create_note))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .route("/route-operations", get(route_operations))
         .layer(middleware::from_fn(tenant_scope))
         .with_state(state)
 }
@@ -250,6 +258,18 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
         router: state.engine.router_status(),
         watch: state.watcher.as_ref().map(|w| w.status()),
     })
+}
+
+/// The operations routed so far, one JSON object a line with its count
+/// (`Engine::write_route_operations`), for `dbroute diff --ops`.
+async fn route_operations(State(state): State<AppState>) -> impl IntoResponse {
+    let mut lines = Vec::new();
+    // Writing to memory cannot fail.
+    let _ = state.engine.write_route_operations(&mut lines);
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/jsonl"))],
+        lines,
+    )
 }
 
 /// A request that failed, as `{"error": ...}` with its status code.

@@ -322,6 +322,22 @@ config = { tenants = { acme = "main", globex = "local" } }
     assert!(notes_in(&local, "acme").await?.contains(&"after".to_owned()));
     assert!(!notes_in(&main, "acme").await?.contains(&"after".to_owned()));
 
+    // What the service routed, as an operations file for `dbroute diff`:
+    // the tenant of each request's scope is among the hints.
+    let (code, ops) = request(address, "GET", "/route-operations", None, None).await?;
+    assert_eq!(code, 200, "{ops}");
+    let operations: Vec<serde_json::Value> = ops.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let count = |op: &str, tenant: &str| {
+        operations
+            .iter()
+            .find(|o| o["op"] == op && o["model"] == "Note" && o["hints"]["tenant"] == tenant)
+            .and_then(|o| o["count"].as_u64())
+    };
+    assert!(count("write", "acme").is_some_and(|n| n >= 4), "{ops}");
+    assert_eq!(count("write", "globex"), Some(2), "{ops}");
+    assert!(count("read", "globex").is_some_and(|n| n >= 1), "{ops}");
+    assert_eq!(operations[0]["app"], "notes", "{ops}");
+
     // The metrics, parsed: decisions per connection and decider, router
     // answers, the reload, statements and their times.
     let (code, page) = request(address, "GET", "/metrics", None, None).await?;
