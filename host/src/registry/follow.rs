@@ -382,9 +382,7 @@ impl Follower {
         report::heartbeat(self, engine).await?;
         synced
     }
-}
 
-impl Follower {
     /// The fault guard while the registry cannot be reached: it needs no
     /// registry to go back, so it keeps checking (every [`GUARD_CHECK`])
     /// until the caller stops waiting for the registry. Never returns.
