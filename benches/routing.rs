@@ -374,10 +374,21 @@ async fn paired_report(backend: &str, ways: &Ways<'_>) {
     // Way 0 is raw sqlx, what the others are compared with.
     let mut ratios: Vec<Vec<f64>> = (0..WAYS).map(|_| Vec::with_capacity(ROUNDS)).collect();
     let mut totals = [Duration::ZERO; WAYS];
-    for round in 0..ROUNDS {
+    // Each round runs the ways in an order of its own: a fixed rotation
+    // would give every way the same neighbour each round (raw after
+    // raw-again, always), and a way run after another one's code pays for
+    // it.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut order: [usize; WAYS] = std::array::from_fn(|way| way);
+    for _ in 0..ROUNDS {
         let mut times = [Duration::ZERO; WAYS];
-        for k in 0..WAYS {
-            let way = (round + k) % WAYS;
+        for i in (1..WAYS).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            order.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+        for way in order {
             ways.prepare(way);
             let started = Instant::now();
             ways.run(way, QUERIES).await;
