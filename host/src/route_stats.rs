@@ -1,5 +1,5 @@
 //! Decisions counted per route: router generation, operation, model (with
-//! its app, table and tags), hints and chosen connection. Opt-in
+//! its app, table and tags), hints, origin and chosen connection. Opt-in
 //! ([`EngineBuilder::route_stats`]), because it hashes the model's and the
 //! hints' JSON on every decision.
 //!
@@ -44,6 +44,10 @@ pub struct RouteCount {
     /// had more than [`MAX_HINT_SETS`] different ones on this route).
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub hints: Map<String, Value>,
+    /// The connection the operation's row came from, when it said
+    /// ([`Routed::origin`](crate::Routed::origin)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<ConnectionName>,
     /// The connection chosen.
     pub connection: ConnectionName,
     /// How many decisions.
@@ -56,10 +60,11 @@ pub struct RouteCount {
 /// grow the counts without bound.
 pub const MAX_HINT_SETS: usize = 256;
 
-/// (generation, operation, connection) → the model's JSON → the hints'
-/// JSON ("" for none) → count: the maps are searched by `&str`, so a known
-/// route allocates nothing.
-type Routes = HashMap<(u64, RouteKind, ConnectionName), HashMap<Box<str>, HintCounts, Hasher>, Hasher>;
+/// (generation, operation, origin, connection) → the model's JSON → the
+/// hints' JSON ("" for none) → count: the maps are searched by `&str`, so
+/// a known route allocates nothing.
+type Routes = HashMap<RouteKey, HashMap<Box<str>, HintCounts, Hasher>, Hasher>;
+type RouteKey = (u64, RouteKind, Option<ConnectionName>, ConnectionName);
 type HintCounts = HashMap<Box<str>, u64, Hasher>;
 type Hasher = foldhash::fast::RandomState;
 
@@ -74,16 +79,14 @@ impl RouteStats {
     pub(crate) fn record(
         &self,
         generation: u64,
-        op: RouteKind,
-        model: &ModelInfo,
-        hints: &Hints,
+        (op, model, hints, origin): (RouteKind, &ModelInfo, &Hints, Option<ConnectionName>),
         connection: ConnectionName,
     ) {
         let hints = if hints.is_empty() { "" } else { hints.abi_json() };
         let mut map = self.shards[thread_slot::current().index()]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let models = map.entry((generation, op, connection)).or_default();
+        let models = map.entry((generation, op, origin, connection)).or_default();
         let model = model.abi_json();
         let counts = match models.get_mut(model) {
             Some(counts) => counts,
@@ -99,27 +102,34 @@ impl RouteStats {
     }
 
     pub(crate) fn snapshot(&self) -> Vec<RouteCount> {
-        type Key = (u64, RouteKind, ConnectionName, Box<str>, Box<str>);
+        type Key = (RouteKey, Box<str>, Box<str>);
         let mut merged: HashMap<Key, u64> = HashMap::new();
         for shard in &self.shards {
             let map = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for ((generation, op, connection), models) in map.iter() {
+            for (route, models) in map.iter() {
                 for (model, hint_counts) in models {
                     for (hints, count) in hint_counts {
-                        *merged
-                            .entry((*generation, *op, *connection, model.clone(), hints.clone()))
-                            .or_default() += count;
+                        *merged.entry((*route, model.clone(), hints.clone())).or_default() += count;
                     }
                 }
             }
         }
         let mut keyed: Vec<(Key, u64)> = merged.into_iter().collect();
-        keyed.sort_unstable_by(|(a, _), (b, _)| {
-            (a.0, a.1, &a.3, a.2.as_str(), &a.4).cmp(&(b.0, b.1, &b.3, b.2.as_str(), &b.4))
+        // By generation, operation, model, connection, hints and origin.
+        keyed.sort_unstable_by(|((a, a_model, a_hints), _), ((b, b_model, b_hints), _)| {
+            let name = |n: &ConnectionName| n.as_str().to_owned();
+            (a.0, a.1, a_model, name(&a.3), a_hints, a.2.as_ref().map(name)).cmp(&(
+                b.0,
+                b.1,
+                b_model,
+                name(&b.3),
+                b_hints,
+                b.2.as_ref().map(name),
+            ))
         });
         keyed
             .into_iter()
-            .map(|((generation, op, connection, model, hints), count)| {
+            .map(|(((generation, op, origin, connection), model, hints), count)| {
                 let model = ModelJson::parse(&model);
                 RouteCount {
                     generation,
@@ -133,6 +143,7 @@ impl RouteStats {
                     } else {
                         serde_json::from_str(&hints).unwrap_or_default()
                     },
+                    origin,
                     connection,
                     count,
                 }
@@ -178,6 +189,8 @@ struct OperationLine<'a> {
     tags: &'a [String],
     #[serde(skip_serializing_if = "Map::is_empty")]
     hints: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<&'a str>,
     count: u64,
 }
 
@@ -193,6 +206,7 @@ pub(crate) fn write_operations(counts: &[RouteCount], mut out: impl io::Write) -
         Option<&'a str>,
         &'a [String],
         String,
+        Option<&'a str>,
     );
     let mut operations: HashMap<Key<'_>, OperationLine<'_>> = HashMap::new();
     for route in counts {
@@ -203,6 +217,7 @@ pub(crate) fn write_operations(counts: &[RouteCount], mut out: impl io::Write) -
             route.table.as_deref(),
             route.tags.as_slice(),
             Value::Object(route.hints.clone()).to_string(),
+            route.origin.as_ref().map(ConnectionName::as_str),
         );
         operations
             .entry(key)
@@ -213,6 +228,7 @@ pub(crate) fn write_operations(counts: &[RouteCount], mut out: impl io::Write) -
                 table: route.table.as_deref(),
                 tags: &route.tags,
                 hints: &route.hints,
+                origin: route.origin.as_ref().map(ConnectionName::as_str),
                 count: 0,
             })
             .count += route.count;
@@ -239,6 +255,7 @@ mod tests {
             table: None,
             tags: Vec::new(),
             hints: Map::new(),
+            origin: None,
             connection,
             count,
         }
@@ -256,10 +273,10 @@ mod tests {
             for _ in 0..2 * SLOTS {
                 s.spawn(|| {
                     for _ in 0..10 {
-                        stats.record(1, RouteKind::Read, &user, &none, replica);
-                        stats.record(1, RouteKind::Write, &user, &none, main);
+                        stats.record(1, (RouteKind::Read, &user, &none, None), replica);
+                        stats.record(1, (RouteKind::Write, &user, &none, None), main);
                     }
-                    stats.record(2, RouteKind::Read, &order, &none, main);
+                    stats.record(2, (RouteKind::Read, &order, &none, None), main);
                 });
             }
         });
@@ -283,9 +300,9 @@ mod tests {
             .with_table("events")
             .with_tags(["append"]);
         let acme = Hints::new().with("tenant", "acme");
-        stats.record(3, RouteKind::Write, &event, &acme, main);
-        stats.record(3, RouteKind::Write, &event, &acme, main);
-        stats.record(3, RouteKind::Write, &event, &Hints::new(), main);
+        stats.record(3, (RouteKind::Write, &event, &acme, None), main);
+        stats.record(3, (RouteKind::Write, &event, &acme, None), main);
+        stats.record(3, (RouteKind::Write, &event, &Hints::new(), None), main);
         let mut with_hints = route(3, RouteKind::Write, "Event", main, 2);
         with_hints.app = Some("metrics".into());
         with_hints.table = Some("events".into());
@@ -298,13 +315,37 @@ mod tests {
     }
 
     #[test]
+    fn keeps_the_origin_apart_and_writes_it() {
+        let stats = RouteStats::default();
+        let (main, replica) = (
+            ConnectionName::new("main").unwrap(),
+            ConnectionName::new("replica").unwrap(),
+        );
+        let user = ModelInfo::new("User");
+        let none = Hints::new();
+        stats.record(1, (RouteKind::Write, &user, &none, Some(replica)), main);
+        stats.record(1, (RouteKind::Write, &user, &none, None), main);
+        let routes = stats.snapshot();
+        let mut from_replica = route(1, RouteKind::Write, "User", main, 1);
+        from_replica.origin = Some(replica);
+        assert_eq!(routes, [route(1, RouteKind::Write, "User", main, 1), from_replica]);
+        let mut out = Vec::new();
+        assert_eq!(write_operations(&routes, &mut out).unwrap(), 2);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(r#"{"op":"write","model":"User","origin":"replica","count":1}"#),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn hints_beyond_the_limit_are_counted_without_them() {
         let stats = RouteStats::default();
         let main = ConnectionName::new("main").unwrap();
         let user = ModelInfo::new("User");
         // On one thread: one shard.
         for id in 0..MAX_HINT_SETS + 10 {
-            stats.record(1, RouteKind::Read, &user, &Hints::new().with("user", id), main);
+            stats.record(1, (RouteKind::Read, &user, &Hints::new().with("user", id), None), main);
         }
         let routes = stats.snapshot();
         assert_eq!(routes.len(), MAX_HINT_SETS + 1);

@@ -396,7 +396,7 @@ impl EngineBuilder {
     }
 
     /// Counts decisions per route (router generation, operation, model,
-    /// hints, chosen connection): see [`Engine::route_stats`] and
+    /// hints, origin, chosen connection): see [`Engine::route_stats`] and
     /// [`Engine::write_route_operations`]. Off by default: it costs a hash
     /// of the model's and the hints' JSON and a lock of the thread's own
     /// shard per decision.

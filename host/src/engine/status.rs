@@ -150,7 +150,7 @@ impl Engine {
     /// Writes the decisions counted per route (see
     /// [`Engine::route_stats`]) as an operations file for `dbroute diff
     /// --ops`: one JSON object a line for each operation (`op`, `model`,
-    /// its `app`, `table` and `tags`, and `hints`) with its `count` of
+    /// its `app`, `table` and `tags`, `hints` and `origin`) with its `count` of
     /// decisions, merged over router generations and connections, the most
     /// frequent first. `dbroute diff` then shows how a new router would
     /// route what the service really runs, weighted by how often. Returns
