@@ -147,6 +147,7 @@ struct ConnectionConfig {
     acquire_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     max_lifetime_ms: Option<u64>,
+    test_idle_after_ms: Option<u64>,
     lazy: Option<bool>,
     /// The connection this one is a replica of.
     replica_of: Option<String>,
@@ -326,6 +327,9 @@ impl Config {
             }
             if let Some(ms) = c.max_lifetime_ms {
                 settings = settings.max_lifetime(Some(Duration::from_millis(ms)));
+            }
+            if let Some(ms) = c.test_idle_after_ms {
+                settings = settings.test_idle_after(Some(Duration::from_millis(ms)));
             }
             if let Some(lazy) = c.lazy {
                 settings = settings.lazy(lazy);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use dbroute::{Backend, Config, Engine, Error, PoolSettings, params};
 
-use crate::support::TestDb;
+use crate::support::{TestDb, admin_execute};
 
 #[tokio::test]
 async fn backends_come_from_urls_and_sit_side_by_side() {
@@ -233,6 +233,59 @@ async fn pool_settings_are_applied() {
             .await
             .is_err()
     );
+}
+
+/// A connection idle in the pool for longer than `test_idle_after` is
+/// pinged before it is handed out, so one the server closed meanwhile is
+/// replaced and the statement runs; one used more recently is handed out
+/// without that round trip. Checking every time (`Duration::ZERO`) catches
+/// it whenever.
+#[tokio::test]
+async fn idle_connections_are_checked_before_they_are_handed_out() {
+    let pg = TestDb::postgres().await;
+    let pid = async |conn: &dbroute::Connection| -> dbroute::Result<i64> {
+        Ok(conn
+            .fetch_one("SELECT pg_backend_pid()::int8 AS pid", &[])
+            .await?
+            .get("pid"))
+    };
+    let terminate = async |pid: i64| {
+        admin_execute(Backend::Postgres, &format!("SELECT pg_terminate_backend({pid})")).await;
+    };
+    let one = |test_idle_after| PoolSettings::new().max_connections(1).test_idle_after(test_idle_after);
+    let engine = Engine::builder()
+        .connection_with("default", &pg.url, one(Some(Duration::from_millis(200))))
+        .connection_with("always", &pg.url, one(Some(Duration::ZERO)))
+        .build()
+        .await
+        .unwrap();
+    let (default, always) = (
+        engine.connection("default").unwrap(),
+        engine.connection("always").unwrap(),
+    );
+
+    // Idle for longer than the threshold: checked, replaced, the
+    // statement runs on a new backend.
+    let first = pid(&default).await.unwrap();
+    terminate(first).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = pid(&default).await.unwrap();
+    assert_ne!(first, second);
+
+    // Used a moment ago: handed out unchecked, so the closed connection
+    // fails its statement (as it would have failed mid-statement), said
+    // to be unreachable. The pool drops it; the next statement runs.
+    terminate(second).await;
+    let error = pid(&default).await.unwrap_err();
+    assert!(error.is_unreachable(), "{error:?}");
+    let third = pid(&default).await.unwrap();
+    assert_ne!(third, second);
+
+    // Checked every time: never handed out closed.
+    let first = pid(&always).await.unwrap();
+    terminate(first).await;
+    assert_ne!(pid(&always).await.unwrap(), first);
+    engine.close().await;
 }
 
 #[tokio::test]

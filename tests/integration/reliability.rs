@@ -421,10 +421,16 @@ async fn a_transaction_whose_server_dies_commits_nothing() {
     let primary = TestDb::postgres().await;
     let engine = Engine::builder()
         .connection("default", &primary.url)
+        // The server restarts within a second: its pooled connections,
+        // used a moment before, are checked each time they are handed out
+        // (by default only those idle for over a second are).
         .connection_with(
             "ledger",
             server.url("postgres"),
-            PoolSettings::new().max_connections(4).acquire_timeout(ACQUIRE),
+            PoolSettings::new()
+                .max_connections(4)
+                .acquire_timeout(ACQUIRE)
+                .test_idle_after(Some(Duration::ZERO)),
         )
         .build()
         .await

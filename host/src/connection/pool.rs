@@ -32,6 +32,7 @@ pub struct PoolSettings {
     acquire_timeout: Duration,
     idle_timeout: Option<Duration>,
     max_lifetime: Option<Duration>,
+    test_idle_after: Option<Duration>,
     lazy: bool,
 }
 
@@ -43,6 +44,7 @@ impl Default for PoolSettings {
             acquire_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
+            test_idle_after: Some(Duration::from_secs(1)),
             lazy: false,
         }
     }
@@ -51,7 +53,8 @@ impl Default for PoolSettings {
 impl PoolSettings {
     /// The defaults: at most 10 connections, none kept open, a 10 s acquire
     /// timeout, idle connections closed after 10 min, every connection
-    /// replaced after 30 min, connected eagerly.
+    /// replaced after 30 min, a connection idle for over 1 s checked
+    /// before it is handed out, connected eagerly.
     pub fn new() -> Self {
         Self::default()
     }
@@ -81,6 +84,19 @@ impl PoolSettings {
         self.max_lifetime = lifetime;
         self
     }
+    /// A connection that sat idle in the pool for longer than `after` is
+    /// checked (pinged) before it is handed out, and replaced if it is
+    /// dead; one used more recently is handed out at once. Default: 1 s.
+    ///
+    /// Checking every connection (`Some(Duration::ZERO)`, sqlx's own
+    /// default) costs every statement a second round trip to the
+    /// database; a connection that was just working is very likely alive,
+    /// and one that died since fails its statement as it would have
+    /// failed mid-statement. `None`: never check.
+    pub fn test_idle_after(mut self, after: Option<Duration>) -> Self {
+        self.test_idle_after = after;
+        self
+    }
     /// `true`: connect on first use; `false` (default): connect when
     /// registered, so a bad URL or a dead server is reported at once.
     pub fn lazy(mut self, lazy: bool) -> Self {
@@ -101,12 +117,26 @@ impl PoolSettings {
     }
 
     fn apply<DB: sqlx::Database>(&self, options: sqlx::pool::PoolOptions<DB>) -> sqlx::pool::PoolOptions<DB> {
-        options
+        let options = options
             .max_connections(self.max_connections)
             .min_connections(self.min_connections)
             .acquire_timeout(self.acquire_timeout)
             .idle_timeout(self.idle_timeout)
-            .max_lifetime(self.max_lifetime)
+            .max_lifetime(self.max_lifetime);
+        match self.test_idle_after {
+            None => options.test_before_acquire(false),
+            Some(after) if after.is_zero() => options.test_before_acquire(true),
+            Some(after) => options.test_before_acquire(false).before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > after {
+                        // A dead connection fails here: the pool closes it
+                        // and hands out another.
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            }),
+        }
     }
 }
 
