@@ -32,6 +32,10 @@ use dbroute::{ConnectionName, Engine, Hints, ModelInfo};
 use dbroute_example_routers as routers;
 use serde_json::json;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{config, percentile, report_selected, resident_bytes};
+
 const REPLICA: ConnectionName = ConnectionName::from_static("replica");
 
 static USER: std::sync::LazyLock<ModelInfo> =
@@ -188,13 +192,6 @@ fn from_bytes_report() {
     );
 }
 
-/// This process's resident memory, in bytes (Linux).
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
-}
-
 /// Each instance's resident memory: 16 instances made and used, printed.
 fn memory_report() {
     const INSTANCES: usize = 16;
@@ -289,10 +286,6 @@ fn swap_under_load_report(rt: &tokio::runtime::Runtime) {
         }
         (latencies, elapsed)
     };
-    let percentile = |latencies: &mut Vec<u32>, p: f64| {
-        latencies.sort_unstable();
-        latencies[((latencies.len() - 1) as f64 * p) as usize]
-    };
     let (mut steady, steady_for) = route(false);
     let (mut swapping, swap_for) = route(true);
     println!(
@@ -305,19 +298,6 @@ fn swap_under_load_report(rt: &tokio::runtime::Runtime) {
         percentile(&mut swapping, 0.5),
         percentile(&mut swapping, 0.99),
     );
-}
-
-/// Whether the report `name` is selected by the filter on the command line
-/// (`cargo bench -- <filter>`, its `|` alternatives matched as substrings).
-fn report_selected(name: &str) -> bool {
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    filters.is_empty() || filters.iter().any(|f| f.split('|').any(|p| name.contains(p)))
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
 }
 
 criterion_group! {

@@ -15,6 +15,10 @@ use dbroute::wasm::{Compilation, RouterSource, Tier, WasmRouter};
 use dbroute::{ConnectionName, Engine, Hints, ModelInfo, params};
 use tokio::runtime::Runtime;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{config, percentile, report_selected, resident_bytes};
+
 /// The reference policy as a native router (the same decisions as the
 /// `reference` example router).
 #[derive(Debug)]
@@ -713,10 +717,6 @@ fn under_load(engine: &Engine, bytes: &Arc<[u8]>, stop: Stop, pause: Option<Dura
 /// route, against the same tasks as long without swaps. Printed, and
 /// checked: no decision may fail.
 fn swap_latency_report(engine: &Engine, bytes: &Arc<[u8]>) {
-    let percentile = |latencies: &mut Vec<u32>, p: f64| {
-        latencies.sort_unstable();
-        latencies[((latencies.len() - 1) as f64 * p) as usize]
-    };
     engine.set_router(reference(engine, false));
     let mut swapping = under_load(engine, bytes, Stop::Swaps(1000), Some(Duration::from_micros(500)));
     engine.set_router(reference(engine, false));
@@ -770,47 +770,6 @@ fn scale(c: &mut Criterion) {
         });
     }
     group.finish();
-}
-
-/// Whether the report `name` is selected by the filter on the command line
-/// (`cargo bench -- <filter>`; its `|` alternatives are matched as
-/// substrings), as criterion selects benchmarks: the reports are not
-/// criterion benchmarks, so they check for themselves.
-fn report_selected(name: &str) -> bool {
-    const TAKES_VALUE: &[&str] = &[
-        "--warm-up-time",
-        "--measurement-time",
-        "--profile-time",
-        "--sample-size",
-        "--save-baseline",
-        "--baseline",
-        "--output-format",
-        "--color",
-        "--noise-threshold",
-        "--significance-level",
-        "--confidence-level",
-        "--nresamples",
-        "--plotting-backend",
-    ];
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut filters = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        if TAKES_VALUE.contains(&args[i].as_str()) {
-            i += 1;
-        } else if !args[i].starts_with('-') {
-            filters.push(args[i].clone());
-        }
-        i += 1;
-    }
-    filters.is_empty() || filters.iter().any(|f| f.split('|').any(|p| name.contains(p)))
-}
-
-/// This process's resident memory, in bytes (Linux).
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
 }
 
 /// The memory report: resident memory of a loaded router (its compiled
@@ -868,12 +827,6 @@ fn memory(_c: &mut Criterion) {
         ));
     }
     println!("memory report (resident):\n  {}", report.join("\n  "));
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
 }
 
 criterion_group! {
