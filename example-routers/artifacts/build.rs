@@ -288,53 +288,49 @@ fn build_foreign(routers_dir: &Path, out_dir: &Path, foreign: &Foreign) -> Outco
 fn write_foreign(code: &mut String, routers_dir: &Path, outcomes: &[Outcome]) {
     let utf8 = |p: &Path| p.to_str().expect("a UTF-8 path").to_owned();
     for (foreign, outcome) in FOREIGN.iter().zip(outcomes) {
-        let value = match outcome {
-            Outcome::Built(path) => format!("Some({:?})", utf8(path)),
+        let (title, folder) = (foreign.title, foreign.folder);
+        // The path of one of the language's `.wasm` files, when it built.
+        let path_of = |file: Option<&str>| match outcome {
+            Outcome::Built(path) => {
+                let path = file.map_or_else(|| path.clone(), |file| path.with_file_name(file));
+                format!("Some({:?})", utf8(&path))
+            }
             Outcome::Skipped(_) => "None".to_owned(),
         };
-        writeln!(
-            code,
-            "/// The reference policy in {title}, `example-routers/{folder}`,\n\
-             /// built by its `build.sh`: the absolute path of its `.wasm` file, or\n\
-             /// `None` when its toolchain was missing (see [`skipped`]).\n\
-             pub const {constant}: Option<&str> = {value};\n",
-            title = foreign.title,
-            folder = foreign.folder,
-            constant = foreign.constant,
-        )
-        .unwrap();
-        if let Some((file, constant)) = foreign.lag {
-            let value = match outcome {
-                Outcome::Built(path) => format!("Some({:?})", utf8(&path.with_file_name(file))),
-                Outcome::Skipped(_) => "None".to_owned(),
-            };
+        let built = "the absolute path of its `.wasm` file, or\n\
+                     /// `None` when its toolchain was missing (see [`skipped`])";
+        let mut constant = |doc: String, name: &str, file: Option<&str>| {
+            let value = path_of(file);
             writeln!(
                 code,
-                "/// Routing by replica lag (ABI 1.2) in {title}, `example-routers/{folder}`,\n\
-                 /// built by its `build.sh`: the absolute path of its `.wasm` file, or\n\
-                 /// `None` when its toolchain was missing (see [`skipped`]).\n\
-                 pub const {constant}: Option<&str> = {value};\n",
-                title = foreign.title,
-                folder = foreign.folder,
+                "{doc}:\n/// {built}.\npub const {name}: Option<&str> = {value};\n"
             )
             .unwrap();
+        };
+        constant(
+            format!("/// The reference policy in {title}, `example-routers/{folder}`,\n/// built by its `build.sh`"),
+            foreign.constant,
+            None,
+        );
+        if let Some((file, name)) = foreign.lag {
+            constant(
+                format!(
+                    "/// Routing by replica lag (ABI 1.2) in {title}, `example-routers/{folder}`,\n\
+                     /// built by its `build.sh`"
+                ),
+                name,
+                Some(file),
+            );
         }
-        if let Some((file, constant)) = foreign.hostile {
-            let value = match outcome {
-                Outcome::Built(path) => format!("Some({:?})", utf8(&path.with_file_name(file))),
-                Outcome::Skipped(_) => "None".to_owned(),
-            };
-            writeln!(
-                code,
-                "/// A router in {title} that misbehaves on purpose, as its configuration's\n\
-                 /// `mode` says (`example-routers/{folder}`), for the host's fault tests:\n\
-                 /// the absolute path of its `.wasm` file, or `None` when its toolchain\n\
-                 /// was missing (see [`skipped`]).\n\
-                 pub const {constant}: Option<&str> = {value};\n",
-                title = foreign.title,
-                folder = foreign.folder,
-            )
-            .unwrap();
+        if let Some((file, name)) = foreign.hostile {
+            constant(
+                format!(
+                    "/// A router in {title} that misbehaves on purpose, as its configuration's\n\
+                     /// `mode` says (`example-routers/{folder}`), for the host's fault tests"
+                ),
+                name,
+                Some(file),
+            );
         }
     }
     writeln!(
