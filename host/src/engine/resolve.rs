@@ -353,7 +353,7 @@ impl Engine {
                 Err((error, _)) => return Err(error),
             }
         };
-        let origin = origin.map(|e| e.name());
+        let origin = origin.map(|e| e.name_ref());
         self.count_decision(kind, (model, hints, origin), entry, decided.by, generation);
         Ok(then(entry, decided))
     }
@@ -376,7 +376,7 @@ impl Engine {
     fn count_decision(
         &self,
         kind: RouteKind,
-        (model, hints, origin): (&ModelInfo, &Hints, Option<ConnectionName>),
+        (model, hints, origin): (&ModelInfo, &Hints, Option<&ConnectionName>),
         entry: &ConnectionEntry,
         by: Decider,
         generation: Option<u64>,
@@ -386,7 +386,7 @@ impl Engine {
             let generation = generation.unwrap_or_else(|| self.inner.routers.load().generation);
             // With the hints of the task's scope, as the routers saw them.
             let hints = crate::scope::effective(hints);
-            stats.record(generation, (kind, model, hints.hints(), origin), entry.name());
+            stats.record(generation, (kind, model, hints.hints(), origin.copied()), entry.name());
         }
     }
 
