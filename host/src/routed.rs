@@ -50,8 +50,15 @@ macro_rules! run_on {
         if !$self.may_fall_back(&conn) {
             return conn.$method($sql, $params).await;
         }
-        match conn.$method($sql.clone(), $params).await {
-            Err(error) if error.is_unreachable() => $self.fallback(&conn, error).await?.$method($sql, $params).await,
+        // Its own statement: a scrutinee's future would stay in the
+        // operation's future beside the retry's.
+        let result = conn.$method($sql.clone(), $params).await;
+        match result {
+            Err(error) if error.is_unreachable() => {
+                // Boxed: the fallback's future stays out of every read's.
+                let elsewhere = Box::pin($self.fallback(&conn, error)).await?;
+                elsewhere.$method($sql, $params).await
+            }
             result => result,
         }
     }};
@@ -74,8 +81,10 @@ macro_rules! run_routed {
             }) {
                 Ok(conn) => {
                     let settled = |conn: &Connection| crate::trace::record_settled(&span, conn.name());
+                    // Boxed: a traced operation's future (a span's worth
+                    // more) stays out of every untraced one's.
                     let run = async { run_on!($self, conn, $method, sql, $params, settled) };
-                    tracing::Instrument::instrument(run, span.clone()).await
+                    Box::pin(tracing::Instrument::instrument(run, span.clone())).await
                 }
                 Err(error) => Err(error),
             };

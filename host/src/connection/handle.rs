@@ -289,9 +289,10 @@ macro_rules! run_statement {
             order: translated.as_deref().map(Translated::order),
         };
         let clock = StatementClock::start();
-        $self
-            .timed(&clock, async { on_executor!($self, &clock, |$exec| $body) })
-            .await
+        // Awaited where it is made: a future passed to an `async fn`
+        // would be stored twice in the statement's future.
+        let result = async { on_executor!($self, &clock, |$exec| $body) }.await;
+        $self.record_statement(&clock, result).await
     }};
 }
 
@@ -561,10 +562,9 @@ impl Connection {
         })
     }
 
-    /// Runs `work`, the statement `clock` times, counting it in the
-    /// connection's statistics.
-    async fn timed<T>(&self, clock: &StatementClock, work: impl Future<Output = Result<T>>) -> Result<T> {
-        let mut result = work.await;
+    /// Counts the statement `clock` timed, which ended with `result`, in
+    /// the connection's statistics.
+    async fn record_statement<T>(&self, clock: &StatementClock, mut result: Result<T>) -> Result<T> {
         if let Err(error @ Error::PoolTimedOut { .. }) = result {
             // Boxed: the error path's future stays out of every statement's.
             result = Err(Box::pin(self.entry.explain(error)).await);
