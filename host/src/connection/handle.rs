@@ -11,6 +11,7 @@ use super::lent::Lent;
 use super::pool::DbPool;
 use super::portable::{self, Translated};
 use super::registry::ConnectionEntry;
+use super::typed_sql;
 use super::url::Backend;
 use super::value::{Row, Value};
 use crate::error::{Error, Result};
@@ -147,44 +148,6 @@ where
 {
     let result = sqlx::query_with(sql, bind::<DB>(params)?).execute(exec).await?;
     Ok(DB::query_result(result, connection))
-}
-
-/// PostgreSQL fixes a prepared statement's parameter types when it is
-/// prepared, and sqlx caches statements by their text alone: the same SQL
-/// run with an integer and then a float would send the float's bytes as an
-/// integer. So on PostgreSQL the SQL carries the parameters' types in a
-/// leading comment, giving each type signature its own cached statement.
-fn typed_sql(backend: Backend, sql: SqlStr, params: &[Value]) -> SqlStr {
-    if backend != Backend::Postgres || params.is_empty() {
-        return sql;
-    }
-    let mut typed = String::with_capacity(sql.as_str().len() + params.len() + 16);
-    typed.push_str("/* dbroute:");
-    for p in params {
-        typed.push(match p {
-            Value::Null => 'n',
-            Value::Bool(_) => 'b',
-            Value::Int(_) => 'i',
-            Value::Float(_) => 'f',
-            Value::Text(_) => 't',
-            Value::Bytes(_) => 'x',
-            #[cfg(feature = "chrono")]
-            Value::Timestamp(_) => 's',
-            #[cfg(feature = "chrono")]
-            Value::TimestampTz(_) => 'z',
-            #[cfg(feature = "chrono")]
-            Value::Date(_) => 'd',
-            #[cfg(feature = "chrono")]
-            Value::Time(_) => 'h',
-            #[cfg(feature = "uuid")]
-            Value::Uuid(_) => 'u',
-            #[cfg(feature = "rust_decimal")]
-            Value::Decimal(_) => 'm',
-        });
-    }
-    typed.push_str(" */ ");
-    typed.push_str(sql.as_str());
-    sqlx::AssertSqlSafe(typed).into_sql_str()
 }
 
 /// Takes a connection from the pool, counted as waiting meanwhile.
@@ -359,7 +322,10 @@ impl Connection {
                 })?;
             return Ok((translated.sql(), Some(translated)));
         }
-        Ok((typed_sql(backend, sql, params), None))
+        if backend == Backend::Postgres {
+            return Ok((typed_sql::for_postgres(sql, params), None));
+        }
+        Ok((sql, None))
     }
 
     /// The registered connection it runs on.

@@ -11,6 +11,7 @@ pub(crate) mod registry;
 pub(crate) mod replication;
 pub(crate) mod row_de;
 pub(crate) mod stats;
+pub(crate) mod typed_sql;
 pub(crate) mod url;
 pub(crate) mod value;
 pub(crate) mod value_types;
