@@ -189,3 +189,51 @@ async fn prepared_instances_stay_within_the_idle_limit() {
     routes_reads_to_replica(&engine, router.clone()).await;
     assert_eq!(router.idle_instances(), 5);
 }
+
+/// The folder is bounded: storing a router removes the least recently
+/// used files past 64, and a file read back counts as used.
+#[tokio::test]
+async fn storing_removes_the_least_recently_used_and_a_read_counts_as_use() {
+    let dir = tempfile::tempdir().unwrap();
+    load(&engine(dir.path()).await);
+    let [reference] = cache_files(dir.path()).try_into().unwrap();
+    // Seventy files of routers used a day ago, and the reference router,
+    // last used two days ago.
+    let day = Duration::from_secs(24 * 3600);
+    let used = |path: &Path, ago: Duration| {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(std::time::SystemTime::now() - ago).unwrap();
+    };
+    let old: Vec<PathBuf> = (0..70u64)
+        .map(|i| {
+            let path = dir.path().join(format!("{i:064x}-0000000000000000.cwasm"));
+            std::fs::write(&path, b"old").unwrap();
+            used(&path, day + Duration::from_secs(60 * i));
+            path
+        })
+        .collect();
+    used(&reference, 2 * day);
+
+    // A new engine reads the reference router back: used now.
+    let second = engine(dir.path()).await;
+    assert!(load(&second).info().compiled_from_cache);
+    // Another router is compiled and stored: the folder is pruned.
+    let other = second
+        .load_router(
+            WasmRouter::named("replica"),
+            RouterSource::File(dbroute_example_routers::REPLICA.into()),
+        )
+        .unwrap();
+    assert_eq!(other.wait_until_optimized(OPTIMIZED_WITHIN), Tier::Optimized);
+    let left = cache_files(dir.path());
+    assert_eq!(left.len(), 64, "at most 64 files are kept");
+    assert!(left.contains(&reference), "the router read back is kept");
+    assert!(
+        old[..62].iter().all(|path| left.contains(path)),
+        "the 62 most recently used of the others are kept"
+    );
+    assert!(
+        old[62..].iter().all(|path| !path.exists()),
+        "the least recently used are removed"
+    );
+}

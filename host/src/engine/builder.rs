@@ -308,7 +308,8 @@ impl EngineBuilder {
     /// Keeps compiled WebAssembly routers in the folder `dir` (made private
     /// to this user if missing), keyed by their content hash: loading a
     /// router optimized before, by this process or an earlier one, compiles
-    /// nothing and runs optimized code at once (see
+    /// nothing and runs optimized code at once; the folder keeps the 64
+    /// most recently used, within 1 GiB (see
     /// [`RouterRuntime::with_compiled_cache`](crate::wasm::RouterRuntime::with_compiled_cache)).
     pub fn compiled_router_cache(mut self, dir: impl Into<PathBuf>) -> Self {
         self.compiled_cache = Some(dir.into());

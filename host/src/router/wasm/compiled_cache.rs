@@ -9,12 +9,17 @@
 //! but the process's user (checked on Unix), and every file carries a
 //! SHA-256 of its contents, checked before use, so a torn or corrupted file
 //! is recompiled instead of run.
+//!
+//! The folder is bounded: past `KEEP_FILES` files or `KEEP_BYTES`
+//! bytes, the least recently used go when a new one is stored (a router
+//! that comes back is compiled again). A file read back counts as used.
 
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -27,6 +32,16 @@ use crate::router::hex;
 
 /// The length of the digest trailer at the end of every cache file.
 const DIGEST_LEN: usize = 32;
+
+/// The most compiled routers the folder keeps.
+const KEEP_FILES: usize = 64;
+
+/// The most bytes of compiled routers the folder keeps (a module is about
+/// a megabyte, a component tens).
+const KEEP_BYTES: u64 = 1 << 30;
+
+/// A temporary file this old is a write that never finished.
+const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 
 /// Where compiled routers are kept.
 #[derive(Debug)]
@@ -80,7 +95,9 @@ impl CompiledCache {
         let path = self.path_for(source_hash);
         if let Err(e) = self.write(&path, code) {
             tracing::warn!(path = %path.display(), "could not store a compiled router: {e}");
+            return;
         }
+        prune(&self.dir, KEEP_FILES, KEEP_BYTES);
     }
 
     /// A cached module, if the file is there, whole, and this engine's.
@@ -103,7 +120,10 @@ impl CompiledCache {
             return None;
         }
         match deserialize(engine, body) {
-            Ok(code) => Some(code),
+            Ok(code) => {
+                mark_used(path);
+                Some(code)
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), "a compiled router was refused ({e}): compiling again");
                 None
@@ -135,6 +155,66 @@ impl CompiledCache {
             return Err(e.to_string());
         }
         Ok(())
+    }
+}
+
+/// Marks a cache file as just used (its modification time), so that
+/// pruning keeps it over files not read for longer.
+fn mark_used(path: &Path) {
+    let marked = fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_modified(SystemTime::now()));
+    if let Err(e) = marked {
+        tracing::debug!(path = %path.display(), "could not mark a compiled router as used: {e}");
+    }
+}
+
+/// Removes the least recently used compiled routers in `dir` past
+/// `keep_files` files or `keep_bytes` bytes (the most recent one always
+/// stays), and temporary files of writes that never finished. Files of
+/// another wasmtime version or configuration are never read again, so they
+/// are the first to go. Other files are left alone. A file another process
+/// is reading stays readable to it; one it was about to read is compiled
+/// again.
+fn prune(dir: &Path, keep_files: usize, keep_bytes: u64) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    let mut compiled = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !meta.is_file() {
+            continue;
+        }
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if name.contains(".tmp.") {
+            if now.duration_since(modified).is_ok_and(|age| age > STALE_TEMPORARY) {
+                remove(&entry.path());
+            }
+        } else if name.ends_with(".cwasm") {
+            compiled.push((modified, meta.len(), entry.path()));
+        }
+    }
+    // The most recently used first.
+    compiled.sort_by_key(|&(modified, _, _)| std::cmp::Reverse(modified));
+    let mut bytes = 0u64;
+    for (kept, (_, len, path)) in compiled.into_iter().enumerate() {
+        bytes = bytes.saturating_add(len);
+        if kept > 0 && (kept >= keep_files || bytes > keep_bytes) {
+            remove(&path);
+        }
+    }
+}
+
+fn remove(path: &Path) {
+    match fs::remove_file(path) {
+        Ok(()) => tracing::debug!(path = %path.display(), "removed a compiled router not used lately"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %path.display(), "could not remove an old compiled router: {e}"),
     }
 }
 
@@ -216,4 +296,73 @@ fn check_private(dir: &Path) -> Result<()> {
 #[cfg(not(unix))]
 fn check_private(_dir: &Path) -> Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder with `files` (name, bytes, minutes since last used).
+    fn folder(test: &str, files: &[(&str, usize, u64)]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dbroute-prune-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        for &(name, len, minutes) in files {
+            let file = fs::File::create(dir.join(name)).unwrap();
+            file.set_len(len as u64).unwrap();
+            file.set_modified(SystemTime::now() - Duration::from_secs(60 * minutes))
+                .unwrap();
+        }
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        fs::remove_dir_all(dir).unwrap();
+        names
+    }
+
+    #[test]
+    fn the_least_recently_used_go_past_the_count() {
+        let dir = folder(
+            "count",
+            &[
+                ("a.cwasm", 10, 50),
+                ("b.cwasm", 10, 1),
+                ("c.cwasm", 10, 30),
+                ("d.cwasm", 10, 2),
+                ("notes.txt", 10, 99),
+            ],
+        );
+        prune(&dir, 2, u64::MAX);
+        assert_eq!(names(&dir), ["b.cwasm", "d.cwasm", "notes.txt"]);
+    }
+
+    #[test]
+    fn the_least_recently_used_go_past_the_bytes_but_the_newest_stays() {
+        let dir = folder("bytes", &[("a.cwasm", 10, 3), ("b.cwasm", 10, 2), ("c.cwasm", 10, 1)]);
+        prune(&dir, 10, 25);
+        assert_eq!(names(&dir), ["b.cwasm", "c.cwasm"]);
+        let dir = folder("huge", &[("old.cwasm", 10, 2), ("new.cwasm", 100, 1)]);
+        prune(&dir, 10, 25);
+        assert_eq!(names(&dir), ["new.cwasm"], "the newest stays even over the bytes");
+    }
+
+    #[test]
+    fn only_stale_temporary_files_are_removed() {
+        let dir = folder(
+            "temporary",
+            &[
+                ("a.cwasm.tmp.1.0", 10, 120),
+                ("b.cwasm.tmp.1.1", 10, 1),
+                ("c.cwasm", 10, 1),
+            ],
+        );
+        prune(&dir, 10, u64::MAX);
+        assert_eq!(names(&dir), ["b.cwasm.tmp.1.1", "c.cwasm"]);
+    }
 }

@@ -273,7 +273,10 @@ impl RouterRuntime {
     ///
     /// The folder's files are run as native code, so it must be private:
     /// it is made with mode 700 when missing, and refused when others may
-    /// write to it. A damaged file is compiled again, not run.
+    /// write to it. A damaged file is compiled again, not run. It keeps the
+    /// 64 most recently used routers, within 1 GiB: storing one removes
+    /// those used least recently past that (a file read back counts as
+    /// used), and a router that comes back is compiled again.
     ///
     /// ```
     /// use dbroute::wasm::{RouterLimits, RouterRuntime};
