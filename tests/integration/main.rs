@@ -16,6 +16,7 @@ mod lag_conformance;
 mod lag_routing;
 mod mariadb_replica_server;
 mod mariadb_replicas;
+mod mixed_load;
 mod observability;
 mod pg_server;
 mod portable_sql;

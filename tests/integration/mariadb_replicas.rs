@@ -16,6 +16,7 @@ use dbroute::router::{Fault, HostRouter, RouteDecision, RouteRequest, RouterIden
 use dbroute::{CausalToken, ConnectionName, Engine, Error, ModelInfo, PoolSettings, params};
 
 use crate::mariadb_replica_server::MariaDbPair;
+use crate::mixed_load::{MixedLoad, Workload};
 use crate::support::TestDb;
 
 /// The replica's lag, measured with its SQL thread stopped: behind by the
@@ -435,98 +436,30 @@ async fn a_killed_replica_is_skipped_then_used_again_after_its_restart() {
     setup.write(0).await;
     pair.wait_until_caught_up().await;
 
-    #[derive(Default)]
-    struct Load {
-        reads: AtomicU64,
-        failed_reads: AtomicU64,
-        on_replica: AtomicU64,
-        writes: AtomicU64,
-        writes_elsewhere: AtomicU64,
-    }
-    let load = Arc::new(Load::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..4)
-        .map(|worker| {
-            let (setup, load, stop) = (setup.clone(), load.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut id = 1 + worker;
-                while !stop.load(Ordering::Relaxed) {
-                    if worker == 0 {
-                        let wrote_on = setup.write(1_000_000 + id).await;
-                        load.writes.fetch_add(1, Ordering::Relaxed);
-                        if wrote_on != "primary" {
-                            load.writes_elsewhere.fetch_add(1, Ordering::Relaxed);
-                        }
-                        id += 1;
-                        continue;
-                    }
-                    match setup.read(0).await {
-                        Ok((_, replica)) => {
-                            load.reads.fetch_add(1, Ordering::Relaxed);
-                            if replica {
-                                load.on_replica.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        Err(error) => {
-                            eprintln!("a read failed: {error}");
-                            load.failed_reads.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    let on_replica = |load: &Load| load.on_replica.load(Ordering::Relaxed);
-    let wait_for = |what: &'static str, load: Arc<Load>, done: Box<dyn Fn(&Load) -> bool + Send>| async move {
-        let deadline = Instant::now() + WITHIN;
-        while !done(&load) {
-            assert!(Instant::now() < deadline, "{what}: not within {WITHIN:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let before = on_replica(&load);
-    wait_for(
-        "reads on the replica",
-        load.clone(),
-        Box::new(move |l| on_replica(l) > before + 50),
-    )
-    .await;
+    let load = MixedLoad::start(setup.clone());
+    let before = load.counts().on_replica();
+    load.wait_until("reads on the replica", WITHIN, |c| c.on_replica() > before + 50)
+        .await;
 
     pair.kill_replica();
-    let killed_at = load.reads.load(Ordering::Relaxed);
-    wait_for(
-        "reads while the replica is down",
-        load.clone(),
-        Box::new(move |l| l.reads.load(Ordering::Relaxed) > killed_at + 200),
-    )
+    let killed_at = load.counts().reads();
+    load.wait_until("reads while the replica is down", WITHIN, |c| {
+        c.reads() > killed_at + 200
+    })
     .await;
     let down = setup.engine.status().into_iter().find(|s| s.name == "replica").unwrap();
     assert_eq!(down.health, dbroute::stats::Health::Unhealthy);
 
     pair.restart_replica().await;
-    let restarted_at = on_replica(&load);
-    wait_for(
-        "reads on the replica after its restart",
-        load.clone(),
-        Box::new(move |l| on_replica(l) > restarted_at + 50),
-    )
+    let restarted_at = load.counts().on_replica();
+    load.wait_until("reads on the replica after its restart", WITHIN, |c| {
+        c.on_replica() > restarted_at + 50
+    })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await.unwrap();
-    }
+    let ran = load.stop().await;
     let counts = setup.engine.consistency_counts();
-    eprintln!(
-        "killed MariaDB replica under load: {} reads ({} on the replica), {} failed; {} writes, {} not on the primary; {counts:?}",
-        load.reads.load(Ordering::Relaxed),
-        on_replica(&load),
-        load.failed_reads.load(Ordering::Relaxed),
-        load.writes.load(Ordering::Relaxed),
-        load.writes_elsewhere.load(Ordering::Relaxed),
-    );
-    assert_eq!(load.failed_reads.load(Ordering::Relaxed), 0);
-    assert_eq!(load.writes_elsewhere.load(Ordering::Relaxed), 0);
-    assert!(load.writes.load(Ordering::Relaxed) > 0);
+    eprintln!("killed MariaDB replica under load: {ran}; {counts:?}");
+    ran.assert_nothing_failed_or_misplaced();
     assert!(counts.primary_failover > 0, "{counts:?}");
     setup.engine.close().await;
 }
@@ -614,4 +547,14 @@ async fn a_thousand_write_read_pairs_under_write_load_see_every_write() {
     assert_eq!(counts.replica_reads(), on_replica, "{counts:?}");
     assert_eq!(counts.writes_followed, PAIRS as u64, "{counts:?}");
     setup.engine.close().await;
+}
+
+impl Workload for Arc<Setup> {
+    fn write(&self, id: i64) -> impl Future<Output = ConnectionName> + Send {
+        Setup::write(self, id)
+    }
+
+    fn read(&self, id: i64) -> impl Future<Output = dbroute::Result<(bool, bool)>> + Send {
+        Setup::read(self, id)
+    }
 }
