@@ -22,11 +22,13 @@ async fn engine(dir: &Path) -> Engine {
 /// Loads the reference router, and waits until it runs optimized code (the
 /// optimizing compiler stores it in the cache first).
 fn load(engine: &Engine) -> WasmRouter {
+    load_file(engine, "reference", dbroute_example_routers::REFERENCE)
+}
+
+/// Loads the router at `path` as `name`, as [`load`] does.
+fn load_file(engine: &Engine, name: &str, path: &str) -> WasmRouter {
     let router = engine
-        .load_router(
-            WasmRouter::named("reference"),
-            RouterSource::File(dbroute_example_routers::REFERENCE.into()),
-        )
+        .load_router(WasmRouter::named(name), RouterSource::File(path.into()))
         .unwrap();
     assert_eq!(router.wait_until_optimized(OPTIMIZED_WITHIN), Tier::Optimized);
     router
@@ -218,13 +220,7 @@ async fn storing_removes_the_least_recently_used_and_a_read_counts_as_use() {
     let second = engine(dir.path()).await;
     assert!(load(&second).info().compiled_from_cache);
     // Another router is compiled and stored: the folder is pruned.
-    let other = second
-        .load_router(
-            WasmRouter::named("replica"),
-            RouterSource::File(dbroute_example_routers::REPLICA.into()),
-        )
-        .unwrap();
-    assert_eq!(other.wait_until_optimized(OPTIMIZED_WITHIN), Tier::Optimized);
+    load_file(&second, "replica", dbroute_example_routers::REPLICA);
     let left = cache_files(dir.path());
     assert_eq!(left.len(), 64, "at most 64 files are kept");
     assert!(left.contains(&reference), "the router read back is kept");
