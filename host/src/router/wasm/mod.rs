@@ -571,7 +571,9 @@ pub struct RouterInfo {
     /// more for a router that reads the inputs ABI 1.1 added, 2 or more
     /// for one that may be told the connections' state (ABI 1.2, when it
     /// exports `dbroute_state`; see
-    /// [`ABI_MINOR`](crate::wasm::ABI_MINOR)).
+    /// [`ABI_MINOR`](crate::wasm::ABI_MINOR)). A component reports 2: its
+    /// contract (`wit/router.wit`) gives it every input ABI 1.2 gives a
+    /// core module, the connections' state included.
     ///
     /// ```
     /// # use dbroute::wasm::{RouterLimits, RouterRuntime, WasmRouter};
