@@ -6,20 +6,25 @@
 //! integer. So on PostgreSQL the SQL carries the parameters' types in a
 //! leading comment (`/* dbroute:if */ SELECT …`), giving each type
 //! signature its own cached statement. The commented text is made once per
-//! SQL text and signature and kept: a statement run again copies no SQL.
+//! SQL text and signature on each thread and kept there: a statement run
+//! again copies no SQL, and takes no lock and no atomic load to find it.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use super::value::Value;
 
-/// How many distinct SQL texts are kept commented. SQL built with values
-/// inlined would otherwise grow the cache without end; past this, the
-/// comment is added on each run.
+/// How many distinct SQL texts a thread keeps commented. SQL built with
+/// values inlined would otherwise grow the cache without end; past this,
+/// the comment is added on each run.
 const MAX_CACHED: usize = 4096;
+
+/// The most signatures kept for one SQL text (parameters that are NULL
+/// in some runs and not in others make several).
+const MAX_SIGNATURES: usize = 16;
 
 /// The most parameters whose signature is kept; a statement with more is
 /// commented on each run.
@@ -29,9 +34,10 @@ const MAX_KEPT_PARAMS: usize = 32;
 /// one).
 type Cache = HashMap<Box<str>, Box<[(Box<[u8]>, Arc<str>)]>, foldhash::fast::RandomState>;
 
-/// Read without a lock; a new text or signature copies the map (rare: a
-/// service has a fixed set of statements).
-static CACHE: LazyLock<ArcSwap<Cache>> = LazyLock::new(|| ArcSwap::from_pointee(Cache::default()));
+thread_local! {
+    /// This thread's commented texts.
+    static CACHE: RefCell<Cache> = RefCell::default();
+}
 
 /// `sql` with the types of `params` in a leading comment, for PostgreSQL;
 /// as it is without parameters.
@@ -43,32 +49,39 @@ pub(crate) fn for_postgres(sql: SqlStr, params: &[Value]) -> SqlStr {
         let signature: Vec<u8> = params.iter().map(type_letter).collect();
         return AssertSqlSafe(commented(&signature, sql.as_str())).into_sql_str();
     }
-    let mut kept = [0u8; MAX_KEPT_PARAMS];
-    for (letter, param) in kept.iter_mut().zip(params) {
+    let mut letters = [0u8; MAX_KEPT_PARAMS];
+    for (letter, param) in letters.iter_mut().zip(params) {
         *letter = type_letter(param);
     }
-    let signature = &kept[..params.len()];
-    let cache = CACHE.load();
-    if let Some(typed) = cache.get(sql.as_str())
-        && let Some((_, text)) = typed.iter().find(|(kept, _)| **kept == *signature)
-    {
-        return AssertSqlSafe(text.clone()).into_sql_str();
-    }
-    let text: Arc<str> = commented(signature, sql.as_str()).into();
-    if cache.len() < MAX_CACHED {
-        drop(cache);
-        CACHE.rcu(|cache| {
-            let mut cache = Cache::clone(cache);
-            let entry = cache.entry(sql.as_str().into()).or_default();
-            if !entry.iter().any(|(kept, _)| **kept == *signature) {
-                let mut typed = entry.to_vec();
-                typed.push((signature.into(), text.clone()));
-                *entry = typed.into_boxed_slice();
-            }
-            cache
-        });
-    }
+    let signature = &letters[..params.len()];
+    // A thread being torn down has no cache left: comment once more.
+    let text = CACHE
+        .try_with(|cache| kept(&mut cache.borrow_mut(), sql.as_str(), signature))
+        .unwrap_or_else(|_| commented(signature, sql.as_str()).into());
     AssertSqlSafe(text).into_sql_str()
+}
+
+/// `sql`'s text commented with `signature`, from `cache`, or made and
+/// kept there (within its bounds).
+fn kept(cache: &mut Cache, sql: &str, signature: &[u8]) -> Arc<str> {
+    if let Some(typed) = cache.get_mut(sql) {
+        if let Some((_, text)) = typed.iter().find(|(kept, _)| **kept == *signature) {
+            return text.clone();
+        }
+        let text: Arc<str> = commented(signature, sql).into();
+        if typed.len() < MAX_SIGNATURES {
+            let mut more = std::mem::take(typed).into_vec();
+            more.push((signature.into(), text.clone()));
+            *typed = more.into_boxed_slice();
+        }
+        return text;
+    }
+    let text: Arc<str> = commented(signature, sql).into();
+    if cache.len() < MAX_CACHED {
+        let typed = vec![(Box::from(signature), text.clone())];
+        cache.insert(sql.into(), typed.into_boxed_slice());
+    }
+    text
 }
 
 /// `/* dbroute:<signature> */ <sql>`.
@@ -134,6 +147,29 @@ mod tests {
         assert!(std::ptr::eq(again.as_str(), int.as_str()));
         let again = typed(sql, &[Value::Float(2.5)]);
         assert!(std::ptr::eq(again.as_str(), float.as_str()));
+    }
+
+    #[test]
+    fn one_text_keeps_a_bounded_number_of_signatures() {
+        let sql = "SELECT $1, $2, $3, $4, $5 /* bounded */";
+        for round in 0..2 {
+            for nulls in 0..32u32 {
+                let params: Vec<Value> = (0..5)
+                    .map(|i| {
+                        if nulls >> i & 1 == 1 {
+                            Value::Null
+                        } else {
+                            Value::Int(1)
+                        }
+                    })
+                    .collect();
+                let letters: String = params.iter().map(|p| char::from(type_letter(p))).collect();
+                let text = typed(sql, &params);
+                assert_eq!(text.as_str(), format!("/* dbroute:{letters} */ {sql}"), "round {round}");
+            }
+        }
+        let kept = CACHE.with_borrow(|cache| cache.get(sql).map(|typed| typed.len()));
+        assert_eq!(kept, Some(MAX_SIGNATURES));
     }
 
     #[test]
