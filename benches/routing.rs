@@ -394,7 +394,7 @@ fn busy_wait(how_long: Duration) {
 }
 
 /// Each way against raw, measured in rounds: 1001 rounds of 10 selects each
-/// way, in rotating order, and the median of the rounds' ratios. Queries on
+/// way, in an order shuffled each round, and the median of the rounds' ratios. Queries on
 /// loopback drift by more than the difference being measured; comparing
 /// within a short round cancels the drift (rounds of 100 selects were too
 /// long on a noisy machine: their ratios fell below 1).

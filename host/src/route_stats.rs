@@ -117,14 +117,16 @@ impl RouteStats {
         let mut keyed: Vec<(Key, u64)> = merged.into_iter().collect();
         // By generation, operation, model, connection, hints and origin.
         keyed.sort_unstable_by(|((a, a_model, a_hints), _), ((b, b_model, b_hints), _)| {
-            let name = |n: &ConnectionName| n.as_str().to_owned();
-            (a.0, a.1, a_model, name(&a.3), a_hints, a.2.as_ref().map(name)).cmp(&(
+            fn origin(o: &Option<ConnectionName>) -> Option<&str> {
+                o.as_ref().map(ConnectionName::as_str)
+            }
+            (a.0, a.1, a_model, a.3.as_str(), a_hints, origin(&a.2)).cmp(&(
                 b.0,
                 b.1,
                 b_model,
-                name(&b.3),
+                b.3.as_str(),
                 b_hints,
-                b.2.as_ref().map(name),
+                origin(&b.2),
             ))
         });
         keyed
