@@ -94,6 +94,18 @@ pub(crate) struct FollowState {
     pub(crate) rollout_state: Option<RolloutState>,
 }
 
+impl FollowState {
+    /// `running` was swapped in: the version before it is kept loaded, a
+    /// refusal of this version is over, and so is the last error.
+    fn now_running(&mut self, running: Running) {
+        if self.refused.is_some_and(|r| r.version == running.version) {
+            self.refused = None;
+        }
+        self.previous = self.running.replace(running);
+        self.last_error = None;
+    }
+}
+
 /// A running version's faults over the guard rail's rate.
 struct Tripped {
     version: i32,
@@ -190,17 +202,12 @@ impl Follower {
         {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(previous) = state.previous.take_if(|p| p.version == version) {
-                let previous = previous.swap_in(engine);
                 tracing::info!(
                     router,
                     version,
                     "router from the registry swapped back in (kept loaded)"
                 );
-                state.previous = state.running.replace(previous);
-                if state.refused.is_some_and(|r| r.version == version) {
-                    state.refused = None;
-                }
-                state.last_error = None;
+                state.now_running(previous.swap_in(engine));
                 return Ok(());
             }
         }
@@ -232,17 +239,13 @@ impl Follower {
                 let generation = engine.set_router(RouterChain::new().then(wasm.clone()));
                 tracing::info!(router, version, %sha256, generation, "router from the registry swapped in");
                 let faults_at_load = wasm.faults();
-                state.previous = state.running.replace(Running {
+                state.now_running(Running {
                     version,
                     sha256,
                     router: wasm,
                     decisions_at_load: report::total_decisions(engine),
                     faults_at_load,
                 });
-                if state.refused.is_some_and(|r| r.version == version) {
-                    state.refused = None;
-                }
-                state.last_error = None;
             }
             Err(e) => {
                 let message = format!("version {version} refused: {e}");
@@ -362,13 +365,11 @@ impl Follower {
 
     /// Syncs, then reports; a registry error is recorded (and returned).
     async fn sync_and_report(&self, engine: &Engine) -> Result<(), RegistryError> {
-        let tripped = match self.guard(engine).await {
-            Some(reason) => Some(reason),
-            None => {
-                self.report_failure().await;
-                None
-            }
-        };
+        let tripped = self.guard(engine).await;
+        if tripped.is_none() {
+            // A failure the guard could not report before (it reports its own).
+            self.report_failure().await;
+        }
         let synced = self.sync(engine).await;
         if let Some(reason) = tripped {
             // Going back loaded a good version, which clears the error:
