@@ -32,7 +32,7 @@ const MAX_KEPT_PARAMS: usize = 32;
 
 /// For each SQL text, its commented texts by signature (almost always
 /// one).
-type Cache = HashMap<Box<str>, Box<[(Box<[u8]>, Arc<str>)]>, foldhash::fast::RandomState>;
+type Cache = HashMap<Box<str>, Vec<(Box<[u8]>, Arc<str>)>, foldhash::fast::RandomState>;
 
 thread_local! {
     /// This thread's commented texts.
@@ -70,16 +70,13 @@ fn kept(cache: &mut Cache, sql: &str, signature: &[u8]) -> Arc<str> {
         }
         let text: Arc<str> = commented(signature, sql).into();
         if typed.len() < MAX_SIGNATURES {
-            let mut more = std::mem::take(typed).into_vec();
-            more.push((signature.into(), text.clone()));
-            *typed = more.into_boxed_slice();
+            typed.push((signature.into(), text.clone()));
         }
         return text;
     }
     let text: Arc<str> = commented(signature, sql).into();
     if cache.len() < MAX_CACHED {
-        let typed = vec![(Box::from(signature), text.clone())];
-        cache.insert(sql.into(), typed.into_boxed_slice());
+        cache.insert(sql.into(), vec![(signature.into(), text.clone())]);
     }
     text
 }
